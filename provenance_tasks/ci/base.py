@@ -1,0 +1,39 @@
+"""What a CI provider knows about the run it is in: values, defaults and the signer it expects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One provenance annotation and the variable its value came from (for error messages)."""
+
+    key: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CIContext:
+    """Everything the steps need from the environment, already resolved; no I/O after detection.
+
+    Secrets (passwords, tokens) are held here only so the steps can hand them to a tool on stdin
+    or in its environment; `secrets` lists every secret value so logs and errors can redact them.
+    """
+
+    provider: str  # "gitlab", "github" or "local"
+    annotations: tuple[Annotation, ...]  # provenance annotations, without "tag"
+    labels: Mapping[str, str]  # OCI labels for the build (org.opencontainers.image.*)
+    default_repository: str | None
+    default_tags: tuple[str, ...]
+    identity: str | None  # the certificate identity a keyless signature must carry
+    issuer: str | None  # the OIDC issuer a keyless signature must carry
+    registry: str | None = None  # the registry to log in to
+    registry_user: str | None = None
+    registry_password: str | None = field(default=None, repr=False)
+    registry_password_source: str | None = None  # the variable it came from
+    id_token: str | None = field(default=None, repr=False)  # OIDC token for keyless signing
+    id_token_source: str | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)

@@ -1,0 +1,150 @@
+"""GitHub Actions: provenance from the default environment variables, and the keyless signer.
+
+The variables are the ones GitHub sets in every workflow run
+(https://docs.github.com/en/actions/learn-github-actions/variables#default-environment-variables);
+a missing one is named in the error rather than signed as an empty annotation.
+
+The keyless identity is the workflow file at its ref. Inside a reusable workflow, the certificate
+names the *called* workflow (the token's `job_workflow_ref` claim), not the caller that
+GITHUB_WORKFLOW_REF names, so an ID token at hand is the authority.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from provenance_tasks.annotations import validate_annotation
+from provenance_tasks.ci.base import Annotation, CIContext
+from provenance_tasks.ci.oidc import claim, decode_claims
+from provenance_tasks.errors import InputError
+from provenance_tasks.references import sanitize_tag, validate_repository, validate_tag
+
+__all__ = ["GITHUB_ISSUER", "GitHubProvider"]
+
+#: The OIDC issuer of GitHub Actions ID tokens on github.com.
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+#: The registry GitHub's token can push to.
+GITHUB_REGISTRY = "ghcr.io"
+
+#: The variable an ID token for keyless signing is read from, when the job provides one.
+ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
+
+#: Variables whose values are secrets, for redaction.
+SECRET_VARIABLES = (
+    "GITHUB_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ID_TOKEN_VARIABLE,
+    "COSIGN_PASSWORD",
+)
+
+_LABEL = "org.opencontainers.image."
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    """A variable's value, with empty treated as unset."""
+    value = environ.get(name)
+    return value if value else None
+
+
+def _require(environ: Mapping[str, str], name: str) -> str:
+    value = _get(environ, name)
+    if value is None:
+        raise InputError(
+            f"{name} is not set: it is a GitHub Actions default variable, set in every "
+            "workflow run",
+            hint=f"outside GitHub Actions, export {name}=... yourself, or unset GITHUB_ACTIONS "
+            "to run in local mode",
+        )
+    return value
+
+
+def _secrets(environ: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
+    values = (_get(environ, name) for name in names)
+    return tuple(dict.fromkeys(v for v in values if v is not None))
+
+
+class GitHubProvider:
+    """GitHub Actions, recognised by `GITHUB_ACTIONS=true`."""
+
+    name = "github"
+
+    def matches(self, environ: Mapping[str, str]) -> bool:
+        return environ.get("GITHUB_ACTIONS") == "true"
+
+    def context(self, environ: Mapping[str, str]) -> CIContext:
+        server = _require(environ, "GITHUB_SERVER_URL").rstrip("/")
+        repository = _require(environ, "GITHUB_REPOSITORY")
+        run_id = _require(environ, "GITHUB_RUN_ID")
+        sha = _require(environ, "GITHUB_SHA")
+        workflow_ref = _require(environ, "GITHUB_WORKFLOW_REF")
+        repo_url = f"{server}/{repository}"
+
+        def ann(key: str, value: str, source: str) -> Annotation:
+            return validate_annotation(Annotation(key=key, value=value, source=source))
+
+        annotations = (
+            ann("com.github.actions.run.id", run_id, "GITHUB_RUN_ID"),
+            ann(
+                "com.github.actions.run.url",
+                f"{repo_url}/actions/runs/{run_id}",
+                "GITHUB_SERVER_URL/GITHUB_REPOSITORY/GITHUB_RUN_ID",
+            ),
+            ann(
+                "com.github.actions.run.attempt",
+                _require(environ, "GITHUB_RUN_ATTEMPT"),
+                "GITHUB_RUN_ATTEMPT",
+            ),
+            ann("com.github.actions.workflow.ref", workflow_ref, "GITHUB_WORKFLOW_REF"),
+            ann("com.github.actions.sha", sha, "GITHUB_SHA"),
+            ann("com.github.actions.ref", _require(environ, "GITHUB_REF"), "GITHUB_REF"),
+            ann("com.github.actions.repository", repository, "GITHUB_REPOSITORY"),
+            ann("com.github.actions.actor", _require(environ, "GITHUB_ACTOR"), "GITHUB_ACTOR"),
+            ann("org.opencontainers.image.source", repo_url, "GITHUB_SERVER_URL/GITHUB_REPOSITORY"),
+            ann("org.opencontainers.image.revision", sha, "GITHUB_SHA"),
+        )
+
+        short_sha = validate_tag(sha[:8], "GITHUB_SHA")
+        tag_name: str | None = None
+        tags = [short_sha]
+        if environ.get("GITHUB_REF_TYPE") == "tag":
+            tag_name = _require(environ, "GITHUB_REF_NAME")
+            tags.append(sanitize_tag(tag_name, "GITHUB_REF_NAME"))
+
+        default_repository = validate_repository(
+            f"{GITHUB_REGISTRY}/{repository.lower()}", "GITHUB_REPOSITORY"
+        )
+
+        id_token = _get(environ, ID_TOKEN_VARIABLE)
+        claims = decode_claims(id_token)
+        job_workflow_ref = claim(claims, "job_workflow_ref")
+        identity = f"{server}/{job_workflow_ref or workflow_ref}"
+        issuer = claim(claims, "iss") or GITHUB_ISSUER
+
+        password = _get(environ, "GITHUB_TOKEN")
+
+        labels = {
+            f"{_LABEL}source": repo_url,
+            f"{_LABEL}revision": sha,
+            f"{_LABEL}version": tag_name or short_sha,
+            f"{_LABEL}title": repository.rsplit("/", 1)[-1],
+            f"{_LABEL}url": repo_url,
+        }
+
+        return CIContext(
+            provider=self.name,
+            annotations=annotations,
+            labels=MappingProxyType(labels),
+            default_repository=default_repository,
+            default_tags=tuple(dict.fromkeys(tags)),
+            identity=identity,
+            issuer=issuer,
+            registry=GITHUB_REGISTRY,
+            registry_user=_get(environ, "GITHUB_ACTOR"),
+            registry_password=password,
+            registry_password_source="GITHUB_TOKEN" if password is not None else None,
+            id_token=id_token,
+            id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
+            secrets=_secrets(environ, SECRET_VARIABLES),
+        )

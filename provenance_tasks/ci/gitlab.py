@@ -1,0 +1,172 @@
+"""GitLab CI: provenance from GitLab's predefined variables, and the signer a keyless job has.
+
+Everything comes from variables GitLab sets in every job
+(https://docs.gitlab.com/ee/ci/variables/predefined_variables.html), so a missing one means the
+job runs outside GitLab or with an unusual setup; the message names the variable instead of letting
+an empty annotation be signed.
+
+The ID token (`SIGSTORE_ID_TOKEN`, from the job's `id_tokens:`) is the authority for the keyless
+identity when it is at hand: its `ci_config_ref_uri` claim is exactly what Fulcio will put in the
+certificate, including cases the variables cannot express (a CI configuration kept in another
+project, merge request refs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from provenance_tasks.annotations import validate_annotation
+from provenance_tasks.ci.base import Annotation, CIContext
+from provenance_tasks.ci.oidc import claim, decode_claims
+from provenance_tasks.errors import InputError
+from provenance_tasks.references import sanitize_tag, validate_repository, validate_tag
+
+__all__ = ["GITLAB_ID_TOKEN_HINT", "GitLabProvider"]
+
+#: What a job needs in .gitlab-ci.yml for keyless signing (for the signing step's message).
+GITLAB_ID_TOKEN_HINT = "id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore"  # noqa: S105 - not a secret
+
+#: The variable the ID token for keyless signing is read from.
+ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
+
+#: GitLab's default CI configuration path, used when CI_CONFIG_PATH is unset.
+DEFAULT_CONFIG_PATH = ".gitlab-ci.yml"
+
+#: The annotations, in order: (key, variable).
+ANNOTATION_VARIABLES: tuple[tuple[str, str], ...] = (
+    ("com.gitlab.ci.user.name", "GITLAB_USER_NAME"),
+    ("com.gitlab.ci.pipeline.id", "CI_PIPELINE_ID"),
+    ("com.gitlab.ci.pipeline.url", "CI_PIPELINE_URL"),
+    ("com.gitlab.ci.job.id", "CI_JOB_ID"),
+    ("com.gitlab.ci.job.url", "CI_JOB_URL"),
+    ("com.gitlab.ci.commit.sha", "CI_COMMIT_SHA"),
+    ("com.gitlab.ci.commit.ref.name", "CI_COMMIT_REF_NAME"),
+    ("com.gitlab.ci.project.path", "CI_PROJECT_PATH"),
+    ("org.opencontainers.image.source", "CI_PROJECT_URL"),
+    ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
+)
+
+#: The variables a registry password is read from, the first set one wins.
+JOB_TOKEN_VARIABLE = "CI_JOB_TOKEN"  # noqa: S105 - a variable name
+PASSWORD_VARIABLES = ("CI_REGISTRY_PASSWORD", JOB_TOKEN_VARIABLE)
+
+#: Variables whose values are secrets, for redaction.
+SECRET_VARIABLES = (*PASSWORD_VARIABLES, ID_TOKEN_VARIABLE, "COSIGN_PASSWORD")
+
+#: The user GitLab's job token logs in to the registry as.
+JOB_TOKEN_USER = "gitlab-ci-token"  # noqa: S105 - a user name
+
+_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_LABEL = "org.opencontainers.image."
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    """A variable's value, with empty treated as unset (GitLab sets some variables to "")."""
+    value = environ.get(name)
+    return value if value else None
+
+
+def _require(environ: Mapping[str, str], name: str) -> str:
+    value = _get(environ, name)
+    if value is None:
+        raise InputError(
+            f"{name} is not set: it is a GitLab predefined variable, set in every GitLab CI job",
+            hint=f"outside GitLab, export {name}=... yourself, or unset GITLAB_CI to run in "
+            "local mode",
+        )
+    return value
+
+
+def _secrets(environ: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
+    values = (_get(environ, name) for name in names)
+    return tuple(dict.fromkeys(v for v in values if v is not None))
+
+
+def _with_scheme(uri: str) -> str:
+    """GitLab's `ci_config_ref_uri` claim has no scheme; Fulcio's certificate SAN has https."""
+    return uri if _SCHEME_RE.match(uri) else f"https://{uri}"
+
+
+class GitLabProvider:
+    """GitLab CI, recognised by `GITLAB_CI=true`."""
+
+    name = "gitlab"
+
+    def matches(self, environ: Mapping[str, str]) -> bool:
+        return environ.get("GITLAB_CI") == "true"
+
+    def context(self, environ: Mapping[str, str]) -> CIContext:
+        annotations = tuple(
+            validate_annotation(Annotation(key=key, value=_require(environ, var), source=var))
+            for key, var in ANNOTATION_VARIABLES
+        )
+        project_url = _require(environ, "CI_PROJECT_URL")
+        sha = _require(environ, "CI_COMMIT_SHA")
+        commit_tag = _get(environ, "CI_COMMIT_TAG")
+
+        short_sha = _get(environ, "CI_COMMIT_SHORT_SHA")
+        short_source = "CI_COMMIT_SHORT_SHA"
+        if short_sha is None:
+            short_sha, short_source = sha[:8], "CI_COMMIT_SHA"
+        tags = [validate_tag(short_sha, short_source)]
+        if commit_tag is not None:
+            tags.append(sanitize_tag(commit_tag, "CI_COMMIT_TAG"))
+
+        image = _get(environ, "CI_REGISTRY_IMAGE")
+        default_repository = (
+            validate_repository(image, "CI_REGISTRY_IMAGE") if image is not None else None
+        )
+
+        id_token = _get(environ, ID_TOKEN_VARIABLE)
+        claims = decode_claims(id_token)
+        config_ref_uri = claim(claims, "ci_config_ref_uri")
+        if config_ref_uri is not None:
+            identity = _with_scheme(config_ref_uri)
+        else:
+            config_path = _get(environ, "CI_CONFIG_PATH") or DEFAULT_CONFIG_PATH
+            if commit_tag is not None:
+                ref = f"refs/tags/{commit_tag}"
+            else:
+                ref = f"refs/heads/{_require(environ, 'CI_COMMIT_REF_NAME')}"
+            identity = f"{project_url}//{config_path}@{ref}"
+        issuer = claim(claims, "iss") or _require(environ, "CI_SERVER_URL")
+
+        password_source = next((n for n in PASSWORD_VARIABLES if _get(environ, n)), None)
+        password = _get(environ, password_source) if password_source else None
+        user = _get(environ, "CI_REGISTRY_USER")
+        if user is None and password_source == JOB_TOKEN_VARIABLE:
+            user = JOB_TOKEN_USER
+
+        labels = {
+            f"{_LABEL}source": project_url,
+            f"{_LABEL}revision": sha,
+        }
+        created = _get(environ, "CI_PIPELINE_CREATED_AT")
+        if created is not None:
+            labels[f"{_LABEL}created"] = created
+        labels[f"{_LABEL}version"] = commit_tag or short_sha
+        title = (
+            _get(environ, "CI_PROJECT_NAME")
+            or _require(environ, "CI_PROJECT_PATH").rsplit("/", 1)[-1]
+        )
+        labels[f"{_LABEL}title"] = title
+        labels[f"{_LABEL}url"] = project_url
+
+        return CIContext(
+            provider=self.name,
+            annotations=annotations,
+            labels=MappingProxyType(labels),
+            default_repository=default_repository,
+            default_tags=tuple(dict.fromkeys(tags)),
+            identity=identity,
+            issuer=issuer,
+            registry=_get(environ, "CI_REGISTRY"),
+            registry_user=user,
+            registry_password=password,
+            registry_password_source=password_source,
+            id_token=id_token,
+            id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
+            secrets=_secrets(environ, SECRET_VARIABLES),
+        )

@@ -1,0 +1,191 @@
+"""A laptop (or any CI we do not know): provenance from git, key-mode signing, a local registry.
+
+Nothing here is required: a folder without git, a repository without commits or without a remote
+still builds and signs. A value git cannot give is left out rather than signed as "unknown",
+because an annotation that claims a revision must name a real one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import ClassVar
+
+from provenance_tasks.annotations import validate_annotation
+from provenance_tasks.ci.base import Annotation, CIContext
+from provenance_tasks.references import validate_repository
+
+__all__ = ["LOCAL_REGISTRY", "LocalProvider", "repository_component", "strip_credentials"]
+
+#: The registry a local run pushes to by default (`docker run -p 5000:5000 registry:2`).
+LOCAL_REGISTRY = "localhost:5000"
+
+#: The variable an ID token for keyless signing is read from, if someone provides one locally.
+ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
+
+#: Variables whose values are secrets, for redaction.
+SECRET_VARIABLES = (ID_TOKEN_VARIABLE, "COSIGN_PASSWORD")
+
+#: How long one git query may take before we do without its answer.
+GIT_TIMEOUT_SECONDS = 10.0
+
+_LABEL = "org.opencontainers.image."
+_SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_URL_USERINFO_RE = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#]*)@")
+_SCP_USERINFO_RE = re.compile(r"^(?P<userinfo>[^/@]*:[^/@]*)@(?=[^/:]+:)")
+_VALID_SEPARATOR_RE = re.compile(r"[._]|__|-+")
+
+
+@dataclass(frozen=True)
+class GitFacts:
+    """What git said about the working tree; None where it could not say."""
+
+    sha: str | None = None
+    ref_name: str | None = None
+    remote_url: str | None = None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """One line of git output, or None if git is missing, fails or says nothing."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(cwd), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return None
+    if result.returncode != 0:
+        return None
+    out = result.stdout.strip()
+    return out or None
+
+
+def git_facts(cwd: Path) -> GitFacts:
+    """Ask git about `cwd`; every answer is optional."""
+    sha = _git(cwd, "rev-parse", "HEAD")
+    if sha is not None and not _SHA_RE.fullmatch(sha):
+        sha = None
+    ref_name = _git(cwd, "rev-parse", "--abbrev-ref", "HEAD") if sha else None
+    if ref_name == "HEAD":  # detached: there is no branch to name
+        ref_name = None
+    remote_url = _git(cwd, "config", "--get", "remote.origin.url")
+    return GitFacts(sha=sha, ref_name=ref_name, remote_url=remote_url)
+
+
+def strip_credentials(url: str) -> tuple[str, tuple[str, ...]]:
+    """`url` without credentials, and the secrets taken out of it (so logs can redact them).
+
+    A `user:password@` part goes wherever it is. Over http(s) a bare `user@` goes too, because
+    `https://TOKEN@host/...` is how tokens are often put in remotes; `ssh://git@` and scp-like
+    `git@host:path` stay, since the user there names no secret.
+    """
+    match = _URL_USERINFO_RE.match(url)
+    if match:
+        userinfo = match.group("userinfo")
+        rest = match.group("scheme") + url[match.end() :]
+        is_http = match.group("scheme").lower() in ("http://", "https://")
+    else:
+        match = _SCP_USERINFO_RE.match(url)
+        if not match:
+            return url, ()
+        userinfo = match.group("userinfo")
+        rest = url[match.end() :]
+        is_http = False
+    user, has_password, password = userinfo.partition(":")
+    if not (has_password or is_http):
+        return url, ()
+    # Over http(s) the user part may itself be a token (https://TOKEN:x-oauth-basic@host).
+    secrets = (userinfo, password, user if is_http else "")
+    return rest, tuple(s for s in dict.fromkeys(secrets) if s)
+
+
+def repository_component(folder_name: str) -> str:
+    """`folder_name` made into one valid repository path component, e.g. `My App` -> `my-app`."""
+    ascii_name = (
+        unicodedata.normalize("NFKD", folder_name).encode("ascii", "ignore").decode("ascii")
+    )
+    name = re.sub(r"[^a-z0-9._-]+", "-", ascii_name.lower())
+    name = re.sub(
+        r"[._-]+",
+        lambda m: m.group(0) if _VALID_SEPARATOR_RE.fullmatch(m.group(0)) else "-",
+        name,
+    )
+    return name.strip("._-") or "app"
+
+
+def _optional(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    return value if value else None
+
+
+@dataclass(frozen=True)
+class LocalProvider:
+    """Not GitLab, not GitHub: a developer machine or an unknown CI (`CI=true` alone)."""
+
+    cwd: Path | None = None
+    name: ClassVar[str] = "local"
+
+    def matches(self, environ: Mapping[str, str]) -> bool:
+        """The fallback: always applies."""
+        return True
+
+    def context(self, environ: Mapping[str, str]) -> CIContext:
+        cwd = self.cwd if self.cwd is not None else Path.cwd()
+        facts = git_facts(cwd)
+        source_url, credentials = (
+            strip_credentials(facts.remote_url) if facts.remote_url else (None, ())
+        )
+
+        candidates = (
+            ("dev.provenance.local.commit.sha", facts.sha, "git rev-parse HEAD"),
+            ("dev.provenance.local.commit.ref.name", facts.ref_name, "git rev-parse --abbrev-ref"),
+            ("org.opencontainers.image.source", source_url, "git remote.origin.url"),
+            ("org.opencontainers.image.revision", facts.sha, "git rev-parse HEAD"),
+        )
+        annotations = tuple(
+            validate_annotation(Annotation(key=key, value=value, source=source))
+            for key, value, source in candidates
+            if value is not None
+        )
+
+        folder = cwd.resolve().name
+        default_repository = validate_repository(
+            f"{LOCAL_REGISTRY}/{repository_component(folder)}", "the folder name"
+        )
+        short_sha = facts.sha[:8] if facts.sha else None
+
+        labels: dict[str, str] = {}
+        if source_url is not None:
+            labels[f"{_LABEL}source"] = source_url
+        if facts.sha is not None:
+            labels[f"{_LABEL}revision"] = facts.sha
+        if short_sha is not None:
+            labels[f"{_LABEL}version"] = short_sha
+        if folder:
+            labels[f"{_LABEL}title"] = folder
+
+        id_token = _optional(environ, ID_TOKEN_VARIABLE)
+        secrets = [v for v in (_optional(environ, n) for n in SECRET_VARIABLES) if v]
+        return CIContext(
+            provider=self.name,
+            annotations=annotations,
+            labels=MappingProxyType(labels),
+            default_repository=default_repository,
+            default_tags=(short_sha or "latest",),
+            identity=None,
+            issuer=None,
+            id_token=id_token,
+            id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
+            secrets=tuple(dict.fromkeys([*secrets, *credentials])),
+        )
