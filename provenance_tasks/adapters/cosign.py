@@ -1,0 +1,259 @@
+"""The cosign CLI: one class, one method per subcommand, argv lists, one run() that redacts.
+
+cosign 2.x and 3.x take different flags for the same intent, and Debian's builds report
+"GitVersion: devel" for every version, so the major is found once by probing a flag that only 3.x
+has. Signatures are written in cosign's classic format unless asked otherwise: every 2.x and 3.x
+verifier reads it (Alpine still ships 2.4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provenance_tasks.adapters.process import Completed, LineSink, run
+from provenance_tasks.annotations import cosign_annotation_arg
+from provenance_tasks.errors import InputError
+from provenance_tasks.redaction import Redactor
+
+KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "gitlab://", "k8s://")
+KEY_REF_SCHEMES = (*KMS_SCHEMES, "env://", "pkcs11:")
+
+
+@dataclass(frozen=True)
+class KeySigning:
+    """A private key: a file, env://VAR or a KMS URI; its password comes from COSIGN_PASSWORD."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class CertificateSigning:
+    """Bring-your-own PKI: a key with its certificate and chain."""
+
+    key: str
+    certificate: Path
+    chain: Path
+
+
+@dataclass(frozen=True)
+class KeylessSigning:
+    """Fulcio + Rekor: cosign reads the OIDC token from SIGSTORE_ID_TOKEN (or GitHub's ambient one)."""
+
+
+SigningMaterial = KeySigning | CertificateSigning | KeylessSigning
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """The signature must verify against this public key (file, env:// or KMS URI)."""
+
+    public_key: str
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    """The signing certificate must name this identity and issuer, and chain to a trusted root.
+
+    chain: a private CA (bring-your-own PKI, test beds); trusted_root: a trusted_root.json for the
+    new bundle format. Neither: Sigstore's public good instance.
+    """
+
+    identity: str
+    issuer: str
+    chain: Path | None = None
+    trusted_root: Path | None = None
+
+
+VerificationPolicy = KeyPolicy | IdentityPolicy
+
+
+@dataclass(frozen=True)
+class Cosign:
+    binary: str
+    major: int
+    redactor: Redactor = field(repr=False)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeout: float | None = None  # seconds per attempt, handed to cosign's own --timeout
+
+    @classmethod
+    def detect(
+        cls,
+        binary: str = "cosign",
+        *,
+        redactor: Redactor,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Cosign:
+        """Find the binary and its major: `sign --help` lists --use-signing-config only in 3.x."""
+        found = shutil.which(binary)
+        if not found:
+            raise InputError(
+                f"cosign not found (looked for {binary!r} on PATH)",
+                hint="install cosign 2.4+ or 3.0.3+ (ci/install-tools does it on Debian 12), "
+                "or set provenance.cosign to its path",
+            )
+        environ = dict(os.environ if env is None else env)
+        helped = run([found, "sign", "--help"], redactor=redactor, env=environ, check=False)
+        if helped.returncode != 0 or "--key" not in helped.stdout + helped.stderr:
+            raise InputError(
+                f"{found} does not look like cosign: `cosign sign --help` failed",
+                hint="install cosign 2.4+ or 3.0.3+",
+            )
+        major = 3 if "--use-signing-config" in helped.stdout + helped.stderr else 2
+        return cls(found, major, redactor, environ, timeout)
+
+    # --- command lines -------------------------------------------------------------------------
+
+    def sign_argv(
+        self,
+        image_ref: str,
+        material: SigningMaterial,
+        annotations: Mapping[str, str],
+        *,
+        tlog: bool = True,
+        new_bundle_format: bool = False,
+    ) -> list[str]:
+        """`cosign sign` for one IMAGE@DIGEST; annotation values must already be encoded."""
+        if "@" not in image_ref:
+            raise ValueError(f"refusing to sign a tag, not a digest: {image_ref}")
+        argv = [self.binary, "sign", "--yes"]
+        if isinstance(material, KeySigning):
+            argv += ["--key", material.key]
+        elif isinstance(material, CertificateSigning):
+            argv += ["--key", material.key, "--certificate", str(material.certificate),
+                     "--certificate-chain", str(material.chain)]  # fmt: skip
+        if self.major >= 3:
+            if not tlog:
+                # 3.x signs by its signing config, which names a transparency log: off for both.
+                argv += ["--use-signing-config=false", "--tlog-upload=false"]
+            argv += [f"--new-bundle-format={'true' if new_bundle_format else 'false'}"]
+        elif not tlog:
+            argv += ["--tlog-upload=false"]
+        for key, value in annotations.items():
+            argv += ["-a", cosign_annotation_arg(key, value)]
+        if self.timeout:
+            argv += ["--timeout", f"{int(self.timeout)}s"]
+        argv.append(image_ref)
+        return argv
+
+    def verify_argv(
+        self,
+        image_ref: str,
+        policy: VerificationPolicy,
+        annotations: Mapping[str, str] = {},  # noqa: B006 - read only
+        *,
+        tlog: bool = True,
+        new_bundle_format: bool = False,
+    ) -> list[str]:
+        """`cosign verify`: a key, or an identity and issuer; never both (cosign then ignores one)."""
+        argv = [self.binary, "verify", "--output", "json"]
+        if isinstance(policy, KeyPolicy):
+            argv += ["--key", policy.public_key]
+        else:
+            argv += ["--certificate-identity", policy.identity,
+                     "--certificate-oidc-issuer", policy.issuer]  # fmt: skip
+            if policy.trusted_root is not None and new_bundle_format:
+                argv += ["--trusted-root", str(policy.trusted_root)]
+            elif policy.chain is not None:
+                argv += ["--certificate-chain", str(policy.chain)]
+            if policy.chain is not None or policy.trusted_root is not None:
+                # A private CA has no certificate transparency log to have embedded an SCT.
+                argv += ["--insecure-ignore-sct"]
+        if not tlog:
+            argv += ["--insecure-ignore-tlog"]
+        if self.major >= 3:
+            argv += [f"--new-bundle-format={'true' if new_bundle_format else 'false'}"]
+        for key, value in annotations.items():
+            argv += ["-a", cosign_annotation_arg(key, value)]
+        if self.timeout:
+            argv += ["--timeout", f"{int(self.timeout)}s"]
+        argv.append(image_ref)
+        return argv
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def sign(
+        self,
+        image_ref: str,
+        material: SigningMaterial,
+        annotations: Mapping[str, str],
+        *,
+        tlog: bool = True,
+        new_bundle_format: bool = False,
+        on_line: LineSink | None = None,
+    ) -> Completed:
+        argv = self.sign_argv(
+            image_ref, material, annotations, tlog=tlog, new_bundle_format=new_bundle_format
+        )
+        return self._run(argv, on_line=on_line)
+
+    def verify(
+        self,
+        image_ref: str,
+        policy: VerificationPolicy,
+        annotations: Mapping[str, str] = {},  # noqa: B006 - read only
+        *,
+        tlog: bool = True,
+        new_bundle_format: bool = False,
+        on_line: LineSink | None = None,
+    ) -> tuple[Completed, list[dict[str, Any]]]:
+        """Run cosign verify; returns the run and its parsed JSON payloads (one per signature)."""
+        argv = self.verify_argv(
+            image_ref, policy, annotations, tlog=tlog, new_bundle_format=new_bundle_format
+        )
+        completed = self._run(argv, on_line=on_line, stdout_is_data=True)
+        return completed, parse_verify_output(completed.stdout)
+
+    def generate_key_pair(self, folder: Path) -> tuple[Path, Path]:
+        """A key pair with an empty password, files 0600, for local key-mode signing."""
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        env = {**self.env, "COSIGN_PASSWORD": ""}
+        run([self.binary, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
+            redactor=self.redactor, env=env)  # fmt: skip
+        key, pub = folder / "cosign.key", folder / "cosign.pub"
+        key.chmod(0o600)
+        pub.chmod(0o600)
+        return key, pub
+
+    def _run(self, argv: Sequence[str], *, on_line: LineSink | None, stdout_is_data: bool = False
+             ) -> Completed:  # fmt: skip
+        env = {**self.env, "COSIGN_YES": "true"}
+        if stdout_is_data:
+            # The JSON on stdout is parsed, not shown; only stderr streams to the log.
+            def sink(stream: str, line: str) -> None:
+                if stream == "stderr" and on_line is not None:
+                    on_line(stream, line)
+
+            return run(argv, redactor=self.redactor, env=env, on_line=sink)
+        return run(argv, redactor=self.redactor, env=env, on_line=on_line)
+
+
+def parse_verify_output(stdout: str) -> list[dict[str, Any]]:
+    """cosign verify prints one JSON array of payloads (some versions print one object per line)."""
+    payloads: list[dict[str, Any]] = []
+    decoder = json.JSONDecoder()
+    text = stdout.strip()
+    index = 0
+    while index < len(text):
+        if text[index].isspace():
+            index += 1
+            continue
+        try:
+            value, index = decoder.raw_decode(text, index)
+        except json.JSONDecodeError:
+            # A line of prose between documents: skip to the next line.
+            newline = text.find("\n", index)
+            index = len(text) if newline < 0 else newline + 1
+            continue
+        if isinstance(value, list):
+            payloads.extend(item for item in value if isinstance(item, dict))
+        elif isinstance(value, dict):
+            payloads.append(value)
+    return payloads

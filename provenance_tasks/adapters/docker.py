@@ -1,0 +1,153 @@
+"""docker and buildx through python-on-whales, with a private config folder for the run.
+
+The registry password reaches docker on stdin (python-on-whales' login uses --password-stdin) and
+lands in a config folder that belongs to this run, never in the user's ~/.docker/config.json, which
+on a shell runner outlives the job. python-on-whales' errors carry the whole command line: they are
+turned into CommandFailed with everything redacted before they can reach a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provenance_tasks.adapters.process import CommandFailed, LineSink, run
+from provenance_tasks.errors import ToolError
+from provenance_tasks.redaction import Redactor
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Path
+    dockerfile: Path | None
+    tags: Sequence[str]  # full references: repository:tag
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    platforms: Sequence[str] = ()
+    target: str | None = None
+    builder: str | None = None
+    pull: bool = False
+    cache_from: Sequence[str] = ()
+    cache_to: str | None = None
+    secrets: Sequence[str] = ()  # buildx --secret specs (id=...,env=... / src=...)
+    metadata_file: Path | None = None
+    provenance: bool | None = None  # buildx's own attestation; None leaves buildx's default
+
+
+class Docker:
+    """One docker client for the run: a host, a private config folder, a redactor."""
+
+    def __init__(
+        self,
+        *,
+        redactor: Redactor,
+        config_dir: Path | None = None,
+        host: str | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.redactor = redactor
+        self.config_dir = config_dir
+        self.host = host
+        self.dry_run = dry_run
+        self._client: DockerClient | None = None
+
+    @property
+    def client(self) -> DockerClient:
+        if self._client is None:
+            from python_on_whales import DockerClient  # slow import: only when a step runs
+
+            # A dry run swaps the docker binary for a recorder that prints the argv it was given,
+            # so the dry run shows exactly the command python-on-whales would have run.
+            call = [sys.executable, "-m", "provenance_tasks.adapters.argv_recorder", "docker"]
+            self._client = DockerClient(
+                config=self.config_dir, host=self.host,
+                client_call=call if self.dry_run else ["docker"],
+            )  # fmt: skip
+        return self._client
+
+    def environ(self) -> dict[str, str]:
+        """The environment that makes other tools (cosign) see the same engine and logins."""
+        env: dict[str, str] = {}
+        if self.config_dir is not None:
+            env["DOCKER_CONFIG"] = str(self.config_dir)
+        if self.host is not None:
+            env["DOCKER_HOST"] = self.host
+        return env
+
+    def login(self, registry: str, username: str, password: str) -> None:
+        from python_on_whales.exceptions import DockerException
+
+        self.redactor.add(password)
+        try:
+            self.client.login(server=registry, username=username, password=password)
+        except DockerException as exc:
+            raise self._failed(exc) from None
+
+    def build(self, request: BuildRequest, *, on_line: LineSink | None = None) -> list[str]:
+        """Build and push to every tag; stream progress lines. Returns the redacted argv it ran."""
+        from python_on_whales.exceptions import DockerException
+
+        recorded: list[str] = []
+        stream: Any = self.client.buildx.build(
+            request.context,
+            file=request.dockerfile,
+            tags=list(request.tags),
+            build_args=dict(request.build_args),
+            labels=dict(request.labels),
+            platforms=list(request.platforms) or None,
+            target=request.target,
+            builder=request.builder,
+            pull=request.pull,
+            cache_from=list(request.cache_from) or None,
+            cache_to=request.cache_to,
+            secrets=list(request.secrets),
+            metadata_file=request.metadata_file,
+            provenance=request.provenance,
+            push=True,
+            progress="plain",
+            stream_logs=True,
+        )
+        try:
+            for line in stream:  # stdout and stderr merged, already decoded
+                text = self.redactor.redact(line.rstrip("\n"))
+                if self.dry_run and text.startswith("argv:"):
+                    recorded = json.loads(text[len("argv:"):])
+                elif on_line is not None:
+                    on_line("build", text)
+        except DockerException as exc:
+            raise self._failed(exc) from None
+        return recorded
+
+    def resolve(self, reference: str) -> str:
+        """The digest a tag points at now, read from the registry (not from the local store)."""
+        argv = ["docker"]
+        if self.config_dir is not None:
+            argv += ["--config", str(self.config_dir)]
+        argv += ["buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"]
+        env = {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
+        completed = run(argv, redactor=self.redactor, env=env)
+        try:
+            digest = json.loads(completed.stdout)["digest"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ToolError(f"could not read the digest of {reference} from the registry") from exc
+        return str(digest)
+
+    def _failed(self, exc: Exception) -> CommandFailed:
+        argv = [str(a) for a in getattr(exc, "docker_command", [])]
+        stderr = getattr(exc, "stderr", "") or ""
+        if isinstance(stderr, bytes):
+            stderr = stderr.decode(errors="replace")
+        return CommandFailed(
+            "docker",
+            self.redactor.redact_argv(argv),
+            int(getattr(exc, "return_code", 1) or 1),
+            self.redactor.redact(str(stderr)),
+        )

@@ -1,0 +1,105 @@
+"""The one way this package runs a tool: argv lists, secrets on stdin or in env, output redacted.
+
+Tool output is handed line by line to `on_line` as it arrives (a long build shows its progress while
+it runs), and a failure raises CommandFailed, whose message carries the redacted command and the
+last lines of stderr, never a secret.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from provenance_tasks.errors import ToolError
+from provenance_tasks.redaction import Redactor
+
+LineSink = Callable[[str, str], None]  # (stream name, line) -> None
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]  # redacted
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandFailed(ToolError):
+    """A tool exited non-zero. Everything in it is already redacted."""
+
+    def __init__(self, tool: str, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        self.tool = tool
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        last = "\n".join(stderr.strip().splitlines()[-8:])
+        super().__init__(f"{tool} failed (exit {returncode}): {shlex.join(self.argv)}\n{last}".rstrip())
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    redactor: Redactor,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    on_line: LineSink | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+) -> Completed:
+    """Run argv; secrets must come in `env` or `stdin`, never in argv."""
+    tool = argv[0].rsplit("/", 1)[-1]
+    shown = redactor.redact_argv(argv)
+    try:
+        process = subprocess.Popen(  # noqa: S603 - argv list, no shell
+            list(argv),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+    except FileNotFoundError as exc:
+        raise CommandFailed(tool, shown, 127, f"{tool}: not found on PATH") from exc
+    captured: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
+    def pump(name: str, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            captured[name].append(line)
+            if on_line is not None:
+                on_line(name, redactor.redact(line.rstrip("\n")))
+
+    readers = [
+        threading.Thread(target=pump, args=(name, stream), daemon=True)
+        for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    if stdin is not None:
+        assert process.stdin is not None
+        try:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+    try:
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        returncode = process.wait()
+        captured["stderr"].append(f"\n{tool}: killed after {timeout:.0f}s\n")
+    for reader in readers:
+        reader.join()
+    result = Completed(
+        tuple(shown),
+        returncode,
+        "".join(captured["stdout"]),
+        redactor.redact("".join(captured["stderr"])),
+    )
+    if check and returncode != 0:
+        raise CommandFailed(tool, shown, returncode, result.stderr)
+    return result

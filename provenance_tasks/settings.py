@@ -1,0 +1,189 @@
+"""Every setting, its default, and how flags, environment and invoke.yaml combine into one object.
+
+Precedence: task flag, then invoke config (INVOKE_PROVENANCE_* variables over invoke.yaml), then
+the defaults below. Every key is declared here, because invoke only lets an environment variable
+override a key that exists. invoke can't cast a list from an environment variable, so every list
+setting also accepts a comma-separated string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from provenance_tasks.errors import InputError
+
+#: The `provenance` namespace of invoke's config, with every key and its default.
+DEFAULTS: dict[str, Any] = {
+    # build
+    "context": ".",
+    "file": None,
+    "image": None,  # repository; default from the CI provider
+    "tags": [],  # default from the CI provider
+    "build_args": [],  # "NAME=value"
+    "platforms": [],
+    "target": None,
+    "builder": None,
+    "pull": False,
+    "cache_from": [],
+    "cache_to": None,
+    "secrets": [],  # buildx --secret specs: "id=npmrc,src=.npmrc"
+    "provenance": None,  # buildx's own SLSA attestation: None leaves buildx's default
+    # sign
+    "mode": "auto",  # auto, key, keyless, certificate
+    "key": None,  # file, env://VAR or a KMS URI
+    "public_key": None,  # for verify in key mode; default: KEY with .pub for .key, or the KMS URI
+    "certificate": None,
+    "certificate_chain": None,
+    "trusted_root": None,
+    "annotations": [],  # "key=value"
+    "tlog": True,
+    "bundle_format": "classic",  # classic or new (cosign 3.x)
+    "key_folder": ".provenance/keys",
+    # verify
+    "identity": None,
+    "issuer": None,
+    "digest": None,
+    # registry and tools
+    "registry": None,
+    "username": None,
+    "password_env": None,  # name of the variable that holds the password
+    "docker_config": None,  # a private folder for this run's logins; default: a new one
+    "keep_docker_config": False,
+    "docker_host": None,
+    "cosign": "cosign",
+    "timeout": 300,  # seconds for each cosign attempt
+    # outputs and behaviour
+    "dry_run": False,
+    "report": "provenance-report.json",
+    "dotenv": "provenance.env",
+    "log_format": "auto",  # auto, console or json
+}
+
+LIST_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, list))
+BOOL_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, bool))
+
+
+def invoke_defaults() -> dict[str, Any]:
+    """The `provenance` namespace as declared to invoke.
+
+    Lists and booleans are declared as None: invoke refuses to cast an environment string into a
+    list, and casts any non-empty string (even "false") into True. Declared None, the variable's
+    text comes through and `resolve()` parses it; None itself means "use the default".
+    """
+    return {k: None if k in LIST_KEYS | BOOL_KEYS else v for k, v in DEFAULTS.items()}
+MODES = ("auto", "key", "keyless", "certificate")
+BUNDLE_FORMATS = ("classic", "new")
+LOG_FORMATS = ("auto", "console", "json")
+
+
+@dataclass(frozen=True)
+class Settings:
+    context: str
+    file: str | None
+    image: str | None
+    tags: tuple[str, ...]
+    build_args: tuple[str, ...]
+    platforms: tuple[str, ...]
+    target: str | None
+    builder: str | None
+    pull: bool
+    cache_from: tuple[str, ...]
+    cache_to: str | None
+    secrets: tuple[str, ...]
+    provenance: bool | None
+    mode: str
+    key: str | None
+    public_key: str | None
+    certificate: str | None
+    certificate_chain: str | None
+    trusted_root: str | None
+    annotations: tuple[str, ...]
+    tlog: bool
+    bundle_format: str
+    key_folder: str
+    identity: str | None
+    issuer: str | None
+    digest: str | None
+    registry: str | None
+    username: str | None
+    password_env: str | None
+    docker_config: str | None
+    keep_docker_config: bool
+    docker_host: str | None
+    cosign: str
+    timeout: float
+    dry_run: bool
+    report: str | None
+    dotenv: str | None
+    log_format: str
+
+    @property
+    def context_path(self) -> Path:
+        return Path(self.context)
+
+
+def as_list(value: Any, key: str) -> tuple[str, ...]:
+    """A list setting from YAML (a list), a flag (a list) or an environment variable (a string)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    raise InputError(f"provenance.{key} must be a list or a comma-separated string, not {value!r}")
+
+
+def as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise InputError(f"provenance.{key} must be true or false, not {value!r}")
+
+
+def resolve(config: Mapping[str, Any] | None, flags: Mapping[str, Any] | None = None) -> Settings:
+    """Flags (None means "not given") over config over DEFAULTS."""
+    merged: dict[str, Any] = dict(DEFAULTS)
+    for source in (config or {}, flags or {}):
+        for key, value in source.items():
+            if key not in DEFAULTS:
+                if source is config:
+                    raise InputError(
+                        f"unknown setting provenance.{key}",
+                        hint=f"known settings: {', '.join(sorted(DEFAULTS))}",
+                    )
+                raise KeyError(key)  # a task passed a flag this module does not know: a bug
+            if value is None or (key in LIST_KEYS and source is flags and value == []):
+                continue
+            merged[key] = value
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        value = merged[f.name]
+        if f.name in LIST_KEYS:
+            value = as_list(value, f.name)
+        elif f.name in BOOL_KEYS:
+            value = as_bool(value, f.name)
+        values[f.name] = value
+    try:
+        values["timeout"] = float(values["timeout"])
+    except (TypeError, ValueError):
+        raise InputError(f"provenance.timeout must be a number of seconds, not {merged['timeout']!r}") from None
+    _check_choice("mode", values["mode"], MODES)
+    _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
+    _check_choice("log_format", values["log_format"], LOG_FORMATS)
+    if values["provenance"] is not None:
+        values["provenance"] = as_bool(values["provenance"], "provenance")
+    return Settings(**values)
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(
+            f"provenance.{key} is {value!r}",
+            hint=f"choose one of: {', '.join(choices)}",
+        )

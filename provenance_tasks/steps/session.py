@@ -1,0 +1,142 @@
+"""One run: its settings, environment, CI context, tools, and the record of its steps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from provenance_tasks.errors import ProvenanceError
+from provenance_tasks.logs import StepLog
+from provenance_tasks.redaction import Redactor
+from provenance_tasks.settings import Settings
+
+if TYPE_CHECKING:
+    from provenance_tasks.adapters.cosign import Cosign
+    from provenance_tasks.adapters.docker import Docker
+    from provenance_tasks.ci.base import CIContext
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str = "running"  # running, ok, failed, skipped
+    duration_s: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Session:
+    def __init__(
+        self,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        *,
+        cwd: Path | None = None,
+        password: str | None = None,
+        stream: IO[str] | None = None,
+    ) -> None:
+        from provenance_tasks.ci import detect
+
+        self.settings = settings
+        self.environ = dict(os.environ if environ is None else environ)
+        self.cwd = cwd or Path.cwd()
+        self.redactor = Redactor.from_environ(self.environ)
+        if settings.password_env:
+            self.redactor.add(self.environ.get(settings.password_env))
+        self.redactor.add(password)
+        self.password = password  # a registry password given on stdin, if any
+        self.log = StepLog(self.environ, settings.log_format, stream)
+        self.ci: CIContext = detect(self.environ, cwd=self.cwd)
+        for secret in self.ci.secrets:
+            self.redactor.add(secret)
+        self.steps: list[StepRecord] = []
+        self.results: dict[str, Any] = {}
+        self._docker_config: Path | None = (
+            Path(settings.docker_config) if settings.docker_config else None
+        )
+        self._owns_docker_config = False
+
+    # --- tools -------------------------------------------------------------------------------
+
+    @cached_property
+    def docker(self) -> Docker:
+        from provenance_tasks.adapters.docker import Docker
+
+        return Docker(
+            redactor=self.redactor, config_dir=self._docker_config,
+            host=self.settings.docker_host, dry_run=self.settings.dry_run,
+        )  # fmt: skip
+
+    @cached_property
+    def cosign(self) -> Cosign:
+        from provenance_tasks.adapters.cosign import Cosign
+
+        env = {**self.environ, **self.docker.environ()}
+        return Cosign.detect(
+            self.settings.cosign, redactor=self.redactor, env=env, timeout=self.settings.timeout
+        )
+
+    def private_docker_config(self) -> Path:
+        """A docker config folder for this run's logins (0700), shared by buildx and cosign."""
+        if self._docker_config is None:
+            self._docker_config = Path(tempfile.mkdtemp(prefix="provenance-docker-"))
+            self._owns_docker_config = True
+            # Builders made with `docker buildx create` live in the user's config: keep them visible.
+            users = Path(self.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "buildx"
+            if users.is_dir():
+                (self._docker_config / "buildx").symlink_to(users)
+        self._docker_config.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._docker_config.chmod(0o700)
+        if "docker" in self.__dict__:
+            del self.__dict__["docker"]  # the client must pick the folder up
+        if "cosign" in self.__dict__:
+            del self.__dict__["cosign"]
+        return self._docker_config
+
+    @property
+    def docker_config(self) -> Path | None:
+        return self._docker_config
+
+    def close(self) -> None:
+        """Remove the private docker config (it holds a login) unless asked to keep it."""
+        if self._owns_docker_config and self._docker_config and not self.settings.keep_docker_config:
+            shutil.rmtree(self._docker_config, ignore_errors=True)
+
+    # --- steps -------------------------------------------------------------------------------
+
+    @contextmanager
+    def step(self, name: str, title: str, *, collapsed: bool = True) -> Iterator[StepRecord]:
+        record = StepRecord(name)
+        self.steps.append(record)
+        self.log.start(name, title, collapsed=collapsed)
+        started = time.monotonic()
+        try:
+            yield record
+        except ProvenanceError as exc:
+            record.status = "failed"
+            record.duration_s = time.monotonic() - started
+            self.log.end(name, "failed", record.duration_s, error=self.redactor.redact(exc.message))
+            raise
+        except BaseException:
+            record.status = "failed"
+            record.duration_s = time.monotonic() - started
+            self.log.end(name, "failed", record.duration_s)
+            raise
+        record.status = "ok" if record.status == "running" else record.status
+        record.duration_s = time.monotonic() - started
+        self.log.end(name, record.status, record.duration_s, **record.detail)
+
+    def tool_output(self, step: str) -> Any:
+        """A line sink that streams a tool's output into the step's section."""
+
+        def sink(stream: str, line: str) -> None:
+            self.log.line(step, stream, self.redactor.redact(line))
+
+        return sink

@@ -1,0 +1,76 @@
+"""Sign IMAGE@DIGEST, never a tag: one signature per pushed tag, carrying that tag as `tag`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from provenance_tasks.adapters.cosign import KeySigning, SigningMaterial
+from provenance_tasks.steps import plan
+from provenance_tasks.steps.session import Session
+
+
+@dataclass(frozen=True)
+class Signature:
+    tag: str
+    annotations: dict[str, str]  # encoded values, as cosign stored them
+
+
+@dataclass(frozen=True)
+class SignResult:
+    mode: str
+    reference: str
+    signatures: tuple[Signature, ...]
+    bundle_format: str
+    tlog: bool
+
+
+def ensure_local_key(session: Session, material: SigningMaterial) -> None:
+    """Locally, key mode needs no setup: a key pair with an empty password is made on first use."""
+    if not isinstance(material, KeySigning):
+        return
+    folder = plan.local_key_folder(session)
+    if Path(material.key).parent != folder or Path(material.key).exists():
+        return
+    if session.settings.dry_run:
+        session.log.info("dry-run: would make a key pair", folder=str(folder))
+        return
+    key, pub = session.cosign.generate_key_pair(folder)
+    ignore = folder / ".gitignore"
+    ignore.write_text("*\n")  # the private key must never be committed
+    session.log.info("made a local signing key pair (empty password)", key=str(key), public=str(pub))
+
+
+def sign(
+    session: Session,
+    target: plan.Target,
+    reference: str,
+    mode: str,
+    material: SigningMaterial,
+) -> SignResult:
+    s = session.settings
+    if not s.tlog:
+        session.log.warning(
+            "signing without a transparency log (--no-tlog): fine for private and air-gapped "
+            "setups, but nobody can audit these signatures publicly"
+        )
+    ensure_local_key(session, material)
+    signatures: list[Signature] = []
+    with session.step("sign", f"Sign {reference} ({mode})") as record:
+        for tag in target.tags:
+            annotations = target.annotations_for(session, tag)
+            if s.dry_run:
+                argv = session.cosign.sign_argv(reference, material, annotations, tlog=s.tlog,
+                                                new_bundle_format=s.bundle_format == "new")  # fmt: skip
+                session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
+            else:
+                session.cosign.sign(
+                    reference, material, annotations, tlog=s.tlog,
+                    new_bundle_format=s.bundle_format == "new",
+                    on_line=session.tool_output("sign"),
+                )  # fmt: skip
+            signatures.append(Signature(tag, annotations))
+        record.detail = {"signatures": len(signatures), "mode": mode}
+    result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog)
+    session.results["sign"] = result
+    return result

@@ -1,0 +1,240 @@
+"""Verify IMAGE@DIGEST: cosign checks signatures and signer, then we check digest and annotations.
+
+cosign 3.0.0-3.0.2 reported annotations as verified that they never checked, so cosign's word on
+annotations is not enough: the JSON it prints is parsed here and every expected annotation is
+compared, by its encoded value, against the verified signatures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from provenance_tasks.adapters.cosign import IdentityPolicy, KeyPolicy, VerificationPolicy
+from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.errors import VerificationError
+from provenance_tasks.steps import plan
+from provenance_tasks.steps.session import Session
+
+
+FULCIO_OID = "1.3.6.1.4.1.57264."
+
+
+@dataclass(frozen=True)
+class Expectation:
+    tag: str | None
+    annotations: dict[str, str]
+
+
+@dataclass
+class FoundSignature:
+    format: str  # "classic" or "new"
+    digest: str | None
+    reference: str | None
+    annotations: dict[str, str]
+    subject: str | None = None
+    issuer: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    reference: str
+    policy: str
+    expectations: list[Expectation]
+    signatures: list[FoundSignature] = field(default_factory=list)
+    matches: dict[str, int] = field(default_factory=dict)  # expectation label -> signature index
+    problems: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> digest at the registry
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "policy": self.policy,
+            "verified": self.ok,
+            "problems": self.problems,
+            "tags": self.tags,
+            "expected": [{"tag": e.tag, "annotations": e.annotations} for e in self.expectations],
+            "signatures": [s.__dict__ for s in self.signatures],
+            "matches": self.matches,
+        }
+
+
+def describe(policy: VerificationPolicy) -> str:
+    if isinstance(policy, KeyPolicy):
+        return f"public key {policy.public_key}"
+    return f"identity {policy.identity} issued by {policy.issuer}"
+
+
+def summarize(payload: dict[str, Any], fmt: str) -> FoundSignature:
+    critical = payload.get("critical") or {}
+    optional = dict(payload.get("optional") or {})
+    subject = optional.pop("Subject", None)
+    issuer = optional.pop("Issuer", None)
+    for extra in [k for k in optional if k in ("Bundle", "RFC3161Timestamp") or k.startswith(FULCIO_OID)]:
+        optional.pop(extra, None)  # cosign's additions from the certificate, not annotations
+    return FoundSignature(
+        format=fmt,
+        digest=(critical.get("image") or {}).get("docker-manifest-digest"),
+        reference=(critical.get("identity") or {}).get("docker-reference"),
+        annotations={str(k): str(v) for k, v in optional.items()},
+        subject=subject if isinstance(subject, str) else None,
+        issuer=issuer if isinstance(issuer, str) else None,
+    )
+
+
+def expectations(session: Session, target: plan.Target, tags: tuple[str, ...]) -> list[Expectation]:
+    if not tags:
+        return [Expectation(None, target.annotations_for(session, None))]
+    return [Expectation(tag, target.annotations_for(session, tag)) for tag in tags]
+
+
+def check(report: VerifyReport, repository: str, digest: str, policy: VerificationPolicy) -> None:
+    """Our own checks over what cosign verified: digest, repository, signer, annotations."""
+    usable: list[int] = []
+    for index, sig in enumerate(report.signatures):
+        if sig.digest != digest:
+            report.problems.append(f"signature {index + 1} is for {sig.digest}, not {digest}")
+            continue
+        if sig.reference and sig.reference.split("@", 1)[0] != repository:
+            continue  # signed for another repository: listed, not used
+        if isinstance(policy, IdentityPolicy) and sig.subject and sig.subject != policy.identity:
+            continue
+        usable.append(index)
+    for expectation in report.expectations:
+        label = expectation.tag or "*"
+        for index in usable:
+            found = report.signatures[index].annotations
+            if all(found.get(k) == v for k, v in expectation.annotations.items()):
+                report.matches[label] = index
+                break
+        else:
+            report.problems.append(_mismatch(report, expectation, usable))
+
+
+def _mismatch(report: VerifyReport, expectation: Expectation, usable: list[int]) -> str:
+    what = f"tag {expectation.tag}" if expectation.tag else "the image"
+    if not usable:
+        return f"no verified signature of {what} is for this repository and digest"
+    # The closest signature tells the user which annotation is missing or altered.
+    best = max(usable, key=lambda i: sum(
+        report.signatures[i].annotations.get(k) == v for k, v in expectation.annotations.items()))  # fmt: skip
+    found = report.signatures[best].annotations
+    wrong = [
+        f"{k}: expected {v!r}, found {found[k]!r}" if k in found else f"{k}: missing (expected {v!r})"
+        for k, v in expectation.annotations.items()
+        if found.get(k) != v
+    ]
+    return f"no signature carries every expected annotation for {what}; closest: " + "; ".join(wrong)
+
+
+def verify(
+    session: Session,
+    target: plan.Target,
+    digest: str,
+    policy: VerificationPolicy,
+    *,
+    check_tags: tuple[str, ...] = (),
+    expect_tags: tuple[str, ...] | None = None,
+) -> VerifyReport:
+    s = session.settings
+    reference = f"{target.repository}@{digest}"
+    wanted = expectations(session, target, target.tags if expect_tags is None else expect_tags)
+    report = VerifyReport(reference, describe(policy), wanted)
+    with session.step("verify", f"Verify {reference}", collapsed=False) as record:
+        for tag in check_tags:
+            at_registry = session.docker.resolve(f"{target.repository}:{tag}")
+            report.tags[tag] = at_registry
+            if at_registry != digest:
+                report.problems.append(f"tag {tag} points at {at_registry}, not {digest}")
+        formats = ["classic", "new"] if session.cosign.major >= 3 else ["classic"]
+        failures: list[str] = []
+        verified_formats: list[str] = []
+        for fmt in formats:
+            if s.dry_run:
+                argv = session.cosign.verify_argv(reference, policy, tlog=s.tlog,
+                                                  new_bundle_format=fmt == "new")  # fmt: skip
+                session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
+                continue
+            try:
+                _, payloads = session.cosign.verify(
+                    reference, policy, tlog=s.tlog, new_bundle_format=fmt == "new",
+                    on_line=session.tool_output("verify"),
+                )  # fmt: skip
+            except CommandFailed as exc:
+                failures.append(f"{fmt} format: {_last_line(exc.stderr)}")
+                continue
+            verified_formats.append(fmt)
+            report.signatures += [summarize(p, fmt) for p in payloads]
+        if s.dry_run:
+            return report
+        if not verified_formats:
+            report.problems.append(
+                f"no signature on {reference} verifies against {report.policy}: " + " | ".join(failures)
+            )
+        else:
+            check(report, target.repository, digest, policy)
+            if report.ok:
+                _cosign_checks_annotations(session, report, policy, verified_formats)
+        record.detail = {"digest": digest, "verified": report.ok}
+        print_report(session, report)
+        session.results["verify"] = report
+        if not report.ok:
+            raise VerificationError(
+                f"verification of {reference} failed: " + "; ".join(report.problems),
+                hint="see the report above: expected against found",
+            )
+    return report
+
+
+def _cosign_checks_annotations(
+    session: Session, report: VerifyReport, policy: VerificationPolicy, formats: list[str]
+) -> None:
+    """cosign's own annotation check must agree with ours, for the format that matched."""
+    for expectation in report.expectations:
+        index = report.matches[expectation.tag or "*"]
+        fmt = report.signatures[index].format
+        if fmt not in formats:
+            continue
+        try:
+            session.cosign.verify(
+                report.reference, policy, expectation.annotations, tlog=session.settings.tlog,
+                new_bundle_format=fmt == "new",
+            )  # fmt: skip
+        except CommandFailed as exc:
+            report.problems.append(
+                f"cosign rejected the annotations of tag {expectation.tag}: {_last_line(exc.stderr)}"
+            )
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def print_report(session: Session, report: VerifyReport) -> None:
+    """Expected against found, readable in a job log."""
+    out = [f"Verification of {report.reference}", f"  signer: {report.policy}"]
+    for tag, at in report.tags.items():
+        out.append(f"  tag {tag} -> {at} {'ok' if report.reference.endswith('@' + at) else 'MISMATCH'}")
+    for expectation in report.expectations:
+        label = expectation.tag or "*"
+        index = report.matches.get(label)
+        found = report.signatures[index].annotations if index is not None else {}
+        head = f"signature {index + 1}" if index is not None else "no matching signature"
+        out.append(f"  expected for tag {label}: {head}")
+        for key, value in expectation.annotations.items():
+            got = found.get(key)
+            mark = "ok" if got == value else "MISMATCH"
+            out.append(f"    {mark:8} {key} = {value!r}" + ("" if got == value else f" (found {got!r})"))
+    others = [i for i in range(len(report.signatures)) if i not in report.matches.values()]
+    for i in others:
+        sig = report.signatures[i]
+        out.append(f"  other signature {i + 1} ({sig.format}): tag={sig.annotations.get('tag')!r}")
+    out.append("  result: " + ("VERIFIED" if report.ok else "FAILED"))
+    out += [f"  problem: {p}" for p in report.problems]
+    for line in out:
+        session.log.line("verify", "report", session.redactor.redact(line))

@@ -1,0 +1,29 @@
+"""Build a container image, push it, sign it with cosign and provenance annotations, verify it.
+
+    invoke build-sign-verify          the whole job (GitLab CI, GitHub Actions or a laptop)
+    invoke login | build | sign | verify    one step each
+
+Settings live under `provenance` in invoke's config (invoke.yaml, INVOKE_PROVENANCE_* variables);
+flags win over config, config over defaults. Exit codes: 2 bad input or configuration (nothing was
+built, pushed or signed), 3 verification failed, 4 a registry or tool failure that outlasted retries.
+
+Another repository's tasks.py can reuse the collection:
+
+    from invoke import Collection
+    from provenance_tasks.tasks import ns as provenance
+    ns = Collection(provenance)      # or ns.add_collection(provenance, name="image")
+"""
+
+from __future__ import annotations
+
+from invoke import Collection
+
+from provenance_tasks.settings import invoke_defaults
+from provenance_tasks.tasks.image import build, build_sign_verify, login, sign, verify
+from provenance_tasks.tasks.testbed import ns as testbed
+
+ns = Collection("provenance", login, build, sign, verify, build_sign_verify)
+ns.add_collection(testbed)
+ns.configure({"provenance": invoke_defaults()})
+
+__all__ = ["build", "build_sign_verify", "login", "ns", "sign", "verify"]

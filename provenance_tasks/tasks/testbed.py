@@ -1,0 +1,49 @@
+"""Real services on loopback for a laptop: an engine, a plain and a TLS registry.
+
+    invoke testbed.up [--engine current|classic] [--port 5000]
+    invoke testbed.down
+"""
+
+from __future__ import annotations
+
+from invoke import Collection, Context, Exit, task
+
+
+@task(help={"engine": "start this engine even if one answers: current or classic",
+            "port": "port of the plain registry (default 5000, the local default image's)",
+            "state": "folder for the services' state (default /tmp/provenance-testbed)"})  # fmt: skip
+def up(c: Context, engine: str | None = None, port: int = 5000, state: str | None = None) -> None:
+    """Start what is missing and print the environment to use it (DOCKER_HOST, SSL_CERT_FILE)."""
+    from pathlib import Path
+
+    from provenance_tasks.testbed import bed, processes
+
+    folder = Path(state) if state else bed.DEFAULT_STATE
+    if bed.load(folder) is not None:
+        raise Exit(f"a test bed is already up in {folder}: run `invoke testbed.down` first", code=2)
+    try:
+        running = bed.up(folder, engine=engine, plain_port=port)
+    except processes.ServiceError as exc:
+        raise Exit(f"testbed: {exc}", code=4) from None
+    for key, value in running.environ().items():
+        print(f"export {key}={value}")
+    print(f"# plain registry {running.plain_registry}, TLS registry {running.secure_registry} "
+          f"(user {running.username}; password in {folder}/testbed.json)")  # fmt: skip
+
+
+@task(help={"state": "folder given to testbed.up"})
+def down(c: Context, state: str | None = None) -> None:
+    """Stop the services that testbed.up started, by their PIDs."""
+    from pathlib import Path
+
+    from provenance_tasks.testbed import bed
+
+    running = bed.load(Path(state) if state else bed.DEFAULT_STATE)
+    if running is None:
+        print("no test bed is up")
+        return
+    bed.down(running)
+    print("test bed stopped")
+
+
+ns = Collection("testbed", up, down)

@@ -1,0 +1,184 @@
+"""Fixtures for the integration tests: the real test bed, real cosign 2.x and 3.x, real images.
+
+Outside CI a missing tool skips these tests with the reason; in CI (CI=true) it fails them.
+PROVENANCE_ENGINE picks the engine the session starts ("current" or "classic"); unset, an engine
+that already answers is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provenance_tasks.testbed import bed, pki
+
+TOOLS = Path(os.environ.get("PROVENANCE_TOOLS", "/opt/provenance-tools"))
+COSIGNS = {"cosign2": TOOLS / "bin" / "cosign2", "cosign3": TOOLS / "bin" / "cosign3"}
+REQUIRED = ("docker", "dockerd", "docker-registry", "htpasswd", "openssl", "busybox")
+
+
+def missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI=true: missing tools fail the run; run ci/install-tools)")
+    pytest.skip(f"{what}: run ci/install-tools")
+
+
+def tool_path() -> str:
+    return f"{TOOLS / 'bin'}:/usr/sbin:{os.environ.get('PATH', '')}"
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bed.TestBed]:
+    for tool in REQUIRED:
+        if not shutil.which(tool, path=tool_path()):
+            missing(f"{tool} is not installed")
+    if subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
+        missing("docker buildx is not installed")
+    engine = os.environ.get("PROVENANCE_ENGINE") or None
+    running = bed.up(Path("/tmp") / f"ptb-{uuid.uuid4().hex[:6]}", engine=engine)
+    try:
+        yield running
+    finally:
+        bed.down(running)
+
+
+@pytest.fixture(params=sorted(COSIGNS))
+def cosign(request: pytest.FixtureRequest) -> str:
+    binary = COSIGNS[request.param]
+    if not binary.exists():
+        missing(f"{request.param} is not installed")
+    return str(binary)
+
+
+@dataclass
+class Runner:
+    """Runs the console script as a CI job would, with the environment the test gives it."""
+
+    testbed: bed.TestBed
+    cwd: Path
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("CI_", "GITLAB", "GITHUB", "INVOKE_", "SIGSTORE", "COSIGN"))}  # fmt: skip
+        base.pop("CI", None)
+        base.update(self.testbed.environ())
+        base["PATH"] = tool_path()
+        base.update(extra or {})
+        return base
+
+    def run(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "provenance_tasks.cli", *args],
+            cwd=self.cwd, env=self.env(env), input=stdin, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def runner(testbed: bed.TestBed, tmp_path: Path) -> Runner:
+    return Runner(testbed, tmp_path)
+
+
+def make_context(folder: Path, content: str | None = None) -> Path:
+    """A FROM-scratch build context with a static busybox and a file that makes the digest unique."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shutil.which("busybox") or "/bin/busybox", folder / "busybox")
+    (folder / "busybox").chmod(0o755)
+    (folder / "id.txt").write_text(content or uuid.uuid4().hex)
+    (folder / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY id.txt /id.txt\n"
+        'ENTRYPOINT ["/bin/busybox", "cat", "/id.txt"]\n'
+    )
+    return folder
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    return make_context(tmp_path / "ctx")
+
+
+@pytest.fixture
+def key_pair(tmp_path: Path, cosign: str) -> tuple[Path, Path, str]:
+    """A cosign key pair with a real password."""
+    password = "pw-" + uuid.uuid4().hex[:8]
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    subprocess.run(
+        [cosign, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
+        env={**os.environ, "COSIGN_PASSWORD": password}, check=True, capture_output=True,
+    )  # fmt: skip
+    return folder / "cosign.key", folder / "cosign.pub", password
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Direct access to the test registries for the tests' own checks (crane + docker config)."""
+
+    testbed: bed.TestBed
+    config: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.testbed.environ(), "DOCKER_CONFIG": str(self.config),
+                "PATH": tool_path()}  # fmt: skip
+
+    def crane(self, *args: str) -> str:
+        done = subprocess.run([str(TOOLS / "bin" / "crane"), *args], env=self.env(),
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def digest(self, ref: str) -> str:
+        return self.crane("digest", ref)
+
+    def tags(self, repository: str) -> list[str]:
+        return self.crane("ls", repository).split()
+
+    def cosign_verify(self, cosign: str, ref: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        extra = ["--new-bundle-format=false"] if cosign.endswith("3") else []
+        return subprocess.run([cosign, "verify", *flags, *extra, ref], env=self.env(),
+                              capture_output=True, text=True)  # fmt: skip
+
+    def payloads(self, cosign: str, ref: str, *flags: str) -> list[dict[str, object]]:
+        done = self.cosign_verify(cosign, ref, *flags)
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout))
+
+
+@pytest.fixture(scope="session")
+def registry(testbed: bed.TestBed, tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    config = tmp_path_factory.mktemp("crane-config")
+    reg = Registry(testbed, config)
+    subprocess.run(
+        [str(TOOLS / "bin" / "crane"), "auth", "login", testbed.secure_registry,
+         "--username", testbed.username, "--password-stdin"],
+        input=testbed.password, env=reg.env(), check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return reg
+
+
+@pytest.fixture(scope="session")
+def test_ca(testbed: bed.TestBed) -> pki.CertificateAuthority:
+    return pki.make_ca(testbed.state / "signing-ca", "provenance test signing CA")
+
+
+@pytest.fixture(scope="session")
+def source_image(testbed: bed.TestBed, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One image pushed straight with buildx, for tests that exercise cosign on its own."""
+    context = make_context(tmp_path_factory.mktemp("source"))
+    ref = f"{testbed.plain_registry}/source/app:v1"
+    subprocess.run(
+        ["docker", "buildx", "build", "--push", "--tag", ref, str(context)],
+        env={**os.environ, **testbed.environ(), "PATH": tool_path()},
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return ref

@@ -1,0 +1,91 @@
+"""verify must fail, and say why, when the registry or the signatures were tampered with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration import pipelines
+from tests.integration.conftest import Registry, Runner, make_context
+
+
+def signed(runner: Runner, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+           ) -> tuple[dict[str, str], str]:  # fmt: skip
+    key, _, password = key_pair
+    env = pipelines.gitlab(runner.testbed)
+    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--no-tlog", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return env, (runner.cwd / "provenance.env").read_text()
+
+
+def verify(runner: Runner, env: dict[str, str], pub: Path, *extra: str) -> tuple[int, str]:
+    done = runner.run("verify", "--public-key", str(pub), "--mode", "key", "--no-tlog", *extra,
+                      env=env)  # fmt: skip
+    assert "Traceback" not in done.stderr
+    return done.returncode, done.stderr
+
+
+@pytest.mark.integration
+def test_a_tag_re_pointed_after_signing_fails(
+    runner: Runner, context: Path, tmp_path: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    env, _ = signed(runner, context, key_pair, cosign)
+    tag = env["CI_COMMIT_SHORT_SHA"]
+    assert verify(runner, env, key_pair[1], "--tag", tag)[0] == 0
+    # Someone pushes another image to the same tag.
+    other = runner.run("build", "--context", str(make_context(tmp_path / "evil")),
+                       "--report", "other.json", env={**env, "INVOKE_PROVENANCE_DOTENV": "o.env"})  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    code, err = verify(runner, env, key_pair[1], "--tag", tag)
+    assert code == 3
+    assert f"tag {tag} points at" in err
+
+
+@pytest.mark.integration
+def test_a_signature_by_another_key_fails(
+    runner: Runner, context: Path, tmp_path: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    env, _ = signed(runner, context, key_pair, cosign)
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    import subprocess
+
+    subprocess.run([cosign, "generate-key-pair", "--output-key-prefix", str(stranger / "k")],
+                   env={"COSIGN_PASSWORD": "", "PATH": "/usr/bin:/bin"}, check=True,
+                   capture_output=True)  # fmt: skip
+    code, err = verify(runner, env, stranger / "k.pub")
+    assert code == 3
+    assert "no signature on" in err and "verifies against public key" in err
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("change", "expected_text"),
+    [
+        ({"CI_PIPELINE_ID": "999"}, "com.gitlab.ci.pipeline.id: expected '999', found '4242'"),
+        ({"GITLAB_USER_NAME": "Mallory"}, "com.gitlab.ci.user.name: expected 'Mallory'"),
+    ],
+    ids=["altered-pipeline-id", "altered-user"],
+)
+def test_an_altered_annotation_fails_and_names_it(
+    runner: Runner, context: Path, key_pair: tuple[Path, Path, str], cosign: str,
+    change: dict[str, str], expected_text: str,
+) -> None:  # fmt: skip
+    env, _ = signed(runner, context, key_pair, cosign)
+    code, err = verify(runner, {**env, **change}, key_pair[1])
+    assert code == 3
+    assert expected_text in err
+
+
+@pytest.mark.integration
+def test_a_missing_annotation_fails_and_names_it(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:  # fmt: skip
+    env, _ = signed(runner, context, key_pair, cosign)
+    code, err = verify(runner, env, key_pair[1], "--annotation", "com.example.reviewed=yes")
+    assert code == 3
+    assert "com.example.reviewed: missing (expected 'yes')" in err
