@@ -224,7 +224,9 @@ class Cosign:
 
     def _run(self, argv: Sequence[str], *, on_line: LineSink | None, stdout_is_data: bool = False
              ) -> Completed:  # fmt: skip
-        env = {**self.env, "COSIGN_YES": "true"}
+        # Never prompt: no COSIGN_PASSWORD means an unencrypted key (as made for laptops); an
+        # encrypted one then fails with a clear "decryption failed" instead of hanging.
+        env = {"COSIGN_PASSWORD": "", **self.env, "COSIGN_YES": "true"}
         if stdout_is_data:
             # The JSON on stdout is parsed, not shown; only stderr streams to the log.
             def sink(stream: str, line: str) -> None:

@@ -18,6 +18,7 @@ from provenance_tasks.steps.session import Session
 
 
 FULCIO_OID = "1.3.6.1.4.1.57264."
+NEW_BUNDLE_TYPE = "https://sigstore.dev/cosign/sign/v1"  # classic: "cosign container image signature"
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,16 @@ def describe(policy: VerificationPolicy) -> str:
     return f"identity {policy.identity} issued by {policy.issuer}"
 
 
-def summarize(payload: dict[str, Any], fmt: str) -> FoundSignature:
+def summarize(payload: dict[str, Any]) -> FoundSignature:
     critical = payload.get("critical") or {}
+    fmt = "new" if critical.get("type") == NEW_BUNDLE_TYPE else "classic"
     optional = dict(payload.get("optional") or {})
     subject = optional.pop("Subject", None)
     issuer = optional.pop("Issuer", None)
-    for extra in [k for k in optional if k in ("Bundle", "RFC3161Timestamp") or k.startswith(FULCIO_OID)]:
-        optional.pop(extra, None)  # cosign's additions from the certificate, not annotations
+    # cosign adds these from the certificate and the log; they are not annotations.
+    added = [k for k in optional if k in ("Bundle", "RFC3161Timestamp") or k.startswith(FULCIO_OID)]
+    for key in added:
+        optional.pop(key)
     return FoundSignature(
         format=fmt,
         digest=(critical.get("image") or {}).get("docker-manifest-digest"),
@@ -168,7 +172,10 @@ def verify(
                 failures.append(f"{fmt} format: {_last_line(exc.stderr)}")
                 continue
             verified_formats.append(fmt)
-            report.signatures += [summarize(p, fmt) for p in payloads]
+            # cosign 3 asked for new bundles falls back to classic ones when there are none:
+            # the payload's type tells which a signature really is, so none is counted twice.
+            found = [summarize(p) for p in payloads]
+            report.signatures += [sig for sig in found if sig.format == fmt]
         if s.dry_run:
             return report
         if not verified_formats:

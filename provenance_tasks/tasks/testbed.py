@@ -11,8 +11,12 @@ from invoke import Collection, Context, Exit, task
 
 @task(help={"engine": "start this engine even if one answers: current or classic",
             "port": "port of the plain registry (default 5000, the local default image's)",
-            "state": "folder for the services' state (default /tmp/provenance-testbed)"})  # fmt: skip
-def up(c: Context, engine: str | None = None, port: int = 5000, state: str | None = None) -> None:
+            "state": "folder for the services' state (default /tmp/provenance-testbed)",
+            "secure": "also start the TLS registry with a login (default: yes)"})  # fmt: skip
+def up(
+    c: Context, engine: str | None = None, port: int = 5000, state: str | None = None,
+    secure: bool = True,
+) -> None:  # fmt: skip
     """Start what is missing and print the environment to use it (DOCKER_HOST, SSL_CERT_FILE)."""
     from pathlib import Path
 
@@ -22,13 +26,15 @@ def up(c: Context, engine: str | None = None, port: int = 5000, state: str | Non
     if bed.load(folder) is not None:
         raise Exit(f"a test bed is already up in {folder}: run `invoke testbed.down` first", code=2)
     try:
-        running = bed.up(folder, engine=engine, plain_port=port)
+        running = bed.up(folder, engine=engine, plain_port=port, secure=secure)
     except processes.ServiceError as exc:
         raise Exit(f"testbed: {exc}", code=4) from None
     for key, value in running.environ().items():
         print(f"export {key}={value}")
-    print(f"# plain registry {running.plain_registry}, TLS registry {running.secure_registry} "
-          f"(user {running.username}; password in {folder}/testbed.json)")  # fmt: skip
+    print(f"# plain registry {running.plain_registry}")
+    if running.secure_registry:
+        print(f"# TLS registry {running.secure_registry} (user {running.username}; "
+              f"password in {folder}/testbed.json)")  # fmt: skip
 
 
 @task(help={"state": "folder given to testbed.up"})

@@ -66,3 +66,19 @@ def test_same_image_in_a_second_repository_first_signs_the_right_one(
                                   "--insecure-ignore-tlog").returncode == 0  # fmt: skip
     # The other repository holds no signature.
     assert not [t for t in registry.tags(other) if t.startswith("sha256-")]
+
+
+@pytest.mark.integration
+def test_new_bundle_format_is_written_on_request_and_verified(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    if not cosign.endswith("3"):
+        pytest.skip("the new bundle format is written by cosign 3.x")
+    key, pub, password = key_pair
+    env = pipelines.gitlab(runner.testbed)
+    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--no-tlog", "--bundle-format", "new", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = (runner.cwd / "provenance-report.json").read_text()
+    assert '"format": "new"' in report and '"format": "classic"' not in report
