@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from invoke import Program
+from invoke.program import Program
 
 from provenance_tasks import __version__
 

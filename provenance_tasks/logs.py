@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import Any, TextIO
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORKFLOW_COMMAND = re.compile(r"^(\s*)(::|##\[)")
@@ -23,7 +23,7 @@ def sanitize(line: str) -> str:
     return _WORKFLOW_COMMAND.sub(lambda m: m.group(1) + m.group(2)[0] + " " + m.group(2)[1:], line)
 
 
-def configure(log_format: str, environ: Mapping[str, str], stream: IO[str] | None = None) -> None:
+def configure(log_format: str, environ: Mapping[str, str], stream: TextIO | None = None) -> None:
     """Set structlog up for a run, unless the host program already did."""
     import structlog
 
@@ -66,8 +66,9 @@ def ci_markers(environ: Mapping[str, str], log_format: str) -> str:
 class StepLog:
     """Sections and records for the steps of one run."""
 
-    def __init__(self, environ: Mapping[str, str], log_format: str = "auto",
-                 stream: IO[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, environ: Mapping[str, str], log_format: str = "auto", stream: TextIO | None = None
+    ) -> None:
         import structlog
 
         self.stream = stream or sys.stderr
@@ -102,8 +103,13 @@ class StepLog:
                 self._raw("::endgroup::")
             self._open = None
         level = self.log.info if status == "ok" else self.log.error
-        level("step.end" if self.json else f"{step}: {status}", step=step, status=status,
-              duration_s=round(duration, 2), **fields)  # fmt: skip
+        level(
+            "step.end" if self.json else f"{step}: {status}",
+            step=step,
+            status=status,
+            duration_s=round(duration, 2),
+            **fields,
+        )
 
     def info(self, event: str, **fields: Any) -> None:
         self.log.info(event, **fields)

@@ -74,6 +74,8 @@ def invoke_defaults() -> dict[str, Any]:
     text comes through and `resolve()` parses it; None itself means "use the default".
     """
     return {k: None if k in LIST_KEYS | BOOL_KEYS else v for k, v in DEFAULTS.items()}
+
+
 MODES = ("auto", "key", "keyless", "certificate")
 BUNDLE_FORMATS = ("classic", "new")
 LOG_FORMATS = ("auto", "console", "json")
@@ -172,7 +174,9 @@ def resolve(config: Mapping[str, Any] | None, flags: Mapping[str, Any] | None = 
     try:
         values["timeout"] = float(values["timeout"])
     except (TypeError, ValueError):
-        raise InputError(f"provenance.timeout must be a number of seconds, not {merged['timeout']!r}") from None
+        raise InputError(
+            f"provenance.timeout must be a number of seconds, not {merged['timeout']!r}"
+        ) from None
     _check_choice("mode", values["mode"], MODES)
     _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
     _check_choice("log_format", values["log_format"], LOG_FORMATS)

@@ -43,7 +43,7 @@ class CertificateSigning:
 
 @dataclass(frozen=True)
 class KeylessSigning:
-    """Fulcio + Rekor: cosign reads the OIDC token from SIGSTORE_ID_TOKEN (or GitHub's ambient one)."""
+    """Fulcio + Rekor: cosign reads the OIDC token from SIGSTORE_ID_TOKEN (or GitHub's own)."""
 
 
 SigningMaterial = KeySigning | CertificateSigning | KeylessSigning
@@ -126,8 +126,14 @@ class Cosign:
         if isinstance(material, KeySigning):
             argv += ["--key", material.key]
         elif isinstance(material, CertificateSigning):
-            argv += ["--key", material.key, "--certificate", str(material.certificate),
-                     "--certificate-chain", str(material.chain)]  # fmt: skip
+            argv += [
+                "--key",
+                material.key,
+                "--certificate",
+                str(material.certificate),
+                "--certificate-chain",
+                str(material.chain),
+            ]
         if self.major >= 3:
             if not tlog:
                 # 3.x signs by its signing config, which names a transparency log: off for both.
@@ -146,18 +152,22 @@ class Cosign:
         self,
         image_ref: str,
         policy: VerificationPolicy,
-        annotations: Mapping[str, str] = {},  # noqa: B006 - read only
+        annotations: Mapping[str, str] = {},
         *,
         tlog: bool = True,
         new_bundle_format: bool = False,
     ) -> list[str]:
-        """`cosign verify`: a key, or an identity and issuer; never both (cosign then ignores one)."""
+        """`cosign verify`: a key, or an identity and issuer; never both (cosign ignores one)."""
         argv = [self.binary, "verify", "--output", "json"]
         if isinstance(policy, KeyPolicy):
             argv += ["--key", policy.public_key]
         else:
-            argv += ["--certificate-identity", policy.identity,
-                     "--certificate-oidc-issuer", policy.issuer]  # fmt: skip
+            argv += [
+                "--certificate-identity",
+                policy.identity,
+                "--certificate-oidc-issuer",
+                policy.issuer,
+            ]
             if policy.trusted_root is not None and new_bundle_format:
                 argv += ["--trusted-root", str(policy.trusted_root)]
             elif policy.chain is not None:
@@ -197,7 +207,7 @@ class Cosign:
         self,
         image_ref: str,
         policy: VerificationPolicy,
-        annotations: Mapping[str, str] = {},  # noqa: B006 - read only
+        annotations: Mapping[str, str] = {},
         *,
         tlog: bool = True,
         new_bundle_format: bool = False,
@@ -215,15 +225,19 @@ class Cosign:
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)
         env = {**self.env, "COSIGN_PASSWORD": ""}
-        run([self.binary, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
-            redactor=self.redactor, env=env)  # fmt: skip
+        run(
+            [self.binary, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
+            redactor=self.redactor,
+            env=env,
+        )
         key, pub = folder / "cosign.key", folder / "cosign.pub"
         key.chmod(0o600)
         pub.chmod(0o600)
         return key, pub
 
-    def _run(self, argv: Sequence[str], *, on_line: LineSink | None, stdout_is_data: bool = False
-             ) -> Completed:  # fmt: skip
+    def _run(
+        self, argv: Sequence[str], *, on_line: LineSink | None, stdout_is_data: bool = False
+    ) -> Completed:
         # Never prompt: no COSIGN_PASSWORD means an unencrypted key (as made for laptops); an
         # encrypted one then fails with a clear "decryption failed" instead of hanging.
         env = {"COSIGN_PASSWORD": "", **self.env, "COSIGN_YES": "true"}

@@ -68,9 +68,10 @@ class Docker:
             # so the dry run shows exactly the command python-on-whales would have run.
             call = [sys.executable, "-m", "provenance_tasks.adapters.argv_recorder", "docker"]
             self._client = DockerClient(
-                config=self.config_dir, host=self.host,
+                config=self.config_dir,
+                host=self.host,
                 client_call=call if self.dry_run else ["docker"],
-            )  # fmt: skip
+            )
         return self._client
 
     def environ(self) -> dict[str, str]:
@@ -106,7 +107,7 @@ class Docker:
             target=request.target,
             builder=request.builder,
             pull=request.pull,
-            cache_from=list(request.cache_from) or None,
+            cache_from=[buildx_options(spec) for spec in request.cache_from] or None,
             cache_to=request.cache_to,
             secrets=list(request.secrets),
             metadata_file=request.metadata_file,
@@ -119,7 +120,7 @@ class Docker:
             for line in stream:  # stdout and stderr merged, already decoded
                 text = self.redactor.redact(line.rstrip("\n"))
                 if self.dry_run and text.startswith("argv:"):
-                    recorded = json.loads(text[len("argv:"):])
+                    recorded = json.loads(text[len("argv:") :])
                 elif on_line is not None:
                     on_line("build", text)
         except DockerException as exc:
@@ -151,3 +152,13 @@ class Docker:
             int(getattr(exc, "return_code", 1) or 1),
             self.redactor.redact(str(stderr)),
         )
+
+
+def buildx_options(spec: str) -> dict[str, str]:
+    """A buildx cache spec as python-on-whales takes a list of them: "type=registry,ref=r" → dict.
+
+    A bare reference ("registry/app:cache") means a registry cache, as buildx reads it.
+    """
+    if "=" not in spec:
+        return {"type": "registry", "ref": spec}
+    return dict(part.split("=", 1) for part in spec.split(",") if "=" in part)

@@ -36,7 +36,9 @@ class CommandFailed(ToolError):
         self.returncode = returncode
         self.stderr = stderr
         last = "\n".join(stderr.strip().splitlines()[-8:])
-        super().__init__(f"{tool} failed (exit {returncode}): {shlex.join(self.argv)}\n{last}".rstrip())
+        super().__init__(
+            f"{tool} failed (exit {returncode}): {shlex.join(self.argv)}\n{last}".rstrip()
+        )
 
 
 def run(
@@ -53,7 +55,7 @@ def run(
     tool = argv[0].rsplit("/", 1)[-1]
     shown = redactor.redact_argv(argv)
     try:
-        process = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        process = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -19,7 +19,9 @@ def credentials(session: Session) -> tuple[str, str, str] | None:
     if not registry and not (s.username or session.password or s.password_env):
         return None
     if not registry:
-        raise InputError("a login was asked for without a registry", hint="pass --registry HOST[:PORT]")
+        raise InputError(
+            "a login was asked for without a registry", hint="pass --registry HOST[:PORT]"
+        )
     if not username:
         raise InputError(f"no user name for {registry}", hint="pass --username")
     if not password:
@@ -42,5 +44,9 @@ def login(session: Session) -> str | None:
         if not session.settings.dry_run:
             session.docker.login(registry, username, password)
         else:
-            session.log.info("dry-run", command=f"docker --config {config} login --username {username} --password-stdin {registry}")
+            session.log.info(
+                "dry-run",
+                command=f"docker --config {config} login --username {username} "
+                f"--password-stdin {registry}",
+            )
     return registry

@@ -45,7 +45,9 @@ def report(session: Session, extra: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
-def write_all(session: Session, values: dict[str, str] | None, extra: dict[str, Any] | None = None) -> None:
+def write_all(
+    session: Session, values: dict[str, str] | None, extra: dict[str, Any] | None = None
+) -> None:
     """Write the dotenv, $GITHUB_OUTPUT and the report; all of it passes through the redactor."""
     s = session.settings
     if values and s.dotenv:

@@ -5,6 +5,7 @@ Each function here is what one invoke task runs; the tasks only turn flags into 
 
 from __future__ import annotations
 
+from provenance_tasks.annotations import parse_annotation_flag
 from provenance_tasks.errors import InputError
 from provenance_tasks.references import split_image_ref, validate_repository
 from provenance_tasks.steps import build as build_step
@@ -46,9 +47,12 @@ def run_verify(session: Session, *, check_tags: bool) -> verify_step.VerifyRepor
     login_step.login(session)
     try:
         return verify_step.verify(
-            session, target, digest, policy,
+            session,
+            target,
+            digest,
+            policy,
             check_tags=target.tags if check_tags else (),
-        )  # fmt: skip
+        )
     finally:
         outputs.write_all(session, None)
 
@@ -86,9 +90,14 @@ def _image(session: Session, target: plan.Target) -> tuple[str, str]:
             hint="pass --digest sha256:..., or run where IMAGE_REF (dotenv or report) is available",
         )
     repository, digest = split_image_ref(ref)
-    if session.settings.image and validate_repository(session.settings.image, "--image") != repository:
-        raise InputError(f"IMAGE_REF names {repository}, not --image {session.settings.image}",
-                         hint="pass --digest for this repository")  # fmt: skip
+    if (
+        session.settings.image
+        and validate_repository(session.settings.image, "--image") != repository
+    ):
+        raise InputError(
+            f"IMAGE_REF names {repository}, not --image {session.settings.image}",
+            hint="pass --digest for this repository",
+        )
     return repository, digest
 
 
@@ -101,5 +110,5 @@ def _untagged_target(session: Session) -> plan.Target:
         repository = split_image_ref(ref)[0] if ref else None
     if not repository:
         raise InputError("no image repository", hint="pass --image REPOSITORY")
-    user = tuple(plan.parse_annotation_flag(t, "--annotation") for t in s.annotations)
+    user = tuple(parse_annotation_flag(t, "--annotation") for t in s.annotations)
     return plan.Target(validate_repository(repository, "--image"), (), user)

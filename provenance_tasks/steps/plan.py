@@ -11,8 +11,8 @@ from provenance_tasks.adapters.cosign import (
     KMS_SCHEMES,
     CertificateSigning,
     IdentityPolicy,
-    KeyPolicy,
     KeylessSigning,
+    KeyPolicy,
     KeySigning,
     SigningMaterial,
     VerificationPolicy,
@@ -47,8 +47,12 @@ def target(session: Session) -> Target:
     s = session.settings
     repository = s.image or session.ci.default_repository
     if not repository:
-        raise InputError("no image repository", hint="pass --image REPOSITORY or set provenance.image")
-    repository = validate_repository(repository, "--image" if s.image else f"the {session.ci.provider} default")
+        raise InputError(
+            "no image repository", hint="pass --image REPOSITORY or set provenance.image"
+        )
+    repository = validate_repository(
+        repository, "--image" if s.image else f"the {session.ci.provider} default"
+    )
     tags = s.tags or session.ci.default_tags
     if not tags:
         raise InputError("no tag to push", hint="pass --tag TAG (repeatable)")
@@ -68,7 +72,9 @@ def build_args(session: Session) -> dict[str, str]:
         if not sep:
             value = session.environ.get(name, "")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise InputError(f"build arg {text!r} is not NAME=value", hint="pass --build-arg NAME=value")
+            raise InputError(
+                f"build arg {text!r} is not NAME=value", hint="pass --build-arg NAME=value"
+            )
         if _SECRET_ARG.search(name) or (value and value in session.redactor.secrets):
             raise InputError(
                 f"build arg {name} carries a secret; build args end up in the image's history",
@@ -110,9 +116,11 @@ def _check_key_ref(session: Session, key: str, what: str) -> str:
     if "://" in key:
         scheme = key.split("://", 1)[0] + "://"
         if scheme == "env://":
-            if not session.environ.get(key[len("env://"):]):
-                raise InputError(f"{what} {key}: the variable is not set",
-                                 hint=f"export {key[len('env://'):]} with the PEM key")  # fmt: skip
+            if not session.environ.get(key[len("env://") :]):
+                raise InputError(
+                    f"{what} {key}: the variable is not set",
+                    hint=f"export {key[len('env://') :]} with the PEM key",
+                )
             return key
         if scheme not in KMS_SCHEMES:
             raise InputError(
@@ -130,8 +138,10 @@ def signing_material(session: Session, mode: str) -> SigningMaterial:
     s = session.settings
     if mode == "keyless":
         if not s.tlog:
-            raise InputError("--no-tlog is for key and certificate modes only",
-                             hint="keyless signatures need the transparency log")  # fmt: skip
+            raise InputError(
+                "--no-tlog is for key and certificate modes only",
+                hint="keyless signatures need the transparency log",
+            )
         if not _has_id_token(session):
             from provenance_tasks.ci.gitlab import GITLAB_ID_TOKEN_HINT
 
@@ -174,8 +184,10 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
             elif key.endswith(".key") and "://" not in key:
                 public = key[: -len(".key")] + ".pub"
             else:
-                raise InputError("cannot tell the public key for verify",
-                                 hint="pass --public-key (a file, env://VAR or a KMS URI)")  # fmt: skip
+                raise InputError(
+                    "cannot tell the public key for verify",
+                    hint="pass --public-key (a file, env://VAR or a KMS URI)",
+                )
         if public.startswith(KMS_SCHEMES) or public.startswith("env://"):
             return KeyPolicy(public)
         path = (session.cwd / public).resolve()
@@ -186,8 +198,10 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
     issuer = s.issuer or session.ci.issuer
     if not identity or not issuer:
         missing = "--identity" if not identity else "--issuer"
-        raise InputError(f"{mode} verification needs the signer's identity and issuer",
-                         hint=f"pass {missing} (or run in GitLab CI or GitHub Actions)")  # fmt: skip
+        raise InputError(
+            f"{mode} verification needs the signer's identity and issuer",
+            hint=f"pass {missing} (or run in GitLab CI or GitHub Actions)",
+        )
     chain = Path(s.certificate_chain).resolve() if s.certificate_chain else None
     root = Path(s.trusted_root).resolve() if s.trusted_root else None
     return IdentityPolicy(identity, issuer, chain=chain, trusted_root=root)
@@ -199,5 +213,8 @@ def expected_digest(session: Session) -> str | None:
 
 def _has_id_token(session: Session) -> bool:
     env = session.environ
-    return bool(session.ci.id_token or env.get("SIGSTORE_ID_TOKEN")
-                or env.get("ACTIONS_ID_TOKEN_REQUEST_URL"))  # fmt: skip
+    return bool(
+        session.ci.id_token
+        or env.get("SIGSTORE_ID_TOKEN")
+        or env.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    )

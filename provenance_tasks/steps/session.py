@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from provenance_tasks.errors import ProvenanceError
 from provenance_tasks.logs import StepLog
@@ -40,7 +40,7 @@ class Session:
         *,
         cwd: Path | None = None,
         password: str | None = None,
-        stream: IO[str] | None = None,
+        stream: TextIO | None = None,
     ) -> None:
         from provenance_tasks.ci import detect
 
@@ -70,9 +70,11 @@ class Session:
         from provenance_tasks.adapters.docker import Docker
 
         return Docker(
-            redactor=self.redactor, config_dir=self._docker_config,
-            host=self.settings.docker_host, dry_run=self.settings.dry_run,
-        )  # fmt: skip
+            redactor=self.redactor,
+            config_dir=self._docker_config,
+            host=self.settings.docker_host,
+            dry_run=self.settings.dry_run,
+        )
 
     @cached_property
     def cosign(self) -> Cosign:
@@ -88,7 +90,7 @@ class Session:
         if self._docker_config is None:
             self._docker_config = Path(tempfile.mkdtemp(prefix="provenance-docker-"))
             self._owns_docker_config = True
-            # Builders made with `docker buildx create` live in the user's config: keep them visible.
+            # Builders made by `docker buildx create` live in the user's config: keep them visible.
             users = Path(self.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "buildx"
             if users.is_dir():
                 (self._docker_config / "buildx").symlink_to(users)
@@ -106,7 +108,11 @@ class Session:
 
     def close(self) -> None:
         """Remove the private docker config (it holds a login) unless asked to keep it."""
-        if self._owns_docker_config and self._docker_config and not self.settings.keep_docker_config:
+        if (
+            self._owns_docker_config
+            and self._docker_config
+            and not self.settings.keep_docker_config
+        ):
             shutil.rmtree(self._docker_config, ignore_errors=True)
 
     # --- steps -------------------------------------------------------------------------------

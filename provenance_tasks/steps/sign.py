@@ -38,7 +38,9 @@ def ensure_local_key(session: Session, material: SigningMaterial) -> None:
     key, pub = session.cosign.generate_key_pair(folder)
     ignore = folder / ".gitignore"
     ignore.write_text("*\n")  # the private key must never be committed
-    session.log.info("made a local signing key pair (empty password)", key=str(key), public=str(pub))
+    session.log.info(
+        "made a local signing key pair (empty password)", key=str(key), public=str(pub)
+    )
 
 
 def sign(
@@ -60,15 +62,23 @@ def sign(
         for tag in target.tags:
             annotations = target.annotations_for(session, tag)
             if s.dry_run:
-                argv = session.cosign.sign_argv(reference, material, annotations, tlog=s.tlog,
-                                                new_bundle_format=s.bundle_format == "new")  # fmt: skip
+                argv = session.cosign.sign_argv(
+                    reference,
+                    material,
+                    annotations,
+                    tlog=s.tlog,
+                    new_bundle_format=s.bundle_format == "new",
+                )
                 session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
             else:
                 session.cosign.sign(
-                    reference, material, annotations, tlog=s.tlog,
+                    reference,
+                    material,
+                    annotations,
+                    tlog=s.tlog,
                     new_bundle_format=s.bundle_format == "new",
                     on_line=session.tool_output("sign"),
-                )  # fmt: skip
+                )
             signatures.append(Signature(tag, annotations))
         record.detail = {"signatures": len(signatures), "mode": mode}
     result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog)

@@ -16,9 +16,10 @@ from provenance_tasks.errors import VerificationError
 from provenance_tasks.steps import plan
 from provenance_tasks.steps.session import Session
 
-
 FULCIO_OID = "1.3.6.1.4.1.57264."
-NEW_BUNDLE_TYPE = "https://sigstore.dev/cosign/sign/v1"  # classic: "cosign container image signature"
+NEW_BUNDLE_TYPE = (
+    "https://sigstore.dev/cosign/sign/v1"  # classic: "cosign container image signature"
+)
 
 
 @dataclass(frozen=True)
@@ -124,15 +125,23 @@ def _mismatch(report: VerifyReport, expectation: Expectation, usable: list[int])
     if not usable:
         return f"no verified signature of {what} is for this repository and digest"
     # The closest signature tells the user which annotation is missing or altered.
-    best = max(usable, key=lambda i: sum(
-        report.signatures[i].annotations.get(k) == v for k, v in expectation.annotations.items()))  # fmt: skip
+    best = max(
+        usable,
+        key=lambda i: sum(
+            report.signatures[i].annotations.get(k) == v for k, v in expectation.annotations.items()
+        ),
+    )
     found = report.signatures[best].annotations
     wrong = [
-        f"{k}: expected {v!r}, found {found[k]!r}" if k in found else f"{k}: missing (expected {v!r})"
+        f"{k}: expected {v!r}, found {found[k]!r}"
+        if k in found
+        else f"{k}: missing (expected {v!r})"
         for k, v in expectation.annotations.items()
         if found.get(k) != v
     ]
-    return f"no signature carries every expected annotation for {what}; closest: " + "; ".join(wrong)
+    return f"no signature carries every expected annotation for {what}; closest: " + "; ".join(
+        wrong
+    )
 
 
 def verify(
@@ -159,15 +168,19 @@ def verify(
         verified_formats: list[str] = []
         for fmt in formats:
             if s.dry_run:
-                argv = session.cosign.verify_argv(reference, policy, tlog=s.tlog,
-                                                  new_bundle_format=fmt == "new")  # fmt: skip
+                argv = session.cosign.verify_argv(
+                    reference, policy, tlog=s.tlog, new_bundle_format=fmt == "new"
+                )
                 session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
                 continue
             try:
                 _, payloads = session.cosign.verify(
-                    reference, policy, tlog=s.tlog, new_bundle_format=fmt == "new",
+                    reference,
+                    policy,
+                    tlog=s.tlog,
+                    new_bundle_format=fmt == "new",
                     on_line=session.tool_output("verify"),
-                )  # fmt: skip
+                )
             except CommandFailed as exc:
                 failures.append(f"{fmt} format: {_last_line(exc.stderr)}")
                 continue
@@ -180,7 +193,8 @@ def verify(
             return report
         if not verified_formats:
             report.problems.append(
-                f"no signature on {reference} verifies against {report.policy}: " + " | ".join(failures)
+                f"no signature on {reference} verifies against {report.policy}: "
+                + " | ".join(failures)
             )
         else:
             check(report, target.repository, digest, policy)
@@ -208,12 +222,16 @@ def _cosign_checks_annotations(
             continue
         try:
             session.cosign.verify(
-                report.reference, policy, expectation.annotations, tlog=session.settings.tlog,
+                report.reference,
+                policy,
+                expectation.annotations,
+                tlog=session.settings.tlog,
                 new_bundle_format=fmt == "new",
-            )  # fmt: skip
+            )
         except CommandFailed as exc:
             report.problems.append(
-                f"cosign rejected the annotations of tag {expectation.tag}: {_last_line(exc.stderr)}"
+                f"cosign rejected the annotations of tag {expectation.tag}: "
+                + _last_line(exc.stderr)
             )
 
 
@@ -226,7 +244,9 @@ def print_report(session: Session, report: VerifyReport) -> None:
     """Expected against found, readable in a job log."""
     out = [f"Verification of {report.reference}", f"  signer: {report.policy}"]
     for tag, at in report.tags.items():
-        out.append(f"  tag {tag} -> {at} {'ok' if report.reference.endswith('@' + at) else 'MISMATCH'}")
+        out.append(
+            f"  tag {tag} -> {at} {'ok' if report.reference.endswith('@' + at) else 'MISMATCH'}"
+        )
     for expectation in report.expectations:
         label = expectation.tag or "*"
         index = report.matches.get(label)
@@ -236,7 +256,9 @@ def print_report(session: Session, report: VerifyReport) -> None:
         for key, value in expectation.annotations.items():
             got = found.get(key)
             mark = "ok" if got == value else "MISMATCH"
-            out.append(f"    {mark:8} {key} = {value!r}" + ("" if got == value else f" (found {got!r})"))
+            out.append(
+                f"    {mark:8} {key} = {value!r}" + ("" if got == value else f" (found {got!r})")
+            )
     others = [i for i in range(len(report.signatures)) if i not in report.matches.values()]
     for i in others:
         sig = report.signatures[i]

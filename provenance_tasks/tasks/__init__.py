@@ -4,8 +4,8 @@
     invoke login | build | sign | verify    one step each
 
 Settings live under `provenance` in invoke's config (invoke.yaml, INVOKE_PROVENANCE_* variables);
-flags win over config, config over defaults. Exit codes: 2 bad input or configuration (nothing was
-built, pushed or signed), 3 verification failed, 4 a registry or tool failure that outlasted retries.
+flags win over config, config over defaults. Exit codes: 2 bad input or configuration (nothing
+was built, pushed or signed), 3 verification failed, 4 a registry or tool failure.
 
 Another repository's tasks.py can reuse the collection:
 
@@ -16,7 +16,7 @@ Another repository's tasks.py can reuse the collection:
 
 from __future__ import annotations
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from provenance_tasks.settings import invoke_defaults
 from provenance_tasks.tasks.image import build, build_sign_verify, login, sign, verify

@@ -7,7 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from invoke import Context, Exit, task
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 T = TypeVar("T")
 
@@ -51,8 +53,13 @@ ITERABLES = ["tag", "build_arg", "secret", "platform", "cache_from", "annotation
 
 def _flags(**given: Any) -> dict[str, Any]:
     """Task parameters to settings keys; False/None/[] mean "not given", so config applies."""
-    renames = {"tag": "tags", "build_arg": "build_args", "secret": "secrets",
-               "platform": "platforms", "annotation": "annotations"}  # fmt: skip
+    renames = {
+        "tag": "tags",
+        "build_arg": "build_args",
+        "secret": "secrets",
+        "platform": "platforms",
+        "annotation": "annotations",
+    }
     flags: dict[str, Any] = {}
     for name, value in given.items():
         if name == "no_tlog":
@@ -91,7 +98,6 @@ def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
             session.close()
 
 
-
 def documented(**options: Any) -> Callable[[Callable[..., None]], Any]:
     """@task with the shared help text of exactly the flags this task takes."""
 
@@ -120,8 +126,11 @@ def login(
     dry_run: bool = False,
     log_format: Str = None,
 ) -> None:
-    """Log in to a registry (CI variables or flags) in a private docker config folder, kept for
-    the next tasks: its path is printed as DOCKER_CONFIG=... for their --docker-config."""
+    """Log in to a registry (CI variables or flags) in a private docker config folder.
+
+    The folder is kept for the tasks that follow: its path is printed as DOCKER_CONFIG=... for
+    their --docker-config.
+    """
     given = dict(locals(), keep_docker_config=True)
     given.pop("c")
 
@@ -129,7 +138,9 @@ def login(
         from provenance_tasks.steps.login import login as run_login
 
         if run_login(session) is None:
-            raise Exit("provenance-tasks: nothing to log in to: pass --registry and --username", code=2)
+            raise Exit(
+                "provenance-tasks: nothing to log in to: pass --registry and --username", code=2
+            )
         print(f"DOCKER_CONFIG={session.docker_config}")
 
     _run(c, given, body)

@@ -1,22 +1,32 @@
 """Real services on loopback for a laptop: an engine, a plain and a TLS registry.
 
-    invoke testbed.up [--engine current|classic] [--port 5000]
-    invoke testbed.down
+invoke testbed.up [--engine current|classic] [--port 5000]
+invoke testbed.down
 """
 
 from __future__ import annotations
 
-from invoke import Collection, Context, Exit, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 
-@task(help={"engine": "start this engine even if one answers: current or classic",
-            "port": "port of the plain registry (default 5000, the local default image's)",
-            "state": "folder for the services' state (default /tmp/provenance-testbed)",
-            "secure": "also start the TLS registry with a login (default: yes)"})  # fmt: skip
+@task(
+    help={
+        "engine": "start this engine even if one answers: current or classic",
+        "port": "port of the plain registry (default 5000, the local default image's)",
+        "state": "folder for the services' state (default /tmp/provenance-testbed)",
+        "secure": "also start the TLS registry with a login (default: yes)",
+    }
+)
 def up(
-    c: Context, engine: str | None = None, port: int = 5000, state: str | None = None,
+    c: Context,
+    engine: str | None = None,
+    port: int = 5000,
+    state: str | None = None,
     secure: bool = True,
-) -> None:  # fmt: skip
+) -> None:
     """Start what is missing and print the environment to use it (DOCKER_HOST, SSL_CERT_FILE)."""
     from pathlib import Path
 
@@ -33,8 +43,10 @@ def up(
         print(f"export {key}={value}")
     print(f"# plain registry {running.plain_registry}")
     if running.secure_registry:
-        print(f"# TLS registry {running.secure_registry} (user {running.username}; "
-              f"password in {folder}/testbed.json)")  # fmt: skip
+        print(
+            f"# TLS registry {running.secure_registry} (user {running.username}; "
+            f"password in {folder}/testbed.json)"
+        )
 
 
 @task(help={"state": "folder given to testbed.up"})

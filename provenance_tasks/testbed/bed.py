@@ -49,7 +49,7 @@ def up(
     plain_port: int | None = None,
     secure: bool = True,
 ) -> TestBed:
-    """Start the services. engine None: reuse an engine that answers at DOCKER_HOST, else "current"."""
+    """Start the services; engine None reuses one that answers at DOCKER_HOST, else "current"."""
     state.mkdir(parents=True, exist_ok=True)
     started: list[processes.Service] = []
     try:
@@ -72,9 +72,13 @@ def up(
             host = SECURE_HOST if _resolvable(SECURE_HOST) else "127.0.0.1"
             _trust_in_docker(ca.cert, host, port)
             reg = registry.start(
-                state, "secure", port=port, tls=(server.cert, server.key),
-                login=(username, password), ca_file=ca.cert,
-            )  # fmt: skip
+                state,
+                "secure",
+                port=port,
+                tls=(server.cert, server.key),
+                login=(username, password),
+                ca_file=ca.cert,
+            )
             started.append(reg.service)
             secure_address = f"{host}:{port}"
     except BaseException:
@@ -82,11 +86,17 @@ def up(
             processes.stop(service)
         raise
     bed = TestBed(
-        state=state, docker_host=found.host, engine=found.kind,
-        plain_registry=plain.address, secure_registry=secure_address,
-        username=username, password=password, ca_file=ca.cert, ca_bundle=bundle,
+        state=state,
+        docker_host=found.host,
+        engine=found.kind,
+        plain_registry=plain.address,
+        secure_registry=secure_address,
+        username=username,
+        password=password,
+        ca_file=ca.cert,
+        ca_bundle=bundle,
         services=tuple(started),
-    )  # fmt: skip
+    )
     _save(bed)
     return bed
 
@@ -116,9 +126,7 @@ def load(state: Path = DEFAULT_STATE) -> TestBed | None:
 
 def _save(bed: TestBed) -> None:
     data = asdict(bed)
-    data["services"] = [
-        {"name": s.name, "pid": s.pid, "log": str(s.log)} for s in bed.services
-    ]
+    data["services"] = [{"name": s.name, "pid": s.pid, "log": str(s.log)} for s in bed.services]
     path = bed.state / "testbed.json"
     path.write_text(json.dumps(data, default=str, indent=2))
     path.chmod(0o600)  # it holds the throwaway registry password
@@ -127,8 +135,11 @@ def _save(bed: TestBed) -> None:
 def _resolvable(name: str) -> bool:
     """Make `name` resolve to 127.0.0.1 through /etc/hosts (root only); True when it does."""
     try:
-        if any(name in line.split()[1:] for line in HOSTS.read_text().splitlines()
-               if not line.lstrip().startswith("#")):  # fmt: skip
+        if any(
+            name in line.split()[1:]
+            for line in HOSTS.read_text().splitlines()
+            if not line.lstrip().startswith("#")
+        ):
             return True
         with HOSTS.open("a") as hosts:
             hosts.write(f"127.0.0.1 {name}  # provenance-tasks test bed\n")

@@ -55,7 +55,8 @@ def start(kind: str, state: Path) -> Engine:
         bin_dir = TOOLS / "engine-current" / "bin"
         if not (bin_dir / "dockerd").exists():
             raise processes.ServiceError(
-                f"the current engine is not installed in {bin_dir}: run ci/install-tools --engine current"
+                f"the current engine is not installed in {bin_dir}: "
+                "run ci/install-tools --engine current"
             )
         env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"
         settings["features"] = {"containerd-snapshotter": True}
@@ -68,16 +69,24 @@ def start(kind: str, state: Path) -> Engine:
     config.write_text(json.dumps(settings))
     argv = [
         dockerd,
-        "--config-file", str(config),
-        "--data-root", str(root / "data"),
-        "--exec-root", str(root / "exec"),
-        "--pidfile", str(root / "dockerd.pid"),
-        "--host", host,
-    ]  # fmt: skip
+        "--config-file",
+        str(config),
+        "--data-root",
+        str(root / "data"),
+        "--exec-root",
+        str(root / "exec"),
+        "--pidfile",
+        str(root / "dockerd.pid"),
+        "--host",
+        host,
+    ]
     service = processes.start(
-        f"dockerd ({kind})", argv, log=root / "dockerd.log", env=env,
+        f"dockerd ({kind})",
+        argv,
+        log=root / "dockerd.log",
+        env=env,
         ready=lambda: socket.exists() and answers(host),
-    )  # fmt: skip
+    )
     return Engine(kind, host, service)
 
 

@@ -53,7 +53,7 @@ def start(
     """Start argv detached from our terminal, logging to `log`, and wait until `ready()`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        process = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -65,7 +65,9 @@ def start(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServiceError(f"{name} exited at start ({process.returncode}); log: {log}\n{tail(log)}")
+            raise ServiceError(
+                f"{name} exited at start ({process.returncode}); log: {log}\n{tail(log)}"
+            )
         if ready():
             return service
         time.sleep(0.2)

@@ -35,8 +35,11 @@ def write_htpasswd(path: Path, username: str, password: str) -> None:
     """bcrypt entry made by htpasswd, the password given on stdin (never in argv)."""
     result = subprocess.run(
         ["htpasswd", "-B", "-i", "-n", username],
-        input=password, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        input=password,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise processes.ServiceError(f"htpasswd failed: {result.stderr.strip()}")
     path.write_text(result.stdout)
@@ -62,13 +65,18 @@ def start(
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": False}},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(root / "data")},
+            "delete": {"enabled": True},
+        },
         "http": http,
     }
     if login:
         htpasswd = root / "htpasswd"
         write_htpasswd(htpasswd, *login)
-        config["auth"] = {"htpasswd": {"realm": f"provenance-testbed-{name}", "path": str(htpasswd)}}
+        config["auth"] = {
+            "htpasswd": {"realm": f"provenance-testbed-{name}", "path": str(htpasswd)}
+        }
     # JSON is YAML: no YAML library needed.
     (root / "config.yml").write_text(json.dumps(config, indent=2))
     service = processes.start(

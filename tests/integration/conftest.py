@@ -67,21 +67,29 @@ class Runner:
     cwd: Path
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("CI_", "GITLAB", "GITHUB", "INVOKE_", "SIGSTORE", "COSIGN"))}  # fmt: skip
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CI_", "GITLAB", "GITHUB", "INVOKE_", "SIGSTORE", "COSIGN"))
+        }
         base.pop("CI", None)
         base.update(self.testbed.environ())
         base["PATH"] = tool_path()
         base.update(extra or {})
         return base
 
-    def run(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "provenance_tasks.cli", *args],
-            cwd=self.cwd, env=self.env(env), input=stdin, capture_output=True, text=True,
+            cwd=self.cwd,
+            env=self.env(env),
+            input=stdin,
+            capture_output=True,
+            text=True,
             timeout=600,
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture
@@ -90,7 +98,7 @@ def runner(testbed: bed.TestBed, tmp_path: Path) -> Runner:
 
 
 def make_context(folder: Path, content: str | None = None) -> Path:
-    """A FROM-scratch build context with a static busybox and a file that makes the digest unique."""
+    """A FROM-scratch context: a static busybox and a file that makes the digest unique."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shutil.which("busybox") or "/bin/busybox", folder / "busybox")
     (folder / "busybox").chmod(0o755)
@@ -115,8 +123,10 @@ def key_pair(tmp_path: Path, cosign: str) -> tuple[Path, Path, str]:
     folder.mkdir()
     subprocess.run(
         [cosign, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
-        env={**os.environ, "COSIGN_PASSWORD": password}, check=True, capture_output=True,
-    )  # fmt: skip
+        env={**os.environ, "COSIGN_PASSWORD": password},
+        check=True,
+        capture_output=True,
+    )
     return folder / "cosign.key", folder / "cosign.pub", password
 
 
@@ -128,12 +138,17 @@ class Registry:
     config: Path
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, **self.testbed.environ(), "DOCKER_CONFIG": str(self.config),
-                "PATH": tool_path()}  # fmt: skip
+        return {
+            **os.environ,
+            **self.testbed.environ(),
+            "DOCKER_CONFIG": str(self.config),
+            "PATH": tool_path(),
+        }
 
     def crane(self, *args: str) -> str:
-        done = subprocess.run([str(TOOLS / "bin" / "crane"), *args], env=self.env(),
-                              capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run(
+            [str(TOOLS / "bin" / "crane"), *args], env=self.env(), capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
@@ -145,8 +160,9 @@ class Registry:
 
     def cosign_verify(self, cosign: str, ref: str, *flags: str) -> subprocess.CompletedProcess[str]:
         extra = ["--new-bundle-format=false"] if cosign.endswith("3") else []
-        return subprocess.run([cosign, "verify", *flags, *extra, ref], env=self.env(),
-                              capture_output=True, text=True)  # fmt: skip
+        return subprocess.run(
+            [cosign, "verify", *flags, *extra, ref], env=self.env(), capture_output=True, text=True
+        )
 
     def payloads(self, cosign: str, ref: str, *flags: str) -> list[dict[str, object]]:
         done = self.cosign_verify(cosign, ref, *flags)
@@ -159,10 +175,21 @@ def registry(testbed: bed.TestBed, tmp_path_factory: pytest.TempPathFactory) -> 
     config = tmp_path_factory.mktemp("crane-config")
     reg = Registry(testbed, config)
     subprocess.run(
-        [str(TOOLS / "bin" / "crane"), "auth", "login", testbed.secure_registry,
-         "--username", testbed.username, "--password-stdin"],
-        input=testbed.password, env=reg.env(), check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            str(TOOLS / "bin" / "crane"),
+            "auth",
+            "login",
+            testbed.secure_registry,
+            "--username",
+            testbed.username,
+            "--password-stdin",
+        ],
+        input=testbed.password,
+        env=reg.env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return reg
 
 
@@ -179,6 +206,7 @@ def source_image(testbed: bed.TestBed, tmp_path_factory: pytest.TempPathFactory)
     subprocess.run(
         ["docker", "buildx", "build", "--push", "--tag", ref, str(context)],
         env={**os.environ, **testbed.environ(), "PATH": tool_path()},
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     return ref

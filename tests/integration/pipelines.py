@@ -70,6 +70,9 @@ def expected_annotations(env: dict[str, str], tag: str) -> dict[str, str]:
 
 
 def identity(env: dict[str, str]) -> str:
-    kind, name = ("tags", env["CI_COMMIT_TAG"]) if "CI_COMMIT_TAG" in env else (
-        "heads", env["CI_COMMIT_REF_NAME"])  # fmt: skip
+    kind, name = (
+        ("tags", env["CI_COMMIT_TAG"])
+        if "CI_COMMIT_TAG" in env
+        else ("heads", env["CI_COMMIT_REF_NAME"])
+    )
     return f"{env['CI_PROJECT_URL']}//{env['CI_CONFIG_PATH']}@refs/{kind}/{name}"

@@ -18,8 +18,9 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
     key, pub, password = key_pair
     env = pipelines.gitlab(runner.testbed)
     env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--no-tlog", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "VERIFIED" in done.stderr
 
@@ -29,8 +30,9 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
     assert f"IMAGE_REF={repository}@{digest}\n" in dotenv
 
     # A plain cosign verify, run by the test, sees the eleven annotations on that digest.
-    payloads = registry.payloads(cosign, f"{repository}@{digest}", "--key", str(pub),
-                                 "--insecure-ignore-tlog")  # fmt: skip
+    payloads = registry.payloads(
+        cosign, f"{repository}@{digest}", "--key", str(pub), "--insecure-ignore-tlog"
+    )
     expected = pipelines.expected_annotations(env, tag)
     assert any(p["optional"] == expected for p in payloads), payloads  # type: ignore[index]
     assert all(p["critical"]["image"]["docker-manifest-digest"] == digest for p in payloads)  # type: ignore[index]
@@ -41,29 +43,44 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
 
 @pytest.mark.integration
 def test_same_image_in_a_second_repository_first_signs_the_right_one(
-    runner: Runner, registry: Registry, tmp_path: Path, key_pair: tuple[Path, Path, str], cosign: str
+    runner: Runner,
+    registry: Registry,
+    tmp_path: Path,
+    key_pair: tuple[Path, Path, str],
+    cosign: str,
 ) -> None:
     key, pub, password = key_pair
     context = make_context(tmp_path / "same", content="identical content")
     env = pipelines.gitlab(runner.testbed)
     # A reproducible build, so both repositories hold the very same digest.
-    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign,
-                "CI_PIPELINE_CREATED_AT": "2026-11-30T00:00:00Z",
-                "INVOKE_PROVENANCE_PROVENANCE": "false",
-                "INVOKE_PROVENANCE_BUILD_ARGS": "SOURCE_DATE_EPOCH=1700000000"})
+    env.update(
+        {
+            "COSIGN_PASSWORD": password,
+            "INVOKE_PROVENANCE_COSIGN": cosign,
+            "CI_PIPELINE_CREATED_AT": "2026-11-30T00:00:00Z",
+            "INVOKE_PROVENANCE_PROVENANCE": "false",
+            "INVOKE_PROVENANCE_BUILD_ARGS": "SOURCE_DATE_EPOCH=1700000000",
+        }
+    )
     other = f"{runner.testbed.secure_registry}/elsewhere/copy-{tmp_path.name[-6:].lower()}"
-    first = runner.run("build", "--context", str(context), "--image", other, "--tag", "first",
-                       env=env)  # fmt: skip
+    first = runner.run(
+        "build", "--context", str(context), "--image", other, "--tag", "first", env=env
+    )
     assert first.returncode == 0, first.stderr
 
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--no-tlog", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
+    )
     assert done.returncode == 0, done.stderr
     repository = env["CI_REGISTRY_IMAGE"]
     digest = registry.digest(f"{repository}:{env['CI_COMMIT_SHORT_SHA']}")
     assert registry.digest(f"{other}:first") == digest  # the same image in both repositories
-    assert registry.cosign_verify(cosign, f"{repository}@{digest}", "--key", str(pub),
-                                  "--insecure-ignore-tlog").returncode == 0  # fmt: skip
+    assert (
+        registry.cosign_verify(
+            cosign, f"{repository}@{digest}", "--key", str(pub), "--insecure-ignore-tlog"
+        ).returncode
+        == 0
+    )
     # The other repository holds no signature.
     assert not [t for t in registry.tags(other) if t.startswith("sha256-")]
 
@@ -74,11 +91,20 @@ def test_new_bundle_format_is_written_on_request_and_verified(
 ) -> None:
     if not cosign.endswith("3"):
         pytest.skip("the new bundle format is written by cosign 3.x")
-    key, pub, password = key_pair
+    key, _, password = key_pair
     env = pipelines.gitlab(runner.testbed)
     env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--no-tlog", "--bundle-format", "new", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--no-tlog",
+        "--bundle-format",
+        "new",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     report = (runner.cwd / "provenance-report.json").read_text()
     assert '"format": "new"' in report and '"format": "classic"' not in report

@@ -23,10 +23,18 @@ def sign_in_pipeline(
 ) -> str:
     env.update({"COSIGN_PASSWORD": leaf.password, "INVOKE_PROVENANCE_COSIGN": cosign})
     done = runner.run(
-        "build-sign-verify", "--context", str(context), "--key", str(leaf.cosign_key),
-        "--certificate", str(leaf.cert), "--certificate-chain", str(leaf.chain), "--no-tlog",
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(leaf.cosign_key),
+        "--certificate",
+        str(leaf.cert),
+        "--certificate-chain",
+        str(leaf.chain),
+        "--no-tlog",
         env=env,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert f"identity {pipelines.identity(env)} issued by {pipelines.SERVER}" in done.stderr
     return done.stderr
@@ -35,14 +43,24 @@ def sign_in_pipeline(
 @pytest.mark.integration
 @pytest.mark.parametrize("tag", [None, "v1.2.3"], ids=["branch", "tag"])
 def test_identity_derived_from_the_pipeline_verifies(
-    runner: Runner, context: Path, test_ca: pki.CertificateAuthority, cosign: str,
-    tmp_path: Path, tag: str | None,
-) -> None:  # fmt: skip
+    runner: Runner,
+    context: Path,
+    test_ca: pki.CertificateAuthority,
+    cosign: str,
+    tmp_path: Path,
+    tag: str | None,
+) -> None:
     env = pipelines.gitlab(runner.testbed, tag=tag, config_path="ci/build.gitlab-ci.yml")
     expected = pipelines.identity(env)
     assert ("@refs/tags/v1.2.3" in expected) == bool(tag)
-    leaf = pki.issue_signing_cert(test_ca, tmp_path / "leaf", identity_uri=expected,
-                                  issuer=pipelines.SERVER, name="job", cosign=IMPORTER)  # fmt: skip
+    leaf = pki.issue_signing_cert(
+        test_ca,
+        tmp_path / "leaf",
+        identity_uri=expected,
+        issuer=pipelines.SERVER,
+        name="job",
+        cosign=IMPORTER,
+    )
     sign_in_pipeline(runner, context, env, leaf, cosign)
 
 
@@ -57,20 +75,39 @@ def test_identity_derived_from_the_pipeline_verifies(
     ids=["wrong-project", "wrong-ref", "wrong-issuer"],
 )
 def test_a_wrong_project_ref_or_issuer_fails(
-    runner: Runner, registry: Registry, context: Path, test_ca: pki.CertificateAuthority,
-    cosign: str, tmp_path: Path, change: dict[str, str], needle: str,
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    test_ca: pki.CertificateAuthority,
+    cosign: str,
+    tmp_path: Path,
+    change: dict[str, str],
+    needle: str,
+) -> None:
     env = pipelines.gitlab(runner.testbed)
-    leaf = pki.issue_signing_cert(test_ca, tmp_path / "leaf", identity_uri=pipelines.identity(env),
-                                  issuer=pipelines.SERVER, name="job", cosign=IMPORTER)  # fmt: skip
+    leaf = pki.issue_signing_cert(
+        test_ca,
+        tmp_path / "leaf",
+        identity_uri=pipelines.identity(env),
+        issuer=pipelines.SERVER,
+        name="job",
+        cosign=IMPORTER,
+    )
     sign_in_pipeline(runner, context, env, leaf, cosign)
 
     # A later verify job whose expectations differ: the signature must not pass.
     verify_env = {**env, **change}
     done = runner.run(
-        "verify", "--image", env["CI_REGISTRY_IMAGE"], "--mode", "certificate",
-        "--certificate-chain", str(leaf.chain), "--no-tlog", env=verify_env,
-    )  # fmt: skip
+        "verify",
+        "--image",
+        env["CI_REGISTRY_IMAGE"],
+        "--mode",
+        "certificate",
+        "--certificate-chain",
+        str(leaf.chain),
+        "--no-tlog",
+        env=verify_env,
+    )
     assert done.returncode == 3, done.stderr
     assert "verification of" in done.stderr and needle in done.stderr
     assert "Traceback" not in done.stderr

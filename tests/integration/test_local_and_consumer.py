@@ -1,11 +1,10 @@
-"""A laptop run on embedded defaults, and another repository's tasks.py that reuses the collection."""
+"""A laptop run on embedded defaults, and another repository's tasks.py reusing the collection."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,26 +19,32 @@ def test_local_run_makes_a_key_pair_on_first_use_and_verifies(
 ) -> None:
     image = f"{runner.testbed.plain_registry}/laptop/app"
     env = {"INVOKE_PROVENANCE_COSIGN": cosign}
-    done = runner.run("build-sign-verify", "--context", str(context), "--image", image,
-                      "--no-tlog", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--image", image, "--no-tlog", env=env
+    )
     assert done.returncode == 0, done.stderr
     key = runner.cwd / ".provenance" / "keys" / "cosign.key"
     assert str(key) in done.stderr  # the path is printed
     assert key.stat().st_mode & 0o777 == 0o600
     assert (key.parent / "cosign.pub").stat().st_mode & 0o777 == 0o600
 
-    # Second run: same key, no new pair.
+    # Second run: same key, no new pair; the console script reads invoke.yaml in the cwd.
     before = key.read_bytes()
-    again = runner.run("build-sign-verify", "--context", str(context), "--image", image,
-                       "--no-tlog", env=env)  # fmt: skip
+    (runner.cwd / "invoke.yaml").write_text(f"provenance:\n  image: {image}\n  tlog: false\n")
+    again = runner.run("build-sign-verify", "--context", str(context), env=env)
     assert again.returncode == 0, again.stderr
     assert key.read_bytes() == before
     assert "made a local signing key pair" not in again.stderr
 
     tag = (runner.cwd / "provenance.env").read_text().split("IMAGE_TAGS=")[1].split()[0]
     digest = registry.digest(f"{image}:{tag}")
-    payloads = registry.payloads(cosign, f"{image}@{digest}", "--key",
-                                 str(key.parent / "cosign.pub"), "--insecure-ignore-tlog")  # fmt: skip
+    payloads = registry.payloads(
+        cosign,
+        f"{image}@{digest}",
+        "--key",
+        str(key.parent / "cosign.pub"),
+        "--insecure-ignore-tlog",
+    )
     assert any(p["optional"].get("tag") == tag for p in payloads)  # type: ignore[attr-defined]
 
 
@@ -77,20 +82,23 @@ def test_a_consumer_tasks_py_imports_configures_and_wraps_the_collection(
     invoke = [sys.executable, "-m", "invoke"]
     env = runner.env({"INVOKE_PROVENANCE_COSIGN": cosign})
 
-    listed = subprocess.run([*invoke, "--list"], cwd=project, env=env, capture_output=True,
-                            text=True)  # fmt: skip
+    listed = subprocess.run(
+        [*invoke, "--list"], cwd=project, env=env, capture_output=True, text=True
+    )
     assert listed.returncode == 0, listed.stderr
     assert "image.build-sign-verify" in listed.stdout and "release" in listed.stdout
 
-    done = subprocess.run([*invoke, "release"], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [*invoke, "release"], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     assert f"released {image}" in done.stdout
 
     digest = registry.digest(f"{image}:release-1")
     pub = project / ".provenance" / "keys" / "cosign.pub"
-    payloads = registry.payloads(cosign, f"{image}@{digest}", "--key", str(pub),
-                                 "--insecure-ignore-tlog")  # fmt: skip
+    payloads = registry.payloads(
+        cosign, f"{image}@{digest}", "--key", str(pub), "--insecure-ignore-tlog"
+    )
     assert any(
         p["optional"].get("com.example.team") == "platform, core"  # type: ignore[attr-defined]
         and p["optional"].get("tag") == "release-1"  # type: ignore[attr-defined]

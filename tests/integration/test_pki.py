@@ -3,7 +3,7 @@ signing) signs and verifies, and a wrong identity, issuer or annotation is rejec
 
 These are contract tests of cosign itself: the flags the adapter relies on, per major. Each test
 signs a crane copy of the session's source image, in a repository of its own on the test bed's
-plain registry, so signatures never leak between tests. Missing tools or registry skip the tests with
+plain registry, so signatures never leak between tests. Missing tools skip the tests with
 the reason, except under CI=true, where they fail: CI must never pass by skipping.
 """
 

@@ -10,20 +10,23 @@ from tests.integration import pipelines
 from tests.integration.conftest import Registry, Runner, make_context
 
 
-def signed(runner: Runner, context: Path, key_pair: tuple[Path, Path, str], cosign: str
-           ) -> tuple[dict[str, str], str]:  # fmt: skip
+def signed(
+    runner: Runner, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> tuple[dict[str, str], str]:
     key, _, password = key_pair
     env = pipelines.gitlab(runner.testbed)
     env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--no-tlog", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
+    )
     assert done.returncode == 0, done.stderr
     return env, (runner.cwd / "provenance.env").read_text()
 
 
 def verify(runner: Runner, env: dict[str, str], pub: Path, *extra: str) -> tuple[int, str]:
-    done = runner.run("verify", "--public-key", str(pub), "--mode", "key", "--no-tlog", *extra,
-                      env=env)  # fmt: skip
+    done = runner.run(
+        "verify", "--public-key", str(pub), "--mode", "key", "--no-tlog", *extra, env=env
+    )
     assert "Traceback" not in done.stderr
     return done.returncode, done.stderr
 
@@ -36,8 +39,14 @@ def test_a_tag_re_pointed_after_signing_fails(
     tag = env["CI_COMMIT_SHORT_SHA"]
     assert verify(runner, env, key_pair[1], "--tag", tag)[0] == 0
     # Someone pushes another image to the same tag.
-    other = runner.run("build", "--context", str(make_context(tmp_path / "evil")),
-                       "--report", "other.json", env={**env, "INVOKE_PROVENANCE_DOTENV": "o.env"})  # fmt: skip
+    other = runner.run(
+        "build",
+        "--context",
+        str(make_context(tmp_path / "evil")),
+        "--report",
+        "other.json",
+        env={**env, "INVOKE_PROVENANCE_DOTENV": "o.env"},
+    )
     assert other.returncode == 0, other.stderr
     code, err = verify(runner, env, key_pair[1], "--tag", tag)
     assert code == 3
@@ -53,9 +62,12 @@ def test_a_signature_by_another_key_fails(
     stranger.mkdir()
     import subprocess
 
-    subprocess.run([cosign, "generate-key-pair", "--output-key-prefix", str(stranger / "k")],
-                   env={"COSIGN_PASSWORD": "", "PATH": "/usr/bin:/bin"}, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [cosign, "generate-key-pair", "--output-key-prefix", str(stranger / "k")],
+        env={"COSIGN_PASSWORD": "", "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+    )
     code, err = verify(runner, env, stranger / "k.pub")
     assert code == 3
     assert "no signature on" in err and "verifies against public key" in err
@@ -71,9 +83,13 @@ def test_a_signature_by_another_key_fails(
     ids=["altered-pipeline-id", "altered-user"],
 )
 def test_an_altered_annotation_fails_and_names_it(
-    runner: Runner, context: Path, key_pair: tuple[Path, Path, str], cosign: str,
-    change: dict[str, str], expected_text: str,
-) -> None:  # fmt: skip
+    runner: Runner,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
+    cosign: str,
+    change: dict[str, str],
+    expected_text: str,
+) -> None:
     env, _ = signed(runner, context, key_pair, cosign)
     code, err = verify(runner, {**env, **change}, key_pair[1])
     assert code == 3
@@ -82,9 +98,12 @@ def test_an_altered_annotation_fails_and_names_it(
 
 @pytest.mark.integration
 def test_a_missing_annotation_fails_and_names_it(
-    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
     cosign: str,
-) -> None:  # fmt: skip
+) -> None:
     env, _ = signed(runner, context, key_pair, cosign)
     code, err = verify(runner, env, key_pair[1], "--annotation", "com.example.reviewed=yes")
     assert code == 3
