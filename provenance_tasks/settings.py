@@ -148,13 +148,32 @@ def as_bool(value: Any, key: str) -> bool:
     raise InputError(f"provenance.{key} must be true or false, not {value!r}")
 
 
-def resolve(config: Mapping[str, Any] | None, flags: Mapping[str, Any] | None = None) -> Settings:
-    """Flags (None means "not given") over config over DEFAULTS."""
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """INVOKE_PROVENANCE_* variables as their raw text.
+
+    invoke casts such a variable by the type of the value it replaces, so with `tlog: true` in
+    invoke.yaml it turns "false" into True. Read raw and parsed by `resolve()`, "false" is False.
+    """
+    found = {}
+    for key in DEFAULTS:
+        name = f"INVOKE_PROVENANCE_{key.upper()}"
+        if name in environ:
+            found[key] = environ[name]
+    return found
+
+
+def resolve(
+    config: Mapping[str, Any] | None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Flags (None means "not given") over environment over config over DEFAULTS."""
     merged: dict[str, Any] = dict(DEFAULTS)
-    for source in (config or {}, flags or {}):
+    config = {**(config or {}), **environment_overrides(environ or {})}
+    for source in (config, flags or {}):
         for key, value in source.items():
             if key not in DEFAULTS:
-                if source is config:
+                if source is not flags:
                     raise InputError(
                         f"unknown setting provenance.{key}",
                         hint=f"known settings: {', '.join(sorted(DEFAULTS))}",

@@ -118,10 +118,12 @@ class Docker:
         )
         try:
             for line in stream:  # stdout and stderr merged, already decoded
+                if self.dry_run and line.startswith("argv:"):
+                    # Parse, then redact: a secret JSON escapes would not match its escaped form.
+                    recorded = self.redactor.redact_argv(json.loads(line[len("argv:") :]))
+                    continue
                 text = self.redactor.redact(line.rstrip("\n"))
-                if self.dry_run and text.startswith("argv:"):
-                    recorded = json.loads(text[len("argv:") :])
-                elif on_line is not None:
+                if on_line is not None:
                     on_line("build", text)
         except DockerException as exc:
             raise self._failed(exc) from None

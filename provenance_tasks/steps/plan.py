@@ -75,7 +75,7 @@ def build_args(session: Session) -> dict[str, str]:
             raise InputError(
                 f"build arg {text!r} is not NAME=value", hint="pass --build-arg NAME=value"
             )
-        if _SECRET_ARG.search(name) or (value and value in session.redactor.secrets):
+        if _SECRET_ARG.search(name) or any(secret in value for secret in session.redactor.secrets):
             raise InputError(
                 f"build arg {name} carries a secret; build args end up in the image's history",
                 hint=f"pass it as a build secret: --secret id={name.lower()},env={name}",

@@ -83,7 +83,7 @@ def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
     session = None
     try:
         config = dict(c.config.get("provenance", {}))
-        settings = resolve(config, _flags(**given))
+        settings = resolve(config, _flags(**given), os.environ)
         password = sys.stdin.readline().rstrip("\r\n") if given.get("password_stdin") else None
         logs.configure(settings.log_format, os.environ)
         session = Session(settings, password=password)

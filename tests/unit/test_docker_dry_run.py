@@ -1,0 +1,149 @@
+"""Docker in dry-run: python-on-whales builds the real buildx command line and hands it to the
+argv recorder instead of docker, and Docker.build returns it, secrets masked. No docker runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provenance_tasks.adapters.docker import BuildRequest, Docker
+from provenance_tasks.redaction import MASK, Redactor
+
+pytest.importorskip("python_on_whales")
+
+SECRET = "s3cr3t-npm-token-value"
+CACHE_TO = "type=registry,ref=r/cache,mode=max"
+CACHE_FROM = "type=registry,ref=r/cache"
+
+
+def values_of(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
+
+
+def request(tmp_path: Path, **changes: object) -> BuildRequest:
+    context = tmp_path / "ctx"
+    context.mkdir(exist_ok=True)
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    fields: dict[str, object] = {
+        "context": context,
+        "dockerfile": context / "Dockerfile",
+        "tags": ["registry.example.com/group/app:v1", "registry.example.com/group/app:abc123"],
+        "build_args": {"VERSION": "1.2.3", "BASE": "debian:12"},
+        "labels": {
+            "org.opencontainers.image.revision": "abc123",
+            "com.example.leak": f"oops-{SECRET}-oops",
+        },
+        "platforms": ["linux/amd64", "linux/arm64"],
+        "target": "runtime",
+        "cache_to": CACHE_TO,
+        "secrets": ["id=npmrc,env=NPM_TOKEN"],
+        "metadata_file": tmp_path / "metadata.json",
+    }
+    fields.update(changes)
+    return BuildRequest(**fields)  # type: ignore[arg-type]
+
+
+def dry_build(tmp_path: Path, **changes: object) -> tuple[list[str], list[str]]:
+    lines: list[str] = []
+    docker = Docker(redactor=Redactor([SECRET]), dry_run=True)
+    argv = docker.build(request(tmp_path, **changes), on_line=lambda _s, line: lines.append(line))
+    return argv, lines
+
+
+def test_dry_run_returns_the_buildx_build_argv_with_push(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert argv[:3] == ["docker", "buildx", "build"]
+    assert "--push" in argv
+    assert "--load" not in argv
+    assert argv[-1] == str(tmp_path / "ctx")  # the context comes last
+    assert values_of(argv, "--file") == [str(tmp_path / "ctx" / "Dockerfile")]
+    assert values_of(argv, "--target") == ["runtime"]
+    assert values_of(argv, "--progress") == ["plain"]
+
+
+def test_dry_run_tags_every_reference(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert values_of(argv, "--tag") == [
+        "registry.example.com/group/app:v1",
+        "registry.example.com/group/app:abc123",
+    ]
+
+
+def test_dry_run_asks_buildx_for_the_metadata_file(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert values_of(argv, "--metadata-file") == [str(tmp_path / "metadata.json")]
+
+
+def test_dry_run_passes_cache_to_verbatim(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert values_of(argv, "--cache-to") == [CACHE_TO]
+
+
+def test_dry_run_passes_each_cache_from_verbatim(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path, cache_from=[CACHE_FROM, "type=local,src=/tmp/cache"])
+    assert values_of(argv, "--cache-from") == [CACHE_FROM, "type=local,src=/tmp/cache"]
+
+
+def test_dry_run_reads_a_bare_cache_from_reference_as_a_registry_cache(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path, cache_from=["registry.example.com/group/app:cache"])
+    assert values_of(argv, "--cache-from") == [
+        "type=registry,ref=registry.example.com/group/app:cache"
+    ]
+
+
+def test_dry_run_without_cache_from_passes_no_cache_from_flag(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert "--cache-from" not in argv
+
+
+def test_dry_run_joins_platforms_into_one_flag(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert values_of(argv, "--platform") == ["linux/amd64,linux/arm64"]
+
+
+def test_dry_run_without_platforms_passes_no_platform_flag(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path, platforms=[])
+    assert "--platform" not in argv
+
+
+def test_dry_run_passes_build_args_and_labels(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert sorted(values_of(argv, "--build-arg")) == ["BASE=debian:12", "VERSION=1.2.3"]
+    assert "org.opencontainers.image.revision=abc123" in values_of(argv, "--label")
+
+
+def test_dry_run_passes_build_secrets_as_specs(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert values_of(argv, "--secret") == ["id=npmrc,env=NPM_TOKEN"]
+
+
+def test_dry_run_masks_registered_secrets_in_the_returned_argv(tmp_path: Path) -> None:
+    argv, lines = dry_build(tmp_path)
+    assert not any(SECRET in arg for arg in argv)
+    assert f"com.example.leak=oops-{MASK}-oops" in values_of(argv, "--label")
+    assert not any(SECRET in line for line in lines)
+
+
+@pytest.mark.parametrize("secret", ["pässwörd-secret", 'quote"and\\slash'])
+def test_dry_run_masks_secrets_that_json_would_escape(tmp_path: Path, secret: str) -> None:
+    docker = Docker(redactor=Redactor([secret]), dry_run=True)
+    argv = docker.build(request(tmp_path, labels={"com.example.leak": secret}))
+    assert not any(secret in arg for arg in argv)
+
+
+def test_dry_run_passes_provenance_only_when_set(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path)
+    assert not any(arg.startswith("--provenance") for arg in argv)
+    argv, _ = dry_build(tmp_path, provenance=False)
+    assert "--provenance=false" in argv
+
+
+def test_dry_run_runs_the_recorder_not_docker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no docker anywhere on PATH, a dry run still produces the command line.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    argv, _ = dry_build(tmp_path)
+    assert argv[:3] == ["docker", "buildx", "build"]

@@ -1,0 +1,383 @@
+"""The plan refuses bad input up front, before anything is built, pushed or signed.
+
+Each test makes a real Session from resolved settings, a minimal environment (a local run unless
+GitLab's variables are given) and a temporary folder that is not a git repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from provenance_tasks.adapters.cosign import CertificateSigning, KeylessSigning, KeySigning
+from provenance_tasks.errors import InputError
+from provenance_tasks.settings import resolve
+from provenance_tasks.steps import plan
+from provenance_tasks.steps.session import Session
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+DIGEST_HEX = "b" * 64
+
+#: Every variable GitLabProvider.context requires (see provenance_tasks/ci/gitlab.py), and the
+#: usual others, for a branch pipeline without an ID token.
+GITLAB_ENV: dict[str, str] = {
+    "GITLAB_CI": "true",
+    "CI": "true",
+    "GITLAB_USER_NAME": "Jo Doe",
+    "CI_PIPELINE_ID": "1001",
+    "CI_PIPELINE_URL": "https://gitlab.example.com/group/proj/-/pipelines/1001",
+    "CI_JOB_ID": "2002",
+    "CI_JOB_URL": "https://gitlab.example.com/group/proj/-/jobs/2002",
+    "CI_COMMIT_SHA": SHA,
+    "CI_COMMIT_SHORT_SHA": SHA[:8],
+    "CI_COMMIT_REF_NAME": "main",
+    "CI_PROJECT_PATH": "group/proj",
+    "CI_PROJECT_URL": "https://gitlab.example.com/group/proj",
+    "CI_PROJECT_NAME": "proj",
+    "CI_SERVER_URL": "https://gitlab.example.com",
+    "CI_REGISTRY": "registry.example.com",
+    "CI_REGISTRY_IMAGE": "registry.example.com/group/proj",
+    "CI_REGISTRY_USER": "gitlab-ci-token",
+    "CI_JOB_TOKEN": "glcbt-64_JOBTOKENxyzzy",
+}
+
+
+def jwt(claims: dict[str, object]) -> str:
+    def seg(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{seg({'alg': 'RS256', 'typ': 'JWT'})}.{seg(claims)}.c2lnbmF0dXJl"
+
+
+@pytest.fixture(autouse=True)
+def _not_a_git_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local provider asks git about the folder: keep it from finding one above tmp_path."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    for name in ("GIT_DIR", "GIT_WORK_TREE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_session(tmp_path: Path, environ: dict[str, str] | None = None, **flags: object) -> Session:
+    env = {"HOME": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin", **(environ or {})}
+    return Session(resolve(None, flags), environ=env, cwd=tmp_path)
+
+
+def with_dockerfile(tmp_path: Path) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    return tmp_path
+
+
+# --- build args --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["NPM_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GH_API_KEY", "npm_token"]
+)
+def test_build_arg_named_like_a_secret_is_refused_with_a_secret_hint(
+    tmp_path: Path, name: str
+) -> None:
+    session = make_session(tmp_path, build_args=[f"{name}=x"])
+    with pytest.raises(InputError) as caught:
+        plan.build_args(session)
+    assert name in caught.value.message
+    assert caught.value.hint is not None
+    assert f"--secret id={name.lower()},env={name}" in caught.value.hint
+
+
+def test_build_arg_whose_value_is_a_known_secret_is_refused(tmp_path: Path) -> None:
+    session = make_session(
+        tmp_path, {"COSIGN_PASSWORD": "supersecret"}, build_args=["FOO=supersecret"]
+    )
+    with pytest.raises(InputError) as caught:
+        plan.build_args(session)
+    assert "FOO" in caught.value.message
+    assert "supersecret" not in caught.value.diagnostics()
+    assert caught.value.hint is not None and "--secret" in caught.value.hint
+
+
+def test_build_arg_taken_from_the_environment_is_refused_when_it_is_a_secret(
+    tmp_path: Path,
+) -> None:
+    environ = {"COSIGN_PASSWORD": "supersecret", "FOO": "supersecret"}
+    session = make_session(tmp_path, environ, build_args=["FOO"])
+    with pytest.raises(InputError, match="FOO carries a secret"):
+        plan.build_args(session)
+
+
+def test_build_arg_equal_to_the_gitlab_job_token_is_refused(tmp_path: Path) -> None:
+    session = make_session(tmp_path, GITLAB_ENV, build_args=[f"X={GITLAB_ENV['CI_JOB_TOKEN']}"])
+    with pytest.raises(InputError, match="X carries a secret"):
+        plan.build_args(session)
+
+
+def test_ordinary_build_args_pass_and_a_bare_name_reads_the_environment(tmp_path: Path) -> None:
+    session = make_session(
+        tmp_path, {"FROM_ENV": "hello"},
+        build_args=["VERSION=1.2=3", "EMPTY=", "FROM_ENV", "UNSET_IN_ENV"],
+    )  # fmt: skip
+    assert plan.build_args(session) == {
+        "VERSION": "1.2=3",
+        "EMPTY": "",
+        "FROM_ENV": "hello",
+        "UNSET_IN_ENV": "",
+    }
+
+
+@pytest.mark.parametrize("text", ["1BAD=x", "=x", "WITH SPACE=x", "DASH-ED=x"])
+def test_build_arg_with_an_invalid_name_is_refused(tmp_path: Path, text: str) -> None:
+    session = make_session(tmp_path, build_args=[text])
+    with pytest.raises(InputError, match="is not NAME=value"):
+        plan.build_args(session)
+
+
+# --- build inputs ------------------------------------------------------------------------------
+
+
+def test_build_inputs_are_the_context_and_its_dockerfile(tmp_path: Path) -> None:
+    context = tmp_path / "app"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    session = make_session(tmp_path, context="app")
+    assert plan.build_inputs(session) == (context.resolve(), (context / "Dockerfile").resolve())
+
+
+def test_missing_context_folder_is_refused_naming_the_path(tmp_path: Path) -> None:
+    session = make_session(tmp_path, context="no-such-folder")
+    with pytest.raises(InputError) as caught:
+        plan.build_inputs(session)
+    assert str((tmp_path / "no-such-folder").resolve()) in caught.value.message
+    assert caught.value.hint is not None and "--context" in caught.value.hint
+
+
+def test_context_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    session = make_session(tmp_path, context="Dockerfile")
+    with pytest.raises(InputError, match="is not a folder"):
+        plan.build_inputs(session)
+
+
+def test_missing_dockerfile_is_refused_naming_the_path(tmp_path: Path) -> None:
+    session = make_session(tmp_path)
+    with pytest.raises(InputError) as caught:
+        plan.build_inputs(session)
+    assert str((tmp_path / "Dockerfile").resolve()) in caught.value.message
+    assert caught.value.hint is not None and "--file" in caught.value.hint
+
+
+def test_missing_dockerfile_given_with_file_is_refused_naming_that_path(tmp_path: Path) -> None:
+    with_dockerfile(tmp_path)  # the default one exists, the asked-for one does not
+    session = make_session(tmp_path, file="docker/Release.Dockerfile")
+    with pytest.raises(InputError) as caught:
+        plan.build_inputs(session)
+    assert str((tmp_path / "docker" / "Release.Dockerfile").resolve()) in caught.value.message
+
+
+# --- signing mode and material -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags", [{"key": "cosign.key"}, {"certificate": "signer.pem"}], ids=["key", "certificate"]
+)
+def test_keyless_with_a_key_or_certificate_is_refused_as_both(
+    tmp_path: Path, flags: dict[str, str]
+) -> None:
+    session = make_session(tmp_path, mode="keyless", **flags)
+    with pytest.raises(InputError, match="both"):
+        plan.signing_mode(session)
+
+
+@pytest.mark.parametrize(
+    ("environ", "flags", "mode"),
+    [
+        ({}, {}, "key"),
+        (GITLAB_ENV, {}, "keyless"),
+        (GITLAB_ENV, {"key": "awskms://alias/x"}, "key"),
+        ({}, {"certificate": "c.pem", "key": "k.key"}, "certificate"),
+        (GITLAB_ENV, {"mode": "key"}, "key"),
+    ],
+    ids=["local", "gitlab", "gitlab-with-key", "certificate", "explicit"],
+)
+def test_auto_mode_picks_the_signing_mode_from_inputs_and_ci(
+    tmp_path: Path, environ: dict[str, str], flags: dict[str, str], mode: str
+) -> None:
+    assert plan.signing_mode(make_session(tmp_path, environ, **flags)) == mode
+
+
+@pytest.mark.parametrize("key", ["foo://k", "s3://bucket/key", "file://cosign.key"])
+def test_unknown_kms_scheme_is_refused_naming_the_scheme(tmp_path: Path, key: str) -> None:
+    session = make_session(tmp_path, key=key)
+    with pytest.raises(InputError) as caught:
+        plan.signing_material(session, "key")
+    scheme = key.split("://")[0] + "://"
+    assert f"unknown KMS scheme {scheme}" in caught.value.message
+    assert caught.value.hint is not None and "awskms://" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "key", ["awskms://alias/x", "gcpkms://projects/p/k", "hashivault://k", "gitlab://123"]
+)
+def test_kms_key_is_passed_through_unchanged(tmp_path: Path, key: str) -> None:
+    assert plan.signing_material(make_session(tmp_path, key=key), "key") == KeySigning(key)
+
+
+def test_readable_key_file_becomes_an_absolute_path(tmp_path: Path) -> None:
+    (tmp_path / "cosign.key").write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    material = plan.signing_material(make_session(tmp_path, key="cosign.key"), "key")
+    assert material == KeySigning(str((tmp_path / "cosign.key").resolve()))
+
+
+@pytest.mark.parametrize("make", ["missing", "folder"])
+def test_key_that_is_not_a_readable_file_is_refused(tmp_path: Path, make: str) -> None:
+    if make == "folder":
+        (tmp_path / "cosign.key").mkdir()
+    session = make_session(tmp_path, key="cosign.key")
+    with pytest.raises(InputError) as caught:
+        plan.signing_material(session, "key")
+    assert f"cannot read signing key {(tmp_path / 'cosign.key').resolve()}" in str(caught.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_key_file_without_read_permission_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "cosign.key"
+    key.write_text("secret key\n")
+    key.chmod(0)
+    try:
+        with pytest.raises(InputError, match="cannot read signing key"):
+            plan.signing_material(make_session(tmp_path, key="cosign.key"), "key")
+    finally:
+        key.chmod(0o600)
+
+
+def test_env_key_reference_needs_the_variable_set(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="the variable is not set"):
+        plan.signing_material(make_session(tmp_path, key="env://SIGNING_KEY"), "key")
+    session = make_session(tmp_path, {"SIGNING_KEY": "-----BEGIN..."}, key="env://SIGNING_KEY")
+    assert plan.signing_material(session, "key") == KeySigning("env://SIGNING_KEY")
+
+
+def test_certificate_mode_needs_key_certificate_and_chain(tmp_path: Path) -> None:
+    for name in ("k.key", "c.pem", "chain.pem"):
+        (tmp_path / name).write_text("x\n")
+    session = make_session(tmp_path, key="k.key", certificate="c.pem")
+    with pytest.raises(InputError, match="certificate mode needs"):
+        plan.signing_material(session, "certificate")
+    session = make_session(
+        tmp_path, key="k.key", certificate="c.pem", certificate_chain="chain.pem"
+    )
+    material = plan.signing_material(session, "certificate")
+    assert material == CertificateSigning(
+        str((tmp_path / "k.key").resolve()),
+        (tmp_path / "c.pem").resolve(),
+        (tmp_path / "chain.pem").resolve(),
+    )
+
+
+def test_keyless_in_gitlab_without_an_id_token_points_at_id_tokens(tmp_path: Path) -> None:
+    session = make_session(tmp_path, GITLAB_ENV)
+    with pytest.raises(InputError) as caught:
+        plan.signing_material(session, plan.signing_mode(session))
+    assert "OIDC token" in caught.value.message
+    assert caught.value.hint is not None and "id_tokens" in caught.value.hint
+
+
+def test_keyless_in_gitlab_with_an_id_token_signs_keyless(tmp_path: Path) -> None:
+    token = jwt({"iss": "https://gitlab.example.com", "ci_config_ref_uri": "x"})
+    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token})
+    assert plan.signing_material(session, "keyless") == KeylessSigning()
+    assert token in session.redactor.secrets
+
+
+def test_keyless_locally_without_a_token_suggests_a_key(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        plan.signing_material(make_session(tmp_path), "keyless")
+    assert caught.value.hint is not None and "--key" in caught.value.hint
+
+
+def test_keyless_without_tlog_is_refused(tmp_path: Path) -> None:
+    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": jwt({})}, tlog=False)
+    with pytest.raises(InputError, match="--no-tlog"):
+        plan.signing_material(session, "keyless")
+
+
+def test_key_mode_in_ci_without_a_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="key mode needs a key"):
+        plan.signing_material(make_session(tmp_path, GITLAB_ENV), "key")
+
+
+# --- target: image, tags, annotations ------------------------------------------------------------
+
+
+def test_target_uses_the_flags(tmp_path: Path) -> None:
+    session = make_session(
+        tmp_path, image="localhost:5000/app", tags=["v1", "v1", "latest"],
+        annotations=["com.example.team=platform"],
+    )  # fmt: skip
+    target = plan.target(session)
+    assert target.repository == "localhost:5000/app"
+    assert target.tags == ("v1", "latest")
+    assert target.annotations_for(session, "v1")["com.example.team"] == "platform"
+    assert target.annotations_for(session, "v1")["tag"] == "v1"
+    assert "tag" not in target.annotations_for(session, None)
+
+
+def test_uppercase_image_is_refused(tmp_path: Path) -> None:
+    session = make_session(tmp_path, image="Localhost:5000/App")
+    with pytest.raises(InputError) as caught:
+        plan.target(session)
+    assert "--image" in caught.value.message
+    assert "uppercase" in caught.value.message
+    assert caught.value.hint is not None and "lowercase" in caught.value.hint
+
+
+@pytest.mark.parametrize("tag", ["sha256:" + DIGEST_HEX, DIGEST_HEX])
+def test_tag_that_looks_like_a_digest_is_refused(tmp_path: Path, tag: str) -> None:
+    session = make_session(tmp_path, image="localhost:5000/app", tags=[tag])
+    with pytest.raises(InputError) as caught:
+        plan.target(session)
+    assert "is a digest" in caught.value.message
+    assert "--tag" in caught.value.message
+
+
+def test_annotation_key_with_a_space_is_refused(tmp_path: Path) -> None:
+    session = make_session(tmp_path, image="localhost:5000/app", tags=["v1"],
+                           annotations=["com.example team=platform"])  # fmt: skip
+    with pytest.raises(InputError) as caught:
+        plan.target(session)
+    assert "'com.example team'" in caught.value.message
+    assert "is not valid" in caught.value.message
+
+
+def test_annotation_value_with_a_newline_is_refused_naming_the_key(tmp_path: Path) -> None:
+    session = make_session(tmp_path, image="localhost:5000/app", tags=["v1"],
+                           annotations=["com.example.note=line one\nline two"])  # fmt: skip
+    with pytest.raises(InputError) as caught:
+        plan.target(session)
+    assert "'com.example.note'" in caught.value.message
+    assert "a newline" in caught.value.message
+    assert "line two" not in caught.value.message  # the value is not repeated
+
+
+def test_annotation_setting_the_reserved_tag_key_is_refused(tmp_path: Path) -> None:
+    session = make_session(tmp_path, image="localhost:5000/app", tags=["v1"],
+                           annotations=["tag=v2"])  # fmt: skip
+    with pytest.raises(InputError, match="'tag'"):
+        plan.target(session)
+
+
+def test_target_defaults_come_from_gitlab(tmp_path: Path) -> None:
+    target = plan.target(make_session(tmp_path, GITLAB_ENV))
+    assert target.repository == "registry.example.com/group/proj"
+    assert target.tags == (SHA[:8],)
+
+
+def test_local_target_defaults_to_the_local_registry_and_latest(tmp_path: Path) -> None:
+    folder = tmp_path / "My App"
+    folder.mkdir()
+    target = plan.target(make_session(folder))
+    assert target.repository == "localhost:5000/my-app"
+    assert target.tags == ("latest",)
