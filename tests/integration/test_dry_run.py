@@ -51,3 +51,32 @@ def test_dry_run_prints_every_command_and_pushes_nothing(
     )
     assert listed.returncode != 0 or not listed.stdout.strip()
     assert not (runner.cwd / "provenance.env").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--image", "Registry.example.com/Group/App"], "uppercase"),
+        (["--tag", "sha256:" + "a" * 64], "digest"),
+        (["--annotation", "bad key=1"], "bad key"),
+        (["--mode", "keyless", "--key", "cosign.key"], "both"),
+        (["--key", "foo://k"], "foo://"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message_and_pushes_nothing(
+    runner: Runner, registry: Registry, context: Path, args: list[str], needle: str
+) -> None:
+    env = pipelines.gitlab(runner.testbed)
+    done = runner.run("build-sign-verify", "--context", str(context), "--no-tlog", *args, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert needle.lower() in done.stderr.lower()
+    assert "build:" not in done.stderr  # no step started
+    listed = subprocess.run(
+        [str(TOOLS / "bin" / "crane"), "ls", env["CI_REGISTRY_IMAGE"]],
+        env=registry.env(),
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode != 0 or not listed.stdout.strip()

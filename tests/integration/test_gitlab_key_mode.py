@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,10 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
     expected = pipelines.expected_annotations(env, tag)
     assert any(p["optional"] == expected for p in payloads), payloads  # type: ignore[index]
     assert all(p["critical"]["image"]["docker-manifest-digest"] == digest for p in payloads)  # type: ignore[index]
+    # The login lived in a private docker config folder, removed at the end.
+    folder = re.search(r"docker_config=(\S+)", done.stderr)
+    assert folder and folder.group(1).startswith("/tmp/provenance-docker-")
+    assert not Path(folder.group(1)).exists()
     # No secret reached the output.
     for secret in (env["CI_JOB_TOKEN"], env["CI_REGISTRY_PASSWORD"], password):
         assert secret not in done.stdout + done.stderr
