@@ -141,12 +141,7 @@ class Cosign:
             argv += [f"--new-bundle-format={'true' if new_bundle_format else 'false'}"]
         elif not tlog:
             argv += ["--tlog-upload=false"]
-        for key, value in annotations.items():
-            argv += ["-a", cosign_annotation_arg(key, value)]
-        if self.timeout:
-            argv += ["--timeout", f"{int(self.timeout)}s"]
-        argv.append(image_ref)
-        return argv
+        return argv + self._annotations_timeout_and(image_ref, annotations)
 
     def verify_argv(
         self,
@@ -179,12 +174,16 @@ class Cosign:
             argv += ["--insecure-ignore-tlog"]
         if self.major >= 3:
             argv += [f"--new-bundle-format={'true' if new_bundle_format else 'false'}"]
+        return argv + self._annotations_timeout_and(image_ref, annotations)
+
+    def _annotations_timeout_and(self, image_ref: str, annotations: Mapping[str, str]) -> list[str]:
+        """The tail both subcommands share: -a per annotation, the timeout, the image last."""
+        tail: list[str] = []
         for key, value in annotations.items():
-            argv += ["-a", cosign_annotation_arg(key, value)]
+            tail += ["-a", cosign_annotation_arg(key, value)]
         if self.timeout:
-            argv += ["--timeout", f"{int(self.timeout)}s"]
-        argv.append(image_ref)
-        return argv
+            tail += ["--timeout", f"{int(self.timeout)}s"]
+        return [*tail, image_ref]
 
     # --- running ---------------------------------------------------------------------------------
 
