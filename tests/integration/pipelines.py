@@ -62,6 +62,13 @@ def gitlab(
     return env
 
 
+def gitlab_key_mode(testbed: TestBed, cosign: str, password: str, **changes: str) -> dict[str, str]:
+    """A GitLab pipeline that signs with a key: the key's password and the cosign to use."""
+    env = gitlab(testbed, **changes)  # type: ignore[arg-type]
+    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    return env
+
+
 def expected_annotations(env: dict[str, str], tag: str) -> dict[str, str]:
     """The eleven annotations of the tutorial, as the signature must carry them."""
     values = {key: env[var] for key, var in ANNOTATION_VARIABLES.items()}

@@ -16,8 +16,7 @@ def test_dry_run_prints_every_command_and_pushes_nothing(
     runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str], cosign: str
 ) -> None:
     key, _, password = key_pair
-    env = pipelines.gitlab(runner.testbed)
-    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     done = runner.run(
         "build-sign-verify",
         "--context",

@@ -17,8 +17,7 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
     runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str], cosign: str
 ) -> None:
     key, pub, password = key_pair
-    env = pipelines.gitlab(runner.testbed)
-    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     done = runner.run(
         "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
     )
@@ -97,8 +96,7 @@ def test_new_bundle_format_is_written_on_request_and_verified(
     if not cosign.endswith("3"):
         pytest.skip("the new bundle format is written by cosign 3.x")
     key, _, password = key_pair
-    env = pipelines.gitlab(runner.testbed)
-    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     done = runner.run(
         "build-sign-verify",
         "--context",

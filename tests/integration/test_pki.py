@@ -313,9 +313,14 @@ def test_classic_signatures_cross_majors(
     env: dict[str, str],
 ) -> None:
     _ok(_sign_classic(cosigns[signs], signs, signer, image, env), f"cosign{signs} sign")
-    _ok(
+    verified = _ok(
         _verify_classic(cosigns[verifies], verifies, signer, image, env, annotations=["k=v"]),
         f"cosign{verifies} verify",
+    )
+    payloads = verified.json()
+    assert any(p["optional"].get("Subject") == signer.identity for p in payloads), payloads
+    assert all(
+        p["critical"]["image"]["docker-manifest-digest"] == image.split("@")[1] for p in payloads
     )
 
 

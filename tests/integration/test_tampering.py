@@ -14,8 +14,7 @@ def signed(
     runner: Runner, context: Path, key_pair: tuple[Path, Path, str], cosign: str
 ) -> tuple[dict[str, str], str]:
     key, _, password = key_pair
-    env = pipelines.gitlab(runner.testbed)
-    env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     done = runner.run(
         "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
     )
