@@ -83,14 +83,18 @@ class Docker:
             env["DOCKER_HOST"] = self.host
         return env
 
-    def login(self, registry: str, username: str, password: str) -> None:
-        from python_on_whales.exceptions import DockerException
+    def login(
+        self, registry: str, username: str, password: str, *, on_line: LineSink | None = None
+    ) -> None:
+        """`docker login`, the password on stdin.
 
+        Run through our own run(), not python-on-whales' login: that one lets docker's stderr
+        through uncaptured, past the step's section and the redactor, and keeps none of it for
+        the error message.
+        """
         self.redactor.add(password)
-        try:
-            self.client.login(server=registry, username=username, password=password)
-        except DockerException as exc:
-            raise self._failed(exc) from None
+        argv = [*self._docker_argv(), "login", "--username", username, "--password-stdin", registry]
+        run(argv, redactor=self.redactor, env=self._env(), stdin=password, on_line=on_line)
 
     def build(self, request: BuildRequest, *, on_line: LineSink | None = None) -> list[str]:
         """Build and push to every tag; stream progress lines. Returns the redacted argv it ran."""
@@ -131,17 +135,24 @@ class Docker:
 
     def resolve(self, reference: str) -> str:
         """The digest a tag points at now, read from the registry (not from the local store)."""
-        argv = ["docker"]
-        if self.config_dir is not None:
-            argv += ["--config", str(self.config_dir)]
-        argv += ["buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"]
-        env = {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
-        completed = run(argv, redactor=self.redactor, env=env)
+        argv = [*self._docker_argv(), "buildx", "imagetools", "inspect", reference]
+        completed = run(
+            [*argv, "--format", "{{json .Manifest}}"], redactor=self.redactor, env=self._env()
+        )
         try:
             digest = json.loads(completed.stdout)["digest"]
         except (ValueError, KeyError, TypeError) as exc:
             raise ToolError(f"could not read the digest of {reference} from the registry") from exc
         return str(digest)
+
+    def _docker_argv(self) -> list[str]:
+        argv = ["docker"]
+        if self.config_dir is not None:
+            argv += ["--config", str(self.config_dir)]
+        return argv
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
 
     def _failed(self, exc: Exception) -> CommandFailed:
         argv = [str(a) for a in getattr(exc, "docker_command", [])]

@@ -28,17 +28,33 @@ class Completed:
 
 
 class CommandFailed(ToolError):
-    """A tool exited non-zero. Everything in it is already redacted."""
+    """A tool exited non-zero. Everything in it is already redacted.
 
-    def __init__(self, tool: str, argv: Sequence[str], returncode: int, stderr: str) -> None:
+    The message is one line (the tool, its exit code, its last stderr line); the command and the
+    last lines of stderr ride along for the run's summary and for classifying the failure.
+    """
+
+    def __init__(
+        self,
+        tool: str,
+        argv: Sequence[str],
+        returncode: int,
+        stderr: str,
+        *,
+        hint: str | None = None,
+    ) -> None:
         self.tool = tool
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stderr = stderr
-        last = "\n".join(stderr.strip().splitlines()[-8:])
-        super().__init__(
-            f"{tool} failed (exit {returncode}): {shlex.join(self.argv)}\n{last}".rstrip()
-        )
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        self.stderr_tail = tuple(lines[-8:])
+        last = f": {lines[-1].strip()}" if lines else ""
+        super().__init__(f"{tool} failed (exit {returncode}){last}", hint=hint)
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
 
 
 def run(

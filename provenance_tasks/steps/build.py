@@ -72,6 +72,7 @@ def build(session: Session, target: plan.Target) -> BuildResult:
             digest, media_type = read_metadata(metadata_file)
             record.detail = {"digest": digest}
         result = BuildResult(target.repository, digest, target.tags, media_type)
+    session.bind_image(result.repository, result.digest)
     audit_tags(session, result)
     session.results["build"] = result
     return result

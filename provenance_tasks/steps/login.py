@@ -42,7 +42,7 @@ def login(session: Session) -> str | None:
     with session.step("login", f"Log in to {registry}", collapsed=False) as record:
         record.detail = {"registry": registry, "user": username, "docker_config": str(config)}
         if not session.settings.dry_run:
-            session.docker.login(registry, username, password)
+            session.docker.login(registry, username, password, on_line=session.tool_output("login"))
         else:
             session.log.info(
                 "dry-run",

@@ -17,7 +17,9 @@ from provenance_tasks.steps.session import Session
 
 
 def run_build(session: Session) -> build_step.BuildResult:
+    session.plan("build", "audit")
     target = plan.target(session)
+    session.bind_image(target.repository)
     plan.build_inputs(session)
     plan.build_args(session)
     login_step.login(session)
@@ -28,10 +30,12 @@ def run_build(session: Session) -> build_step.BuildResult:
 
 
 def run_sign(session: Session) -> sign_step.SignResult:
+    session.plan("sign")
     target = plan.target(session)
     mode = plan.signing_mode(session)
     material = plan.signing_material(session, mode)
     repository, digest = _image(session, target)
+    session.bind_image(repository, digest)
     login_step.login(session)
     result = sign_step.sign(session, target, f"{repository}@{digest}", mode, material)
     outputs.write_all(session, outputs.image_outputs(repository, digest, target.tags))
@@ -39,10 +43,12 @@ def run_sign(session: Session) -> sign_step.SignResult:
 
 
 def run_verify(session: Session, *, check_tags: bool) -> verify_step.VerifyReport:
+    session.plan("verify")
     target = plan.target(session) if session.settings.tags else _untagged_target(session)
     mode = plan.signing_mode(session)
     policy = plan.verification_policy(session, mode)
     repository, digest = _image(session, target)
+    session.bind_image(repository, digest)
     target = plan.Target(repository, target.tags, target.user_annotations)
     login_step.login(session)
     try:
@@ -59,7 +65,9 @@ def run_verify(session: Session, *, check_tags: bool) -> verify_step.VerifyRepor
 
 def run_build_sign_verify(session: Session) -> verify_step.VerifyReport:
     # Everything that can be wrong up front is found before anything is built, pushed or signed.
+    session.plan("build", "audit", "sign", "verify")
     target = plan.target(session)
+    session.bind_image(target.repository)
     plan.build_inputs(session)
     plan.build_args(session)
     mode = plan.signing_mode(session)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from provenance_tasks.errors import ProvenanceError
-from provenance_tasks.logs import StepLog
+from provenance_tasks.logs import RunSummary, StepLog
 from provenance_tasks.redaction import Redactor
 from provenance_tasks.settings import Settings
+from provenance_tasks.steps.summary import summarize
 
 if TYPE_CHECKING:
     from provenance_tasks.adapters.cosign import Cosign
@@ -30,6 +31,7 @@ class StepRecord:
     status: str = "running"  # running, ok, failed, skipped
     duration_s: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
 
 
 class Session:
@@ -52,11 +54,15 @@ class Session:
             self.redactor.add(self.environ.get(settings.password_env))
         self.redactor.add(password)
         self.password = password  # a registry password given on stdin, if any
-        self.log = StepLog(self.environ, settings.log_format, stream)
         self.ci: CIContext = detect(self.environ, cwd=self.cwd)
         for secret in self.ci.secrets:
             self.redactor.add(secret)
+        self.log = StepLog(self.environ, settings.log_format, stream, self.redactor)
+        self.log.mask(self.redactor.secrets)  # GitHub: before anything else is printed
+        self.planned: tuple[str, ...] = ()  # the steps a task means to run, for the summary
         self.steps: list[StepRecord] = []
+        self.image: str | None = None  # the repository this run works on, once known
+        self.digest: str | None = None  # the digest it signs or verifies, once known
         self.results: dict[str, Any] = {}
         self._docker_config: Path | None = (
             Path(settings.docker_config) if settings.docker_config else None
@@ -125,19 +131,32 @@ class Session:
         started = time.monotonic()
         try:
             yield record
-        except ProvenanceError as exc:
+        except BaseException as exc:
             record.status = "failed"
+            record.error = exc
             record.duration_s = time.monotonic() - started
-            self.log.end(name, "failed", record.duration_s, error=self.redactor.redact(exc.message))
-            raise
-        except BaseException:
-            record.status = "failed"
-            record.duration_s = time.monotonic() - started
-            self.log.end(name, "failed", record.duration_s)
+            message = exc.message if isinstance(exc, ProvenanceError) else type(exc).__name__
+            self.log.end(name, "failed", record.duration_s, error=message)
             raise
         record.status = "ok" if record.status == "running" else record.status
         record.duration_s = time.monotonic() - started
         self.log.end(name, record.status, record.duration_s, **record.detail)
+
+    def bind_image(self, repository: str, digest: str | None = None) -> None:
+        """From here on every record names the image (and the digest, once there is one)."""
+        self.image = repository
+        self.digest = digest or self.digest
+        self.log.bind(image=self.image, digest=self.digest)
+
+    def plan(self, *steps: str) -> None:
+        """The steps this run means to take; the summary lists those that never ran."""
+        self.planned = steps
+
+    def finish(self, error: BaseException | None = None) -> RunSummary:
+        """Print the summary (last thing of a run) and return it."""
+        summary = summarize(self, error)
+        self.log.summary(summary)
+        return summary
 
     def tool_output(self, step: str) -> Any:
         """A line sink that streams a tool's output into the step's section."""

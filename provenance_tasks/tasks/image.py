@@ -77,25 +77,48 @@ def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
     """The edge: settings, logging, one session; errors become one message and an exit code."""
     from provenance_tasks import logs
     from provenance_tasks.errors import ProvenanceError
+    from provenance_tasks.redaction import Redactor
     from provenance_tasks.settings import resolve
     from provenance_tasks.steps.session import Session
 
     session = None
+    redactor = Redactor.from_environ(os.environ)
+    json_lines = False
     try:
         config = dict(c.config.get("provenance", {}))
         settings = resolve(config, _flags(**given), os.environ)
+        json_lines = settings.log_format == "json"
         password = sys.stdin.readline().rstrip("\r\n") if given.get("password_stdin") else None
         logs.configure(settings.log_format, os.environ)
         session = Session(settings, password=password)
-        return body(session)
+        redactor = session.redactor
+        result = body(session)
+        session.finish()
+        return result
     except ProvenanceError as exc:
-        message = exc.diagnostics()
         if session is not None:
-            message = session.redactor.redact(message)
+            session.finish(exc)
+        if json_lines:
+            if session is None:  # failed before the run began: still one JSON summary
+                _json_failure(redactor, exc)
+            raise Exit(code=exc.exit_code) from None  # the summary event said it all, as JSON
+        message = logs.neutralise(redactor.redact(exc.diagnostics()))
         raise Exit(f"provenance-tasks: {message}", code=exc.exit_code) from None
+    except Exception as exc:
+        if session is not None:
+            session.finish(exc)
+        raise
     finally:
         if session is not None:
             session.close()
+
+
+def _json_failure(redactor: Any, exc: Any) -> None:
+    from provenance_tasks.logs import Failure, RunSummary, StepLog
+
+    hint = redactor.redact(exc.hint) if exc.hint else None
+    failure = Failure(None, redactor.redact(exc.message), exc.exit_code, hint=hint)
+    StepLog(os.environ, "json", redactor=redactor).summary(RunSummary((), failure=failure))
 
 
 def documented(**options: Any) -> Callable[[Callable[..., None]], Any]:

@@ -81,14 +81,17 @@ class Runner:
     def run(
         self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        # Bytes, decoded by hand: universal newlines would turn the CR of GitLab's markers into LF.
+        done = subprocess.run(
             [sys.executable, "-m", "provenance_tasks.cli", *args],
             cwd=self.cwd,
             env=self.env(env),
-            input=stdin,
+            input=stdin.encode() if stdin is not None else None,
             capture_output=True,
-            text=True,
             timeout=600,
+        )
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
         )
 
 

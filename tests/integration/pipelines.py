@@ -83,3 +83,27 @@ def identity(env: dict[str, str]) -> str:
         else ("heads", env["CI_COMMIT_REF_NAME"])
     )
     return f"{env['CI_PROJECT_URL']}//{env['CI_CONFIG_PATH']}@refs/{kind}/{name}"
+
+
+def github(testbed: TestBed, *, repository: str = "octo-org/app") -> dict[str, str]:
+    """A GitHub Actions branch run pushing to the test bed's TLS registry (REGISTRY_PASSWORD)."""
+    sha = hashlib.sha1(uuid.uuid4().bytes).hexdigest()  # noqa: S324 - a fake commit id
+    return {
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "9001",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": repository,
+        "GITHUB_WORKFLOW_REF": f"{repository}/.github/workflows/build.yml@refs/heads/main",
+        "GITHUB_SHA": sha,
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_REF_TYPE": "branch",
+        "GITHUB_ACTOR": "octocat",
+        "INVOKE_PROVENANCE_IMAGE": f"{testbed.secure_registry}/{repository}-{uuid.uuid4().hex[:6]}",
+        "INVOKE_PROVENANCE_REGISTRY": testbed.secure_registry,
+        "INVOKE_PROVENANCE_USERNAME": testbed.username,
+        "INVOKE_PROVENANCE_PASSWORD_ENV": "REGISTRY_PASSWORD",
+        "REGISTRY_PASSWORD": testbed.password,
+    }

@@ -1,0 +1,85 @@
+"""The end of a run in a few lines: each step's status and time, the digest, the verdict.
+
+On failure it names the failing step, its command (redacted) and the last lines of the tool's
+stderr, so the reason is on screen without scrolling back through a collapsed build log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    name: str
+    status: str  # ok, failed, not run
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    step: str | None
+    message: str
+    exit_code: int
+    command: str | None = None
+    stderr_tail: tuple[str, ...] = ()
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    steps: tuple[StepStatus, ...]
+    image: str | None = None
+    digest: str | None = None
+    verified: bool | None = None  # None: verify did not run
+    failure: Failure | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failure else "ok"
+
+    def as_event(self) -> dict[str, Any]:
+        """The summary as one structured record, the last a log pipeline reads."""
+        record: dict[str, Any] = {
+            "status": self.status,
+            "steps": [
+                {"name": s.name, "status": s.status, "duration_s": s.duration_s} for s in self.steps
+            ],
+            "image": self.image,
+            "digest": self.digest,
+            "verified": self.verified,
+            "duration_s": round(sum(s.duration_s or 0.0 for s in self.steps), 2),
+        }
+        if self.failure:
+            record["failure"] = {
+                "step": self.failure.step,
+                "message": self.failure.message,
+                "hint": self.failure.hint,
+                "exit_code": self.failure.exit_code,
+                "command": self.failure.command,
+                "stderr_tail": list(self.failure.stderr_tail),
+            }
+        return record
+
+    def lines(self) -> list[str]:
+        """The summary as a small table for people."""
+        width = max([len(s.name) for s in self.steps] + [6])
+        out = [f"{'step':<{width}}  {'status':<8}  time"]
+        for s in self.steps:
+            took = f"{s.duration_s:.1f}s" if s.duration_s is not None else "-"
+            out.append(f"{s.name:<{width}}  {s.status:<8}  {took:>5}")
+        if self.image and self.digest:
+            out.append(f"image: {self.image}@{self.digest}")
+        if self.verified is not None:
+            out.append("verification: " + ("VERIFIED" if self.verified else "FAILED"))
+        if self.failure:
+            where = f" in step {self.failure.step}" if self.failure.step else ""
+            out.append(f"FAILED{where} (exit {self.failure.exit_code})")
+            if self.failure.command:
+                out.append(f"command: {self.failure.command}")
+            if self.failure.stderr_tail:
+                out.append("last lines of its stderr:")
+                out += [f"  {line}" for line in self.failure.stderr_tail]
+        return out
