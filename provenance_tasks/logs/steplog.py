@@ -78,6 +78,8 @@ class StepLog:
         if self.json:
             self._emit(level, "step.end", step=step, status=status, duration_s=took, **fields)
         else:
+            # A failure's reason is in the section above and in the summary: not a third time.
+            fields.pop("error", None)
             mark = "✔" if status == "ok" else "✘"
             self._emit(level, f"{mark} {step}: {status} in {took:.2f}s", **fields)
 

@@ -32,6 +32,11 @@ class JobLog:
         return next(s for s in self.sections if s.name == name)
 
 
+def plain(text: str) -> str:
+    """The log without colours, as a person reads it."""
+    return ANSI.sub("", text)
+
+
 def parse(text: str) -> JobLog:
     """Parse and check: every start has its end, in order, valid unique names, time never back."""
     sections: list[Section] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration import pipelines
+from tests.integration import joblog, pipelines
 from tests.integration.conftest import Registry, Runner, make_context
 
 
@@ -37,7 +37,7 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
     assert any(p["optional"] == expected for p in payloads), payloads  # type: ignore[index]
     assert all(p["critical"]["image"]["docker-manifest-digest"] == digest for p in payloads)  # type: ignore[index]
     # The login lived in a private docker config folder, removed at the end.
-    folder = re.search(r"docker_config=(\S+)", done.stderr)
+    folder = re.search(r"docker_config=(\S+)", joblog.plain(done.stderr))
     assert folder and folder.group(1).startswith("/tmp/provenance-docker-")
     assert not Path(folder.group(1)).exists()
     # No secret reached the output.

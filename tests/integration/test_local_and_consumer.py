@@ -105,3 +105,65 @@ def test_a_consumer_tasks_py_imports_configures_and_wraps_the_collection(
         for p in payloads
     ), payloads
     assert os.path.exists(project / "provenance-report.json")
+
+
+STRUCTLOG_CONSUMER_TASKS = '''
+"""A repository with its own structlog setup, running our task."""
+import sys
+
+import structlog
+from invoke import Collection, task
+
+from provenance_tasks.tasks import build_sign_verify
+
+seen = []
+
+
+def remember(logger, method_name, event_dict):
+    seen.append(event_dict.get("event"))
+    return event_dict
+
+
+structlog.configure(
+    processors=[remember, structlog.processors.KeyValueRenderer(key_order=["event"])],
+    logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+)
+before = structlog.get_config()
+
+
+@task
+def release(c, log_format="auto"):
+    build_sign_verify(c, dry_run=True, log_format=log_format)
+    after = structlog.get_config()
+    kept = all(after[key] is before[key] for key in before)
+    print("structlog config kept" if kept else "structlog config CHANGED")
+    print(f"our events through the consumer's pipeline: {len(seen)}")
+
+
+ns = Collection(release)
+'''
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("log_format", ["auto", "json"])
+def test_a_consumer_that_configured_structlog_keeps_its_configuration(
+    runner: Runner, tmp_path: Path, log_format: str
+) -> None:
+    project = tmp_path / "consumer"
+    make_context(project)
+    (project / "tasks.py").write_text(STRUCTLOG_CONSUMER_TASKS)
+    (project / "invoke.yaml").write_text("provenance:\n  image: 127.0.0.1:5999/consumer/app\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "release", "--log-format", log_format],
+        cwd=project,
+        env=runner.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "structlog config kept" in done.stdout
+    count = int(done.stdout.split("our events through the consumer's pipeline: ")[1].split()[0])
+    assert count > 0
+    # Our events were rendered by the consumer's renderer (key=value, event first), on its stream.
+    assert "event='dry-run'" in done.stdout
