@@ -54,7 +54,12 @@ DEFAULTS: dict[str, Any] = {
     "keep_docker_config": False,
     "docker_host": None,
     "cosign": "cosign",
-    "timeout": 300,  # seconds for each cosign attempt
+    "timeout": 120,  # seconds for each cosign attempt (never past the retry budget)
+    # retries of every registry call (see provenance_tasks/retry.py and the README's worst case)
+    "retry_attempts": 8,
+    "retry_budget": 300,  # seconds, for all attempts of one call
+    "retry_wait": 1,  # seconds before the second attempt, doubling up to 30
+    "rate_limit_wait": 5,  # seconds before the attempt after a 429, doubling up to 30
     # outputs and behaviour
     "dry_run": False,
     "report": "provenance-report.json",
@@ -117,6 +122,10 @@ class Settings:
     docker_host: str | None
     cosign: str
     timeout: float
+    retry_attempts: int
+    retry_budget: float
+    retry_wait: float
+    rate_limit_wait: float
     dry_run: bool
     report: str | None
     dotenv: str | None
@@ -190,18 +199,27 @@ def resolve(
         elif f.name in BOOL_KEYS:
             value = as_bool(value, f.name)
         values[f.name] = value
-    try:
-        values["timeout"] = float(values["timeout"])
-    except (TypeError, ValueError):
-        raise InputError(
-            f"provenance.timeout must be a number of seconds, not {merged['timeout']!r}"
-        ) from None
+    for key in ("timeout", "retry_budget", "retry_wait", "rate_limit_wait"):
+        values[key] = _number(key, values[key], float, "a number of seconds")
+    values["retry_attempts"] = _number("retry_attempts", values["retry_attempts"], int, "a count")
+    if values["retry_attempts"] < 1:
+        raise InputError("provenance.retry_attempts must be 1 or more (1: no retries)")
     _check_choice("mode", values["mode"], MODES)
     _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
     _check_choice("log_format", values["log_format"], LOG_FORMATS)
     if values["provenance"] is not None:
         values["provenance"] = as_bool(values["provenance"], "provenance")
     return Settings(**values)
+
+
+def _number(key: str, value: Any, kind: type[float] | type[int], what: str) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise InputError(f"provenance.{key} must be {what}, not {value!r}") from None
+    if number < 0:
+        raise InputError(f"provenance.{key} must not be negative, not {value!r}")
+    return number
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

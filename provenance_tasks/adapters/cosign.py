@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,11 @@ class Cosign:
             )
         major = 3 if "--use-signing-config" in helped.stdout + helped.stderr else 2
         return cls(found, major, redactor, environ, timeout)
+
+    def within(self, seconds: float) -> Cosign:
+        """This cosign with its --timeout cut to `seconds` (what is left of a retry budget)."""
+        timeout = min(self.timeout, seconds) if self.timeout else seconds
+        return replace(self, timeout=max(1.0, timeout))
 
     # --- command lines -------------------------------------------------------------------------
 
@@ -246,8 +251,15 @@ class Cosign:
                 if stream == "stderr" and on_line is not None:
                     on_line(stream, line)
 
-            return run(argv, redactor=self.redactor, env=env, on_line=sink)
-        return run(argv, redactor=self.redactor, env=env, on_line=on_line)
+            return run(
+                argv, redactor=self.redactor, env=env, on_line=sink, timeout=self._kill_after
+            )
+        return run(argv, redactor=self.redactor, env=env, on_line=on_line, timeout=self._kill_after)
+
+    @property
+    def _kill_after(self) -> float | None:
+        # cosign's --timeout covers its registry calls; this covers a cosign that hangs anyway.
+        return self.timeout + 30 if self.timeout else None
 
 
 def parse_verify_output(stdout: str) -> list[dict[str, Any]]:

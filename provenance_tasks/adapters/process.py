@@ -56,6 +56,13 @@ class CommandFailed(ToolError):
     def command(self) -> str:
         return shlex.join(self.argv)
 
+    def with_message(self, message: str, *, hint: str | None = None) -> CommandFailed:
+        """The same failure (command, exit, stderr) told in other words."""
+        explained = CommandFailed(self.tool, self.argv, self.returncode, self.stderr, hint=hint)
+        explained.message = message
+        explained.args = (message,)
+        return explained
+
 
 def run(
     argv: Sequence[str],

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.errors import ToolError
-from provenance_tasks.references import validate_digest
+from provenance_tasks.references import registry_of, validate_digest
 from provenance_tasks.steps import plan
+from provenance_tasks.steps.retrying import with_retries
 from provenance_tasks.steps.session import Session
 
 DRY_RUN_DIGEST = "sha256:" + "0" * 64
@@ -65,7 +66,13 @@ def build(session: Session, target: plan.Target) -> BuildResult:
         metadata_file = Path(folder) / "metadata.json"
         build_request = request(session, target, metadata_file)
         with session.step("build", f"Build and push {target.repository}") as record:
-            argv = session.docker.build(build_request, on_line=session.tool_output("build"))
+            argv = with_retries(
+                session,
+                "build",
+                f"push to {target.repository}",
+                registry_of(target.repository),
+                lambda _: session.docker.build(build_request, on_line=session.tool_output("build")),
+            )
             if session.settings.dry_run:
                 session.log.info("dry-run", command=" ".join(argv))
                 return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags)
@@ -76,6 +83,19 @@ def build(session: Session, target: plan.Target) -> BuildResult:
     audit_tags(session, result)
     session.results["build"] = result
     return result
+
+
+def resolve_tag(session: Session, repository: str, tag: str) -> str:
+    """The digest a tag points at, waiting briefly for a registry that doesn't show it yet."""
+    reference = f"{repository}:{tag}"
+    return with_retries(
+        session,
+        "audit",
+        f"read {reference}",
+        registry_of(repository),
+        lambda _: session.docker.resolve(reference),
+        policy=session.retry_policy.for_tag_audit(),
+    )
 
 
 def read_metadata(path: Path) -> tuple[str, str | None]:
@@ -95,7 +115,7 @@ def audit_tags(session: Session, result: BuildResult) -> None:
     """Each pushed tag must point, at the registry, at the digest about to be signed."""
     with session.step("audit", "Check every tag points at the built digest", collapsed=False):
         for tag in result.tags:
-            found = session.docker.resolve(f"{result.repository}:{tag}")
+            found = resolve_tag(session, result.repository, tag)
             if found != result.digest:
                 raise ToolError(
                     f"{result.repository}:{tag} points at {found}, not the built {result.digest}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from provenance_tasks.errors import InputError
+from provenance_tasks.steps.retrying import with_retries
 from provenance_tasks.steps.session import Session
 
 
@@ -42,7 +43,15 @@ def login(session: Session) -> str | None:
     with session.step("login", f"Log in to {registry}", collapsed=False) as record:
         record.detail = {"registry": registry, "user": username, "docker_config": str(config)}
         if not session.settings.dry_run:
-            session.docker.login(registry, username, password, on_line=session.tool_output("login"))
+            with_retries(
+                session,
+                "login",
+                f"log in to {registry}",
+                registry,
+                lambda _: session.docker.login(
+                    registry, username, password, on_line=session.tool_output("login")
+                ),
+            )
         else:
             session.log.info(
                 "dry-run",

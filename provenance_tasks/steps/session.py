@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from provenance_tasks.adapters.cosign import Cosign
     from provenance_tasks.adapters.docker import Docker
     from provenance_tasks.ci.base import CIContext
+    from provenance_tasks.retry import RetryPolicy
 
 
 @dataclass
@@ -89,6 +90,18 @@ class Session:
         env = {**self.environ, **self.docker.environ()}
         return Cosign.detect(
             self.settings.cosign, redactor=self.redactor, env=env, timeout=self.settings.timeout
+        )
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        from provenance_tasks.retry import RetryPolicy
+
+        s = self.settings
+        return RetryPolicy(
+            attempts=s.retry_attempts,
+            budget_s=s.retry_budget,
+            wait_s=s.retry_wait,
+            rate_limit_wait_s=s.rate_limit_wait,
         )
 
     def private_docker_config(self) -> Path:

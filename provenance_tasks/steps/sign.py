@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provenance_tasks.adapters.cosign import KeySigning, SigningMaterial
+from provenance_tasks.references import registry_of
 from provenance_tasks.steps import plan
+from provenance_tasks.steps.retrying import with_retries
 from provenance_tasks.steps.session import Session
 
 
@@ -43,6 +45,29 @@ def ensure_local_key(session: Session, material: SigningMaterial) -> None:
     )
 
 
+def sign_once(
+    session: Session, reference: str, material: SigningMaterial, annotations: dict[str, str]
+) -> None:
+    """One signature, retried on registry failures; each attempt's cosign --timeout fits the
+    budget. A retry after a partial upload may leave a second, identical signature: verify
+    accepts any that matches."""
+    s = session.settings
+    with_retries(
+        session,
+        "sign",
+        f"sign {reference}",
+        registry_of(reference),
+        lambda left: session.cosign.within(left).sign(
+            reference,
+            material,
+            annotations,
+            tlog=s.tlog,
+            new_bundle_format=s.bundle_format == "new",
+            on_line=session.tool_output("sign"),
+        ),
+    )
+
+
 def sign(
     session: Session,
     target: plan.Target,
@@ -71,14 +96,7 @@ def sign(
                 )
                 session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
             else:
-                session.cosign.sign(
-                    reference,
-                    material,
-                    annotations,
-                    tlog=s.tlog,
-                    new_bundle_format=s.bundle_format == "new",
-                    on_line=session.tool_output("sign"),
-                )
+                sign_once(session, reference, material, annotations)
             signatures.append(Signature(tag, annotations))
         record.detail = {"signatures": len(signatures), "mode": mode}
     result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog)

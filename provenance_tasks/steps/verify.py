@@ -13,7 +13,10 @@ from typing import Any
 from provenance_tasks.adapters.cosign import IdentityPolicy, KeyPolicy, VerificationPolicy
 from provenance_tasks.adapters.process import CommandFailed
 from provenance_tasks.errors import VerificationError
+from provenance_tasks.references import registry_of
+from provenance_tasks.retry import REGISTRY_FAILURES, classify
 from provenance_tasks.steps import plan
+from provenance_tasks.steps.retrying import with_retries
 from provenance_tasks.steps.session import Session
 
 FULCIO_OID = "1.3.6.1.4.1.57264."
@@ -159,7 +162,7 @@ def verify(
     report = VerifyReport(reference, describe(policy), wanted)
     with session.step("verify", f"Verify {reference}", collapsed=False) as record:
         for tag in check_tags:
-            at_registry = session.docker.resolve(f"{target.repository}:{tag}")
+            at_registry = _resolve(session, f"{target.repository}:{tag}")
             report.tags[tag] = at_registry
             if at_registry != digest:
                 report.problems.append(f"tag {tag} points at {at_registry}, not {digest}")
@@ -174,14 +177,10 @@ def verify(
                 session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
                 continue
             try:
-                _, payloads = session.cosign.verify(
-                    reference,
-                    policy,
-                    tlog=s.tlog,
-                    new_bundle_format=fmt == "new",
-                    on_line=session.tool_output("verify"),
-                )
+                payloads = cosign_verify(session, reference, policy, {}, fmt, stream=True)
             except CommandFailed as exc:
+                if registry_failed(exc):
+                    raise
                 failures.append(f"{fmt} format: {_last_line(exc.stderr)}")
                 continue
             verified_formats.append(fmt)
@@ -221,18 +220,56 @@ def _cosign_checks_annotations(
         if fmt not in formats:
             continue
         try:
-            session.cosign.verify(
-                report.reference,
-                policy,
-                expectation.annotations,
-                tlog=session.settings.tlog,
-                new_bundle_format=fmt == "new",
-            )
+            cosign_verify(session, report.reference, policy, expectation.annotations, fmt)
         except CommandFailed as exc:
+            if registry_failed(exc):
+                raise
             report.problems.append(
                 f"cosign rejected the annotations of tag {expectation.tag}: "
                 + _last_line(exc.stderr)
             )
+
+
+def _resolve(session: Session, reference: str) -> str:
+    return with_retries(
+        session,
+        "verify",
+        f"read {reference}",
+        registry_of(reference),
+        lambda _: session.docker.resolve(reference),
+    )
+
+
+def cosign_verify(
+    session: Session,
+    reference: str,
+    policy: VerificationPolicy,
+    annotations: dict[str, str],
+    fmt: str,
+    *,
+    stream: bool = False,
+) -> list[dict[str, Any]]:
+    """cosign verify, retried while the registry fails."""
+    _, payloads = with_retries(
+        session,
+        "verify",
+        f"verify {reference}",
+        registry_of(reference),
+        lambda left: session.cosign.within(left).verify(
+            reference,
+            policy,
+            annotations,
+            tlog=session.settings.tlog,
+            new_bundle_format=fmt == "new",
+            on_line=session.tool_output("verify") if stream else None,
+        ),
+    )
+    return payloads
+
+
+def registry_failed(exc: CommandFailed) -> bool:
+    """The registry failed cosign, not the signatures: a tool error (exit 4), not a verdict."""
+    return classify(exc.stderr, exc.returncode).kind in REGISTRY_FAILURES
 
 
 def _last_line(text: str) -> str:

@@ -56,7 +56,7 @@ def test_default_applies_when_nothing_sets_a_key(tmp_path: Path) -> None:
     assert settings.tags == ()
     assert settings.tlog is True
     assert settings.mode == "auto"
-    assert settings.timeout == 300.0
+    assert settings.timeout == 120.0
 
 
 def test_invoke_yaml_beats_the_default(tmp_path: Path) -> None:

@@ -1,0 +1,133 @@
+"""When a failed registry call is worth another attempt, and how long to keep trying.
+
+Registries fail in ways that pass: 503s while a node restarts, 429 rate limits, dropped
+connections, timeouts. They also fail in ways that never pass: wrong credentials (401), no right to
+push (403, DENIED), a name or manifest the registry refuses. The CLIs we drive show neither the
+status line nor a Retry-After header in any structured way, so `classify()` reads their exit and
+stderr, and the policy waits longer after a rate limit. Anything it does not recognise is not
+retried: a signing or verification failure must surface at once, not after minutes of retries.
+
+cosign (through go-containerregistry) already retries 5xx answers itself, about three times within
+a few seconds, and buildx retries some pushes: one of our attempts may be several of theirs, which
+the default budget below allows for.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# What each kind of failure looks like in docker, buildx, containerd and cosign stderr.
+_PERMANENT: tuple[tuple[str, str], ...] = (
+    (r"\b401\b|unauthorized|authentication required|no basic auth credentials", "unauthorized"),
+    (r"\b403\b|denied|insufficient_scope|forbidden", "denied"),
+    (r"name_invalid|invalid repository name|invalid reference format", "name invalid"),
+    (r"manifest_invalid|manifest invalid", "manifest invalid"),
+    # dockerd retries a loopback registry over plain HTTP after a refused HTTPS login, and
+    # reports that second answer: a 400 from a login is a refused login.
+    (r"login attempt to \S+ failed with status: 400", "unauthorized"),
+)
+_RATE_LIMITED = r"\b429\b|toomanyrequests|too many requests|rate limit"
+_TRANSIENT: tuple[tuple[str, str], ...] = (
+    (r"\b50[0-4]\b|service unavailable|bad gateway|gateway time-?out|internal server error", "5xx"),
+    (r"\b408\b|request timeout", "request timeout"),
+    (r"connection refused", "connection refused"),
+    (r"connection reset|broken pipe|closed network connection|server closed", "connection reset"),
+    (r"\beof\b|unexpected eof", "connection dropped (EOF)"),
+    (r"timeout|timed out|deadline exceeded|killed after", "timeout"),
+    (r"no route to host|network is unreachable|temporary failure in name resolution", "network"),
+    (r"tls handshake", "TLS handshake"),
+)
+# Right after a push a tag can be a moment away at the registry (read-after-write lag).
+_NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|not found: manifest"
+
+
+#: Kinds of failure that are the registry's, not a verdict on the image or the signature.
+REGISTRY_FAILURES = frozenset({"transient", "rate-limited", "permanent"})
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a call failed, in one short phrase, and whether another attempt can help."""
+
+    kind: str  # transient, rate-limited, not-yet-there, permanent, unknown
+    reason: str
+    line: str = ""  # the stderr line that told us
+
+    @property
+    def describe(self) -> str:
+        return f"{self.reason}: {self.line}" if self.line else self.reason
+
+
+def classify(stderr: str, returncode: int | None = None) -> Cause:
+    """The cause of a failed tool run, read from its stderr (permanent causes win)."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    # The last lines carry the tool's verdict; earlier ones may be progress or retried noise.
+    for kind, patterns in (
+        ("permanent", _PERMANENT),
+        ("rate-limited", ((_RATE_LIMITED, "rate limited (429)"),)),
+        ("not-yet-there", ((_NOT_YET_THERE, "not found (yet)"),)),
+        ("transient", _TRANSIENT),
+    ):
+        for pattern, reason in patterns:
+            line = _last_match(pattern, lines)
+            if line is not None:
+                return Cause(kind, reason, line)
+    if returncode is not None and returncode < 0:
+        return Cause("transient", f"killed by signal {-returncode}")
+    return Cause("unknown", "unrecognised failure", lines[-1] if lines else "")
+
+
+def _last_match(pattern: str, lines: list[str]) -> str | None:
+    regex = re.compile(pattern, re.IGNORECASE)
+    for line in reversed(lines):
+        # Digests and ports are long digit runs; a status code stands alone.
+        if regex.search(re.sub(r"sha256:[0-9a-f]+|:\d{4,5}\b", "", line)):
+            return line[:300]
+    return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts, how long in all, and how long between them.
+
+    Waits double from `wait_s` up to `max_wait_s`, with up to one second of jitter so parallel
+    jobs don't retry in lockstep; after a rate limit they start at `rate_limit_wait_s`. An attempt
+    is never started when its wait would end past the budget.
+    """
+
+    attempts: int = 8
+    budget_s: float = 300.0
+    wait_s: float = 1.0
+    max_wait_s: float = 30.0
+    rate_limit_wait_s: float = 5.0
+    retry_on: frozenset[str] = frozenset({"transient", "rate-limited"})
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+    def wait(self, attempt: int, cause: Cause) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        base = self.rate_limit_wait_s if cause.kind == "rate-limited" else self.wait_s
+        return float(min(self.max_wait_s, base * 2 ** (attempt - 1)) + self.jitter())
+
+    def retries(self, cause: Cause) -> bool:
+        return cause.kind in self.retry_on
+
+    def worst_case_waits(self, rate_limited: bool = False) -> float:
+        """The sum of the waits if every attempt fails (jitter at its maximum)."""
+        cause = Cause("rate-limited" if rate_limited else "transient", "")
+        total = sum(self.wait(n, cause) - self.jitter() + 1.0 for n in range(1, self.attempts))
+        return min(total, self.budget_s)
+
+    def for_tag_audit(self) -> RetryPolicy:
+        """The audit may also wait, briefly, for a tag the registry doesn't show yet."""
+        return RetryPolicy(
+            attempts=min(self.attempts, 5),
+            budget_s=min(self.budget_s, 30.0),
+            wait_s=0.5,
+            max_wait_s=min(self.max_wait_s, 5.0),
+            rate_limit_wait_s=self.rate_limit_wait_s,
+            retry_on=self.retry_on | {"not-yet-there"},
+            jitter=self.jitter,
+        )

@@ -1,0 +1,126 @@
+"""Run one registry call under the retry policy: log each retry, explain the final failure.
+
+Every step that talks to a registry (login, build's push, the tag audit, sign, verify) calls its
+tool through `with_retries`. The call receives the seconds left in the budget, so a tool that takes
+a timeout (cosign's --timeout) never runs past it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.retry import Cause, RetryPolicy, classify
+from provenance_tasks.steps.session import Session
+
+T = TypeVar("T")
+
+HINTS = {
+    "unauthorized": "check the user name and password (or token) for {registry}",
+    "denied": "check that the user has push and pull rights on the repository at {registry}",
+    "name invalid": "{registry} refused the repository name: check --image",
+    "manifest invalid": "{registry} refused the manifest: check that it accepts OCI indexes",
+}
+
+
+def with_retries(
+    session: Session,
+    step: str,
+    what: str,
+    registry: str,
+    call: Callable[[float], T],
+    *,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`call(seconds_left)` until it succeeds, fails for good, or the policy runs out."""
+    from tenacity import (
+        RetryCallState,
+        Retrying,
+        retry_if_exception,
+    )
+
+    policy = policy or session.retry_policy
+    started = time.monotonic()
+
+    def cause_of(state: RetryCallState) -> Cause:
+        error = state.outcome.exception() if state.outcome else None
+        assert isinstance(error, CommandFailed)
+        return classify(error.stderr, error.returncode)
+
+    def wait(state: RetryCallState) -> float:
+        return policy.wait(state.attempt_number, cause_of(state))
+
+    def log_retry(state: RetryCallState) -> None:
+        cause = cause_of(state)
+        waited = state.next_action.sleep if state.next_action else 0.0
+        session.log.warning(
+            f"{what}: attempt {state.attempt_number} failed ({cause.reason}), "
+            f"retrying in {waited:.1f}s",
+            step=step,
+            attempt=state.attempt_number,
+            wait_s=round(waited, 2),
+            cause=cause.describe,
+        )
+
+    last_attempt = [0.0]
+
+    def attempt() -> T:
+        begun = time.monotonic()
+        try:
+            return call(max(policy.budget_s - (begun - started), 1.0))
+        finally:
+            last_attempt[0] = time.monotonic() - begun
+
+    def out_of_budget(state: RetryCallState) -> bool:
+        # Don't start an attempt that would likely end past the budget: the wait plus another
+        # attempt as long as the last one (buildx has no timeout to cut it short).
+        elapsed = time.monotonic() - started
+        return elapsed + (state.upcoming_sleep or 0.0) + last_attempt[0] > policy.budget_s
+
+    retrying = Retrying(
+        stop=lambda state: state.attempt_number >= policy.attempts or out_of_budget(state),
+        wait=wait,
+        retry=retry_if_exception(
+            lambda e: (
+                isinstance(e, CommandFailed) and policy.retries(classify(e.stderr, e.returncode))
+            )
+        ),
+        before_sleep=log_retry,
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except CommandFailed as exc:
+        attempts = retrying.statistics.get("attempt_number", 1)
+        raise explain(exc, what, registry, attempts, time.monotonic() - started, policy) from None
+
+
+def explain(
+    exc: CommandFailed,
+    what: str,
+    registry: str,
+    attempts: int,
+    elapsed: float,
+    policy: RetryPolicy,
+) -> CommandFailed:
+    """The same failure, its message naming the registry, the cause and what to check."""
+    cause = classify(exc.stderr, exc.returncode)
+    if cause.kind == "permanent":
+        message = f"{what} failed: {registry} answered {cause.reason} ({cause.line})"
+        hint = HINTS[cause.reason].format(registry=registry, what=what)
+    elif policy.retries(cause):
+        message = (
+            f"{what} failed after {attempts} attempt{'s' if attempts > 1 else ''} in "
+            f"{elapsed:.0f}s: {registry} kept failing ({cause.describe})"
+        )
+        hint = (
+            f"{registry} may be down or rate limiting; retry later, or raise "
+            "provenance.retry_attempts / provenance.retry_budget"
+        )
+    else:
+        return exc  # not a registry failure we know: the tool's own words say it best
+    return exc.with_message(message, hint=hint)
