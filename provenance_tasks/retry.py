@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 _PERMANENT: tuple[tuple[str, str], ...] = (
     (r"\b401\b|unauthorized|authentication required|no basic auth credentials", "unauthorized"),
     (r"\b403\b|denied|insufficient_scope|forbidden", "denied"),
-    (r"name_invalid|invalid repository name|invalid reference format", "name invalid"),
+    (
+        r"name_invalid|invalid repository name|invalid reference format|must be lowercase",
+        "name invalid",
+    ),
     (r"manifest_invalid|manifest invalid", "manifest invalid"),
     # dockerd retries a loopback registry over plain HTTP after a refused HTTPS login, and
     # reports that second answer: a 400 from a login is a refused login.
@@ -41,7 +44,7 @@ _TRANSIENT: tuple[tuple[str, str], ...] = (
     (r"tls handshake", "TLS handshake"),
 )
 # Right after a push a tag can be a moment away at the registry (read-after-write lag).
-_NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|not found: manifest"
+_NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|: not found$"
 
 
 #: Kinds of failure that are the registry's, not a verdict on the image or the signature.
@@ -84,7 +87,7 @@ def _last_match(pattern: str, lines: list[str]) -> str | None:
     regex = re.compile(pattern, re.IGNORECASE)
     for line in reversed(lines):
         # Digests and ports are long digit runs; a status code stands alone.
-        if regex.search(re.sub(r"sha256:[0-9a-f]+|:\d{4,5}\b", "", line)):
+        if regex.search(re.sub(r"sha256[:-][0-9a-f]+|:\d{4,5}\b", "", line)):
             return line[:300]
     return None
 
@@ -108,16 +111,18 @@ class RetryPolicy:
 
     def wait(self, attempt: int, cause: Cause) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        base = self.rate_limit_wait_s if cause.kind == "rate-limited" else self.wait_s
-        return float(min(self.max_wait_s, base * 2 ** (attempt - 1)) + self.jitter())
+        return self._backoff(attempt, cause.kind == "rate-limited") + self.jitter()
+
+    def _backoff(self, attempt: int, rate_limited: bool) -> float:
+        base = self.rate_limit_wait_s if rate_limited else self.wait_s
+        return float(min(self.max_wait_s, base * 2 ** (attempt - 1)))
 
     def retries(self, cause: Cause) -> bool:
         return cause.kind in self.retry_on
 
     def worst_case_waits(self, rate_limited: bool = False) -> float:
         """The sum of the waits if every attempt fails (jitter at its maximum)."""
-        cause = Cause("rate-limited" if rate_limited else "transient", "")
-        total = sum(self.wait(n, cause) - self.jitter() + 1.0 for n in range(1, self.attempts))
+        total = sum(self._backoff(n, rate_limited) + 1.0 for n in range(1, self.attempts))
         return min(total, self.budget_s)
 
     def for_tag_audit(self) -> RetryPolicy:

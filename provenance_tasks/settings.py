@@ -69,16 +69,21 @@ DEFAULTS: dict[str, Any] = {
 
 LIST_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, list))
 BOOL_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, bool))
+NUMBER_KEYS = frozenset(
+    k for k, v in DEFAULTS.items() if isinstance(v, int | float) and not isinstance(v, bool)
+)
 
 
 def invoke_defaults() -> dict[str, Any]:
     """The `provenance` namespace as declared to invoke.
 
-    Lists and booleans are declared as None: invoke refuses to cast an environment string into a
-    list, and casts any non-empty string (even "false") into True. Declared None, the variable's
-    text comes through and `resolve()` parses it; None itself means "use the default".
+    Lists, booleans and numbers are declared as None: invoke refuses to cast an environment
+    string into a list, casts any non-empty string (even "false") into True, and lets int("soon")
+    raise a traceback. Declared None, the variable's text comes through and `resolve()` parses it
+    with a clear message; None itself means "use the default".
     """
-    return {k: None if k in LIST_KEYS | BOOL_KEYS else v for k, v in DEFAULTS.items()}
+    untyped = LIST_KEYS | BOOL_KEYS | NUMBER_KEYS
+    return {k: None if k in untyped else v for k, v in DEFAULTS.items()}
 
 
 MODES = ("auto", "key", "keyless", "certificate")
@@ -203,7 +208,10 @@ def resolve(
         values[key] = _number(key, values[key], float, "a number of seconds")
     values["retry_attempts"] = _number("retry_attempts", values["retry_attempts"], int, "a count")
     if values["retry_attempts"] < 1:
-        raise InputError("provenance.retry_attempts must be 1 or more (1: no retries)")
+        raise InputError(
+            "provenance.retry_attempts must be 1 or more",
+            hint="set it to 1 for no retries, or leave it at the default (8)",
+        )
     _check_choice("mode", values["mode"], MODES)
     _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
     _check_choice("log_format", values["log_format"], LOG_FORMATS)
@@ -216,9 +224,13 @@ def _number(key: str, value: Any, kind: type[float] | type[int], what: str) -> A
     try:
         number = kind(value)
     except (TypeError, ValueError):
-        raise InputError(f"provenance.{key} must be {what}, not {value!r}") from None
+        raise InputError(
+            f"provenance.{key} must be {what}, not {value!r}", hint=f"set {key} to {what}"
+        ) from None
     if number < 0:
-        raise InputError(f"provenance.{key} must not be negative, not {value!r}")
+        raise InputError(
+            f"provenance.{key} must not be negative, not {value!r}", hint=f"set {key} to {what}"
+        )
     return number
 
 

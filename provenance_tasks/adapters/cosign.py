@@ -105,8 +105,36 @@ class Cosign:
                 f"{found} does not look like cosign: `cosign sign --help` failed",
                 hint="install cosign 2.4+ or 3.0.3+",
             )
-        major = 3 if "--use-signing-config" in helped.stdout + helped.stderr else 2
+        text = helped.stdout + helped.stderr
+        # Debian's builds report "devel" as their version: the flags tell the age instead
+        # (3.x hides --new-bundle-format, deprecated, and shows --use-signing-config).
+        if "--new-bundle-format" not in text and "--use-signing-config" not in text:
+            raise InputError(
+                f"{found} is older than cosign 2.4 (its sign has no --new-bundle-format)",
+                hint="install cosign 2.4+ or 3.0.3+ (ci/install-tools does it on Debian 12)",
+            )
+        major = 3 if "--use-signing-config" in text else 2
         return cls(found, major, redactor, environ, timeout)
+
+    def check_key(self, key: str) -> None:
+        """Decrypt the signing key now (`cosign public-key`), so a wrong COSIGN_PASSWORD stops
+        the run before anything is built or pushed rather than after."""
+        done = run(
+            [self.binary, "public-key", "--key", key],
+            redactor=self.redactor,
+            env={"COSIGN_PASSWORD": "", **self.env},
+            check=False,
+        )
+        if done.returncode != 0:
+            last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or [""]
+            wrong_password = "decrypt" in done.stderr.lower()
+            raise InputError(
+                f"cannot use the signing key {key}: "
+                + ("wrong password" if wrong_password else last[0].strip()),
+                hint="set COSIGN_PASSWORD to the key's password"
+                if wrong_password
+                else "pass --key with a cosign private key",
+            )
 
     def within(self, seconds: float) -> Cosign:
         """This cosign with its --timeout cut to `seconds` (what is left of a retry budget)."""

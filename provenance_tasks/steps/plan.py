@@ -169,6 +169,46 @@ def signing_material(session: Session, mode: str) -> SigningMaterial:
     return KeySigning(str(local_key_folder(session) / "cosign.key"))  # made on first use
 
 
+def signing_tools(session: Session, material: SigningMaterial) -> None:
+    """cosign is there, new enough, and can open the signing key (a file or env:// key)."""
+    cosign = session.cosign  # detect: missing or too old is an InputError
+    if isinstance(material, KeySigning | CertificateSigning):
+        key = material.key
+        local_to_make = isinstance(material, KeySigning) and not Path(key).exists()
+        if not key.startswith(KMS_SCHEMES) and not local_to_make:
+            cosign.check_key(key)
+
+
+def build_tools(session: Session) -> None:
+    """docker and buildx are there, and the builder asked for exists (a dry run runs none)."""
+    import shutil
+
+    from provenance_tasks.adapters.process import run
+
+    if session.settings.dry_run:
+        return
+    if not shutil.which("docker"):
+        raise InputError(
+            "docker is not installed (not found on PATH)",
+            hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
+        )
+    env = {**os.environ, **session.docker.environ()}
+    checks = [(["docker", "buildx", "version"], "the docker buildx plugin is missing")]
+    if session.settings.builder:
+        builder = session.settings.builder
+        checks.append(
+            (["docker", "buildx", "inspect", builder], f"no buildx builder named {builder!r}")
+        )
+    for argv, problem in checks:
+        done = run(argv, redactor=session.redactor, env=env, check=False)
+        if done.returncode != 0:
+            last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or [""]
+            raise InputError(
+                f"{problem}: {last[0].strip()}",
+                hint="see `docker buildx ls` for the builders; install buildx 0.13 or newer",
+            )
+
+
 def local_key_folder(session: Session) -> Path:
     return (session.cwd / session.settings.key_folder).resolve()
 

@@ -34,6 +34,7 @@ def with_retries(
     *,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """`call(seconds_left)` until it succeeds, fails for good, or the policy runs out."""
     from tenacity import (
@@ -43,7 +44,7 @@ def with_retries(
     )
 
     policy = policy or session.retry_policy
-    started = time.monotonic()
+    started = clock()
 
     def cause_of(state: RetryCallState) -> Cause:
         error = state.outcome.exception() if state.outcome else None
@@ -68,16 +69,16 @@ def with_retries(
     last_attempt = [0.0]
 
     def attempt() -> T:
-        begun = time.monotonic()
+        begun = clock()
         try:
             return call(max(policy.budget_s - (begun - started), 1.0))
         finally:
-            last_attempt[0] = time.monotonic() - begun
+            last_attempt[0] = clock() - begun
 
     def out_of_budget(state: RetryCallState) -> bool:
         # Don't start an attempt that would likely end past the budget: the wait plus another
         # attempt as long as the last one (buildx has no timeout to cut it short).
-        elapsed = time.monotonic() - started
+        elapsed = clock() - started
         return elapsed + (state.upcoming_sleep or 0.0) + last_attempt[0] > policy.budget_s
 
     retrying = Retrying(
@@ -96,7 +97,7 @@ def with_retries(
         return retrying(attempt)
     except CommandFailed as exc:
         attempts = retrying.statistics.get("attempt_number", 1)
-        raise explain(exc, what, registry, attempts, time.monotonic() - started, policy) from None
+        raise explain(exc, what, registry, attempts, clock() - started, policy) from None
 
 
 def explain(

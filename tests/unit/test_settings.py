@@ -147,11 +147,11 @@ def test_environment_number_is_parsed(tmp_path: Path, monkeypatch: pytest.Monkey
     assert resolve(invoke_config(project(tmp_path, yaml=None)), {}).timeout == 45.0
 
 
-def test_invoke_defaults_declare_lists_and_booleans_as_none() -> None:
+def test_invoke_defaults_declare_lists_booleans_and_numbers_as_none() -> None:
     declared = invoke_defaults()
     assert set(declared) == set(DEFAULTS)
     for key, default in DEFAULTS.items():
-        if isinstance(default, list | bool):
+        if isinstance(default, list | bool | int | float):
             assert declared[key] is None, key
         else:
             assert declared[key] == default, key
@@ -162,6 +162,21 @@ def test_collection_declares_every_setting_to_invoke() -> None:
 
 
 # --- bad configuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("INVOKE_PROVENANCE_RETRY_BUDGET", "soon", "retry_budget"),
+        ("INVOKE_PROVENANCE_TIMEOUT", "-5", "timeout"),
+        ("INVOKE_PROVENANCE_RETRY_ATTEMPTS", "0", "retry_attempts"),
+        ("INVOKE_PROVENANCE_RETRY_ATTEMPTS", "2.5", "retry_attempts"),
+    ],
+)
+def test_bad_numbers_from_the_environment_are_input_errors(name: str, value: str, key: str) -> None:
+    with pytest.raises(InputError) as caught:
+        resolve(invoke_defaults(), {}, {name: value})
+    assert key in caught.value.message and caught.value.hint
 
 
 def test_unknown_key_in_invoke_yaml_is_an_input_error(tmp_path: Path) -> None:
