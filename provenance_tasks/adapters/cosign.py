@@ -105,15 +105,16 @@ class Cosign:
                 f"{found} does not look like cosign: `cosign sign --help` failed",
                 hint="install cosign 2.4+ or 3.0.3+",
             )
-        text = helped.stdout + helped.stderr
-        # Debian's builds report "devel" as their version: the flags tell the age instead
-        # (3.x hides --new-bundle-format, deprecated, and shows --use-signing-config).
-        if "--new-bundle-format" not in text and "--use-signing-config" not in text:
-            raise InputError(
-                f"{found} is older than cosign 2.4 (its sign has no --new-bundle-format)",
-                hint="install cosign 2.4+ or 3.0.3+ (ci/install-tools does it on Debian 12)",
-            )
-        major = 3 if "--use-signing-config" in text else 2
+        major = 3 if "--use-signing-config" in helped.stdout + helped.stderr else 2
+        # Debian's builds report "devel" as their version, so the flags tell the age instead:
+        # 2.4 gave verify --new-bundle-format (3.x hides it, deprecated).
+        if major == 2:
+            verify = run([found, "verify", "--help"], redactor=redactor, env=environ, check=False)
+            if "--new-bundle-format" not in verify.stdout + verify.stderr:
+                raise InputError(
+                    f"{found} is older than cosign 2.4 (its verify has no --new-bundle-format)",
+                    hint="install cosign 2.4+ or 3.0.3+ (ci/install-tools does it on Debian 12)",
+                )
         return cls(found, major, redactor, environ, timeout)
 
     def check_key(self, key: str) -> None:

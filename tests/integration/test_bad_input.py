@@ -37,7 +37,7 @@ def old_cosign(folder: Path) -> dict[str, str]:
     # No cosign older than 2.4 can be installed here (Debian ships 2.5 and 3.1): a script that
     # answers `sign --help` as cosign 2.2 did stands in for one, with only the flags it had.
     script = folder / "cosign-2.2"
-    script.write_text("#!/bin/sh\necho 'Usage: cosign sign [flags]'\necho '      --key string'\n")
+    script.write_text("#!/bin/sh\necho 'Usage: cosign $1 [flags]'\necho '      --key string'\n")
     script.chmod(0o755)
     return {"INVOKE_PROVENANCE_COSIGN": str(script)}
 
@@ -217,3 +217,44 @@ def test_bad_input_gets_one_clear_message_and_nothing_is_pushed(
     )
     assert listed.returncode != 0 or not listed.stdout.strip(), listed.stdout  # nothing pushed
     assert stat.S_ISDIR(context.stat().st_mode)
+
+
+ROUND_TRIP = {
+    "com.example.comma": "Doe, Jo",
+    "com.example.equals": "a=b==c",
+    "com.example.quotes": "say \"hi\" and 'bye'",
+    "com.example.unicode": "Ünïcödé ✓ 日本",
+    "com.example.percent": "100% %3D",
+    "com.example.empty": "",
+}
+
+
+@pytest.mark.integration
+def test_awkward_but_valid_annotation_values_round_trip(
+    runner: Runner, registry: Registry, tmp_path: Path, cosign: str
+) -> None:
+    context = make_context(tmp_path / "ctx")
+    image = f"{runner.testbed.plain_registry}/round-trip/{uuid.uuid4().hex[:8]}"
+    args = [arg for key, value in ROUND_TRIP.items() for arg in ("--annotation", f"{key}={value}")]
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--image",
+        image,
+        "--tag",
+        "v1",
+        "--no-tlog",
+        *args,
+        env={"INVOKE_PROVENANCE_COSIGN": cosign},
+    )
+    assert done.returncode == 0, done.stderr
+    from provenance_tasks.annotations import decode_value
+
+    pub = runner.cwd / ".provenance" / "keys" / "cosign.pub"
+    digest = registry.digest(f"{image}:v1")
+    payloads = registry.payloads(
+        cosign, f"{image}@{digest}", "--key", str(pub), "--insecure-ignore-tlog"
+    )
+    (optional,) = [p["optional"] for p in payloads]  # type: ignore[index]
+    assert {k: decode_value(optional[k]) for k in ROUND_TRIP} == ROUND_TRIP  # type: ignore[index]
