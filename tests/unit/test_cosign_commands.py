@@ -268,8 +268,8 @@ def fake_cosign(folder: Path, help_text: str, *, name: str = "cosign", exit_code
     script = folder / name
     script.write_text(
         "#!/bin/sh\n"
-        f'if [ "$1" = sign ] && [ "$2" = --help ]; then cat "{folder / "help.txt"}"; '
-        f"exit {exit_code}; fi\n"
+        # Both subcommands answer with the same flags: the ones detect probes are in either.
+        f'if [ "$2" = --help ]; then cat "{folder / "help.txt"}"; exit {exit_code}; fi\n'
         "exit 64\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -298,6 +298,15 @@ def test_detect_finds_the_major_from_sign_help(
     assert found.binary == str(script)
     assert found.timeout == 60
     assert found.env == {"PATH": "/usr/bin:/bin"}
+
+
+def test_detect_refuses_a_cosign_older_than_2_4(tmp_path: Path) -> None:
+    old = HELP_2.replace("      --new-bundle-format", "      --other-flag")
+    script = fake_cosign(tmp_path / "tools", old, name="cosign-2.2")
+    with pytest.raises(InputError) as caught:
+        Cosign.detect(str(script), redactor=Redactor(), env={})
+    assert "older than cosign 2.4" in caught.value.message
+    assert "install cosign 2.4+" in (caught.value.hint or "")
 
 
 def test_detect_accepts_a_path_to_the_binary(tmp_path: Path) -> None:
