@@ -34,7 +34,7 @@ _PERMANENT: tuple[tuple[str, str], ...] = (
 )
 _RATE_LIMITED = r"\b429\b|toomanyrequests|too many requests|rate limit"
 _TRANSIENT: tuple[tuple[str, str], ...] = (
-    (r"\b50[0-4]\b|service unavailable|bad gateway|gateway time-?out|internal server error", "5xx"),
+    (r"\b50[0-4]\b|unavailable|bad gateway|gateway time-?out|internal server error", "5xx"),
     (r"\b408\b|request timeout", "request timeout"),
     (r"connection refused", "connection refused"),
     (r"connection reset|broken pipe|closed network connection|server closed", "connection reset"),
@@ -45,6 +45,14 @@ _TRANSIENT: tuple[tuple[str, str], ...] = (
 )
 # Right after a push a tag can be a moment away at the registry (read-after-write lag).
 _NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|: not found$"
+_KINDS = (
+    ("permanent", _PERMANENT),
+    ("rate-limited", ((_RATE_LIMITED, "rate limited (429)"),)),
+    ("not-yet-there", ((_NOT_YET_THERE, "not found (yet)"),)),
+    ("transient", _TRANSIENT),
+)
+# How far back from the end of stderr a cause is looked for.
+_TAIL = 12
 
 
 #: Kinds of failure that are the registry's, not a verdict on the image or the signature.
@@ -65,30 +73,28 @@ class Cause:
 
 
 def classify(stderr: str, returncode: int | None = None) -> Cause:
-    """The cause of a failed tool run, read from its stderr (permanent causes win)."""
+    """The cause of a failed tool run, read from the end of its stderr.
+
+    The verdict is in the last lines (buildx prints the whole build log before it): the last line
+    that names any cause decides, and within one line a permanent cause wins over a transient one.
+    """
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    # The last lines carry the tool's verdict; earlier ones may be progress or retried noise.
-    for kind, patterns in (
-        ("permanent", _PERMANENT),
-        ("rate-limited", ((_RATE_LIMITED, "rate limited (429)"),)),
-        ("not-yet-there", ((_NOT_YET_THERE, "not found (yet)"),)),
-        ("transient", _TRANSIENT),
-    ):
-        for pattern, reason in patterns:
-            line = _last_match(pattern, lines)
-            if line is not None:
-                return Cause(kind, reason, line)
+    for line in reversed(lines[-_TAIL:]):
+        cause = _classify_line(line)
+        if cause is not None:
+            return cause
     if returncode is not None and returncode < 0:
         return Cause("transient", f"killed by signal {-returncode}")
-    return Cause("unknown", "unrecognised failure", lines[-1] if lines else "")
+    return Cause("unknown", "unrecognised failure", lines[-1][:300] if lines else "")
 
 
-def _last_match(pattern: str, lines: list[str]) -> str | None:
-    regex = re.compile(pattern, re.IGNORECASE)
-    for line in reversed(lines):
-        # Digests and ports are long digit runs; a status code stands alone.
-        if regex.search(re.sub(r"sha256[:-][0-9a-f]+|:\d{4,5}\b", "", line)):
-            return line[:300]
+def _classify_line(line: str) -> Cause | None:
+    # Digests and ports are long digit runs; a status code stands alone.
+    text = re.sub(r"sha256[:-][0-9a-f]+|:\d{4,5}\b", "", line)
+    for kind, patterns in _KINDS:
+        for pattern, reason in patterns:
+            if re.search(pattern, text, re.IGNORECASE):
+                return Cause(kind, reason, line[:300])
     return None
 
 

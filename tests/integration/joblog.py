@@ -65,8 +65,8 @@ def parse(text: str) -> JobLog:
             current = None
         else:
             assert (
-                ("section_start:" not in line and "section_end:" not in line) or "\x1b" not in line
-            ), f"line {number}: a marker the parser would misread: {line!r}"
+                "section_start:" not in line and "section_end:" not in line
+            ) or "\x1b" not in line, f"line {number}: a marker the parser would misread: {line!r}"
             (current.lines if current else outside).append(ANSI.sub("", line))
     assert current is None, f"section {current.name} never ends"
     return JobLog(sections, outside)

@@ -1,0 +1,157 @@
+"""A flaky registry, through the fault proxy: retries ride out what passes, stop at what doesn't.
+
+Every run here is a real build-sign-verify (buildx push, cosign sign and verify, the tag audit)
+against the test bed's plain registry behind a FaultProxy on loopback. The digest each run signs
+is checked against the registry itself, read around the proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provenance_tasks.testbed.faultproxy import FaultProxy, Faults
+from tests.integration.conftest import COSIGNS, Registry, Runner, make_context
+
+SIGNATURE_REQUEST = r"manifests/sha256-[0-9a-f]+\.sig"  # cosign's first look at signatures
+
+
+@pytest.fixture
+def proxy(runner: Runner) -> Iterator[FaultProxy]:
+    with FaultProxy(upstream=runner.testbed.plain_registry) as started:
+        yield started
+
+
+def key_pair(cosign: str, folder: Path) -> tuple[Path, Path]:
+    folder.mkdir(parents=True)
+    subprocess.run(
+        [cosign, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
+        env={**os.environ, "COSIGN_PASSWORD": ""},
+        check=True,
+        capture_output=True,
+    )
+    return folder / "cosign.key", folder / "cosign.pub"
+
+
+def run_job(
+    runner: Runner, proxy: FaultProxy, cosign: str, folder: Path, **env: str
+) -> tuple[subprocess.CompletedProcess[str], str, list[dict[str, object]], float]:
+    """build-sign-verify of a fresh image through the proxy, logs as JSON lines."""
+    key, _ = key_pair(cosign, folder / "keys")
+    context = make_context(folder / "ctx")
+    image = f"{proxy.address}/flaky/app-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--image",
+        image,
+        "--tag",
+        "v1",
+        "--key",
+        str(key),
+        "--no-tlog",
+        "--log-format",
+        "json",
+        env={"INVOKE_PROVENANCE_COSIGN": cosign, **env},
+    )
+    took = time.monotonic() - started
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    return done, image, records, took
+
+
+def direct(image: str, proxy: FaultProxy) -> str:
+    """The same repository, addressed at the registry itself (around the proxy)."""
+    return image.replace(proxy.address, proxy.upstream, 1)
+
+
+def retries(records: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [r for r in records if "retrying in" in str(r.get("event"))]
+
+
+@pytest.mark.integration
+def test_ten_runs_at_a_ten_percent_fault_rate_all_sign_and_verify_the_pushed_digest(
+    runner: Runner, registry: Registry, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    cosigns = sorted(COSIGNS)
+    retried = 0
+    for run in range(10):
+        proxy.set_faults(Faults(rate=0.10, kinds={"503": 1, "429": 1, "drop": 1}, seed=1000 + run))
+        cosign = str(COSIGNS[cosigns[run % 2]])
+        done, image, records, took = run_job(runner, proxy, cosign, tmp_path / f"run{run}")
+        proxy.set_faults(Faults())
+        assert done.returncode == 0, f"run {run} ({cosign}):\n{done.stderr[-3000:]}"
+        summary = records[-1]
+        assert summary["event"] == "run.summary" and summary["verified"] is True
+        # What was signed and verified is what the registry holds under the tag.
+        assert summary["digest"] == registry.digest(f"{direct(image, proxy)}:v1")
+        retried += len(retries(records))
+        # Shown with -s: the figures behind the README's retry defaults.
+        most = max((int(str(r["attempt"])) for r in retries(records)), default=0) + 1
+        print(f"run {run}: {took:.1f}s, {len(retries(records))} retries, most attempts {most}")
+    faults = proxy.stats().faults
+    assert sum(faults.values()) > 0 and retried > 0, (faults, retried)  # the faults did bite
+
+
+@pytest.mark.integration
+def test_a_fifteen_second_outage_while_signing_is_waited_out(
+    runner: Runner, registry: Registry, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    proxy.outage(15, start_after=SIGNATURE_REQUEST)
+    cosign = str(COSIGNS["cosign3"])
+    done, image, records, took = run_job(runner, proxy, cosign, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert took >= 15  # the outage really happened inside the run
+    assert proxy.stats().faults.get("outage", 0) > 0
+    waits = retries(records)
+    assert waits and all(r["step"] == "sign" for r in waits)
+    assert records[-1]["digest"] == registry.digest(f"{direct(image, proxy)}:v1")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("kind", "check"), [("401", "user name and password"), ("403", "rights")])
+def test_a_permanent_401_or_403_fails_after_one_attempt_naming_the_registry(
+    runner: Runner, proxy: FaultProxy, tmp_path: Path, kind: str, check: str
+) -> None:
+    proxy.always(kind)
+    cosign = str(COSIGNS["cosign3"])
+    done, _, records, took = run_job(runner, proxy, cosign, tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert not retries(records)
+    failure = records[-1]["failure"]
+    assert isinstance(failure, dict)
+    assert failure["step"] == "build"
+    assert proxy.address in failure["message"] and check in failure["hint"]
+    # The issue's fail-fast contract (one attempt, no waiting), not a speed benchmark.
+    assert took < 10, took
+
+
+@pytest.mark.integration
+def test_an_outage_longer_than_the_budget_fails_within_it_and_nothing_is_signed(
+    runner: Runner, registry: Registry, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    budget = 20
+    proxy.outage(600, start_after=SIGNATURE_REQUEST)
+    cosign = str(COSIGNS["cosign2"])
+    done, image, records, took = run_job(
+        runner, proxy, cosign, tmp_path, INVOKE_PROVENANCE_RETRY_BUDGET=str(budget)
+    )
+    proxy.outage(0)
+    assert done.returncode == 4, done.stderr[-3000:]
+    failure = records[-1]["failure"]
+    assert isinstance(failure, dict) and failure["step"] == "sign"
+    assert "kept failing" in failure["message"] and "retry_budget" in failure["hint"]
+    sign_started = next(r for r in records if r["event"] == "step.start" and r["step"] == "sign")
+    assert sign_started
+    assert took < 60  # the build and the sign step's budget, never the outage's ten minutes
+    # Nothing was signed: the registry holds the image and no signature for it.
+    tags = registry.tags(direct(image, proxy))
+    assert tags == ["v1"], tags
