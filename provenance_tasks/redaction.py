@@ -27,6 +27,18 @@ SECRET_VARIABLES = (
 _MIN_LENGTH = 4
 
 
+def secret_spec_variables(specs: Iterable[str]) -> list[str]:
+    """The variables buildx --secret specs read ("id=npm,env=NPM_TOKEN"): their values are
+    secrets too, declared so by being passed as build secrets."""
+    names = []
+    for spec in specs:
+        for part in spec.split(","):
+            key, _, value = part.partition("=")
+            if key.strip() == "env" and value.strip():
+                names.append(value.strip())
+    return names
+
+
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from provenance_tasks.errors import ProvenanceError
 from provenance_tasks.logs import RunSummary, StepLog
-from provenance_tasks.redaction import Redactor
+from provenance_tasks.redaction import Redactor, secret_spec_variables
 from provenance_tasks.settings import Settings
 from provenance_tasks.steps.summary import summarize
 
@@ -50,7 +50,9 @@ class Session:
         self.settings = settings
         self.environ = dict(os.environ if environ is None else environ)
         self.cwd = cwd or Path.cwd()
-        self.redactor = Redactor.from_environ(self.environ)
+        self.redactor = Redactor.from_environ(
+            self.environ, extra=secret_spec_variables(settings.secrets)
+        )
         if settings.password_env:
             self.redactor.add(self.environ.get(settings.password_env))
         self.redactor.add(password)

@@ -23,8 +23,8 @@ from tests.integration import pipelines
 from tests.integration.conftest import Registry, Runner, make_context
 
 ECHOES_A_SECRET = (
-    "RUN --mount=type=secret,id=token,env=TOKEN "
-    '["/bin/busybox", "sh", "-c", "echo the job token is $TOKEN"]\n'
+    "RUN --mount=type=secret,id=token,env=TOKEN --mount=type=secret,id=npm,env=NPM "
+    '["/bin/busybox", "sh", "-c", "echo the job token is $TOKEN; echo the npm token is $NPM"]\n'
 )
 
 
@@ -81,11 +81,13 @@ class Pipeline:
         dockerfile.write_text(dockerfile.read_text() + ECHOES_A_SECRET)
         self.env = pipelines.gitlab_key_mode(runner.testbed, cosign, self.cosign_password)
         self.env.update(secrets_env())
+        self.env["NPM_TOKEN"] = canary("NPM_TOKEN")
         # The registry password is the test bed's own, random and unique: a canary as well.
         self.canaries = [
             self.cosign_password,
             self.env["CI_REGISTRY_PASSWORD"],
             *(self.env[name] for name in secrets_env()),
+            self.env["NPM_TOKEN"],
         ]
 
     def args(self) -> list[str]:
@@ -97,6 +99,8 @@ class Pipeline:
             "--no-tlog",
             "--secret",
             "id=token,env=CI_JOB_TOKEN",
+            "--secret",  # a secret of the project's own, declared as such by being a build secret
+            "id=npm,env=NPM_TOKEN",
         ]
 
     def run(self, task: str, *args: str, **changes: str) -> subprocess.CompletedProcess[str]:
@@ -118,6 +122,7 @@ def test_no_canary_in_any_output_of_a_passing_run_or_of_failing_ones(
     assert passed.returncode == 0, passed.stderr
     # The build did print the token: the redactor masked it in buildx's streamed output.
     assert "the job token is [MASKED]" in passed.stderr
+    assert "the npm token is [MASKED]" in passed.stderr
     pipeline.assert_clean(passed)
 
     wrong = pipeline.run(
@@ -132,6 +137,7 @@ def test_no_canary_in_any_output_of_a_passing_run_or_of_failing_ones(
         *pipeline.args(),
         CI_REGISTRY=nowhere,
         CI_REGISTRY_IMAGE=f"{nowhere}/group/app",
+        INVOKE_PROVENANCE_RETRY_BUDGET="4",  # refused connections are retried: not for long
     )
     assert unreachable.returncode == 4, unreachable.stderr
     pipeline.assert_clean(unreachable)

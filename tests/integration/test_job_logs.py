@@ -134,3 +134,25 @@ def tmp_key(runner: Runner, cosign: str) -> Path:
         capture_output=True,
     )
     return folder / "other.pub"
+
+
+@pytest.mark.integration
+def test_build_output_streams_while_the_build_runs(runner: Runner, tmp_path: Path) -> None:
+    context = make_context(tmp_path / "ctx")
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text() + 'RUN ["/bin/busybox", "sh", "-c", "echo slow step; sleep 3"]\n'
+    )
+    env = pipelines.gitlab(runner.testbed)
+    done = runner.run("build", "--context", str(context), "--log-format", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    records = json_lines(done.stderr)
+    from datetime import datetime
+
+    def at(record: dict[str, object]) -> float:
+        return datetime.fromisoformat(str(record["timestamp"])).timestamp()
+
+    first_line = next(r for r in records if r["event"] == "tool.output" and r["step"] == "build")
+    build_end = next(r for r in records if r["event"] == "step.end" and r["step"] == "build")
+    # The first progress line was logged when it came, seconds before the build ended.
+    assert at(build_end) - at(first_line) >= 2.5

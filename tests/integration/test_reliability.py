@@ -155,3 +155,22 @@ def test_an_outage_longer_than_the_budget_fails_within_it_and_nothing_is_signed(
     # Nothing was signed: the registry holds the image and no signature for it.
     tags = registry.tags(direct(image, proxy))
     assert tags == ["v1"], tags
+
+
+@pytest.mark.integration
+def test_a_sign_retried_after_its_signature_upload_failed_leaves_one_signature_that_verifies(
+    runner: Runner, registry: Registry, proxy: FaultProxy, tmp_path: Path, cosign: str
+) -> None:
+    # The layers of the signature are uploaded, then its manifest PUT fails until cosign's own
+    # retries are spent: our retry signs again over the half-written state.
+    proxy.outage(6, start_after=r"PUT .*/manifests/sha256-[0-9a-f]+\.sig")
+    done, image, records, _ = run_job(runner, proxy, cosign, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert any(r["step"] == "sign" for r in retries(records)), "the sign step was not retried"
+    digest = registry.digest(f"{direct(image, proxy)}:v1")
+    assert records[-1]["digest"] == digest and records[-1]["verified"] is True
+    # Exactly one signature: the retry neither duplicated nor lost it.
+    signatures = registry.crane(
+        "manifest", f"{direct(image, proxy)}:{digest.replace(':', '-')}.sig"
+    )
+    assert len(json.loads(signatures)["layers"]) == 1

@@ -162,3 +162,14 @@ def test_on_line_receives_lines_while_the_tool_still_runs(tmp_path: Path) -> Non
     done = run([sys.executable, "-c", script], redactor=Redactor([SECRET]), on_line=sink)
     assert done.returncode == 0
     assert lines == [f"progress token={MASK}"]
+
+
+def test_variables_read_by_build_secret_specs_are_secrets() -> None:
+    from provenance_tasks.redaction import secret_spec_variables
+
+    specs = ["id=npm,env=NPM_TOKEN", "id=cfg,src=.npmrc", "env=OTHER,id=x", "id=plain"]
+    assert secret_spec_variables(specs) == ["NPM_TOKEN", "OTHER"]
+    redactor = Redactor.from_environ(
+        {"NPM_TOKEN": "npm-secret-value", "HOME": "/root"}, extra=secret_spec_variables(specs)
+    )
+    assert redactor.redact("token npm-secret-value in /root") == f"token {MASK} in /root"
