@@ -39,6 +39,7 @@ def run_sign(session: Session) -> sign_step.SignResult:
     repository, digest = _image(session, target)
     session.bind_image(repository, digest)
     login_step.login(session)
+    sign_step.ensure_at_registry(session, f"{repository}@{digest}")
     result = sign_step.sign(session, target, f"{repository}@{digest}", mode, material)
     outputs.write_all(session, outputs.image_outputs(repository, digest, target.tags))
     return result

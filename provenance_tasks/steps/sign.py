@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provenance_tasks.adapters.cosign import KeySigning, SigningMaterial
+from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.errors import InputError
 from provenance_tasks.references import registry_of
+from provenance_tasks.retry import classify
 from provenance_tasks.steps import plan
 from provenance_tasks.steps.retrying import with_retries
 from provenance_tasks.steps.session import Session
@@ -43,6 +46,31 @@ def ensure_local_key(session: Session, material: SigningMaterial) -> None:
     session.log.info(
         "made a local signing key pair (empty password)", key=str(key), public=str(pub)
     )
+
+
+def ensure_at_registry(session: Session, reference: str) -> None:
+    """The digest to sign must be at the registry: cosign signs a digest that isn't there and
+    exits 0, leaving a signature for nothing. (build-sign-verify knows: its audit read it.)"""
+    if session.settings.dry_run:
+        return
+    try:
+        found = with_retries(
+            session,
+            "sign",
+            f"read {reference}",
+            registry_of(reference),
+            lambda _: session.docker.resolve(reference),
+            policy=session.retry_policy.for_tag_audit(),
+        )
+    except CommandFailed as exc:
+        if classify(exc.stderr, exc.returncode).kind != "not-yet-there":
+            raise
+        raise InputError(
+            f"{reference} is not at the registry: nothing to sign",
+            hint="pass the digest the build pushed (IMAGE_DIGEST of its dotenv)",
+        ) from None
+    if found != reference.rsplit("@", 1)[1]:
+        raise InputError(f"the registry answers {found} for {reference}")
 
 
 def sign_once(

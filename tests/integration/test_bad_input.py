@@ -258,3 +258,26 @@ def test_awkward_but_valid_annotation_values_round_trip(
     )
     (optional,) = [p["optional"] for p in payloads]  # type: ignore[index]
     assert {k: decode_value(optional[k]) for k in ROUND_TRIP} == ROUND_TRIP  # type: ignore[index]
+
+
+@pytest.mark.integration
+def test_sign_refuses_a_digest_the_registry_does_not_hold(
+    runner: Runner, registry: Registry, source_image: str, cosign: str
+) -> None:
+    # cosign itself would sign it and exit 0: a signature for nothing.
+    repository = source_image.rsplit(":", 1)[0]
+    missing = "sha256:" + uuid.uuid4().hex * 2
+    done = runner.run(
+        "sign",
+        "--image",
+        repository,
+        "--digest",
+        missing,
+        "--tag",
+        "v1",
+        "--no-tlog",
+        env={"INVOKE_PROVENANCE_COSIGN": cosign},
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{repository}@{missing} is not at the registry" in done.stderr
+    assert f"sha256-{missing[7:]}.sig" not in registry.tags(repository)
