@@ -67,9 +67,12 @@ def with_retries(
         )
 
     last_attempt = [0.0]
+    attempts = [0]
 
     def attempt() -> T:
         begun = clock()
+        attempts[0] += 1
+        session.log.bind(attempt=attempts[0])  # the tool's output lines carry their attempt
         try:
             return call(max(policy.budget_s - (begun - started), 1.0))
         finally:
@@ -96,8 +99,9 @@ def with_retries(
     try:
         return retrying(attempt)
     except CommandFailed as exc:
-        attempts = retrying.statistics.get("attempt_number", 1)
-        raise explain(exc, what, registry, attempts, clock() - started, policy) from None
+        raise explain(exc, what, registry, attempts[0], clock() - started, policy) from None
+    finally:
+        session.log.bind(attempt=None)
 
 
 def explain(

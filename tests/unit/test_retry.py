@@ -326,3 +326,38 @@ def test_a_policy_comes_from_the_settings(tmp_path: Path) -> None:
         1,
         5,
     )
+
+
+def test_json_records_of_each_attempt_carry_its_number(tmp_path: Path) -> None:
+    import io
+    import json
+
+    import structlog
+
+    from provenance_tasks.logs import configure
+    from provenance_tasks.logs import setup as log_setup
+
+    out = io.StringIO()
+    structlog.reset_defaults()
+    log_setup._ours = False
+    try:
+        configure("json", {}, out)
+        run = Session(resolve({}, {"log_format": "json"}, {}), {}, cwd=tmp_path, stream=out)
+        stderrs = ["503 Service Unavailable"]
+
+        def call(_: float) -> str:
+            run.tool_output("build")("stderr", "progress")
+            if stderrs:
+                raise CommandFailed("tool", ["tool"], 1, stderrs.pop())
+            return "done"
+
+        policy = RetryPolicy(jitter=no_jitter)
+        with_retries(run, "build", "push", "r.test", call, policy=policy, sleep=lambda _: None)
+        run.log.info("after")
+    finally:
+        structlog.reset_defaults()
+        log_setup._ours = False
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = [r["attempt"] for r in records if r["event"] == "tool.output"]
+    assert lines == [1, 2]
+    assert records[-1]["event"] == "after" and records[-1]["attempt"] is None
