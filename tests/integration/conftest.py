@@ -118,19 +118,24 @@ def context(tmp_path: Path) -> Path:
     return make_context(tmp_path / "ctx")
 
 
-@pytest.fixture
-def key_pair(tmp_path: Path, cosign: str) -> tuple[Path, Path, str]:
-    """A cosign key pair with a real password."""
-    password = "pw-" + uuid.uuid4().hex[:8]
-    folder = tmp_path / "keys"
-    folder.mkdir()
+def make_key_pair(cosign: str, prefix: Path, password: str = "") -> tuple[Path, Path]:
+    """PREFIX.key and PREFIX.pub, made by the real cosign; the folder is made if need be."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [cosign, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
+        [cosign, "generate-key-pair", "--output-key-prefix", str(prefix)],
         env={**os.environ, "COSIGN_PASSWORD": password},
         check=True,
         capture_output=True,
     )
-    return folder / "cosign.key", folder / "cosign.pub", password
+    return prefix.with_suffix(".key"), prefix.with_suffix(".pub")
+
+
+@pytest.fixture
+def key_pair(tmp_path: Path, cosign: str) -> tuple[Path, Path, str]:
+    """A cosign key pair with a real password."""
+    password = "pw-" + uuid.uuid4().hex[:8]
+    key, pub = make_key_pair(cosign, tmp_path / "keys" / "cosign", password)
+    return key, pub, password
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ and the registry never hears of the repository. Every case runs the console scri
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import uuid
@@ -17,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration import pipelines
-from tests.integration.conftest import COSIGNS, TOOLS, Registry, Runner, make_context
+from tests.integration.conftest import (
+    COSIGNS,
+    TOOLS,
+    Registry,
+    Runner,
+    make_context,
+    make_key_pair,
+)
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -50,13 +56,8 @@ def unreadable_key(folder: Path) -> dict[str, str]:
 
 
 def key_with_password(folder: Path) -> dict[str, str]:
-    subprocess.run(
-        [str(COSIGNS["cosign3"]), "generate-key-pair", "--output-key-prefix", str(folder / "pw")],
-        env={**os.environ, "COSIGN_PASSWORD": "the-right-one"},
-        check=True,
-        capture_output=True,
-    )
-    return {"INVOKE_PROVENANCE_KEY": str(folder / "pw.key"), "COSIGN_PASSWORD": "a-wrong-one"}
+    key, _ = make_key_pair(str(COSIGNS["cosign3"]), folder / "pw", "the-right-one")
+    return {"INVOKE_PROVENANCE_KEY": str(key), "COSIGN_PASSWORD": "a-wrong-one"}
 
 
 def not_a_key(folder: Path) -> dict[str, str]:
@@ -174,13 +175,7 @@ def test_bad_input_gets_one_clear_message_and_nothing_is_pushed(
     if case.mode == "local":
         defaults["--image"] = repository
     if "keyless" not in case.args:
-        defaults["--key"] = str(tmp_path / "cosign.key")
-        subprocess.run(
-            [cosign3, "generate-key-pair", "--output-key-prefix", str(tmp_path / "cosign")],
-            env={**os.environ, "COSIGN_PASSWORD": ""},
-            check=True,
-            capture_output=True,
-        )
+        defaults["--key"] = str(make_key_pair(cosign3, tmp_path / "cosign")[0])
     else:
         defaults.pop("--no-tlog")  # keyless refuses it first, hiding the case's own message
     if case.task == "verify":

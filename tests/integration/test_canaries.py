@@ -8,7 +8,6 @@ the redactor must catch it in buildx's streamed output.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -20,7 +19,7 @@ from provenance_tasks.settings import resolve
 from provenance_tasks.steps.pipeline import run_build_sign_verify
 from provenance_tasks.steps.session import Session
 from tests.integration import pipelines
-from tests.integration.conftest import Registry, Runner, make_context
+from tests.integration.conftest import Registry, Runner, make_context, make_key_pair
 
 ECHOES_A_SECRET = (
     "RUN --mount=type=secret,id=token,env=TOKEN --mount=type=secret,id=npm,env=NPM "
@@ -44,17 +43,6 @@ def secrets_env() -> dict[str, str]:
     return {name: canary(name) for name in names}
 
 
-def key_pair_with(cosign: str, folder: Path, password: str) -> tuple[Path, Path]:
-    folder.mkdir()
-    subprocess.run(
-        [cosign, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
-        env={**os.environ, "COSIGN_PASSWORD": password},
-        check=True,
-        capture_output=True,
-    )
-    return folder / "cosign.key", folder / "cosign.pub"
-
-
 def assert_no_canary(canaries: list[str], *texts: str, allow_masks: bool = False) -> None:
     for text in texts:
         lines = text.splitlines()
@@ -75,7 +63,9 @@ class Pipeline:
     def __init__(self, runner: Runner, cosign: str, tmp_path: Path) -> None:
         self.runner = runner
         self.cosign_password = canary("COSIGN_PASSWORD")
-        self.key, self.pub = key_pair_with(cosign, tmp_path / "keys", self.cosign_password)
+        self.key, self.pub = make_key_pair(
+            cosign, tmp_path / "keys" / "cosign", self.cosign_password
+        )
         self.context = make_context(tmp_path / "ctx")
         dockerfile = self.context / "Dockerfile"
         dockerfile.write_text(dockerfile.read_text() + ECHOES_A_SECRET)
@@ -142,7 +132,7 @@ def test_no_canary_in_any_output_of_a_passing_run_or_of_failing_ones(
     assert unreachable.returncode == 4, unreachable.stderr
     pipeline.assert_clean(unreachable)
 
-    _, other_pub = key_pair_with(cosign, tmp_path / "other", canary("other"))
+    _, other_pub = make_key_pair(cosign, tmp_path / "other" / "cosign", canary("other"))
     failed = pipeline.run("verify", "--public-key", str(other_pub), "--no-tlog")
     assert failed.returncode == 3, failed.stderr
     pipeline.assert_clean(failed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import joblog, pipelines
-from tests.integration.conftest import Registry, Runner, make_context
+from tests.integration.conftest import Registry, Runner, make_context, make_key_pair
 
 # A build step whose output tries to close the build section, open a fake one and run GitHub
 # workflow commands: our log must show it as inert text inside the build section.
@@ -107,7 +107,7 @@ def test_json_mode_prints_only_json_lines_ending_with_a_complete_summary(
     assert after_build
 
     # A failed verify: still only JSON, the summary last, naming the failing step.
-    other = tmp_key(runner, cosign)
+    _, other = make_key_pair(cosign, runner.cwd / "other-key" / "other")  # signed nothing here
     failed = runner.run(
         "verify", "--public-key", str(other), "--no-tlog", "--log-format", "json", env=env
     )
@@ -118,22 +118,6 @@ def test_json_mode_prints_only_json_lines_ending_with_a_complete_summary(
     assert summary["failure"]["step"] == "verify"  # type: ignore[index]
     assert summary["verified"] is False
     assert pub.exists()
-
-
-def tmp_key(runner: Runner, cosign: str) -> Path:
-    """A public key that signed nothing here."""
-    import os
-    import subprocess
-
-    folder = runner.cwd / "other-key"
-    folder.mkdir()
-    subprocess.run(
-        [cosign, "generate-key-pair", "--output-key-prefix", str(folder / "other")],
-        env={**os.environ, "COSIGN_PASSWORD": ""},
-        check=True,
-        capture_output=True,
-    )
-    return folder / "other.pub"
 
 
 @pytest.mark.integration

@@ -8,7 +8,6 @@ is checked against the registry itself, read around the proxy.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from provenance_tasks.testbed.faultproxy import FaultProxy, Faults
-from tests.integration.conftest import COSIGNS, Registry, Runner, make_context
+from tests.integration.conftest import COSIGNS, Registry, Runner, make_context, make_key_pair
 
 SIGNATURE_REQUEST = r"manifests/sha256-[0-9a-f]+\.sig"  # cosign's first look at signatures
 
@@ -29,22 +28,11 @@ def proxy(runner: Runner) -> Iterator[FaultProxy]:
         yield started
 
 
-def key_pair(cosign: str, folder: Path) -> tuple[Path, Path]:
-    folder.mkdir(parents=True)
-    subprocess.run(
-        [cosign, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
-        env={**os.environ, "COSIGN_PASSWORD": ""},
-        check=True,
-        capture_output=True,
-    )
-    return folder / "cosign.key", folder / "cosign.pub"
-
-
 def run_job(
     runner: Runner, proxy: FaultProxy, cosign: str, folder: Path, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], str, list[dict[str, object]], float]:
     """build-sign-verify of a fresh image through the proxy, logs as JSON lines."""
-    key, _ = key_pair(cosign, folder / "keys")
+    key, _ = make_key_pair(cosign, folder / "keys" / "cosign")
     context = make_context(folder / "ctx")
     image = f"{proxy.address}/flaky/app-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()

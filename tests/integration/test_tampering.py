@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import pipelines
-from tests.integration.conftest import Registry, Runner, make_context
+from tests.integration.conftest import Registry, Runner, make_context, make_key_pair
 
 
 def signed(
@@ -57,17 +57,8 @@ def test_a_signature_by_another_key_fails(
     runner: Runner, context: Path, tmp_path: Path, key_pair: tuple[Path, Path, str], cosign: str
 ) -> None:
     env, _ = signed(runner, context, key_pair, cosign)
-    stranger = tmp_path / "stranger"
-    stranger.mkdir()
-    import subprocess
-
-    subprocess.run(
-        [cosign, "generate-key-pair", "--output-key-prefix", str(stranger / "k")],
-        env={"COSIGN_PASSWORD": "", "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-    )
-    code, err = verify(runner, env, stranger / "k.pub")
+    _, stranger = make_key_pair(cosign, tmp_path / "stranger" / "k")
+    code, err = verify(runner, env, stranger)
     assert code == 3
     assert "no signature on" in err and "verifies against public key" in err
 
