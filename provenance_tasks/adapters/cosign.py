@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provenance_tasks.adapters.process import Completed, LineSink, run
+from provenance_tasks.adapters.process import Completed, LineSink, last_lines, run
 from provenance_tasks.annotations import cosign_annotation_arg
 from provenance_tasks.errors import InputError
 from provenance_tasks.redaction import Redactor
@@ -127,11 +127,10 @@ class Cosign:
             check=False,
         )
         if done.returncode != 0:
-            last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or [""]
             wrong_password = "decrypt" in done.stderr.lower()
             raise InputError(
                 f"cannot use the signing key {key}: "
-                + ("wrong password" if wrong_password else last[0].strip()),
+                + ("wrong password" if wrong_password else "".join(last_lines(done.stderr))),
                 hint="set COSIGN_PASSWORD to the key's password"
                 if wrong_password
                 else "pass --key with a cosign private key",

@@ -27,6 +27,11 @@ class Completed:
     stderr: str
 
 
+def last_lines(text: str, count: int = 1) -> list[str]:
+    """The last `count` non-blank lines of a tool's output, stripped: where its verdict is."""
+    return [line.strip() for line in text.splitlines() if line.strip()][-count:]
+
+
 class CommandFailed(ToolError):
     """A tool exited non-zero. Everything in it is already redacted.
 
@@ -47,9 +52,8 @@ class CommandFailed(ToolError):
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stderr = stderr
-        lines = [line for line in stderr.strip().splitlines() if line.strip()]
-        self.stderr_tail = tuple(lines[-8:])
-        last = f": {lines[-1].strip()}" if lines else ""
+        self.stderr_tail = tuple(last_lines(stderr, 8))
+        last = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
         super().__init__(f"{tool} failed (exit {returncode}){last}", hint=hint)
 
     @property

@@ -183,7 +183,7 @@ def build_tools(session: Session) -> None:
     """docker and buildx are there, and the builder asked for exists (a dry run runs none)."""
     import shutil
 
-    from provenance_tasks.adapters.process import run
+    from provenance_tasks.adapters.process import last_lines, run
 
     if session.settings.dry_run:
         return
@@ -202,9 +202,8 @@ def build_tools(session: Session) -> None:
     for argv, problem in checks:
         done = run(argv, redactor=session.redactor, env=env, check=False)
         if done.returncode != 0:
-            last = [line for line in done.stderr.splitlines() if line.strip()][-1:] or [""]
             raise InputError(
-                f"{problem}: {last[0].strip()}",
+                f"{problem}: {''.join(last_lines(done.stderr))}",
                 hint="see `docker buildx ls` for the builders; install buildx 0.13 or newer",
             )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance_tasks.adapters.cosign import IdentityPolicy, KeyPolicy, VerificationPolicy
-from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.adapters.process import CommandFailed, last_lines
 from provenance_tasks.errors import VerificationError
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import REGISTRY_FAILURES, classify
@@ -273,8 +273,7 @@ def registry_failed(exc: CommandFailed) -> bool:
 
 
 def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+    return "".join(last_lines(text)) or "no output"
 
 
 def print_report(session: Session, report: VerifyReport) -> None:
