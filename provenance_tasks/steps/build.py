@@ -17,7 +17,7 @@ from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.errors import ToolError
 from provenance_tasks.references import registry_of, validate_digest
 from provenance_tasks.steps import plan
-from provenance_tasks.steps.retrying import with_retries
+from provenance_tasks.steps.retrying import read_digest, with_retries
 from provenance_tasks.steps.session import Session
 
 DRY_RUN_DIGEST = "sha256:" + "0" * 64
@@ -85,19 +85,6 @@ def build(session: Session, target: plan.Target) -> BuildResult:
     return result
 
 
-def resolve_tag(session: Session, repository: str, tag: str) -> str:
-    """The digest a tag points at, waiting briefly for a registry that doesn't show it yet."""
-    reference = f"{repository}:{tag}"
-    return with_retries(
-        session,
-        "audit",
-        f"read {reference}",
-        registry_of(repository),
-        lambda _: session.docker.resolve(reference),
-        policy=session.retry_policy.for_tag_audit(),
-    )
-
-
 def read_metadata(path: Path) -> tuple[str, str | None]:
     try:
         metadata = json.loads(path.read_text())
@@ -115,7 +102,7 @@ def audit_tags(session: Session, result: BuildResult) -> None:
     """Each pushed tag must point, at the registry, at the digest about to be signed."""
     with session.step("audit", "Check every tag points at the built digest", collapsed=False):
         for tag in result.tags:
-            found = resolve_tag(session, result.repository, tag)
+            found = read_digest(session, "audit", f"{result.repository}:{tag}", lag=True)
             if found != result.digest:
                 raise ToolError(
                     f"{result.repository}:{tag} points at {found}, not the built {result.digest}",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.references import registry_of
 from provenance_tasks.retry import Cause, RetryPolicy, classify
 from provenance_tasks.steps.session import Session
 
@@ -102,6 +103,22 @@ def with_retries(
         raise explain(exc, what, registry, attempts[0], clock() - started, policy) from None
     finally:
         session.log.bind(attempt=None)
+
+
+def read_digest(session: Session, step: str, reference: str, *, lag: bool = False) -> str:
+    """The digest `reference` (a tag or a digest) points at, read at the registry, retried.
+
+    With `lag`, a reference the registry doesn't show yet is waited for briefly (right after a
+    push); otherwise that answer is final.
+    """
+    return with_retries(
+        session,
+        step,
+        f"read {reference}",
+        registry_of(reference),
+        lambda _: session.docker.resolve(reference),
+        policy=session.retry_policy.for_tag_audit() if lag else None,
+    )
 
 
 def explain(

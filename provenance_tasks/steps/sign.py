@@ -11,7 +11,7 @@ from provenance_tasks.errors import InputError
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import classify
 from provenance_tasks.steps import plan
-from provenance_tasks.steps.retrying import with_retries
+from provenance_tasks.steps.retrying import read_digest, with_retries
 from provenance_tasks.steps.session import Session
 
 
@@ -54,14 +54,7 @@ def ensure_at_registry(session: Session, reference: str) -> None:
     if session.settings.dry_run:
         return
     try:
-        found = with_retries(
-            session,
-            "sign",
-            f"read {reference}",
-            registry_of(reference),
-            lambda _: session.docker.resolve(reference),
-            policy=session.retry_policy.for_tag_audit(),
-        )
+        found = read_digest(session, "sign", reference, lag=True)
     except CommandFailed as exc:
         if classify(exc.stderr, exc.returncode).kind != "not-yet-there":
             raise

@@ -16,7 +16,7 @@ from provenance_tasks.errors import VerificationError
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import REGISTRY_FAILURES, classify
 from provenance_tasks.steps import plan
-from provenance_tasks.steps.retrying import with_retries
+from provenance_tasks.steps.retrying import read_digest, with_retries
 from provenance_tasks.steps.session import Session
 
 FULCIO_OID = "1.3.6.1.4.1.57264."
@@ -162,7 +162,7 @@ def verify(
     report = VerifyReport(reference, describe(policy), wanted)
     with session.step("verify", f"Verify {reference}", collapsed=False) as record:
         for tag in check_tags:
-            at_registry = _resolve(session, f"{target.repository}:{tag}")
+            at_registry = read_digest(session, "verify", f"{target.repository}:{tag}")
             report.tags[tag] = at_registry
             if at_registry != digest:
                 report.problems.append(f"tag {tag} points at {at_registry}, not {digest}")
@@ -228,16 +228,6 @@ def _cosign_checks_annotations(
                 f"cosign rejected the annotations of tag {expectation.tag}: "
                 + _last_line(exc.stderr)
             )
-
-
-def _resolve(session: Session, reference: str) -> str:
-    return with_retries(
-        session,
-        "verify",
-        f"read {reference}",
-        registry_of(reference),
-        lambda _: session.docker.resolve(reference),
-    )
 
 
 def cosign_verify(
