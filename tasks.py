@@ -1,7 +1,18 @@
-"""This repository's tasks: the provenance collection itself.
+"""This repository's tasks: the provenance collection itself, plus the test bed for development.
 
 invoke --list
+invoke testbed.up            real services on loopback: an engine, registries, a Sigstore
 invoke build-sign-verify --context examples/hello
+
+The test bed lives in tests/testbed and never ships in the wheel: a consumer's `invoke --list`
+shows only the provenance tasks.
 """
 
-from provenance_tasks.tasks import ns  # noqa: F401 - invoke loads `ns`
+from invoke.collection import Collection
+
+import provenance_tasks.tasks
+from tests.testbed.tasks import ns as testbed
+
+# A copy of the published collection, so adding the test bed here never changes it for others.
+ns = Collection.from_module(provenance_tasks.tasks)
+ns.add_collection(testbed)

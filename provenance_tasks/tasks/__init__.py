@@ -20,10 +20,8 @@ from invoke.collection import Collection
 
 from provenance_tasks.settings import invoke_defaults
 from provenance_tasks.tasks.image import build, build_sign_verify, login, sign, verify
-from provenance_tasks.tasks.testbed import ns as testbed
 
 ns = Collection("provenance", login, build, sign, verify, build_sign_verify)
-ns.add_collection(testbed)
 ns.configure({"provenance": invoke_defaults()})
 
 __all__ = ["build", "build_sign_verify", "login", "ns", "sign", "verify"]

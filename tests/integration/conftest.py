@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance_tasks.testbed import bed, pki
+from tests.testbed import bed, pki
 
 TOOLS = Path(os.environ.get("PROVENANCE_TOOLS", "/opt/provenance-tools"))
 COSIGNS = {"cosign2": TOOLS / "bin" / "cosign2", "cosign3": TOOLS / "bin" / "cosign3"}

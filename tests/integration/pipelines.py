@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from provenance_tasks.testbed.bed import TestBed
+from tests.testbed.bed import TestBed
 
 SERVER = "https://gitlab.example.com"
 ANNOTATION_VARIABLES = {

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance_tasks.testbed.bed import TestBed
-from provenance_tasks.testbed.faultproxy import FaultProxy, Faults
 from tests.integration.conftest import TOOLS, make_context, tool_path
+from tests.testbed.bed import TestBed
+from tests.testbed.faultproxy import FaultProxy, Faults
 
 pytestmark = pytest.mark.integration
 
@@ -303,7 +303,7 @@ def test_standalone_prints_its_port_and_serves(testbed: TestBed) -> None:
         [
             sys.executable,
             "-m",
-            "provenance_tasks.testbed.faultproxy",
+            "tests.testbed.faultproxy",
             "--upstream",
             testbed.plain_registry,
             "--always",
@@ -312,6 +312,7 @@ def test_standalone_prints_its_port_and_serves(testbed: TestBed) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).parents[2],  # tests.testbed lives in the repository, not the package
     )
     try:
         assert process.stdout is not None

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance_tasks.testbed import pki
 from tests.integration import pipelines
 from tests.integration.conftest import COSIGNS, Registry, Runner
+from tests.testbed import pki
 
 # cosign 2.5's import-key-pair rejects EC keys; the key cosign 3 imports signs with either major.
 IMPORTER = str(COSIGNS["cosign3"])

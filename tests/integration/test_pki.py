@@ -21,8 +21,8 @@ from typing import Any, NoReturn
 
 import pytest
 
-from provenance_tasks.testbed import pki
-from provenance_tasks.testbed.bed import TestBed
+from tests.testbed import pki
+from tests.testbed.bed import TestBed
 
 pytestmark = pytest.mark.integration
 

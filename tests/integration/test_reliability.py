@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from provenance_tasks.testbed.faultproxy import FaultProxy, Faults
 from tests.integration.conftest import COSIGNS, Registry, Runner, make_context, make_key_pair
+from tests.testbed.faultproxy import FaultProxy, Faults
 
 SIGNATURE_REQUEST = r"manifests/sha256-[0-9a-f]+\.sig"  # cosign's first look at signatures
 

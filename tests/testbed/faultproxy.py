@@ -15,7 +15,7 @@ crane traffic, so this proxy forwards that traffic to a real registry and inject
 
 It runs in background threads of the test process, or standalone:
 
-    python -m provenance_tasks.testbed.faultproxy --upstream 127.0.0.1:5000 --port 0 --rate 0.1
+    python -m tests.testbed.faultproxy --upstream 127.0.0.1:5000 --port 0 --rate 0.1
 
 Stdlib only, so the test bed needs nothing beyond what the package already depends on.
 """
@@ -558,7 +558,7 @@ def _kind_weight(text: str) -> tuple[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m provenance_tasks.testbed.faultproxy",
+        prog="python -m tests.testbed.faultproxy",
         description="A loopback reverse proxy in front of a registry that injects faults. "
         "Prints the port it listens on, then serves until SIGINT or SIGTERM.",
     )

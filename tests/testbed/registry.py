@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance_tasks.testbed import processes
+from tests.testbed import processes
 
 
 @dataclass(frozen=True)

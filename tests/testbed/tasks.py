@@ -30,7 +30,7 @@ def up(
     """Start what is missing and print the environment to use it (DOCKER_HOST, SSL_CERT_FILE)."""
     from pathlib import Path
 
-    from provenance_tasks.testbed import bed, processes
+    from tests.testbed import bed, processes
 
     folder = Path(state) if state else bed.DEFAULT_STATE
     if bed.load(folder) is not None:
@@ -54,7 +54,7 @@ def down(c: Context, state: str | None = None) -> None:
     """Stop the services that testbed.up started, by their PIDs."""
     from pathlib import Path
 
-    from provenance_tasks.testbed import bed
+    from tests.testbed import bed
 
     running = bed.load(Path(state) if state else bed.DEFAULT_STATE)
     if running is None:

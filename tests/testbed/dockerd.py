@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance_tasks.testbed import processes
+from tests.testbed import processes
 
 TOOLS = Path(os.environ.get("PROVENANCE_TOOLS", "/opt/provenance-tools"))
 ENGINES = ("current", "classic")

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from provenance_tasks.testbed import dockerd, pki, processes, registry
+from tests.testbed import dockerd, pki, processes, registry
 
 DEFAULT_STATE = Path(os.environ.get("PROVENANCE_TESTBED", "/tmp/provenance-testbed"))
 CERTS_D = Path("/etc/docker/certs.d")
