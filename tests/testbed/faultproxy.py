@@ -70,8 +70,10 @@ _BAD_GATEWAY = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     b"</body>\r\n</html>\r\n"
 )
-KINDS = (*_ANSWERS, "502", "drop", "reset", "slow")
-TRANSIENT = ("503", "429", "500", "502", "drop", "reset", "slow")
+# "lost": the request reaches upstream, which acts on it, and the client gets a 503 instead of the
+# answer, so a client that retries replays a request the server already took (Rekor's 409 path).
+KINDS = (*_ANSWERS, "502", "drop", "reset", "slow", "lost")
+TRANSIENT = ("503", "429", "500", "502", "drop", "reset", "slow", "lost")
 
 # Hop-by-hop headers belong to one connection, never to the other side of a proxy (RFC 9110 7.6.1).
 _HOP_BY_HOP = frozenset(
@@ -98,7 +100,8 @@ class Faults:
 
     `only` is a regex searched in "METHOD path" (path without its query); when set, requests that
     do not match are never faulted, e.g. r"^PUT .*/manifests/" to fail only manifest uploads.
-    `seed` makes the draw repeatable for a given order of requests.
+    `seed` makes the draw repeatable for a given order of requests; `limit` caps how many
+    requests are faulted in all (None: no cap), e.g. 1 for "only the first matching request".
     """
 
     rate: float = 0.0
@@ -108,6 +111,7 @@ class Faults:
     slow_seconds: float = 2.0
     seed: int | None = None
     only: str | None = None
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -187,6 +191,8 @@ class _State:
             faults = self.faults
             if not faults.rate or (faults.only and not re.search(faults.only, line)):
                 return None
+            if faults.limit is not None and sum(self.fault_counts.values()) >= faults.limit:
+                return None
             if self.random.random() >= faults.rate:
                 return None
             kinds = [k for k, w in faults.kinds.items() if w > 0]
@@ -196,7 +202,7 @@ class _State:
         log.debug("%s %s -> %s %s", event.method, event.path, event.outcome, event.status)
         with self.lock:
             self.log.append(event)
-            if event.outcome in ("forwarded", "slow"):
+            if event.outcome in ("forwarded", "slow", "lost"):
                 self.forwarded += 1
             if event.outcome not in ("forwarded", "upstream-error", "client-gone"):
                 self.fault_counts[event.outcome] = self.fault_counts.get(event.outcome, 0) + 1
@@ -285,10 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
             state.record(Event(arrived, method, path, outcome, status))
 
         kind = state.decide(method, path)
-        if kind is None or kind == "slow":
+        if kind is None or kind in ("slow", "lost"):
             if kind == "slow":
                 state.stopping.wait(state.faults.slow_seconds)
-            self._forward(kind or "forwarded", note)
+            self._forward(kind or "forwarded", note, lose_answer=kind == "lost")
             return
         # A real server reads the whole request before it answers on a keep-alive connection.
         for _ in self._body():
@@ -329,9 +335,12 @@ class _Handler(BaseHTTPRequestHandler):
                 remaining -= len(piece)
                 yield piece
 
-    def _forward(self, outcome: str, note: Callable[[str, int | None], None]) -> None:
+    def _forward(
+        self, outcome: str, note: Callable[[str, int | None], None], *, lose_answer: bool = False
+    ) -> None:
         """Send the request upstream and stream the answer back; when upstream fails before it
-        answers, the client gets a 502, as from a real load balancer."""
+        answers, the client gets a 502, as from a real load balancer. With `lose_answer`, the
+        client gets a 503 in place of upstream's answer."""
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
         has_body = chunked or int(self.headers.get("Content-Length") or 0) > 0
         # One upstream connection per request: a stale pooled connection would fail on its own
@@ -370,6 +379,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._bad_gateway()
                 return
             note(outcome, response.status)
+            if lose_answer:
+                response.read()
+                self._answer("503")
+                return
             self._relay(response)
         finally:
             upstream.close()
