@@ -33,6 +33,13 @@ _PERMANENT: tuple[tuple[str, str], ...] = (
     (r"login attempt to \S+ failed with status: 400", "unauthorized"),
 )
 _RATE_LIMITED = r"\b429\b|toomanyrequests|too many requests|rate limit"
+# Rekor answers 409 to a body it already holds: cosign's own HTTP retry replays an upload whose
+# answer was lost, and cosign 3 then fails (cosign#4851; or its fetch of the entry finds nothing
+# yet). Nothing reached the registry: a new attempt signs anew, a new entry.
+_TLOG_CONFLICT = (
+    r"createLogEntryConflict|equivalent entry already exists|getLogEntryByUuidNotFound",
+    "Rekor already holds this entry (409)",
+)
 _TRANSIENT: tuple[tuple[str, str], ...] = (
     (r"\b50[0-4]\b|unavailable|bad gateway|gateway time-?out|internal server error", "5xx"),
     (r"\b408\b|request timeout", "request timeout"),
@@ -42,10 +49,13 @@ _TRANSIENT: tuple[tuple[str, str], ...] = (
     (r"timeout|timed out|deadline exceeded|killed after", "timeout"),
     (r"no route to host|network is unreachable|temporary failure in name resolution", "network"),
     (r"tls handshake", "TLS handshake"),
+    # cosign's own HTTP client gave up on 5xx answers, or lost the answer of one (sigstore-go)
+    (r"giving up after \d+ attempt|read on closed response body", "kept failing"),
 )
 # Right after a push a tag can be a moment away at the registry (read-after-write lag).
 _NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|: not found$"
 _KINDS = (
+    ("transient", (_TLOG_CONFLICT,)),
     ("permanent", _PERMANENT),
     ("rate-limited", ((_RATE_LIMITED, "rate limited (429)"),)),
     ("not-yet-there", ((_NOT_YET_THERE, "not found (yet)"),)),
@@ -66,6 +76,7 @@ class Cause:
     kind: str  # transient, rate-limited, not-yet-there, permanent, unknown
     reason: str
     line: str = ""  # the stderr line that told us
+    service: str | None = None  # the Sigstore service that failed; None: the registry
 
     @property
     def describe(self) -> str:
@@ -94,7 +105,24 @@ def _classify_line(line: str) -> Cause | None:
     for kind, patterns in _KINDS:
         for pattern, reason in patterns:
             if re.search(pattern, text, re.IGNORECASE):
-                return Cause(kind, reason, line[:300])
+                return Cause(kind, reason, line[:300], service_of(text))
+    return None
+
+
+# How cosign names the Sigstore service a failed call went to (both majors' wording).
+_SERVICES = (
+    (r"fulcio|signingcert|getting signer", "Fulcio"),
+    (r"rekor|/log/entries|tlog|transparency log", "Rekor"),
+    (r"timestamp", "the timestamp authority"),
+    (r"signing bundle", "Sigstore (Fulcio, Rekor or the timestamp authority)"),
+)
+
+
+def service_of(line: str) -> str | None:
+    """The Sigstore service a cosign error line names, or None when it names none (a registry)."""
+    for pattern, name in _SERVICES:
+        if re.search(pattern, line, re.IGNORECASE):
+            return name
     return None
 
 

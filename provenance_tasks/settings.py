@@ -37,11 +37,20 @@ DEFAULTS: dict[str, Any] = {
     "public_key": None,  # for verify in key mode; default: KEY with .pub for .key, or the KMS URI
     "certificate": None,
     "certificate_chain": None,
-    "trusted_root": None,
     "annotations": [],  # "key=value"
     "tlog": True,
     "bundle_format": "classic",  # classic or new (cosign 3.x)
     "key_folder": ".provenance/keys",
+    # the Sigstore instance (see provenance_tasks/sigstore.py): None everywhere is the public one
+    "fulcio_url": None,
+    "rekor_url": None,
+    "tsa_url": None,  # an RFC 3161 timestamp authority, off by default
+    "signing_config": None,  # signing_config.json naming the services (cosign 3 reads it)
+    "trusted_root": None,  # trusted_root.json: the keys and certificates of that instance
+    "unsafe_ignore_sct": False,  # don't check Fulcio certificates' SCT (warned every time)
+    # cosign's own settings that are the user's to make, passed on on purpose
+    "cosign_repository": None,  # COSIGN_REPOSITORY: where signatures are stored
+    "cosign_docker_media_types": None,  # COSIGN_DOCKER_MEDIA_TYPES: docker media types
     # verify
     "identity": None,
     "issuer": None,
@@ -111,11 +120,18 @@ class Settings:
     public_key: str | None
     certificate: str | None
     certificate_chain: str | None
-    trusted_root: str | None
     annotations: tuple[str, ...]
     tlog: bool
     bundle_format: str
     key_folder: str
+    fulcio_url: str | None
+    rekor_url: str | None
+    tsa_url: str | None
+    signing_config: str | None
+    trusted_root: str | None
+    unsafe_ignore_sct: bool
+    cosign_repository: str | None
+    cosign_docker_media_types: str | None
     identity: str | None
     issuer: str | None
     digest: str | None

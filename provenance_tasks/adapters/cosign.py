@@ -16,13 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from provenance_tasks.adapters.cosign_flags import sign_flags, verify_flags
 from provenance_tasks.adapters.process import Completed, LineSink, last_lines, run
 from provenance_tasks.annotations import cosign_annotation_arg
 from provenance_tasks.errors import InputError
 from provenance_tasks.redaction import Redactor
+from provenance_tasks.sigstore import IdentityToken, SigstoreInstance
 
 KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "gitlab://", "k8s://")
-KEY_REF_SCHEMES = (*KMS_SCHEMES, "env://", "pkcs11:")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ class CertificateSigning:
 
 @dataclass(frozen=True)
 class KeylessSigning:
-    """Fulcio + Rekor: cosign reads the OIDC token from SIGSTORE_ID_TOKEN (or GitHub's own)."""
+    """Fulcio + Rekor, with the job's OIDC token (handed to cosign as a file for each attempt)."""
+
+    token: IdentityToken = field(default_factory=IdentityToken)
 
 
 SigningMaterial = KeySigning | CertificateSigning | KeylessSigning
@@ -58,16 +61,17 @@ class KeyPolicy:
 
 @dataclass(frozen=True)
 class IdentityPolicy:
-    """The signing certificate must name this identity and issuer, and chain to a trusted root.
+    """The signing certificate must name this identity and issuer, and chain to a trusted CA.
 
-    chain: a private CA (bring-your-own PKI, test beds); trusted_root: a trusted_root.json for the
-    new bundle format. Neither: Sigstore's public good instance.
+    chain: a CA of your own (bring-your-own PKI); without it, the CAs of the run's Sigstore
+    instance (its trusted root, or the public instance's). chain_root: that chain made into a
+    trusted root with the instance's logs, for cosign 3 (sigstore.chain_trusted_root).
     """
 
     identity: str
     issuer: str
     chain: Path | None = None
-    trusted_root: Path | None = None
+    chain_root: Path | None = None
 
 
 VerificationPolicy = KeyPolicy | IdentityPolicy
@@ -78,8 +82,9 @@ class Cosign:
     binary: str
     major: int
     redactor: Redactor = field(repr=False)
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # all cosign sees
     timeout: float | None = None  # seconds per attempt, handed to cosign's own --timeout
+    sigstore: SigstoreInstance = field(default_factory=SigstoreInstance)
 
     @classmethod
     def detect(
@@ -89,6 +94,7 @@ class Cosign:
         redactor: Redactor,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        sigstore: SigstoreInstance | None = None,
     ) -> Cosign:
         """Find the binary and its major: `sign --help` lists --use-signing-config only in 3.x."""
         found = shutil.which(binary)
@@ -115,7 +121,7 @@ class Cosign:
                     f"{found} is older than cosign 2.4 (its verify has no --new-bundle-format)",
                     hint="install cosign 2.4+ or 3.0.3+ (ci/install-tools does it on Debian 12)",
                 )
-        return cls(found, major, redactor, environ, timeout)
+        return cls(found, major, redactor, environ, timeout, sigstore or SigstoreInstance())
 
     def check_key(self, key: str) -> None:
         """Decrypt the signing key now (`cosign public-key`), so a wrong COSIGN_PASSWORD stops
@@ -125,6 +131,7 @@ class Cosign:
             redactor=self.redactor,
             env={"COSIGN_PASSWORD": "", **self.env},
             check=False,
+            timeout=60,
         )
         if done.returncode != 0:
             wrong_password = "decrypt" in done.stderr.lower()
@@ -151,6 +158,7 @@ class Cosign:
         *,
         tlog: bool = True,
         new_bundle_format: bool = False,
+        identity_token: Path | None = None,
     ) -> list[str]:
         """`cosign sign` for one IMAGE@DIGEST; annotation values must already be encoded."""
         if "@" not in image_ref:
@@ -167,13 +175,14 @@ class Cosign:
                 "--certificate-chain",
                 str(material.chain),
             ]
-        if self.major >= 3:
-            if not tlog:
-                # 3.x signs by its signing config, which names a transparency log: off for both.
-                argv += ["--use-signing-config=false", "--tlog-upload=false"]
-            argv += [f"--new-bundle-format={'true' if new_bundle_format else 'false'}"]
-        elif not tlog:
-            argv += ["--tlog-upload=false"]
+        argv += sign_flags(
+            self.major,
+            self.sigstore,
+            keyless=isinstance(material, KeylessSigning),
+            tlog=tlog,
+            new_bundle_format=new_bundle_format,
+            identity_token=identity_token,
+        )
         return argv + self._annotations_timeout_and(image_ref, annotations)
 
     def verify_argv(
@@ -196,17 +205,15 @@ class Cosign:
                 "--certificate-oidc-issuer",
                 policy.issuer,
             ]
-            if policy.trusted_root is not None and new_bundle_format:
-                argv += ["--trusted-root", str(policy.trusted_root)]
-            elif policy.chain is not None:
-                argv += ["--certificate-chain", str(policy.chain)]
-            if policy.chain is not None or policy.trusted_root is not None:
-                # A private CA has no certificate transparency log to have embedded an SCT.
-                argv += ["--insecure-ignore-sct"]
-        if not tlog:
-            argv += ["--insecure-ignore-tlog"]
-        if self.major >= 3:
-            argv += [f"--new-bundle-format={'true' if new_bundle_format else 'false'}"]
+        argv += verify_flags(
+            self.major,
+            self.sigstore,
+            certificate=isinstance(policy, IdentityPolicy),
+            chain=policy.chain if isinstance(policy, IdentityPolicy) else None,
+            chain_root=policy.chain_root if isinstance(policy, IdentityPolicy) else None,
+            tlog=tlog,
+            new_bundle_format=new_bundle_format,
+        )
         return argv + self._annotations_timeout_and(image_ref, annotations)
 
     def _annotations_timeout_and(self, image_ref: str, annotations: Mapping[str, str]) -> list[str]:
@@ -228,10 +235,16 @@ class Cosign:
         *,
         tlog: bool = True,
         new_bundle_format: bool = False,
+        identity_token: Path | None = None,
         on_line: LineSink | None = None,
     ) -> Completed:
         argv = self.sign_argv(
-            image_ref, material, annotations, tlog=tlog, new_bundle_format=new_bundle_format
+            image_ref,
+            material,
+            annotations,
+            tlog=tlog,
+            new_bundle_format=new_bundle_format,
+            identity_token=identity_token,
         )
         return self._run(argv, on_line=on_line)
 
@@ -272,7 +285,7 @@ class Cosign:
     ) -> Completed:
         # Never prompt: no COSIGN_PASSWORD means an unencrypted key (as made for laptops); an
         # encrypted one then fails with a clear "decryption failed" instead of hanging.
-        env = {"COSIGN_PASSWORD": "", **self.env, "COSIGN_YES": "true"}
+        env = {"COSIGN_PASSWORD": "", **self.env, "COSIGN_YES": "true"}  # see cosign_env.py
         if stdout_is_data:
             # The JSON on stdout is parsed, not shown; only stderr streams to the log.
             def sink(stream: str, line: str) -> None:

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 
-__all__ = ["claim", "decode_claims"]
+__all__ = ["SIGSTORE_AUDIENCE", "claim", "decode_claims", "token_problem"]
 
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -48,4 +48,27 @@ def claim(claims: Mapping[str, object] | None, name: str) -> str | None:
     value = claims.get(name)
     if isinstance(value, str) and value:
         return value
+    return None
+
+
+#: The audience Fulcio asks of an ID token.
+SIGSTORE_AUDIENCE = "sigstore"
+
+
+def token_problem(token: str, *, now: float, audience: str = SIGSTORE_AUDIENCE) -> str | None:
+    """Why Fulcio would refuse this token on its face (not a JWT, expired, wrong audience), or
+    None. Only the claims are read: the signature is Fulcio's to check. Never quotes the token."""
+    claims = decode_claims(token)
+    if claims is None:
+        return "is not a JWT (three base64url parts with a JSON payload)"
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if audience not in audiences:
+        shown = ", ".join(str(a) for a in audiences) or "none"
+        return f"has the audience {shown}, not {audience!r}"
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float):
+        return "has no expiry (exp claim)"
+    if exp <= now:
+        return f"expired {int(now - exp)}s ago"
     return None

@@ -17,11 +17,16 @@ from provenance_tasks.adapters.cosign import (
     SigningMaterial,
     VerificationPolicy,
 )
+from provenance_tasks.adapters.services import github_id_token, unreachable
 from provenance_tasks.annotations import merge_annotations, parse_annotation_flag
 from provenance_tasks.ci.base import Annotation
-from provenance_tasks.errors import InputError
+from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, token_problem
+from provenance_tasks.errors import InputError, ToolError
 from provenance_tasks.references import validate_digest, validate_repository, validate_tag
+from provenance_tasks.sigstore import IdentityToken, chain_trusted_root
 from provenance_tasks.steps.session import Session
+
+ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
 
 # Build args with these names carry secrets: they belong in --secret, which never reaches a layer.
 _SECRET_ARG = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|CREDENTIAL|API_KEY", re.I)
@@ -142,15 +147,7 @@ def signing_material(session: Session, mode: str) -> SigningMaterial:
                 "--no-tlog is for key and certificate modes only",
                 hint="keyless signatures need the transparency log",
             )
-        if not _has_id_token(session):
-            from provenance_tasks.ci.gitlab import GITLAB_ID_TOKEN_HINT
-
-            hint = {
-                "gitlab": f"add to the job: {GITLAB_ID_TOKEN_HINT}",
-                "github": "give the job `permissions: id-token: write`",
-            }.get(session.ci.provider, "set SIGSTORE_ID_TOKEN, or sign with --key")
-            raise InputError("keyless signing needs an OIDC token and none was found", hint=hint)
-        return KeylessSigning()
+        return KeylessSigning(identity_token(session))
     if mode == "certificate":
         if not (s.key and s.certificate and s.certificate_chain):
             raise InputError(
@@ -170,13 +167,45 @@ def signing_material(session: Session, mode: str) -> SigningMaterial:
 
 
 def signing_tools(session: Session, material: SigningMaterial) -> None:
-    """cosign is there, new enough, and can open the signing key (a file or env:// key)."""
+    """cosign is there, new enough, can do what was asked, and can open the signing key; the
+    Sigstore services the signing needs answer. All of it before anything is pushed."""
+    s = session.settings
     cosign = session.cosign  # detect: missing or too old is an InputError
+    if s.bundle_format == "new" and cosign.major < 3:
+        raise InputError(
+            "cosign 2 can't sign an image in the new bundle format (its sign has no such flag)",
+            hint="set provenance.bundle_format to classic, or install cosign 3.0.3+",
+        )
     if isinstance(material, KeySigning | CertificateSigning):
         key = material.key
         local_to_make = isinstance(material, KeySigning) and not Path(key).exists()
         if not key.startswith(KMS_SCHEMES) and not local_to_make:
             cosign.check_key(key)
+    if s.dry_run:
+        return
+    if isinstance(material, KeylessSigning) and material.token.from_endpoint:
+        # Asked once now, so a job without `id-token: write` fails before the push.
+        check_token(session, fresh_token(session, material.token))
+    services = session.sigstore.services(keyless=isinstance(material, KeylessSigning), tlog=s.tlog)
+    for name, url in services.items():
+        reason = unreachable(url)
+        if reason is not None:
+            raise ToolError(
+                f"{name} at {url} does not answer: {reason}",
+                hint="check provenance.fulcio_url / rekor_url / tsa_url and the network; "
+                "sign with --key --no-tlog where no Sigstore can be reached",
+            )
+
+
+def fresh_token(session: Session, token: IdentityToken) -> IdentityToken:
+    """The token to sign with now: the given one, or a new one from the runner's endpoint."""
+    if not token.from_endpoint:
+        return token
+    assert token.request_url is not None and token.request_token is not None
+    value = github_id_token(token.request_url, token.request_token, SIGSTORE_AUDIENCE)
+    session.redactor.add(value)
+    session.log.mask([value])  # GitHub: the runner masks it too, wherever a tool might print it
+    return IdentityToken(value, token.source)
 
 
 def build_tools(session: Session) -> None:
@@ -241,19 +270,69 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
             f"{mode} verification needs the signer's identity and issuer",
             hint=f"pass {missing} (or run in GitLab CI or GitHub Actions)",
         )
-    chain = Path(s.certificate_chain).resolve() if s.certificate_chain else None
-    root = Path(s.trusted_root).resolve() if s.trusted_root else None
-    return IdentityPolicy(identity, issuer, chain=chain, trusted_root=root)
+    if not s.certificate_chain:
+        return IdentityPolicy(identity, issuer)
+    chain = (session.cwd / s.certificate_chain).resolve()
+    if not chain.is_file():
+        raise InputError(f"cannot read certificate chain {chain}", hint="pass --certificate-chain")
+    sigstore = session.sigstore
+    if not sigstore.private and s.bundle_format == "new" and s.tlog:
+        raise InputError(
+            "certificate mode with the new bundle needs a trusted root: cosign 3 verifies it "
+            "against one, made here from your chain and your Sigstore's trusted_root.json",
+            hint="set provenance.trusted_root (with rekor_url) for your Sigstore, or use the "
+            "classic bundle format",
+        )
+    chain_root = None
+    if sigstore.private or s.bundle_format == "new":
+        chain_root = chain_trusted_root(
+            chain, sigstore.trusted_root, session.private_folder() / "trust"
+        )
+    return IdentityPolicy(identity, issuer, chain=chain, chain_root=chain_root)
 
 
 def expected_digest(session: Session) -> str | None:
     return validate_digest(session.settings.digest, "--digest") if session.settings.digest else None
 
 
-def _has_id_token(session: Session) -> bool:
+def identity_token(session: Session) -> IdentityToken:
+    """The keyless signer's token, checked on its face now: a missing, expired or wrong-audience
+    token is bad input (exit 2), found before anything is pushed."""
     env = session.environ
-    return bool(
-        session.ci.id_token
-        or env.get("SIGSTORE_ID_TOKEN")
-        or env.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    if session.ci.id_token:
+        token = IdentityToken(session.ci.id_token, session.ci.id_token_source or ID_TOKEN_VARIABLE)
+    elif env.get(ID_TOKEN_VARIABLE):
+        token = IdentityToken(env[ID_TOKEN_VARIABLE], ID_TOKEN_VARIABLE)
+    elif env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"):
+        return IdentityToken(
+            source="the GitHub Actions token endpoint",
+            request_url=env["ACTIONS_ID_TOKEN_REQUEST_URL"],
+            request_token=env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"],
+        )
+    else:
+        raise InputError(
+            "keyless signing needs an OIDC token and none was found", hint=_token_hint(session)
+        )
+    check_token(session, token)
+    return token
+
+
+def check_token(session: Session, token: IdentityToken) -> None:
+    import time
+
+    problem = token_problem(token.value or "", now=time.time())
+    if problem:
+        raise InputError(f"the ID token in {token.source} {problem}", hint=_token_hint(session))
+
+
+def _token_hint(session: Session) -> str:
+    from provenance_tasks.ci.gitlab import GITLAB_ID_TOKEN_HINT
+
+    return {
+        "gitlab": f"add to the job: {GITLAB_ID_TOKEN_HINT}",
+        "github": "give the job `permissions: id-token: write`, or pass SIGSTORE_ID_TOKEN "
+        "with the audience sigstore",
+    }.get(
+        session.ci.provider,
+        "set SIGSTORE_ID_TOKEN to a token with the audience sigstore, or sign with --key",
     )

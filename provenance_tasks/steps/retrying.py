@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 HINTS = {
     "unauthorized": "check the user name and password (or token) for {registry}",
+    "Fulcio unauthorized": "Fulcio refused the ID token: check that Fulcio trusts its issuer, "
+    "that its audience is sigstore and that it has not expired",
     "denied": "check that the user has push and pull rights on the repository at {registry}",
     "name invalid": "{registry} refused the repository name: check --image",
     "manifest invalid": "{registry} refused the manifest: check that it accepts OCI indexes",
@@ -131,16 +133,18 @@ def explain(
 ) -> CommandFailed:
     """The same failure, its message naming the registry, the cause and what to check."""
     cause = classify(exc.stderr, exc.returncode)
+    where = cause.service or registry
     if cause.kind == "permanent":
-        message = f"{what} failed: {registry} answered {cause.reason} ({cause.line})"
-        hint = HINTS[cause.reason].format(registry=registry, what=what)
+        message = f"{what} failed: {where} answered {cause.reason} ({cause.line})"
+        hint = HINTS.get(f"{cause.service} {cause.reason}") or HINTS.get(cause.reason, "")
+        hint = hint.format(registry=where, what=what)
     elif policy.retries(cause):
         message = (
             f"{what} failed after {attempts} attempt{'s' if attempts > 1 else ''} in "
-            f"{elapsed:.0f}s: {registry} kept failing ({cause.describe})"
+            f"{elapsed:.0f}s: {where} kept failing ({cause.describe})"
         )
         hint = (
-            f"{registry} may be down or rate limiting; retry later, or raise "
+            f"{where} may be down or rate limiting; retry later, or raise "
             "provenance.retry_attempts / provenance.retry_budget"
         )
     else:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from provenance_tasks.adapters.docker import Docker
     from provenance_tasks.ci.base import CIContext
     from provenance_tasks.retry import RetryPolicy
+    from provenance_tasks.sigstore import SigstoreInstance
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Session:
             Path(settings.docker_config) if settings.docker_config else None
         )
         self._owns_docker_config = False
+        self._private: Path | None = None  # trust files, TUF cache and ID tokens of this run
 
     # --- tools -------------------------------------------------------------------------------
 
@@ -86,13 +88,65 @@ class Session:
         )
 
     @cached_property
-    def cosign(self) -> Cosign:
-        from provenance_tasks.adapters.cosign import Cosign
+    def sigstore(self) -> SigstoreInstance:
+        """The Sigstore instance of this run, its files read and checked (InputError)."""
+        from provenance_tasks.sigstore import instance
 
-        env = {**self.environ, **self.docker.environ()}
-        return Cosign.detect(
-            self.settings.cosign, redactor=self.redactor, env=env, timeout=self.settings.timeout
+        s = self.settings
+        return instance(
+            fulcio_url=s.fulcio_url,
+            rekor_url=s.rekor_url,
+            tsa_url=s.tsa_url,
+            signing_config=s.signing_config,
+            trusted_root=s.trusted_root,
+            unsafe_ignore_sct=s.unsafe_ignore_sct,
+            cwd=self.cwd,
         )
+
+    @cached_property
+    def cosign(self) -> Cosign:
+        """cosign, its major found, in the environment this run decides (adapters/cosign_env)."""
+        from dataclasses import replace
+
+        from provenance_tasks.adapters.cosign import Cosign
+        from provenance_tasks.adapters.cosign_env import cosign_environment
+        from provenance_tasks.sigstore import cosign2_trust_files
+
+        sigstore = self.sigstore
+        tuf_root = self.environ.get("TUF_ROOT")  # the public instance's cache: the user's own
+        if sigstore.private:
+            tuf_root = str(self.private_folder() / "tuf")  # never a shared cache or a mirror
+
+        def environment(trust: Mapping[str, str]) -> dict[str, str]:
+            return cosign_environment(
+                self.environ,
+                docker_config=self.docker.environ().get("DOCKER_CONFIG"),
+                tuf_root=tuf_root,
+                trust=trust,
+                settings={
+                    "cosign_repository": self.settings.cosign_repository,
+                    "cosign_docker_media_types": self.settings.cosign_docker_media_types,
+                },
+            )
+
+        cosign = Cosign.detect(
+            self.settings.cosign,
+            redactor=self.redactor,
+            env=environment({}),
+            timeout=self.settings.timeout,
+            sigstore=sigstore,
+        )
+        if sigstore.trusted_root is not None and cosign.major < 3:
+            # cosign 2 takes a private instance's trust from SIGSTORE_* files only.
+            trust = cosign2_trust_files(sigstore.trusted_root, self.private_folder() / "trust")
+            cosign = replace(cosign, env=environment(trust))
+        return cosign
+
+    def private_folder(self) -> Path:
+        """A folder only this run can read (0700), removed when the run ends."""
+        if self._private is None:
+            self._private = Path(tempfile.mkdtemp(prefix="provenance-run-"))
+        return self._private
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:
@@ -128,7 +182,10 @@ class Session:
         return self._docker_config
 
     def close(self) -> None:
-        """Remove the private docker config (it holds a login) unless asked to keep it."""
+        """Remove the private docker config (it holds a login) unless asked to keep it, and the
+        run's private folder (trust files, ID tokens)."""
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
         if (
             self._owns_docker_config
             and self._docker_config

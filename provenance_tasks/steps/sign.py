@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance_tasks.adapters.cosign import KeySigning, SigningMaterial
+from provenance_tasks.adapters.cosign import KeylessSigning, KeySigning, SigningMaterial
 from provenance_tasks.adapters.process import CommandFailed
 from provenance_tasks.errors import InputError
 from provenance_tasks.references import registry_of
@@ -73,20 +73,32 @@ def sign_once(
     budget. A retry after a partial upload may leave a second, identical signature: verify
     accepts any that matches."""
     s = session.settings
-    with_retries(
-        session,
-        "sign",
-        f"sign {reference}",
-        registry_of(reference),
-        lambda left: session.cosign.within(left).sign(
+
+    def attempt(left: float) -> object:
+        return session.cosign.within(left).sign(
             reference,
             material,
             annotations,
             tlog=s.tlog,
             new_bundle_format=s.bundle_format == "new",
+            identity_token=token_file(session, material, write=True),
             on_line=session.tool_output("sign"),
-        ),
-    )
+        )
+
+    with_retries(session, "sign", f"sign {reference}", registry_of(reference), attempt)
+
+
+def token_file(session: Session, material: SigningMaterial, *, write: bool) -> Path | None:
+    """Where cosign reads the ID token from: a 0600 file in the run's private folder, written
+    anew for each attempt (a GitHub token is asked for each time: they live five minutes)."""
+    if not isinstance(material, KeylessSigning):
+        return None
+    path = session.private_folder() / "id-token"
+    if write:
+        token = plan.fresh_token(session, material.token)
+        path.touch(mode=0o600)
+        path.write_text(token.value or "")
+    return path
 
 
 def sign(
@@ -114,6 +126,7 @@ def sign(
                     annotations,
                     tlog=s.tlog,
                     new_bundle_format=s.bundle_format == "new",
+                    identity_token=token_file(session, material, write=False),
                 )
                 session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
             else:

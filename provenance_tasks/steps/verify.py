@@ -160,6 +160,7 @@ def verify(
     reference = f"{target.repository}@{digest}"
     wanted = expectations(session, target, target.tags if expect_tags is None else expect_tags)
     report = VerifyReport(reference, describe(policy), wanted)
+    warn_unchecked(session, policy)
     with session.step("verify", f"Verify {reference}", collapsed=False) as record:
         for tag in check_tags:
             at_registry = read_digest(session, "verify", f"{target.repository}:{tag}")
@@ -208,6 +209,28 @@ def verify(
                 hint="see the report above: expected against found",
             )
     return report
+
+
+def warn_unchecked(session: Session, policy: VerificationPolicy) -> None:
+    """Say what this verify does not check, every time: it is the reader's to judge."""
+    if not session.settings.tlog:
+        session.log.warning(
+            "verifying without the transparency log (--no-tlog): no log entry is checked"
+        )
+    if not isinstance(policy, IdentityPolicy):
+        return
+    sigstore = session.sigstore
+    if sigstore.unsafe_ignore_sct:
+        session.log.warning(
+            "provenance.unsafe_ignore_sct is set: the certificate's SCT is not checked, so a "
+            "certificate missing from the CT log verifies"
+        )
+    elif policy.chain is not None or not sigstore.ct_log:
+        session.log.warning(
+            "the certificate's SCT is not checked: its CA "
+            + ("(--certificate-chain)" if policy.chain is not None else "(the trusted root)")
+            + " has no certificate transparency log"
+        )
 
 
 def _cosign_checks_annotations(

@@ -336,7 +336,7 @@ class TokenEndpoint:
 
     @property
     def environ(self) -> dict[str, str]:
-        """ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, as the runner sets them (the URL has a query)."""
+        """ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN as the runner sets them (the URL has a query)."""
         port = self.server.server_address[1]
         return {
             "ACTIONS_ID_TOKEN_REQUEST_URL": f"http://127.0.0.1:{port}/token?api-version=2.0",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,9 @@ from provenance_tasks.adapters.cosign import (
 )
 from provenance_tasks.errors import InputError, ProvenanceError
 from provenance_tasks.redaction import Redactor
+from provenance_tasks.sigstore import SigstoreInstance
 
 REF = "registry.example.com/group/app@sha256:" + "a" * 64
-TLOG_FLAGS = ("--tlog-upload=false", "--use-signing-config=false")
 IDENTITY = "https://gitlab.example.com/group/app//.gitlab-ci.yml@refs/heads/main"
 ISSUER = "https://gitlab.example.com"
 
@@ -95,21 +96,93 @@ def test_sign_on_cosign2_never_passes_a_bundle_format_flag() -> None:
         assert not any(a.startswith("--use-signing-config") for a in argv)
 
 
+# What each major accepted when run against the Sigstore test bed (tests/testbed/sigstore):
+# the Sigstore flags between the material and the annotations, for a private instance given by
+# URLs and a trusted root (URLS), by a signing config too (CONFIG), and for the public instance.
+URLS = SigstoreInstance(
+    fulcio_url="http://127.0.0.1:9001", rekor_url="http://127.0.0.1:9002",
+    trusted_root=Path("/trust/trusted_root.json"),
+)  # fmt: skip
+CONFIG = SigstoreInstance(
+    signing_config=Path("/trust/signing_config.json"),
+    trusted_root=Path("/trust/trusted_root.json"),
+    configured=("http://127.0.0.1:9001", "http://127.0.0.1:9002", None),
+)  # fmt: skip
+TSA = SigstoreInstance(
+    fulcio_url="http://f", rekor_url="http://r", tsa_url="http://t/api/v1/timestamp",
+    trusted_root=Path("/trust/trusted_root.json"),
+)  # fmt: skip
+PUBLIC = SigstoreInstance()
+ROOT = ["--trusted-root", "/trust/trusted_root.json"]
+TOKEN = Path("/run/private/id-token")
+
+SIGN_CASES = [
+    # (major, keyless, tlog, new bundle, instance, the flags)
+    (3, True, True, False, URLS, ["--identity-token", str(TOKEN), "--use-signing-config=false",
+     "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
+     "--new-bundle-format=false"]),
+    (3, True, True, True, URLS, ["--identity-token", str(TOKEN), "--use-signing-config=false",
+     "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
+     "--new-bundle-format=true"]),
+    (3, True, True, True, CONFIG, ["--identity-token", str(TOKEN), "--signing-config",
+     "/trust/signing_config.json", *ROOT, "--new-bundle-format=true"]),
+    # classic with a log is refused by a signing config: it signs by the config's URLs
+    (3, True, True, False, CONFIG, ["--identity-token", str(TOKEN), "--use-signing-config=false",
+     "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
+     "--new-bundle-format=false"]),
+    (3, False, True, False, URLS, ["--use-signing-config=false", "--rekor-url",
+     "http://127.0.0.1:9002", *ROOT, "--new-bundle-format=false"]),
+    (3, False, True, True, CONFIG, ["--signing-config", "/trust/signing_config.json", *ROOT,
+     "--new-bundle-format=true"]),
+    (3, False, False, False, URLS, ["--use-signing-config=false", "--tlog-upload=false", *ROOT,
+     "--new-bundle-format=false"]),
+    (3, True, True, False, TSA, ["--identity-token", str(TOKEN), "--use-signing-config=false",
+     "--fulcio-url", "http://f", "--rekor-url", "http://r", "--timestamp-server-url",
+     "http://t/api/v1/timestamp", *ROOT, "--new-bundle-format=false"]),
+    # the public instance: URLs are cosign's defaults, the new bundle follows TUF's signing config
+    (3, True, True, False, PUBLIC, ["--identity-token", str(TOKEN), "--use-signing-config=false",
+     "--new-bundle-format=false"]),
+    (3, True, True, True, PUBLIC, ["--identity-token", str(TOKEN), "--new-bundle-format=true"]),
+    (3, False, False, False, PUBLIC, ["--use-signing-config=false", "--tlog-upload=false",
+     "--new-bundle-format=false"]),
+    # cosign 2: URLs only (its trust is in SIGSTORE_* variables), never a bundle flag
+    (2, True, True, False, URLS, ["--identity-token", str(TOKEN), "--fulcio-url",
+     "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002"]),
+    (2, True, True, False, CONFIG, ["--identity-token", str(TOKEN), "--fulcio-url",
+     "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002"]),
+    (2, False, True, False, URLS, ["--rekor-url", "http://127.0.0.1:9002"]),
+    (2, True, True, False, TSA, ["--identity-token", str(TOKEN), "--fulcio-url", "http://f",
+     "--rekor-url", "http://r", "--timestamp-server-url", "http://t/api/v1/timestamp"]),
+    (2, False, False, False, URLS, ["--tlog-upload=false"]),
+    (2, True, True, False, PUBLIC, ["--identity-token", str(TOKEN)]),
+    (2, False, True, False, PUBLIC, []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("major", "keyless", "tlog", "new", "sigstore", "flags"), SIGN_CASES)
+def test_sign_points_each_major_at_its_sigstore(
+    major: int, keyless: bool, tlog: bool, new: bool, sigstore: SigstoreInstance, flags: list[str]
+) -> None:
+    runner = Cosign(binary="cosign", major=major, redactor=Redactor(), sigstore=sigstore)
+    material = KeylessSigning() if keyless else KeySigning("cosign.key")
+    argv = runner.sign_argv(
+        REF, material, {"k": "v"}, tlog=tlog, new_bundle_format=new,
+        identity_token=TOKEN if keyless else None,
+    )  # fmt: skip
+    head = ["cosign", "sign", "--yes"] + ([] if keyless else ["--key", "cosign.key"])
+    assert argv == [*head, *flags, "-a", "k=v", REF]
+    if tlog:
+        assert "--tlog-upload=false" not in argv
+
+
 @pytest.mark.parametrize("major", [2, 3])
-@pytest.mark.parametrize(
-    "material",
-    [
-        KeySigning("cosign.key"),
-        KeylessSigning(),
-        CertificateSigning("k.key", Path("c.pem"), Path("chain.pem")),
-    ],
-)
-def test_sign_with_tlog_adds_no_tlog_flag(major: int, material: object) -> None:
-    argv = cosign(major).sign_argv(REF, material, {}, tlog=True)  # type: ignore[arg-type]
-    for flag in TLOG_FLAGS:
-        assert flag not in argv
-    assert not any(a.startswith("--tlog-upload") for a in argv)
-    assert not any(a.startswith("--use-signing-config") for a in argv)
+def test_sign_keyless_hands_cosign_a_token_file_never_the_token(major: int) -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    runner = Cosign(binary="cosign", major=major, redactor=Redactor([token]), sigstore=URLS)
+    argv = runner.sign_argv(REF, KeylessSigning(), {"k": "v"}, identity_token=TOKEN)
+    assert "--key" not in argv
+    assert flag_value(argv, "--identity-token") == str(TOKEN)
+    assert not any(token in a for a in argv)
 
 
 # --- sign: signing material ------------------------------------------------------------------
@@ -213,24 +286,35 @@ def test_verify_private_chain_passes_the_chain_and_ignores_the_sct(major: int) -
     assert "--key" not in argv
 
 
-def test_verify_trusted_root_is_used_for_the_new_bundle_format() -> None:
-    policy = IdentityPolicy(
-        IDENTITY, ISSUER, chain=Path("/pki/chain.pem"), trusted_root=Path("/pki/root.json")
-    )
-    argv = cosign(3).verify_argv(REF, policy, new_bundle_format=True)
-    assert flag_value(argv, "--trusted-root") == "/pki/root.json"
-    assert "--certificate-chain" not in argv  # the trusted root already holds the chain
-    assert "--insecure-ignore-sct" in argv
-    assert "--new-bundle-format=true" in argv
+@pytest.mark.parametrize("new", [False, True])
+def test_verify_on_cosign3_takes_a_private_instance_trust_from_its_trusted_root(new: bool) -> None:
+    runner = Cosign(binary="cosign", major=3, redactor=Redactor(), sigstore=URLS)
+    argv = runner.verify_argv(REF, IdentityPolicy(IDENTITY, ISSUER), new_bundle_format=new)
+    assert flag_value(argv, "--trusted-root") == "/trust/trusted_root.json"
+    assert "--insecure-ignore-sct" not in argv  # the trusted root has a CT log: SCTs are checked
+    assert "--insecure-ignore-tlog" not in argv
+    assert "--rekor-url" not in argv
+    key = runner.verify_argv(REF, KeyPolicy("k.pub"))
+    assert flag_value(key, "--trusted-root") == "/trust/trusted_root.json"  # the log's key
 
 
-def test_verify_classic_format_uses_the_chain_rather_than_the_trusted_root() -> None:
-    policy = IdentityPolicy(
-        IDENTITY, ISSUER, chain=Path("/pki/chain.pem"), trusted_root=Path("/pki/root.json")
-    )
-    argv = cosign(3).verify_argv(REF, policy, new_bundle_format=False)
+def test_verify_on_cosign2_names_the_private_rekor_and_takes_trust_from_the_environment() -> None:
+    runner = Cosign(binary="cosign", major=2, redactor=Redactor(), sigstore=URLS)
+    argv = runner.verify_argv(REF, IdentityPolicy(IDENTITY, ISSUER))
     assert "--trusted-root" not in argv
-    assert flag_value(argv, "--certificate-chain") == "/pki/chain.pem"
+    assert flag_value(argv, "--rekor-url") == "http://127.0.0.1:9002"
+    assert "--insecure-ignore-sct" not in argv
+
+
+@pytest.mark.parametrize("major", [2, 3])
+def test_verify_ignores_the_sct_only_without_a_ct_log_or_when_told_to(major: int) -> None:
+    policy = IdentityPolicy(IDENTITY, ISSUER)
+    no_ct_log = replace(URLS, ct_log=False)
+    told = replace(URLS, unsafe_ignore_sct=True)
+    for sigstore, ignored in ((URLS, False), (PUBLIC, False), (no_ct_log, True), (told, True)):
+        runner = Cosign(binary="cosign", major=major, redactor=Redactor(), sigstore=sigstore)
+        assert ("--insecure-ignore-sct" in runner.verify_argv(REF, policy)) is ignored
+        assert "--insecure-ignore-sct" not in runner.verify_argv(REF, KeyPolicy("k.pub"))
 
 
 @pytest.mark.parametrize("major", [2, 3])

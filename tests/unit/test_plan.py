@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from provenance_tasks.adapters.cosign import CertificateSigning, KeylessSigning, KeySigning
 from provenance_tasks.errors import InputError
 from provenance_tasks.settings import resolve
+from provenance_tasks.sigstore import IdentityToken
 from provenance_tasks.steps import plan
 from provenance_tasks.steps.session import Session
 
@@ -285,11 +287,61 @@ def test_keyless_in_gitlab_without_an_id_token_points_at_id_tokens(tmp_path: Pat
     assert caught.value.hint is not None and "id_tokens" in caught.value.hint
 
 
+def good_claims(**changes: object) -> dict[str, object]:
+    claims: dict[str, object] = {
+        "iss": "https://gitlab.example.com", "ci_config_ref_uri": "x", "aud": "sigstore",
+        "exp": int(time.time()) + 300,
+    }  # fmt: skip
+    claims.update(changes)
+    return claims
+
+
 def test_keyless_in_gitlab_with_an_id_token_signs_keyless(tmp_path: Path) -> None:
-    token = jwt({"iss": "https://gitlab.example.com", "ci_config_ref_uri": "x"})
+    token = jwt(good_claims())
     session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token})
-    assert plan.signing_material(session, "keyless") == KeylessSigning()
+    material = plan.signing_material(session, "keyless")
+    assert material == KeylessSigning(IdentityToken(token, "SIGSTORE_ID_TOKEN"))
     assert token in session.redactor.secrets
+
+
+@pytest.mark.parametrize(
+    ("claims", "problem"),
+    [
+        (good_claims(exp=int(time.time()) - 60), "expired"),
+        (good_claims(aud="gitlab"), "audience gitlab, not 'sigstore'"),
+        (good_claims(aud=["a", "b"]), "audience a, b, not 'sigstore'"),
+        ({k: v for k, v in good_claims().items() if k != "exp"}, "no expiry"),
+    ],
+    ids=["expired", "wrong-audience", "audiences", "no-expiry"],
+)
+def test_keyless_with_a_token_fulcio_would_refuse_is_bad_input(
+    tmp_path: Path, claims: dict[str, object], problem: str
+) -> None:
+    token = jwt(claims)
+    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token})
+    with pytest.raises(InputError) as caught:
+        plan.signing_material(session, "keyless")
+    assert problem in caught.value.message
+    assert "SIGSTORE_ID_TOKEN" in caught.value.message
+    assert token not in caught.value.diagnostics()
+    assert caught.value.hint is not None and "aud: sigstore" in caught.value.hint
+
+
+def test_keyless_with_a_token_that_is_not_a_jwt_is_bad_input(tmp_path: Path) -> None:
+    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": "not-a-token-at-all"})
+    with pytest.raises(InputError, match="is not a JWT") as caught:
+        plan.signing_material(session, "keyless")
+    assert "not-a-token-at-all" not in caught.value.diagnostics()
+
+
+def test_keyless_on_github_asks_the_runner_endpoint_later(tmp_path: Path) -> None:
+    env = {"ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token?x=1",
+           "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token-secret"}  # fmt: skip
+    material = plan.signing_material(make_session(tmp_path, env), "keyless")
+    assert isinstance(material, KeylessSigning)
+    assert material.token.from_endpoint
+    assert material.token.request_url == "http://127.0.0.1:1/token?x=1"
+    assert "request-token-secret" not in repr(material)
 
 
 def test_keyless_locally_without_a_token_suggests_a_key(tmp_path: Path) -> None:
@@ -299,7 +351,8 @@ def test_keyless_locally_without_a_token_suggests_a_key(tmp_path: Path) -> None:
 
 
 def test_keyless_without_tlog_is_refused(tmp_path: Path) -> None:
-    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": jwt({})}, tlog=False)
+    token = jwt(good_claims())
+    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token}, tlog=False)
     with pytest.raises(InputError, match="--no-tlog"):
         plan.signing_material(session, "keyless")
 
