@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from provenance_tasks.sigstore import cosign2_trust_files
 from tests.testbed import bed, pki
+from tests.testbed import sigstore as sigstore_bed
 
 TOOLS = Path(os.environ.get("PROVENANCE_TOOLS", "/opt/provenance-tools"))
 COSIGNS = {"cosign2": TOOLS / "bin" / "cosign2", "cosign3": TOOLS / "bin" / "cosign3"}
@@ -51,6 +53,20 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bed.TestBed]:
         bed.down(running)
 
 
+@pytest.fixture(scope="session")
+def sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sigstore_bed.Sigstore]:
+    """Our own Sigstore on loopback (Fulcio, CT log, Rekor, TSA): every run signs against it."""
+    try:
+        sigstore_bed.install()
+    except Exception as exc:  # node or npm missing, or too old: say which
+        missing(str(exc))
+    running = sigstore_bed.start(tmp_path_factory.mktemp("sigstore"), tsa=True)
+    try:
+        yield running
+    finally:
+        sigstore_bed.stop(running)
+
+
 @pytest.fixture(params=sorted(COSIGNS))
 def cosign(request: pytest.FixtureRequest) -> str:
     binary = COSIGNS[request.param]
@@ -65,16 +81,21 @@ class Runner:
 
     testbed: bed.TestBed
     cwd: Path
+    sigstore: sigstore_bed.Sigstore
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         base = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("CI_", "GITLAB", "GITHUB", "INVOKE_", "SIGSTORE", "COSIGN"))
+            if not k.startswith(
+                ("CI_", "GITLAB", "GITHUB", "INVOKE_", "SIGSTORE", "COSIGN", "TUF_", "ACTIONS_")
+            )
         }
         base.pop("CI", None)
         base.update(self.testbed.environ())
         base["PATH"] = tool_path()
+        # Every run signs with the transparency log on, against our own Sigstore.
+        base.update(self.sigstore.settings())
         base.update(extra or {})
         return base
 
@@ -96,8 +117,8 @@ class Runner:
 
 
 @pytest.fixture
-def runner(testbed: bed.TestBed, tmp_path: Path) -> Runner:
-    return Runner(testbed, tmp_path)
+def runner(testbed: bed.TestBed, sigstore: sigstore_bed.Sigstore, tmp_path: Path) -> Runner:
+    return Runner(testbed, tmp_path, sigstore)
 
 
 def make_context(folder: Path, content: str | None = None) -> Path:
@@ -144,13 +165,15 @@ class Registry:
 
     testbed: bed.TestBed
     config: Path
+    sigstore: sigstore_bed.Sigstore
 
     def env(self) -> dict[str, str]:
         return {
-            **os.environ,
+            **sigstore_bed.environ_without_sigstore(),
             **self.testbed.environ(),
             "DOCKER_CONFIG": str(self.config),
             "PATH": tool_path(),
+            "TUF_ROOT": str(self.config / "tuf"),  # never the public instance's cache
         }
 
     def crane(self, *args: str) -> str:
@@ -166,10 +189,28 @@ class Registry:
     def tags(self, repository: str) -> list[str]:
         return self.crane("ls", repository).split()
 
+    def holds_nothing(self, repository: str) -> bool:
+        """True when the registry has never heard of `repository`, or it has no tag."""
+        listed = subprocess.run(
+            [str(TOOLS / "bin" / "crane"), "ls", repository],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        return listed.returncode != 0 or not listed.stdout.strip()
+
     def cosign_verify(self, cosign: str, ref: str, *flags: str) -> subprocess.CompletedProcess[str]:
-        extra = ["--new-bundle-format=false"] if cosign.endswith("3") else []
+        """A plain `cosign verify` trusting our Sigstore, as a user of it would run one."""
+        env = self.env()
+        if cosign.endswith("3"):
+            extra = ["--trusted-root", str(self.sigstore.trusted_root)]
+            if not any(f.startswith("--new-bundle-format") for f in flags):
+                extra.append("--new-bundle-format=false")
+        else:
+            extra = []
+            env.update(cosign2_trust_files(self.sigstore.trusted_root, self.config / "trust"))
         return subprocess.run(
-            [cosign, "verify", *flags, *extra, ref], env=self.env(), capture_output=True, text=True
+            [cosign, "verify", *flags, *extra, ref], env=env, capture_output=True, text=True
         )
 
     def payloads(self, cosign: str, ref: str, *flags: str) -> list[dict[str, object]]:
@@ -178,10 +219,23 @@ class Registry:
         return list(json.loads(done.stdout))
 
 
+def annotations_of(payload: dict[str, object]) -> dict[str, object]:
+    """A verified payload's annotations: its `optional` less what cosign adds from the log
+    (Bundle), a timestamp authority and a keyless certificate (Subject, Issuer, Fulcio OIDs)."""
+    optional = payload.get("optional") or {}
+    assert isinstance(optional, dict)
+    added = ("Bundle", "RFC3161Timestamp", "Subject", "Issuer")
+    return {
+        k: v for k, v in optional.items() if k not in added and not k.startswith("1.3.6.1.4.1.")
+    }
+
+
 @pytest.fixture(scope="session")
-def registry(testbed: bed.TestBed, tmp_path_factory: pytest.TempPathFactory) -> Registry:
+def registry(
+    testbed: bed.TestBed, sigstore: sigstore_bed.Sigstore, tmp_path_factory: pytest.TempPathFactory
+) -> Registry:
     config = tmp_path_factory.mktemp("crane-config")
-    reg = Registry(testbed, config)
+    reg = Registry(testbed, config, sigstore)
     subprocess.run(
         [
             str(TOOLS / "bin" / "crane"),

@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     TOOLS,
     Registry,
     Runner,
+    annotations_of,
     make_context,
     make_key_pair,
 )
@@ -171,13 +172,11 @@ def test_bad_input_gets_one_clear_message_and_nothing_is_pushed(
     elif case.mode == "github":
         env.update(pipelines.github(runner.testbed))
         repository = env["INVOKE_PROVENANCE_IMAGE"]
-    defaults: dict[str, str | None] = {"--context": str(context), "--no-tlog": None}
+    defaults: dict[str, str | None] = {"--context": str(context)}
     if case.mode == "local":
         defaults["--image"] = repository
     if "keyless" not in case.args:
         defaults["--key"] = str(make_key_pair(cosign3, tmp_path / "cosign")[0])
-    else:
-        defaults.pop("--no-tlog")  # keyless refuses it first, hiding the case's own message
     if case.task == "verify":
         defaults.pop("--context")
     env.update(case.env)
@@ -239,7 +238,6 @@ def test_awkward_but_valid_annotation_values_round_trip(
         image,
         "--tag",
         "v1",
-        "--no-tlog",
         *args,
         env={"INVOKE_PROVENANCE_COSIGN": cosign},
     )
@@ -248,10 +246,8 @@ def test_awkward_but_valid_annotation_values_round_trip(
 
     pub = runner.cwd / ".provenance" / "keys" / "cosign.pub"
     digest = registry.digest(f"{image}:v1")
-    payloads = registry.payloads(
-        cosign, f"{image}@{digest}", "--key", str(pub), "--insecure-ignore-tlog"
-    )
-    (optional,) = [p["optional"] for p in payloads]  # type: ignore[index]
+    payloads = registry.payloads(cosign, f"{image}@{digest}", "--key", str(pub))
+    (optional,) = [annotations_of(p) for p in payloads]
     assert {k: decode_value(optional[k]) for k in ROUND_TRIP} == ROUND_TRIP  # type: ignore[index]
 
 
@@ -270,7 +266,6 @@ def test_sign_refuses_a_digest_the_registry_does_not_hold(
         missing,
         "--tag",
         "v1",
-        "--no-tlog",
         env={"INVOKE_PROVENANCE_COSIGN": cosign},
     )
     assert done.returncode == 2, done.stderr

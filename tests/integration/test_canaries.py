@@ -86,7 +86,6 @@ class Pipeline:
             str(self.context),
             "--key",
             str(self.key),
-            "--no-tlog",
             "--secret",
             "id=token,env=CI_JOB_TOKEN",
             "--secret",  # a secret of the project's own, declared as such by being a build secret
@@ -133,7 +132,7 @@ def test_no_canary_in_any_output_of_a_passing_run_or_of_failing_ones(
     pipeline.assert_clean(unreachable)
 
     _, other_pub = make_key_pair(cosign, tmp_path / "other" / "cosign", canary("other"))
-    failed = pipeline.run("verify", "--public-key", str(other_pub), "--no-tlog")
+    failed = pipeline.run("verify", "--public-key", str(other_pub))
     assert failed.returncode == 3, failed.stderr
     pipeline.assert_clean(failed)
 
@@ -147,7 +146,7 @@ def test_wrong_registry_password_in_process_raises_an_error_without_any_canary(
     env = runner.env({**pipeline.env, "CI_REGISTRY_PASSWORD": wrong})
     for name, value in runner.testbed.environ().items():
         monkeypatch.setenv(name, value)
-    flags = {"context": str(pipeline.context), "key": str(pipeline.key), "tlog": False}
+    flags = {"context": str(pipeline.context), "key": str(pipeline.key)}
     session = Session(resolve({}, flags, env), env, cwd=tmp_path)
     with pytest.raises(ProvenanceError) as caught:
         run_build_sign_verify(session)
@@ -176,9 +175,7 @@ def test_github_masks_every_secret_before_printing_anything_else(
     env.update({"COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign})
     env["GITHUB_OUTPUT"] = str(tmp_path / "github-output")
     context = make_context(tmp_path / "ctx")
-    done = runner.run(
-        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
-    )
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     masks = [line for line in lines if line.startswith("::add-mask::")]

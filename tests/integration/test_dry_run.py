@@ -23,7 +23,6 @@ def test_dry_run_prints_every_command_and_pushes_nothing(
         str(context),
         "--key",
         str(key),
-        "--no-tlog",
         "--dry-run",
         "--cache-to",
         "type=registry,ref=example.com/cache,mode=max",
@@ -67,7 +66,7 @@ def test_bad_input_exits_2_with_one_message_and_pushes_nothing(
     runner: Runner, registry: Registry, context: Path, args: list[str], needle: str
 ) -> None:
     env = pipelines.gitlab(runner.testbed)
-    done = runner.run("build-sign-verify", "--context", str(context), "--no-tlog", *args, env=env)
+    done = runner.run("build-sign-verify", "--context", str(context), *args, env=env)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert needle.lower() in done.stderr.lower()

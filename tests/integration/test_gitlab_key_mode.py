@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import joblog, pipelines
-from tests.integration.conftest import Registry, Runner, make_context
+from tests.integration.conftest import Registry, Runner, annotations_of, make_context
 
 
 @pytest.mark.integration
@@ -18,9 +18,7 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
 ) -> None:
     key, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run(
-        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
-    )
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
     assert done.returncode == 0, done.stderr
     assert "VERIFIED" in done.stderr
 
@@ -30,11 +28,9 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
     assert f"IMAGE_REF={repository}@{digest}\n" in dotenv
 
     # A plain cosign verify, run by the test, sees the eleven annotations on that digest.
-    payloads = registry.payloads(
-        cosign, f"{repository}@{digest}", "--key", str(pub), "--insecure-ignore-tlog"
-    )
+    payloads = registry.payloads(cosign, f"{repository}@{digest}", "--key", str(pub))
     expected = pipelines.expected_annotations(env, tag)
-    assert any(p["optional"] == expected for p in payloads), payloads  # type: ignore[index]
+    assert any(annotations_of(p) == expected for p in payloads), payloads
     assert all(p["critical"]["image"]["docker-manifest-digest"] == digest for p in payloads)  # type: ignore[index]
     # The login lived in a private docker config folder, removed at the end.
     folder = re.search(r"docker_config=(\S+)", joblog.plain(done.stderr))
@@ -72,18 +68,13 @@ def test_same_image_in_a_second_repository_first_signs_the_right_one(
     )
     assert first.returncode == 0, first.stderr
 
-    done = runner.run(
-        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
-    )
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
     assert done.returncode == 0, done.stderr
     repository = env["CI_REGISTRY_IMAGE"]
     digest = registry.digest(f"{repository}:{env['CI_COMMIT_SHORT_SHA']}")
     assert registry.digest(f"{other}:first") == digest  # the same image in both repositories
     assert (
-        registry.cosign_verify(
-            cosign, f"{repository}@{digest}", "--key", str(pub), "--insecure-ignore-tlog"
-        ).returncode
-        == 0
+        registry.cosign_verify(cosign, f"{repository}@{digest}", "--key", str(pub)).returncode == 0
     )
     # The other repository holds no signature.
     assert not [t for t in registry.tags(other) if t.startswith("sha256-")]
@@ -103,7 +94,6 @@ def test_new_bundle_format_is_written_on_request_and_verified(
         str(context),
         "--key",
         str(key),
-        "--no-tlog",
         "--bundle-format",
         "new",
         env=env,

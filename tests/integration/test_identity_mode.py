@@ -32,7 +32,6 @@ def sign_in_pipeline(
         str(leaf.cert),
         "--certificate-chain",
         str(leaf.chain),
-        "--no-tlog",
         env=env,
     )
     assert done.returncode == 0, done.stderr
@@ -105,7 +104,6 @@ def test_a_wrong_project_ref_or_issuer_fails(
         "certificate",
         "--certificate-chain",
         str(leaf.chain),
-        "--no-tlog",
         env=verify_env,
     )
     assert done.returncode == 3, done.stderr

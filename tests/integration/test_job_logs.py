@@ -39,9 +39,7 @@ def test_gitlab_job_log_has_one_well_formed_section_per_step_with_its_output_ins
     key, _, password = key_pair
     context = hostile_context(tmp_path / "ctx")
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run(
-        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
-    )
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
     assert done.returncode == 0, done.stderr
     (tmp_path / "job.log").write_text(done.stderr)  # kept with --basetemp, to look at
 
@@ -84,7 +82,7 @@ def test_json_mode_prints_only_json_lines_ending_with_a_complete_summary(
 ) -> None:
     key, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    args = ("--context", str(context), "--key", str(key), "--no-tlog", "--log-format", "json")
+    args = ("--context", str(context), "--key", str(key), "--log-format", "json")
     done = runner.run("build-sign-verify", *args, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
@@ -108,9 +106,7 @@ def test_json_mode_prints_only_json_lines_ending_with_a_complete_summary(
 
     # A failed verify: still only JSON, the summary last, naming the failing step.
     _, other = make_key_pair(cosign, runner.cwd / "other-key" / "other")  # signed nothing here
-    failed = runner.run(
-        "verify", "--public-key", str(other), "--no-tlog", "--log-format", "json", env=env
-    )
+    failed = runner.run("verify", "--public-key", str(other), "--log-format", "json", env=env)
     assert failed.returncode == 3, failed.stderr
     records = json_lines(failed.stderr)
     summary = records[-1]

@@ -46,7 +46,6 @@ def run_job(
         "v1",
         "--key",
         str(key),
-        "--no-tlog",
         "--log-format",
         "json",
         env={"INVOKE_PROVENANCE_COSIGN": cosign, **env},

@@ -15,17 +15,13 @@ def signed(
 ) -> tuple[dict[str, str], str]:
     key, _, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run(
-        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
-    )
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
     assert done.returncode == 0, done.stderr
     return env, (runner.cwd / "provenance.env").read_text()
 
 
 def verify(runner: Runner, env: dict[str, str], pub: Path, *extra: str) -> tuple[int, str]:
-    done = runner.run(
-        "verify", "--public-key", str(pub), "--mode", "key", "--no-tlog", *extra, env=env
-    )
+    done = runner.run("verify", "--public-key", str(pub), "--mode", "key", *extra, env=env)
     assert "Traceback" not in done.stderr
     return done.returncode, done.stderr
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tests.testbed import dockerd, pki, processes, registry
+from tests.testbed import sigstore as sigstore_bed
 
 DEFAULT_STATE = Path(os.environ.get("PROVENANCE_TESTBED", "/tmp/provenance-testbed"))
 CERTS_D = Path("/etc/docker/certs.d")
@@ -36,10 +37,21 @@ class TestBed:
     ca_file: Path  # the test CA, for --registry-cacert and certs.d
     ca_bundle: Path  # system roots + the test CA, for SSL_CERT_FILE
     services: tuple[processes.Service, ...] = ()
+    sigstore_url: str = ""  # our Sigstore (Fulcio, Rekor, TSA), when asked for
 
     def environ(self) -> dict[str, str]:
-        """What a process needs to use the test bed: the engine, and trust in the test CA."""
-        return {"DOCKER_HOST": self.docker_host, "SSL_CERT_FILE": str(self.ca_bundle)}
+        """What a process needs to use the test bed: the engine, trust in the test CA, and the
+        settings that point provenance-tasks at our Sigstore when there is one."""
+        env = {"DOCKER_HOST": self.docker_host, "SSL_CERT_FILE": str(self.ca_bundle)}
+        if self.sigstore_url:
+            env.update(
+                {
+                    "INVOKE_PROVENANCE_FULCIO_URL": self.sigstore_url,
+                    "INVOKE_PROVENANCE_REKOR_URL": self.sigstore_url,
+                    "INVOKE_PROVENANCE_TRUSTED_ROOT": str(self.state / "sigstore/trusted_root.json"),
+                }
+            )
+        return env
 
 
 def up(
@@ -48,6 +60,7 @@ def up(
     engine: str | None = None,
     plain_port: int | None = None,
     secure: bool = True,
+    sigstore: bool = False,
 ) -> TestBed:
     """Start the services; engine None reuses one that answers at DOCKER_HOST, else "current"."""
     state.mkdir(parents=True, exist_ok=True)
@@ -81,6 +94,11 @@ def up(
             )
             started.append(reg.service)
             secure_address = f"{host}:{port}"
+        sigstore_url = ""
+        if sigstore:
+            running = sigstore_bed.start(state / "sigstore", tsa=True)
+            started.append(running.service)
+            sigstore_url = running.url
     except BaseException:
         for service in reversed(started):
             processes.stop(service)
@@ -96,6 +114,7 @@ def up(
         ca_file=ca.cert,
         ca_bundle=bundle,
         services=tuple(started),
+        sigstore_url=sigstore_url,
     )
     _save(bed)
     return bed
