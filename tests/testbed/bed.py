@@ -44,11 +44,12 @@ class TestBed:
         settings that point provenance-tasks at our Sigstore when there is one."""
         env = {"DOCKER_HOST": self.docker_host, "SSL_CERT_FILE": str(self.ca_bundle)}
         if self.sigstore_url:
+            root = self.state / "sigstore" / "trusted_root.json"
             env.update(
                 {
                     "INVOKE_PROVENANCE_FULCIO_URL": self.sigstore_url,
                     "INVOKE_PROVENANCE_REKOR_URL": self.sigstore_url,
-                    "INVOKE_PROVENANCE_TRUSTED_ROOT": str(self.state / "sigstore/trusted_root.json"),
+                    "INVOKE_PROVENANCE_TRUSTED_ROOT": str(root),
                 }
             )
         return env
