@@ -93,8 +93,12 @@ class Docker:
         the error message.
         """
         self.redactor.add(password)
-        argv = [*self._docker_argv(), "login", "--username", username, "--password-stdin", registry]
+        argv = self.login_argv(registry, username)
         run(argv, redactor=self.redactor, env=self._env(), stdin=password, on_line=on_line)
+
+    def login_argv(self, registry: str, username: str) -> list[str]:
+        """`docker login`; the password goes on stdin, never here."""
+        return [*self._docker_argv(), "login", "--username", username, "--password-stdin", registry]
 
     def build(self, request: BuildRequest, *, on_line: LineSink | None = None) -> list[str]:
         """Build and push to every tag; stream progress lines. Returns the redacted argv it ran."""

@@ -8,6 +8,7 @@ digest about to be signed.
 from __future__ import annotations
 
 import json
+import shlex
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,7 +75,7 @@ def build(session: Session, target: plan.Target) -> BuildResult:
                 lambda _: session.docker.build(build_request, on_line=session.tool_output("build")),
             )
             if session.settings.dry_run:
-                session.log.info("dry-run", command=" ".join(argv))
+                session.log.info("dry-run", command=shlex.join(argv))
                 return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags)
             digest, media_type = read_metadata(metadata_file)
             record.detail = {"digest": digest}

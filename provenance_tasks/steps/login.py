@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from provenance_tasks.errors import InputError
 from provenance_tasks.steps.retrying import with_retries
 from provenance_tasks.steps.session import Session
@@ -53,9 +55,6 @@ def login(session: Session) -> str | None:
                 ),
             )
         else:
-            session.log.info(
-                "dry-run",
-                command=f"docker --config {config} login --username {username} "
-                f"--password-stdin {registry}",
-            )
+            argv = session.docker.login_argv(registry, username)
+            session.log.info("dry-run", command=shlex.join(session.redactor.redact_argv(argv)))
     return registry

@@ -83,10 +83,20 @@ def run_build_sign_verify(session: Session) -> verify_step.VerifyReport:
     values = outputs.image_outputs(built.repository, built.digest, built.tags)
     sign_step.sign(session, target, built.reference, mode, material)
     if session.settings.dry_run:
-        verify_step.verify(session, target, built.digest, policy)
+        formats = (session.settings.bundle_format,)
+        verify_step.verify(session, target, built.digest, policy, formats=formats)
         return verify_step.VerifyReport(built.reference, verify_step.describe(policy), [])
     try:
-        return verify_step.verify(session, target, built.digest, policy, check_tags=built.tags)
+        # The audit just read every tag at the registry: not read again. One format: the signed.
+        return verify_step.verify(
+            session,
+            target,
+            built.digest,
+            policy,
+            check_tags=built.tags,
+            known_tags=dict.fromkeys(built.tags, built.digest),
+            formats=(session.settings.bundle_format,),
+        )
     finally:
         outputs.write_all(session, values)
 

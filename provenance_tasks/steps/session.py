@@ -172,9 +172,14 @@ class Session:
         self._docker_config.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._docker_config.chmod(0o700)
         if "docker" in self.__dict__:
-            del self.__dict__["docker"]  # the client must pick the folder up
+            del self.__dict__["docker"]  # the client must pick the folder up (it runs nothing)
         if "cosign" in self.__dict__:
-            del self.__dict__["cosign"]
+            # The same cosign, its major already probed, now seeing the run's logins.
+            from dataclasses import replace
+
+            cosign = self.__dict__["cosign"]
+            env = {**cosign.env, "DOCKER_CONFIG": str(self._docker_config)}
+            self.__dict__["cosign"] = replace(cosign, env=env)
         return self._docker_config
 
     @property

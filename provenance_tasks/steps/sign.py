@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,9 @@ def sign(
                     new_bundle_format=s.bundle_format == "new",
                     identity_token=token_file(session, material, write=False),
                 )
-                session.log.info("dry-run", command=" ".join(session.redactor.redact_argv(argv)))
+                # shlex.join: a line pasted into a shell hands cosign exactly this argv.
+                command = shlex.join(session.redactor.redact_argv(argv))
+                session.log.info("dry-run", command=command)
             else:
                 sign_once(session, reference, material, annotations)
             signatures.append(Signature(tag, annotations))

@@ -1,0 +1,78 @@
+"""How many tool processes one run starts: each probe once, each registry answer read once.
+
+Logging shims first on PATH record every docker, cosign, crane and git process of a real run.
+The counts are the contract of the "do each thing once" step; timings are bench/'s, never a test's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.integration import pipelines
+from tests.integration.conftest import Runner, make_context
+
+pytestmark = pytest.mark.integration
+
+
+def shimmed(runner: Runner, folder: Path) -> tuple[dict[str, str], Path]:
+    """PATH with a logging shim in front of each tool; returns the env and the log."""
+    log = folder / "processes.log"
+    shims = folder / "shims"
+    shims.mkdir(parents=True)
+    path = runner.env()["PATH"]
+    for tool in ("docker", "cosign", "cosign2", "cosign3", "crane", "git"):
+        real = shutil.which(tool, path=path)
+        assert real, tool
+        shim = shims / tool
+        # One line per process: the tool, then its argv without option values that vary.
+        shim.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexec "{real}" "$@"\n')
+        shim.chmod(0o755)
+    return {"PATH": f"{shims}:{path}"}, log
+
+
+def kinds(log: Path) -> Counter[str]:
+    """Each process as 'tool subcommand' (docker's --config DIR skipped, buildx's kept)."""
+    counted: Counter[str] = Counter()
+    for line in log.read_text().splitlines():
+        words = [w for w in line.split() if not w.startswith("/")]
+        tool, rest = words[0], [w for w in words[1:] if w != "--config"]
+        if tool.startswith("cosign"):
+            tool = "cosign"
+        name = " ".join([tool, *rest[:2]]) if rest[:1] == ["buildx"] else f"{tool} {rest[0]}"
+        if name == "docker buildx imagetools":
+            name += " " + rest[2]
+        counted[name] += 1
+    return counted
+
+
+@pytest.mark.parametrize("major", ["cosign2", "cosign3"])
+def test_build_sign_verify_starts_each_tool_once_per_need(
+    runner: Runner, tmp_path: Path, key_pair: tuple[Path, Path, str], major: str
+) -> None:
+    key, _, password = key_pair
+    extra, log = shimmed(runner, tmp_path)
+    env = pipelines.gitlab_key_mode(runner.testbed, major, password)
+    env.update(extra)
+    env["INVOKE_PROVENANCE_COSIGN"] = major  # found on PATH: through its shim
+    context = make_context(tmp_path / "ctx")
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", str(key), "--no-tlog", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    probes = {"cosign sign": 2} if major == "cosign3" else {"cosign sign": 2, "cosign verify": 2}
+    assert kinds(log) == Counter(
+        {
+            "docker buildx version": 1,  # the buildx probe
+            "docker login": 1,
+            "docker buildx build": 1,
+            "docker buildx imagetools inspect": 1,  # the audit; verify reuses its answer
+            "cosign public-key": 1,  # the key, decrypted once, before the build
+            "cosign verify": 1,  # one verify, in the format that was signed
+            "git -c": 1,  # buildx's own look at the context's git (for its VCS metadata)
+            **probes,  # `sign --help` (and cosign 2's `verify --help`) once, then the real call
+        }
+    ), log.read_text()
