@@ -115,11 +115,24 @@ def run(
             process.stdin.close()
         except BrokenPipeError:
             pass
-    try:
-        returncode = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    # A blocking wait, and a timer that kills: wait(timeout=...) polls with sleeps of up to
+    # 50 ms, which every tool call of a run would pay after its tool had already exited.
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
         process.kill()
+
+    timer = threading.Timer(timeout, kill) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
         returncode = process.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if killed.is_set():
         captured["stderr"].append(f"\n{tool}: killed after {timeout:.0f}s\n")
     for reader in readers:
         reader.join()

@@ -13,6 +13,7 @@ from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps import outputs, plan
 from provenance_tasks.steps import sign as sign_step
 from provenance_tasks.steps import verify as verify_step
+from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.session import Session
 
 
@@ -22,7 +23,7 @@ def run_build(session: Session) -> build_step.BuildResult:
     session.bind_image(target.repository)
     plan.build_inputs(session)
     plan.build_args(session)
-    plan.build_tools(session)
+    preflight(session, None, build=True)
     login_step.login(session)
     result = build_step.build(session, target)
     values = outputs.image_outputs(result.repository, result.digest, result.tags)
@@ -35,7 +36,7 @@ def run_sign(session: Session) -> sign_step.SignResult:
     target = plan.target(session)
     mode = plan.signing_mode(session)
     material = plan.signing_material(session, mode)
-    plan.signing_tools(session, material)
+    preflight(session, material, build=False)
     repository, digest = _image(session, target)
     session.bind_image(repository, digest)
     login_step.login(session)
@@ -75,9 +76,8 @@ def run_build_sign_verify(session: Session) -> verify_step.VerifyReport:
     plan.build_args(session)
     mode = plan.signing_mode(session)
     material = plan.signing_material(session, mode)
-    plan.signing_tools(session, material)
+    preflight(session, material, build=True)  # the key's own problems are named first
     policy = plan.verification_policy(session, mode)
-    plan.build_tools(session)
     login_step.login(session)
     built = build_step.build(session, target)
     values = outputs.image_outputs(built.repository, built.digest, built.tags)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from provenance_tasks.adapters.cosign import (
     KMS_SCHEMES,
     CertificateSigning,
+    Cosign,
     IdentityPolicy,
     KeylessSigning,
     KeyPolicy,
@@ -166,21 +168,38 @@ def signing_material(session: Session, mode: str) -> SigningMaterial:
     return KeySigning(str(local_key_folder(session) / "cosign.key"))  # made on first use
 
 
-def signing_tools(session: Session, material: SigningMaterial) -> None:
-    """cosign is there, new enough, can do what was asked, and can open the signing key; the
-    Sigstore services the signing needs answer. All of it before anything is pushed."""
-    s = session.settings
-    cosign = session.cosign  # detect: missing or too old is an InputError
-    if s.bundle_format == "new" and cosign.major < 3:
+# What signing needs, checked before anything is pushed: steps/preflight.py runs the three side
+# by side.
+
+
+def signing_cosign(session: Session) -> None:
+    """cosign is there, new enough, and its major can sign in the format asked for."""
+    cosign = session.cosign  # detect now: a missing or too old cosign is bad input (exit 2)
+    if session.settings.bundle_format == "new" and cosign.major < 3:
         raise InputError(
             "cosign 2 can't sign an image in the new bundle format (its sign has no such flag)",
             hint="set provenance.bundle_format to classic, or install cosign 3.0.3+",
         )
-    if isinstance(material, KeySigning | CertificateSigning):
-        key = material.key
-        local_to_make = isinstance(material, KeySigning) and not Path(key).exists()
-        if not key.startswith(KMS_SCHEMES) and not local_to_make:
-            cosign.check_key(key)
+
+
+def signing_key(session: Session, material: SigningMaterial) -> None:
+    """The key opens with the password the run has: `cosign public-key` decrypts it. It needs
+    no probed major, so it runs beside the probe (preflight)."""
+    if not isinstance(material, KeySigning | CertificateSigning):
+        return
+    key = material.key
+    local_to_make = isinstance(material, KeySigning) and not Path(key).exists()
+    if key.startswith(KMS_SCHEMES) or local_to_make:
+        return
+    binary = shutil.which(session.settings.cosign)
+    if binary is None:
+        return  # signing_cosign says what is missing
+    Cosign(binary, 0, session.redactor, env=session.cosign_environment()).check_key(key)
+
+
+def signing_services(session: Session, material: SigningMaterial) -> None:
+    """The token endpoint and the Sigstore services the signing needs answer."""
+    s = session.settings
     if s.dry_run:
         return
     if isinstance(material, KeylessSigning) and material.token.from_endpoint:

@@ -109,38 +109,39 @@ class Session:
         from dataclasses import replace
 
         from provenance_tasks.adapters.cosign import Cosign
-        from provenance_tasks.adapters.cosign_env import cosign_environment
         from provenance_tasks.sigstore import cosign2_trust_files
 
         sigstore = self.sigstore
-        tuf_root = self.environ.get("TUF_ROOT")  # the public instance's cache: the user's own
-        if sigstore.private:
-            tuf_root = str(self.private_folder() / "tuf")  # never a shared cache or a mirror
-
-        def environment(trust: Mapping[str, str]) -> dict[str, str]:
-            return cosign_environment(
-                self.environ,
-                docker_config=self.docker.environ().get("DOCKER_CONFIG"),
-                tuf_root=tuf_root,
-                trust=trust,
-                settings={
-                    "cosign_repository": self.settings.cosign_repository,
-                    "cosign_docker_media_types": self.settings.cosign_docker_media_types,
-                },
-            )
-
         cosign = Cosign.detect(
             self.settings.cosign,
             redactor=self.redactor,
-            env=environment({}),
+            env=self.cosign_environment(),
             timeout=self.settings.timeout,
             sigstore=sigstore,
         )
         if sigstore.trusted_root is not None and cosign.major < 3:
             # cosign 2 takes a private instance's trust from SIGSTORE_* files only.
             trust = cosign2_trust_files(sigstore.trusted_root, self.private_folder() / "trust")
-            cosign = replace(cosign, env=environment(trust))
+            cosign = replace(cosign, env=self.cosign_environment(trust))
         return cosign
+
+    def cosign_environment(self, trust: Mapping[str, str] | None = None) -> dict[str, str]:
+        """All that cosign sees in this run (adapters/cosign_env.py), with `trust` files."""
+        from provenance_tasks.adapters.cosign_env import cosign_environment
+
+        tuf_root = self.environ.get("TUF_ROOT")  # the public instance's cache: the user's own
+        if self.sigstore.private:
+            tuf_root = str(self.private_folder() / "tuf")  # never a shared cache or a mirror
+        return cosign_environment(
+            self.environ,
+            docker_config=self.docker.environ().get("DOCKER_CONFIG"),
+            tuf_root=tuf_root,
+            trust=trust or {},
+            settings={
+                "cosign_repository": self.settings.cosign_repository,
+                "cosign_docker_media_types": self.settings.cosign_docker_media_types,
+            },
+        )
 
     def private_folder(self) -> Path:
         """A folder only this run can read (0700), removed when the run ends."""
