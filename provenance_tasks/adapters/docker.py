@@ -138,7 +138,14 @@ class Docker:
         return recorded
 
     def resolve(self, reference: str) -> str:
-        """The digest a tag points at now, read from the registry (not from the local store)."""
+        """The digest a tag points at now, read from the registry (not from the local store):
+        one HTTP request with the run's login, or imagetools where a credential helper holds it."""
+        from provenance_tasks.adapters import registry
+
+        try:
+            return registry.manifest_digest(reference, config_dir=self.config_dir)
+        except registry.UseTheTool:
+            pass
         argv = [*self._docker_argv(), "buildx", "imagetools", "inspect", reference]
         completed = run(
             [*argv, "--format", "{{json .Manifest}}"], redactor=self.redactor, env=self._env()

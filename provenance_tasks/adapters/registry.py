@@ -1,0 +1,186 @@
+"""A manifest's digest, read straight from the registry's HTTP API with the run's docker login.
+
+`docker buildx imagetools inspect` answers the same question by starting two processes (the
+docker CLI and its buildx plugin), about 120 ms on loopback; one HEAD request, with the token
+dance of the distribution spec when the registry asks for it, takes a few. It is used when the
+login is in the docker config itself (as the run's private config holds it); a config that
+delegates to a credential helper keeps the imagetools path, which knows how to ask the helper.
+
+A failure raises CommandFailed with a stderr-like line ("503 Service Unavailable", "connection
+refused", "MANIFEST_UNKNOWN"), so the retry policy classifies it as it does a tool's.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
+
+ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+_LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$")
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class UseTheTool(Exception):
+    """This registry's login is not in the config (a credential helper): ask the tool instead."""
+
+
+def manifest_digest(reference: str, *, config_dir: Path | None, timeout: float = 30.0) -> str:
+    """The digest `reference` (REPO:TAG or REPO@DIGEST) names at the registry now."""
+    registry = registry_of(reference)
+    host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
+    name, ref = _split(reference, registry)
+    scheme = "http" if _LOOPBACK.match(host) else "https"
+    url = f"{scheme}://{host}/v2/{name}/manifests/{ref}"
+    login = _login(config_dir, registry)
+    # With a login, Basic goes first: a registry that wants a token answers 401 all the same.
+    authorization = _basic(login)
+    answer = _request("HEAD", url, authorization, timeout)
+    if answer.status == 401:
+        authorization = _authorize(answer.getheader("WWW-Authenticate") or "", login, name,
+                                   timeout)  # fmt: skip
+        answer = _request("HEAD", url, authorization, timeout)
+    if answer.status != 200:
+        raise _failed("HEAD", url, answer.status, answer.reason)
+    digest = answer.getheader("Docker-Content-Digest")
+    if digest:
+        return digest
+    body = _request("GET", url, authorization, timeout)  # a registry that doesn't say: count
+    if body.status != 200:
+        raise _failed("GET", url, body.status, body.reason)
+    return "sha256:" + hashlib.sha256(body.read()).hexdigest()
+
+
+def _split(reference: str, registry: str) -> tuple[str, str]:
+    rest = reference[len(registry) + 1 :] if reference.startswith(registry + "/") else reference
+    if "@" in rest:
+        name, ref = rest.split("@", 1)
+    else:
+        name, _, ref = rest.rpartition(":")
+    if registry == DEFAULT_REGISTRY and "/" not in name:
+        name = f"library/{name}"
+    return name, ref
+
+
+def _login(config_dir: Path | None, registry: str) -> tuple[str, str] | None:
+    """The user and password `docker login` stored for `registry`, or None for anonymous."""
+    folder = config_dir or Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if (config.get("credHelpers") or {}).get(registry):
+        raise UseTheTool(registry)
+    # Docker Hub's logins are stored under its old index address.
+    names = {registry, "index.docker.io"} if registry == DEFAULT_REGISTRY else {registry}
+    for key, entry in (config.get("auths") or {}).items():
+        if urllib.parse.urlsplit(key if "//" in key else f"//{key}").netloc not in names:
+            continue
+        if entry.get("identitytoken"):
+            raise UseTheTool(registry)  # an OAuth refresh token: the tool knows that flow
+        if entry.get("auth"):
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            return user, password
+    if config.get("credsStore"):
+        raise UseTheTool(registry)
+    return None
+
+
+def _authorize(challenge: str, login: tuple[str, str] | None, name: str, timeout: float) -> str:
+    """The Authorization header the registry's 401 asks for: Basic, or a Bearer token."""
+    scheme = challenge.split(" ", 1)[0].lower()
+    basic = _basic(login)
+    if scheme == "basic":
+        if basic is None:
+            raise _failed("HEAD", name, 401, "Unauthorized: no login for this registry")
+        return basic
+    if scheme != "bearer":
+        raise _failed("HEAD", name, 401, f"Unauthorized: unknown challenge {scheme!r}")
+    params = dict(_CHALLENGE.findall(challenge))
+    query = {"scope": params.get("scope") or f"repository:{name}:pull"}
+    if params.get("service"):
+        query["service"] = params["service"]
+    realm = params.get("realm", "")
+    token_url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(query)}"
+    answer = _request("GET", token_url, basic, timeout)
+    if answer.status != 200:
+        raise _failed("GET", realm, answer.status, answer.reason)
+    data = json.loads(answer.read() or b"{}")
+    token = data.get("token") or data.get("access_token")
+    if not token:
+        raise _failed("GET", realm, 401, "Unauthorized: the token service gave no token")
+    return f"Bearer {token}"
+
+
+def _basic(login: tuple[str, str] | None) -> str | None:
+    return "Basic " + base64.b64encode(":".join(login).encode()).decode() if login else None
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle is the slow part of a request."""
+    return ssl.create_default_context()  # honours SSL_CERT_FILE, as docker's tools do
+
+
+def _request(
+    method: str, url: str, authorization: str | None, timeout: float
+) -> http.client.HTTPResponse:
+    headers = {"Accept": ACCEPT, "User-Agent": "provenance-tasks"}
+    if authorization:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
+    try:
+        answer: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310
+            request, timeout=timeout, context=_tls() if url.startswith("https:") else None
+        )
+    except urllib.error.HTTPError as exc:
+        return exc  # type: ignore[return-value]  # an HTTPError is the error answer itself
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise _failed(method, url, None, _why(exc)) from None
+    return answer
+
+
+def _why(exc: BaseException) -> str:
+    """The failure in the words the retry classifier knows from docker and cosign."""
+    cause = getattr(exc, "reason", exc)
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, ConnectionResetError | BrokenPipeError):
+        return "connection reset by peer"
+    if isinstance(cause, http.client.RemoteDisconnected | http.client.IncompleteRead):
+        return "unexpected EOF: the server closed the connection"
+    if isinstance(cause, socket.timeout | TimeoutError):
+        return "i/o timeout"
+    if isinstance(cause, ssl.SSLError):
+        return f"tls handshake failed: {cause}"
+    if isinstance(cause, socket.gaierror):
+        return f"no such host: {cause}"
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _failed(method: str, url: str, status: int | None, reason: str) -> CommandFailed:
+    words = {404: "MANIFEST_UNKNOWN: manifest unknown", 401: "UNAUTHORIZED", 403: "DENIED"}
+    line = f"{method} {url}: " + (f"{status} {reason}" if status else reason)
+    if status in words:
+        line += f" ({words[status]})"
+    return CommandFailed("registry", [method, url], 1, line + "\n")
