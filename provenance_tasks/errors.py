@@ -42,11 +42,3 @@ class ToolError(ProvenanceError):
 
     exit_code = 4
 
-
-EXIT_CODES = {
-    0: "success",
-    1: "unexpected error (a bug: please report it)",
-    InputError.exit_code: "bad input or configuration; nothing was built, pushed or signed",
-    VerificationError.exit_code: "verification failed",
-    ToolError.exit_code: "a registry or tool failure that outlasted the retries",
-}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from provenance_tasks.errors import InputError
@@ -151,10 +150,6 @@ class Settings:
     report: str | None
     dotenv: str | None
     log_format: str
-
-    @property
-    def context_path(self) -> Path:
-        return Path(self.context)
 
 
 def as_list(value: Any, key: str) -> tuple[str, ...]:

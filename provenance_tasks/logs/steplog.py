@@ -91,9 +91,6 @@ class StepLog:
     def warning(self, event: str, **fields: Any) -> None:
         self._emit("warning", event, **fields)
 
-    def error(self, event: str, **fields: Any) -> None:
-        self._emit("error", event, **fields)
-
     def summary(self, summary: RunSummary) -> None:
         """The last thing a run prints: a table for people, one event for machines."""
         level = "info" if summary.status == "ok" else "error"

@@ -6,7 +6,7 @@ stderr, so the reason is on screen without scrolling back through a collapsed bu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -34,7 +34,6 @@ class RunSummary:
     digest: str | None = None
     verified: bool | None = None  # None: verify did not run
     failure: Failure | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:

@@ -86,7 +86,10 @@ def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
     json_lines = False
     try:
         config = dict(c.config.get("provenance", {}))
-        settings = resolve(config, _flags(**given), os.environ)
+        flags = _flags(**given)
+        if c.config.get("run", {}).get("dry"):
+            flags["dry_run"] = True  # invoke's own --dry means what our --dry-run does
+        settings = resolve(config, flags, os.environ)
         json_lines = settings.log_format == "json"
         password = sys.stdin.readline().rstrip("\r\n") if given.get("password_stdin") else None
         logs.configure(settings.log_format, os.environ)
@@ -128,7 +131,11 @@ def documented(**options: Any) -> Callable[[Callable[..., None]], Any]:
         import inspect
 
         flags = [p.replace("_", "-") for p in inspect.signature(body).parameters if p != "c"]
-        return task(help={f: HELP[f] for f in flags if f in HELP}, **options)(body)
+        # No automatic short flags: invoke gave -h to --cache-from (so `build -h` built and
+        # pushed) and -p, -a, -r a different meaning per task. -h stays invoke's help.
+        return task(
+            help={f: HELP[f] for f in flags if f in HELP}, auto_shortflags=False, **options
+        )(body)
 
     return decorate
 
@@ -158,11 +165,12 @@ def login(
     given.pop("c")
 
     def body(session: Any) -> None:
+        from provenance_tasks.errors import InputError
         from provenance_tasks.steps.login import login as run_login
 
         if run_login(session) is None:
-            raise Exit(
-                "provenance-tasks: nothing to log in to: pass --registry and --username", code=2
+            raise InputError(
+                "nothing to log in to", hint="pass --registry and --username (or run in CI)"
             )
         print(f"DOCKER_CONFIG={session.docker_config}")
 

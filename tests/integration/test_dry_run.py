@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.integration import pipelines
-from tests.integration.conftest import TOOLS, Registry, Runner
+from tests.integration.conftest import Registry, Runner
 
 
 @pytest.mark.integration
@@ -40,14 +39,7 @@ def test_dry_run_prints_every_command_and_pushes_nothing(
     assert "verify --output json --key" in out
     for secret in (env["CI_JOB_TOKEN"], env["CI_REGISTRY_PASSWORD"], password):
         assert secret not in out
-    # Nothing reached the registry.
-    listed = subprocess.run(
-        [str(TOOLS / "bin" / "crane"), "ls", repository],
-        env=registry.env(),
-        capture_output=True,
-        text=True,
-    )
-    assert listed.returncode != 0 or not listed.stdout.strip()
+    assert registry.holds_nothing(repository)  # nothing reached the registry
     assert not (runner.cwd / "provenance.env").exists()
 
 
@@ -71,10 +63,51 @@ def test_bad_input_exits_2_with_one_message_and_pushes_nothing(
     assert "Traceback" not in done.stderr
     assert needle.lower() in done.stderr.lower()
     assert "build:" not in done.stderr  # no step started
-    listed = subprocess.run(
-        [str(TOOLS / "bin" / "crane"), "ls", env["CI_REGISTRY_IMAGE"]],
-        env=registry.env(),
-        capture_output=True,
-        text=True,
-    )
-    assert listed.returncode != 0 or not listed.stdout.strip()
+    assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("task", ["build", "build-sign-verify", "sign"])
+def test_h_prints_help_and_pushes_nothing(
+    runner: Runner, registry: Registry, context: Path, task: str
+) -> None:
+    env = pipelines.gitlab(runner.testbed)
+    # -h once meant --cache-from: `build -h CONTEXT` built and pushed.
+    given = ["--context", str(context)] if task != "sign" else []
+    done = runner.run(task, "-h", *given, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: ") and f"] {task} [--options]" in done.stdout
+    assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
+    assert "Summary" not in done.stderr  # no run started
+
+
+@pytest.mark.integration
+def test_invokes_own_dry_flag_is_a_dry_run(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    key, _, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("--dry", "build-sign-verify", "--context", str(context), "--key", str(key),
+                      env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "dry-run" in done.stderr and "--push" in done.stderr
+    assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
+
+
+@pytest.mark.integration
+def test_a_dry_run_line_pasted_into_a_shell_gives_the_same_argv(
+    runner: Runner, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    """shlex.join: a user name with a comma keeps its CSV quotes through the shell."""
+    import shlex
+
+    from tests.integration import joblog
+
+    key, _, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)  # user "Doe, Jo Ünïcode"
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--dry-run", env=env)  # fmt: skip
+    line = next(ln for ln in joblog.plain(done.stderr).splitlines() if " sign --yes " in ln)
+    argv = shlex.split(line.split("command=", 1)[1])
+    pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "-a"]
+    assert '"com.gitlab.ci.user.name=Doe, Jo Ünïcode"' in pairs  # quotes survive the paste
