@@ -250,3 +250,40 @@ def test_key_and_certificate_modes_write_a_rekor_entry(
         assert all("Bundle" in p["optional"] for p in payloads)  # type: ignore[operator]
     else:
         assert "SCT is not checked" in done.stderr  # a CA of your own has no CT log: said so
+
+
+def test_certificate_mode_with_the_new_bundle_verifies_against_a_root_made_of_the_chain(
+    runner: Runner, context: Path, tmp_path: Path
+) -> None:
+    from tests.integration.test_identity_mode import IMPORTER
+    from tests.testbed import pki
+
+    cosign = str(COSIGNS["cosign3"])
+    env = pipelines.gitlab(runner.testbed)
+    ca = pki.make_ca(tmp_path / "ca", "new bundle CA")
+    leaf = pki.issue_signing_cert(
+        ca, tmp_path / "leaf", identity_uri=pipelines.identity(env), issuer=pipelines.SERVER,
+        cosign=IMPORTER,
+    )  # fmt: skip
+    env.update({"COSIGN_PASSWORD": leaf.password, "INVOKE_PROVENANCE_COSIGN": cosign})
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--bundle-format", "new",
+        "--key", str(leaf.cosign_key), "--certificate", str(leaf.cert),
+        "--certificate-chain", str(leaf.chain), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((runner.cwd / "provenance-report.json").read_text())
+    assert {s["format"] for s in report["verify"]["signatures"]} == {"new"}
+    assert "SCT is not checked" in done.stderr  # a CA of your own has no CT log: said so
+
+
+def test_cosign2_asked_for_the_new_bundle_refuses_before_anything_is_pushed(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str]
+) -> None:
+    key, _, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, str(COSIGNS["cosign2"]), password)
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--bundle-format", "new", env=env)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "cosign 2 can't sign an image in the new bundle format" in done.stderr
+    assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])

@@ -47,6 +47,21 @@ def keyless(runner: Runner, cosign: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def keyless_payloads(
+    registry: Registry, cosign: str, env: dict[str, str]
+) -> list[dict[str, object]]:
+    """What a plain cosign verify of the pipeline's image, by its keyless signer, returns."""
+    digest = registry.digest(f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
+    return registry.payloads(
+        cosign,
+        f"{env['CI_REGISTRY_IMAGE']}@{digest}",
+        "--certificate-identity",
+        pipelines.identity(env),
+        "--certificate-oidc-issuer",
+        pipelines.SERVER,
+    )
+
+
 def test_rekor_409_on_a_replayed_upload_is_retried_with_a_new_signature(
     runner: Runner, registry: Registry, context: Path, cosign: str, proxy: FaultProxy
 ) -> None:
@@ -64,15 +79,7 @@ def test_rekor_409_on_a_replayed_upload_is_retried_with_a_new_signature(
     assert ("POST", "/api/v1/log/entries", 409) in statuses
     assert [s for s in statuses if s[:2] == ("POST", "/api/v1/log/entries")][-1][2] == 201
     # Exactly one signature reached the registry: the failed attempt pushed nothing.
-    digest = registry.digest(f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
-    payloads = registry.payloads(
-        cosign,
-        f"{env['CI_REGISTRY_IMAGE']}@{digest}",
-        "--certificate-identity",
-        pipelines.identity(env),
-        "--certificate-oidc-issuer",
-        pipelines.SERVER,
-    )
+    payloads = keyless_payloads(registry, cosign, env)
     assert len(payloads) == 1
 
 
@@ -164,15 +171,7 @@ def test_a_timestamp_authority_countersigns_when_configured(
     assert done.returncode == 0, done.stderr
     asked = [f"{r['method']} {r['path']}" for r in runner.sigstore.requests()[before:]]
     assert "POST /api/v1/timestamp" in asked
-    digest = registry.digest(f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
-    payloads = registry.payloads(
-        cosign,
-        f"{env['CI_REGISTRY_IMAGE']}@{digest}",
-        "--certificate-identity",
-        pipelines.identity(env),
-        "--certificate-oidc-issuer",
-        pipelines.SERVER,
-    )
+    payloads = keyless_payloads(registry, cosign, env)
     assert all("RFC3161Timestamp" in p["optional"] for p in payloads)  # type: ignore[operator]
 
 
@@ -188,14 +187,6 @@ def test_a_signing_config_alone_serves_both_majors(
     )
     done = runner.run("build-sign-verify", "--context", str(context), env=env)
     assert done.returncode == 0, done.stderr
-    digest = registry.digest(f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
-    payloads = registry.payloads(
-        cosign,
-        f"{env['CI_REGISTRY_IMAGE']}@{digest}",
-        "--certificate-identity",
-        pipelines.identity(env),
-        "--certificate-oidc-issuer",
-        pipelines.SERVER,
-    )
+    payloads = keyless_payloads(registry, cosign, env)
     tag = env["CI_COMMIT_SHORT_SHA"]
     assert any(annotations_of(p).get("tag") == tag for p in payloads)
