@@ -22,8 +22,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 
-from provenance_tasks.ci.base import Annotation
 from provenance_tasks.errors import InputError
+from provenance_tasks.models import Annotation
 from provenance_tasks.references import validate_tag
 
 __all__ = [

@@ -18,7 +18,7 @@ import base64
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,21 +74,6 @@ class SigstoreInstance:
         if self.tsa:
             wanted["the timestamp authority"] = self.tsa
         return wanted
-
-
-@dataclass(frozen=True)
-class IdentityToken:
-    """A keyless signer's OIDC token: given (GitLab's `id_tokens:`, `SIGSTORE_ID_TOKEN`), or asked
-    of the GitHub Actions runner before each attempt, since those tokens live five minutes."""
-
-    value: str | None = field(default=None, repr=False)
-    source: str = ""  # where it came from, for messages: a variable, or the runner's endpoint
-    request_url: str | None = None  # ACTIONS_ID_TOKEN_REQUEST_URL
-    request_token: str | None = field(default=None, repr=False)
-
-    @property
-    def from_endpoint(self) -> bool:
-        return self.value is None and self.request_url is not None
 
 
 def instance(

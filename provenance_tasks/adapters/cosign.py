@@ -20,61 +20,17 @@ from provenance_tasks.adapters.cosign_flags import sign_flags, verify_flags
 from provenance_tasks.adapters.process import Completed, LineSink, last_lines, run
 from provenance_tasks.annotations import cosign_annotation_arg
 from provenance_tasks.errors import InputError
+from provenance_tasks.models import (
+    CertificateSigning,
+    IdentityPolicy,
+    KeylessSigning,
+    KeyPolicy,
+    KeySigning,
+    SigningMaterial,
+    VerificationPolicy,
+)
 from provenance_tasks.redaction import Redactor
-from provenance_tasks.sigstore import IdentityToken, SigstoreInstance
-
-KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "gitlab://", "k8s://")
-
-
-@dataclass(frozen=True)
-class KeySigning:
-    """A private key: a file, env://VAR or a KMS URI; its password comes from COSIGN_PASSWORD."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class CertificateSigning:
-    """Bring-your-own PKI: a key with its certificate and chain."""
-
-    key: str
-    certificate: Path
-    chain: Path
-
-
-@dataclass(frozen=True)
-class KeylessSigning:
-    """Fulcio + Rekor, with the job's OIDC token (handed to cosign as a file for each attempt)."""
-
-    token: IdentityToken = field(default_factory=IdentityToken)
-
-
-SigningMaterial = KeySigning | CertificateSigning | KeylessSigning
-
-
-@dataclass(frozen=True)
-class KeyPolicy:
-    """The signature must verify against this public key (file, env:// or KMS URI)."""
-
-    public_key: str
-
-
-@dataclass(frozen=True)
-class IdentityPolicy:
-    """The signing certificate must name this identity and issuer, and chain to a trusted CA.
-
-    chain: a CA of your own (bring-your-own PKI); without it, the CAs of the run's Sigstore
-    instance (its trusted root, or the public instance's). chain_root: that chain made into a
-    trusted root with the instance's logs, for cosign 3 (sigstore.chain_trusted_root).
-    """
-
-    identity: str
-    issuer: str
-    chain: Path | None = None
-    chain_root: Path | None = None
-
-
-VerificationPolicy = KeyPolicy | IdentityPolicy
+from provenance_tasks.sigstore import SigstoreInstance
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,6 @@
 Detection keys only on the variable each CI sets to exactly "true" for its own jobs
 (`GITLAB_CI`, then `GITHUB_ACTIONS`). `CI=true` alone is set by many systems and by people
 running tests, and says nothing about where the provenance variables would be, so it means local.
-
-The providers are imported inside the functions: `provenance_tasks.annotations` imports
-`provenance_tasks.ci.base`, which runs this file first, and the providers import annotations back.
 """
 
 from __future__ import annotations
@@ -15,6 +12,9 @@ from pathlib import Path
 from typing import Protocol
 
 from provenance_tasks.ci.base import Annotation, CIContext
+from provenance_tasks.ci.github import GitHubProvider
+from provenance_tasks.ci.gitlab import GitLabProvider
+from provenance_tasks.ci.local import LocalProvider
 
 __all__ = ["Annotation", "CIContext", "Provider", "detect", "providers", "select_provider"]
 
@@ -32,10 +32,6 @@ class Provider(Protocol):
 
 def providers(*, cwd: Path | None = None) -> tuple[Provider, ...]:
     """The providers in the order detection tries them; the last one always matches."""
-    from provenance_tasks.ci.github import GitHubProvider
-    from provenance_tasks.ci.gitlab import GitLabProvider
-    from provenance_tasks.ci.local import LocalProvider
-
     return (GitLabProvider(), GitHubProvider(), LocalProvider(cwd=cwd))
 
 

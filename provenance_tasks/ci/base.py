@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from provenance_tasks.models import Annotation
 
-@dataclass(frozen=True)
-class Annotation:
-    """One provenance annotation and the variable its value came from (for error messages)."""
-
-    key: str
-    value: str
-    source: str
+__all__ = ["Annotation", "CIContext"]
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from provenance_tasks.annotations import validate_annotation
-from provenance_tasks.ci.base import Annotation, CIContext
+from provenance_tasks.ci.base import CIContext
 from provenance_tasks.ci.oidc import claim, decode_claims
 from provenance_tasks.errors import InputError
+from provenance_tasks.models import Annotation
 from provenance_tasks.references import sanitize_tag, validate_repository, validate_tag
 
 __all__ = ["GITHUB_ISSUER", "GitHubProvider"]

@@ -18,7 +18,8 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from provenance_tasks.annotations import validate_annotation
-from provenance_tasks.ci.base import Annotation, CIContext
+from provenance_tasks.ci.base import CIContext
+from provenance_tasks.models import Annotation
 from provenance_tasks.references import validate_repository
 
 __all__ = ["LOCAL_REGISTRY", "LocalProvider", "repository_component", "strip_credentials"]

@@ -85,7 +85,7 @@ def run_build_sign_verify(session: Session) -> verify_step.VerifyReport:
     if session.settings.dry_run:
         formats = (session.settings.bundle_format,)
         verify_step.verify(session, target, built.digest, policy, formats=formats)
-        return verify_step.VerifyReport(built.reference, verify_step.describe(policy), [])
+        return verify_step.VerifyReport(built.reference, policy.describe(), [])
     try:
         # The audit just read every tag at the registry: not read again. One format: the signed.
         return verify_step.verify(

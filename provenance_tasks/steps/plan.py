@@ -8,24 +8,25 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance_tasks.adapters.cosign import (
+from provenance_tasks.adapters.cosign import Cosign
+from provenance_tasks.adapters.services import github_id_token, unreachable
+from provenance_tasks.annotations import merge_annotations, parse_annotation_flag
+from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, token_problem
+from provenance_tasks.errors import InputError, ToolError
+from provenance_tasks.models import (
     KMS_SCHEMES,
+    Annotation,
     CertificateSigning,
-    Cosign,
     IdentityPolicy,
+    IdentityToken,
     KeylessSigning,
     KeyPolicy,
     KeySigning,
     SigningMaterial,
     VerificationPolicy,
 )
-from provenance_tasks.adapters.services import github_id_token, unreachable
-from provenance_tasks.annotations import merge_annotations, parse_annotation_flag
-from provenance_tasks.ci.base import Annotation
-from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, token_problem
-from provenance_tasks.errors import InputError, ToolError
 from provenance_tasks.references import validate_digest, validate_repository, validate_tag
-from provenance_tasks.sigstore import IdentityToken, chain_trusted_root
+from provenance_tasks.sigstore import chain_trusted_root
 from provenance_tasks.steps.session import Session
 
 ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from provenance_tasks.adapters.cosign import SigningMaterial
+from provenance_tasks.models import SigningMaterial
 from provenance_tasks.steps import plan
 from provenance_tasks.steps.session import Session
 

@@ -6,9 +6,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance_tasks.adapters.cosign import KeylessSigning, KeySigning, SigningMaterial
 from provenance_tasks.adapters.process import CommandFailed
 from provenance_tasks.errors import InputError
+from provenance_tasks.models import KeylessSigning, KeySigning, SigningMaterial
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import classify
 from provenance_tasks.steps import plan

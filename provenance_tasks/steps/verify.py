@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provenance_tasks.adapters.cosign import IdentityPolicy, KeyPolicy, VerificationPolicy
 from provenance_tasks.adapters.process import CommandFailed, last_lines
 from provenance_tasks.errors import VerificationError
+from provenance_tasks.models import IdentityPolicy, VerificationPolicy
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import REGISTRY_FAILURES, classify
 from provenance_tasks.steps import plan
@@ -68,12 +68,6 @@ class VerifyReport:
             "signatures": [s.__dict__ for s in self.signatures],
             "matches": self.matches,
         }
-
-
-def describe(policy: VerificationPolicy) -> str:
-    if isinstance(policy, KeyPolicy):
-        return f"public key {policy.public_key}"
-    return f"identity {policy.identity} issued by {policy.issuer}"
 
 
 def summarize(payload: dict[str, Any]) -> FoundSignature:
@@ -167,7 +161,7 @@ def verify(
     """
     s = session.settings
     reference = f"{target.repository}@{digest}"
-    report = VerifyReport(reference, describe(policy), expectations(session, target, target.tags))
+    report = VerifyReport(reference, policy.describe(), expectations(session, target, target.tags))
     warn_unchecked(session, policy)
     with session.step("verify", f"Verify {reference}", collapsed=False) as record:
         for tag in check_tags:

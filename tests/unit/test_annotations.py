@@ -17,8 +17,8 @@ from provenance_tasks.annotations import (
     parse_annotation_flag,
     validate_annotation,
 )
-from provenance_tasks.ci.base import Annotation
 from provenance_tasks.errors import InputError
+from provenance_tasks.models import Annotation
 
 TRICKY_VALUES = [
     "",

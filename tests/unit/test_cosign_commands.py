@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from provenance_tasks.adapters.cosign import (
+from provenance_tasks.adapters.cosign import Cosign, parse_verify_output
+from provenance_tasks.errors import InputError, ProvenanceError
+from provenance_tasks.models import (
     CertificateSigning,
-    Cosign,
     IdentityPolicy,
     KeylessSigning,
     KeyPolicy,
     KeySigning,
-    parse_verify_output,
 )
-from provenance_tasks.errors import InputError, ProvenanceError
 from provenance_tasks.redaction import Redactor
 from provenance_tasks.sigstore import SigstoreInstance
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance_tasks.adapters.cosign import CertificateSigning, KeylessSigning, KeySigning
 from provenance_tasks.errors import InputError
+from provenance_tasks.models import CertificateSigning, IdentityToken, KeylessSigning, KeySigning
 from provenance_tasks.settings import resolve
-from provenance_tasks.sigstore import IdentityToken
 from provenance_tasks.steps import plan
 from provenance_tasks.steps.session import Session
 

@@ -1,0 +1,107 @@
+"""The domain's own types: what is signed, with what, and what a signature must satisfy.
+
+Plain frozen data, no I/O and no imports from the rest of the package, so every layer (CI
+providers, steps, adapters) can use them without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "KMS_SCHEMES",
+    "Annotation",
+    "CertificateSigning",
+    "IdentityPolicy",
+    "IdentityToken",
+    "KeyPolicy",
+    "KeySigning",
+    "KeylessSigning",
+    "SigningMaterial",
+    "VerificationPolicy",
+]
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One provenance annotation and the variable its value came from (for error messages)."""
+
+    key: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class IdentityToken:
+    """A keyless signer's OIDC token: given (GitLab's `id_tokens:`, `SIGSTORE_ID_TOKEN`), or asked
+    of the GitHub Actions runner before each attempt, since those tokens live five minutes."""
+
+    value: str | None = field(default=None, repr=False)
+    source: str = ""  # where it came from, for messages: a variable, or the runner's endpoint
+    request_url: str | None = None  # ACTIONS_ID_TOKEN_REQUEST_URL
+    request_token: str | None = field(default=None, repr=False)
+
+    @property
+    def from_endpoint(self) -> bool:
+        return self.value is None and self.request_url is not None
+
+
+KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "gitlab://", "k8s://")
+
+
+@dataclass(frozen=True)
+class KeySigning:
+    """A private key: a file, env://VAR or a KMS URI; its password comes from COSIGN_PASSWORD."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class CertificateSigning:
+    """Bring-your-own PKI: a key with its certificate and chain."""
+
+    key: str
+    certificate: Path
+    chain: Path
+
+
+@dataclass(frozen=True)
+class KeylessSigning:
+    """Fulcio + Rekor, with the job's OIDC token (handed to cosign as a file for each attempt)."""
+
+    token: IdentityToken = field(default_factory=IdentityToken)
+
+
+SigningMaterial = KeySigning | CertificateSigning | KeylessSigning
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """The signature must verify against this public key (file, env:// or KMS URI)."""
+
+    public_key: str
+
+    def describe(self) -> str:
+        return f"public key {self.public_key}"
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    """The signing certificate must name this identity and issuer, and chain to a trusted CA.
+
+    chain: a CA of your own (bring-your-own PKI); without it, the CAs of the run's Sigstore
+    instance (its trusted root, or the public instance's). chain_root: that chain made into a
+    trusted root with the instance's logs, for cosign 3 (sigstore.chain_trusted_root).
+    """
+
+    identity: str
+    issuer: str
+    chain: Path | None = None
+    chain_root: Path | None = None
+
+    def describe(self) -> str:
+        return f"identity {self.identity} issued by {self.issuer}"
+
+
+VerificationPolicy = KeyPolicy | IdentityPolicy
