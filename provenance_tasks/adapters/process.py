@@ -7,6 +7,7 @@ last lines of stderr, never a secret.
 
 from __future__ import annotations
 
+import functools
 import shlex
 import subprocess
 import threading
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from provenance_tasks.errors import ToolError
 from provenance_tasks.redaction import Redactor
+from provenance_tasks.retry import Cause, classify
 
 LineSink = Callable[[str, str], None]  # (stream name, line) -> None
 
@@ -59,6 +61,11 @@ class CommandFailed(ToolError):
     @property
     def command(self) -> str:
         return shlex.join(self.argv)
+
+    @functools.cached_property
+    def cause(self) -> Cause:
+        """Why it failed, read once from its stderr: what every retry decision reads."""
+        return classify(self.stderr, self.returncode)
 
     def with_message(self, message: str, *, hint: str | None = None) -> CommandFailed:
         """The same failure (command, exit, stderr) told in other words."""

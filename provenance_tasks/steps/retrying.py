@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from provenance_tasks.adapters.process import CommandFailed
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import Cause, RetryPolicy, classify
+from provenance_tasks.retry import Cause, RetryPolicy
 from provenance_tasks.steps.session import Session
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ def with_retries(
     def cause_of(state: RetryCallState) -> Cause:
         error = state.outcome.exception() if state.outcome else None
         assert isinstance(error, CommandFailed)
-        return classify(error.stderr, error.returncode)
+        return error.cause
 
     def wait(state: RetryCallState) -> float:
         return policy.wait(state.attempt_number, cause_of(state))
@@ -92,7 +92,7 @@ def with_retries(
         wait=wait,
         retry=retry_if_exception(
             lambda e: (
-                isinstance(e, CommandFailed) and policy.retries(classify(e.stderr, e.returncode))
+                isinstance(e, CommandFailed) and policy.retries(e.cause)
             )
         ),
         before_sleep=log_retry,
@@ -132,7 +132,7 @@ def explain(
     policy: RetryPolicy,
 ) -> CommandFailed:
     """The same failure, its message naming the registry, the cause and what to check."""
-    cause = classify(exc.stderr, exc.returncode)
+    cause = exc.cause
     where = cause.service or registry
     if cause.kind == "permanent":
         message = f"{what} failed: {where} answered {cause.reason} ({cause.line})"

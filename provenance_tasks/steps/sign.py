@@ -10,7 +10,6 @@ from provenance_tasks.adapters.process import CommandFailed
 from provenance_tasks.errors import InputError
 from provenance_tasks.models import KeylessSigning, KeySigning, SigningMaterial
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import classify
 from provenance_tasks.steps import plan
 from provenance_tasks.steps.retrying import read_digest, with_retries
 from provenance_tasks.steps.session import Session
@@ -57,7 +56,7 @@ def ensure_at_registry(session: Session, reference: str) -> None:
     try:
         found = read_digest(session, "sign", reference, lag=True)
     except CommandFailed as exc:
-        if classify(exc.stderr, exc.returncode).kind != "not-yet-there":
+        if exc.cause.kind != "not-yet-there":
             raise
         raise InputError(
             f"{reference} is not at the registry: nothing to sign",

@@ -16,7 +16,7 @@ from provenance_tasks.adapters.process import CommandFailed, last_lines
 from provenance_tasks.errors import VerificationError
 from provenance_tasks.models import IdentityPolicy, VerificationPolicy
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import REGISTRY_FAILURES, classify
+from provenance_tasks.retry import REGISTRY_FAILURES
 from provenance_tasks.steps import plan
 from provenance_tasks.steps.retrying import read_digest, with_retries
 from provenance_tasks.steps.session import Session
@@ -268,7 +268,7 @@ def cosign_verify(
 
 def registry_failed(exc: CommandFailed) -> bool:
     """The registry failed cosign, not the signatures: a tool error (exit 4), not a verdict."""
-    return classify(exc.stderr, exc.returncode).kind in REGISTRY_FAILURES
+    return exc.cause.kind in REGISTRY_FAILURES
 
 
 def _last_line(text: str) -> str:
