@@ -75,6 +75,18 @@ class CommandFailed(ToolError):
         return explained
 
 
+def render(
+    argv: Sequence[str], redactor: Redactor, env: Mapping[str, str] | None = None
+) -> str:
+    """A command as a dry run shows it: redacted and shlex-quoted, so a line pasted into a shell
+    hands the tool exactly this argv, with the (non-secret) variables that change what it does
+    in front as `env NAME=value`."""
+    words = redactor.redact_argv(argv)
+    if env:
+        words = ["env", *redactor.redact_argv(f"{k}={v}" for k, v in env.items()), *words]
+    return shlex.join(words)
+
+
 def run(
     argv: Sequence[str],
     *,

@@ -8,13 +8,13 @@ digest about to be signed.
 from __future__ import annotations
 
 import json
-import shlex
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from provenance_tasks.adapters.docker import BuildRequest
+from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import ToolError
 from provenance_tasks.references import registry_of, validate_digest
 from provenance_tasks.steps import plan
@@ -75,7 +75,7 @@ def build(session: Session, target: plan.Target) -> BuildResult:
                 lambda _: session.docker.build(build_request, on_line=session.tool_output("build")),
             )
             if session.settings.dry_run:
-                session.log.info("dry-run", command=shlex.join(argv))
+                session.log.info("dry-run", command=render(argv, session.redactor))
                 return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags)
             digest, media_type = read_metadata(metadata_file)
             record.detail = {"digest": digest}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shlex
-
+from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import InputError
 from provenance_tasks.steps.retrying import with_retries
 from provenance_tasks.steps.session import Session
@@ -56,5 +55,5 @@ def login(session: Session) -> str | None:
             )
         else:
             argv = session.docker.login_argv(registry, username)
-            session.log.info("dry-run", command=shlex.join(session.redactor.redact_argv(argv)))
+            session.log.info("dry-run", command=render(argv, session.redactor))
     return registry

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.adapters.cosign_env import shown
+from provenance_tasks.adapters.process import CommandFailed, render
 from provenance_tasks.errors import InputError
 from provenance_tasks.models import KeylessSigning, KeySigning, SigningMaterial
 from provenance_tasks.references import registry_of
@@ -128,9 +128,8 @@ def sign(
                     new_bundle_format=s.bundle_format == "new",
                     identity_token=token_file(session, material, write=False),
                 )
-                # shlex.join: a line pasted into a shell hands cosign exactly this argv.
-                command = shlex.join(session.redactor.redact_argv(argv))
-                session.log.info("dry-run", command=command)
+                env = shown(session.cosign.env)
+                session.log.info("dry-run", command=render(argv, session.redactor, env))
             else:
                 sign_once(session, reference, material, annotations)
             signatures.append(Signature(tag, annotations))

@@ -7,12 +7,12 @@ compared, by its encoded value, against the verified signatures. One cosign call
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provenance_tasks.adapters.process import CommandFailed, last_lines
+from provenance_tasks.adapters.cosign_env import shown
+from provenance_tasks.adapters.process import CommandFailed, last_lines, render
 from provenance_tasks.errors import VerificationError
 from provenance_tasks.models import IdentityPolicy, VerificationPolicy
 from provenance_tasks.references import registry_of
@@ -179,7 +179,8 @@ def verify(
                 argv = session.cosign.verify_argv(
                     reference, policy, tlog=s.tlog, new_bundle_format=fmt == "new"
                 )
-                session.log.info("dry-run", command=shlex.join(session.redactor.redact_argv(argv)))
+                env = shown(session.cosign.env)
+                session.log.info("dry-run", command=render(argv, session.redactor, env))
                 continue
             try:
                 payloads = cosign_verify(session, reference, policy, fmt)

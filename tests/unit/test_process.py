@@ -23,3 +23,19 @@ def test_a_tool_that_exits_within_its_timeout_runs_to_completion() -> None:
     done = run(["sh", "-c", "echo out; echo err >&2"], redactor=Redactor(), timeout=30)
     assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
     assert "killed" not in done.stderr
+
+
+def test_render_quotes_for_a_shell_redacts_and_prefixes_the_environment() -> None:
+    import shlex
+
+    from provenance_tasks.adapters.process import render
+
+    redactor = Redactor(["s3cret-value"])
+    argv = ["cosign", "sign", "-a", '"com.x=Doe, Jo"', "--key", "env://K", "pw=s3cret-value"]
+    line = render(argv, redactor, {"DOCKER_CONFIG": "/tmp/my config"})
+    assert shlex.split(line) == [
+        "env", "DOCKER_CONFIG=/tmp/my config",
+        "cosign", "sign", "-a", '"com.x=Doe, Jo"', "--key", "env://K", "pw=[MASKED]",
+    ]  # fmt: skip
+    assert "s3cret-value" not in line
+    assert render(["docker", "login"], redactor) == "docker login"
