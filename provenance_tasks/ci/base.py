@@ -32,3 +32,10 @@ class CIContext:
     id_token: str | None = field(default=None, repr=False)  # OIDC token for keyless signing
     id_token_source: str | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # What the provider decides about the run, so that no step compares provider names:
+    keyless_by_default: bool = False  # `mode: auto` signs keyless (the job has an ID token)
+    keyless_hint: str = (
+        "set SIGSTORE_ID_TOKEN to a token with the audience sigstore, or sign with --key"
+    )
+    local_keys: bool = False  # a key pair may be made on first use (a laptop)
+    output_file_variable: str | None = None  # where step outputs go (GitHub's GITHUB_OUTPUT)

@@ -148,4 +148,8 @@ class GitHubProvider:
             id_token=id_token,
             id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
             secrets=_secrets(environ, SECRET_VARIABLES),
+            keyless_by_default=True,
+            keyless_hint="give the job `permissions: id-token: write`, or pass SIGSTORE_ID_TOKEN "
+            "with the audience sigstore",
+            output_file_variable="GITHUB_OUTPUT",
         )

@@ -170,4 +170,6 @@ class GitLabProvider:
             id_token=id_token,
             id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
             secrets=_secrets(environ, SECRET_VARIABLES),
+            keyless_by_default=True,
+            keyless_hint=f"add to the job: {GITLAB_ID_TOKEN_HINT}",
         )

@@ -189,4 +189,5 @@ class LocalProvider:
             id_token=id_token,
             id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
             secrets=tuple(dict.fromkeys([*secrets, *credentials])),
+            local_keys=True,
         )

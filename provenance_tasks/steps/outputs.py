@@ -24,8 +24,9 @@ def write_dotenv(path: Path, values: dict[str, str]) -> None:
 
 
 def write_github_output(session: Session, values: dict[str, str]) -> None:
-    target = session.environ.get("GITHUB_OUTPUT")
-    if session.ci.provider != "github" or not target:
+    variable = session.ci.output_file_variable
+    target = session.environ.get(variable) if variable else None
+    if not target:
         return
     with open(target, "a", encoding="utf-8") as out:
         for key, value in values.items():

@@ -117,7 +117,7 @@ def signing_mode(session: Session) -> str:
         return "certificate"
     if s.key:
         return "key"
-    return "keyless" if session.ci.provider in ("gitlab", "github") else "key"
+    return "keyless" if session.ci.keyless_by_default else "key"
 
 
 def _check_key_ref(session: Session, key: str, what: str) -> str:
@@ -164,7 +164,7 @@ def signing_material(session: Session, mode: str) -> SigningMaterial:
         )
     if s.key:
         return KeySigning(_check_key_ref(session, s.key, "signing key"))
-    if session.ci.provider != "local":
+    if not session.ci.local_keys:
         raise InputError("key mode needs a key", hint="pass --key (a file, env://VAR or a KMS URI)")
     return KeySigning(str(local_key_folder(session) / "cosign.key"))  # made on first use
 
@@ -279,7 +279,7 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
         if public.startswith(KMS_SCHEMES) or public.startswith("env://"):
             return KeyPolicy(public)
         path = (session.cwd / public).resolve()
-        if not path.is_file() and not (s.key is None and session.ci.provider == "local"):
+        if not path.is_file() and not (s.key is None and session.ci.local_keys):
             raise InputError(f"cannot read public key {path}", hint="pass --public-key")
         return KeyPolicy(str(path))
     identity = s.identity or session.ci.identity
@@ -331,7 +331,7 @@ def identity_token(session: Session) -> IdentityToken:
         )
     else:
         raise InputError(
-            "keyless signing needs an OIDC token and none was found", hint=_token_hint(session)
+            "keyless signing needs an OIDC token and none was found", hint=session.ci.keyless_hint
         )
     check_token(session, token)
     return token
@@ -342,17 +342,4 @@ def check_token(session: Session, token: IdentityToken) -> None:
 
     problem = token_problem(token.value or "", now=time.time())
     if problem:
-        raise InputError(f"the ID token in {token.source} {problem}", hint=_token_hint(session))
-
-
-def _token_hint(session: Session) -> str:
-    from provenance_tasks.ci.gitlab import GITLAB_ID_TOKEN_HINT
-
-    return {
-        "gitlab": f"add to the job: {GITLAB_ID_TOKEN_HINT}",
-        "github": "give the job `permissions: id-token: write`, or pass SIGSTORE_ID_TOKEN "
-        "with the audience sigstore",
-    }.get(
-        session.ci.provider,
-        "set SIGSTORE_ID_TOKEN to a token with the audience sigstore, or sign with --key",
-    )
+        raise InputError(f"the ID token in {token.source} {problem}", hint=session.ci.keyless_hint)
