@@ -126,6 +126,17 @@ def instance(
             _first_url(config, "rekorTlogUrls"),
             _first_url(config, "tsaUrls"),
         )
+        # cosign 3 signs the new bundle by the config alone: a URL setting that says otherwise
+        # would send one major to one service and the other elsewhere.
+        for key, url, listed in zip(
+            ("fulcio_url", "rekor_url", "tsa_url"), (fulcio_url, rekor_url, tsa_url), configured,
+            strict=True,
+        ):
+            if url and listed and url.rstrip("/") != listed.rstrip("/"):
+                raise InputError(
+                    f"provenance.{key} is {url}, but the signing config names {listed}",
+                    hint=f"make them the same, or unset {key} and let the signing config say",
+                )
     return SigstoreInstance(
         fulcio_url=fulcio_url,
         rekor_url=rekor_url,
@@ -166,9 +177,28 @@ def _json(path: Path, key: str, media_type: str) -> dict[str, Any]:
 
 
 def _first_url(config: dict[str, Any], field: str) -> str | None:
-    entries = config.get(field) or []
-    url = entries[0].get("url") if entries and isinstance(entries[0], dict) else None
-    return url if isinstance(url, str) and url else None
+    """The first v1 service of `field` valid now: cosign 2 and classic signing speak Rekor v1,
+    and a v0.2 signing config may list a Rekor v2 first."""
+    for entry in config.get(field) or []:
+        if not isinstance(entry, dict) or entry.get("majorApiVersion", 1) != 1:
+            continue
+        url = entry.get("url")
+        if isinstance(url, str) and url and _valid_now(entry):
+            return url
+    return None
+
+
+def _valid_now(entry: dict[str, Any]) -> bool:
+    """No `validFor.end`, or one still ahead: a retired service or key is not used."""
+    from datetime import datetime, timezone
+
+    end = (entry.get("validFor") or {}).get("end")
+    if not end:
+        return True
+    try:
+        return datetime.fromisoformat(str(end).replace("Z", "+00:00")) > datetime.now(timezone.utc)
+    except ValueError:
+        return False
 
 
 # --- cosign 2's trust, from the trusted root -----------------------------------------------------
@@ -178,6 +208,17 @@ def _pem(kind: str, raw_base64: str) -> str:
     body = base64.b64encode(base64.b64decode(raw_base64)).decode()
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return f"-----BEGIN {kind}-----\n" + "\n".join(lines) + f"\n-----END {kind}-----\n"
+
+
+def _one(root: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """The entry of `field` valid now; cosign 2 can't be given two (it reads the first PEM)."""
+    current = [entry for entry in root.get(field, []) if _valid_now(entry.get("publicKey", entry))]
+    if len(current) > 1:
+        raise InputError(
+            f"the trusted root lists {len(current)} current {field}: cosign 2 can trust only one",
+            hint="use cosign 3 (it reads the trusted root itself), or end the old entry's validFor",
+        )
+    return current
 
 
 def cosign2_trust_files(trusted_root: Path, folder: Path) -> dict[str, str]:
@@ -193,19 +234,20 @@ def cosign2_trust_files(trusted_root: Path, folder: Path) -> dict[str, str]:
                 for cert in ca["certChain"]["certificates"]
             ],
         ),
+        # cosign 2 reads one PEM key from each of these (and one TSA chain): the one valid now.
         "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE": (
             "ctlog.pub",
-            [_pem("PUBLIC KEY", log["publicKey"]["rawBytes"]) for log in root.get("ctlogs", [])],
+            [_pem("PUBLIC KEY", log["publicKey"]["rawBytes"]) for log in _one(root, "ctlogs")],
         ),
         "SIGSTORE_REKOR_PUBLIC_KEY": (
             "rekor.pub",
-            [_pem("PUBLIC KEY", log["publicKey"]["rawBytes"]) for log in root.get("tlogs", [])],
+            [_pem("PUBLIC KEY", log["publicKey"]["rawBytes"]) for log in _one(root, "tlogs")],
         ),
         "SIGSTORE_TSA_CERTIFICATE_FILE": (
             "tsa.pem",
             [
                 _pem("CERTIFICATE", cert["rawBytes"])
-                for tsa in root.get("timestampAuthorities", [])
+                for tsa in _one(root, "timestampAuthorities")
                 for cert in tsa["certChain"]["certificates"]
             ],
         ),

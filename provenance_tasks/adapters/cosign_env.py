@@ -8,6 +8,7 @@ variables for other jobs; none of them may change what our sign or verify does. 
 - the process basics (PATH, HOME, locale, temp folder, proxies, CA bundles) and the credentials
   its KMS providers read (`AWS_*`, `GOOGLE_*`/`CLOUDSDK_*`, `AZURE_*`, `VAULT_*`, `GITLAB_TOKEN`/
   `GITLAB_HOST`, `KUBECONFIG`), passed on as they are;
+- the variable an `env://VAR` key or public key names (its value is a secret: redacted);
 - what this run sets: `DOCKER_CONFIG` (the run's private logins), `COSIGN_PASSWORD`, `COSIGN_YES`,
   `TUF_ROOT`, cosign 2's `SIGSTORE_*` trust files;
 - the two `COSIGN_*` variables that are the user's to set, read as settings and passed on on
@@ -45,6 +46,8 @@ PASSED_NAMES = frozenset(
         "GITLAB_TOKEN",
         "GITLAB_HOST",
         "KUBECONFIG",
+        "KUBERNETES_SERVICE_HOST",
+        "KUBERNETES_SERVICE_PORT",
     }
 )
 PASSED_PREFIXES = ("LC_", "AWS_", "GOOGLE_", "CLOUDSDK_", "AZURE_", "VAULT_")
@@ -63,12 +66,14 @@ def cosign_environment(
     tuf_root: str | None,
     trust: Mapping[str, str],
     settings: Mapping[str, str | None],
+    key_variables: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """cosign's whole environment for this run (see the module's docstring)."""
+    """cosign's whole environment for this run (see the module's docstring). `key_variables`:
+    the variables an `env://VAR` key or public key names, passed on on purpose."""
     env = {
         name: value
         for name, value in environ.items()
-        if name in PASSED_NAMES or name.startswith(PASSED_PREFIXES)
+        if name in PASSED_NAMES or name.startswith(PASSED_PREFIXES) or name in key_variables
     }
     if docker_config:
         env["DOCKER_CONFIG"] = docker_config

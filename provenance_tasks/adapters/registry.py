@@ -42,7 +42,23 @@ _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
 class UseTheTool(Exception):
-    """This registry's login is not in the config (a credential helper): ask the tool instead."""
+    """Something this client does not do (a credential helper, a redirect to another host):
+    ask the tool instead, which does what docker does."""
+
+
+class PlainHTTP(Exception):
+    """A loopback registry answered TLS with plain HTTP."""
+
+
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme and host: urllib would otherwise carry the
+    Authorization header (the registry's login) to wherever the redirect points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+            raise UseTheTool(f"redirected to {new.scheme}://{new.netloc}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def manifest_digest(reference: str, *, config_dir: Path | None, timeout: float = 30.0) -> str:
@@ -50,12 +66,18 @@ def manifest_digest(reference: str, *, config_dir: Path | None, timeout: float =
     registry = registry_of(reference)
     host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
     name, ref = _split(reference, registry)
-    scheme = "http" if _LOOPBACK.match(host) else "https"
-    url = f"{scheme}://{host}/v2/{name}/manifests/{ref}"
+    url = f"https://{host}/v2/{name}/manifests/{ref}"
     login = _login(config_dir, registry)
-    # With a login, Basic goes first: a registry that wants a token answers 401 all the same.
+    # Over TLS with a login, Basic goes first: a registry that wants a token answers 401 anyway.
     authorization = _basic(login)
-    answer = _request("HEAD", url, authorization, timeout)
+    try:
+        answer = _request("HEAD", url, authorization, timeout)
+    except PlainHTTP:
+        # As docker does: a loopback registry may speak plain HTTP. Credentials go only in
+        # answer to its 401 then, and never in the clear to any other host.
+        url = f"http://{host}/v2/{name}/manifests/{ref}"
+        authorization = None
+        answer = _request("HEAD", url, None, timeout)
     if answer.status == 401:
         authorization = _authorize(answer.getheader("WWW-Authenticate") or "", login, name,
                                    timeout)  # fmt: skip
@@ -93,14 +115,17 @@ def _login(config_dir: Path | None, registry: str) -> tuple[str, str] | None:
         raise UseTheTool(registry)
     # Docker Hub's logins are stored under its old index address.
     names = {registry, "index.docker.io"} if registry == DEFAULT_REGISTRY else {registry}
-    for key, entry in (config.get("auths") or {}).items():
-        if urllib.parse.urlsplit(key if "//" in key else f"//{key}").netloc not in names:
-            continue
-        if entry.get("identitytoken"):
-            raise UseTheTool(registry)  # an OAuth refresh token: the tool knows that flow
-        if entry.get("auth"):
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            return user, password
+    try:
+        for key, entry in (config.get("auths") or {}).items():
+            if urllib.parse.urlsplit(key if "//" in key else f"//{key}").netloc not in names:
+                continue
+            if entry.get("identitytoken"):
+                raise UseTheTool(registry)  # an OAuth refresh token: the tool knows that flow
+            if entry.get("auth"):
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                return user, password
+    except (AttributeError, ValueError):  # binascii.Error and UnicodeDecodeError included
+        raise UseTheTool(registry) from None  # an entry we can't read: docker may
     if config.get("credsStore"):
         raise UseTheTool(registry)
     return None
@@ -125,8 +150,11 @@ def _authorize(challenge: str, login: tuple[str, str] | None, name: str, timeout
     answer = _request("GET", token_url, basic, timeout)
     if answer.status != 200:
         raise _failed("GET", realm, answer.status, answer.reason)
-    data = json.loads(answer.read() or b"{}")
-    token = data.get("token") or data.get("access_token")
+    try:
+        data = json.loads(answer.read() or b"{}")
+        token = data.get("token") or data.get("access_token")
+    except (ValueError, AttributeError):
+        raise _failed("GET", realm, 502, "Bad Gateway: no JSON from the token service") from None
     if not token:
         raise _failed("GET", realm, 401, "Unauthorized: the token service gave no token")
     return f"Bearer {token}"
@@ -142,6 +170,17 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()  # honours SSL_CERT_FILE, as docker's tools do
 
 
+@functools.cache
+def _opener(loopback: bool) -> urllib.request.OpenerDirector:
+    handlers: list[urllib.request.BaseHandler] = [
+        _SameOrigin(),
+        urllib.request.HTTPSHandler(context=_tls()),
+    ]
+    if loopback:
+        handlers.append(urllib.request.ProxyHandler({}))  # as Go's clients: never proxy loopback
+    return urllib.request.build_opener(*handlers)
+
+
 def _request(
     method: str, url: str, authorization: str | None, timeout: float
 ) -> http.client.HTTPResponse:
@@ -149,13 +188,20 @@ def _request(
     if authorization:
         headers["Authorization"] = authorization
     request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
+    host = urllib.parse.urlsplit(url).netloc
+    loopback = bool(_LOOPBACK.match(host))
     try:
-        answer: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310
-            request, timeout=timeout, context=_tls() if url.startswith("https:") else None
-        )
+        answer: http.client.HTTPResponse = _opener(loopback).open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         return exc  # type: ignore[return-value]  # an HTTPError is the error answer itself
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        cause = getattr(exc, "reason", exc)
+        # A plain-HTTP server's answer to a TLS hello, not a certificate that fails to verify.
+        plain = (
+            isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError)
+        ) or isinstance(exc, http.client.BadStatusLine)
+        if loopback and url.startswith("https:") and plain:
+            raise PlainHTTP(host) from None
         raise _failed(method, url, None, _why(exc)) from None
     return answer
 

@@ -189,7 +189,7 @@ def signing_key(session: Session, material: SigningMaterial) -> None:
     if not isinstance(material, KeySigning | CertificateSigning):
         return
     key = material.key
-    local_to_make = isinstance(material, KeySigning) and not Path(key).exists()
+    local_to_make = "://" not in key and not Path(key).exists()  # made on first use, locally
     if key.startswith(KMS_SCHEMES) or local_to_make:
         return
     binary = shutil.which(session.settings.cosign)

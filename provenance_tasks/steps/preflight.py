@@ -34,7 +34,8 @@ def preflight(session: Session, material: SigningMaterial | None, *, build: bool
         return
     # What the threads share is made here, before them: the docker client, the Sigstore.
     session.docker  # noqa: B018 - cached properties, built once
-    session.sigstore  # noqa: B018
+    if session.sigstore.private:
+        session.private_folder()  # cosign's TUF_ROOT: one folder, not one per thread
     with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe") as pool:
         futures = [pool.submit(probe) for probe in probes]
     for future in futures:

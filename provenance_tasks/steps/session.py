@@ -132,11 +132,18 @@ class Session:
         tuf_root = self.environ.get("TUF_ROOT")  # the public instance's cache: the user's own
         if self.sigstore.private:
             tuf_root = str(self.private_folder() / "tuf")  # never a shared cache or a mirror
+        s = self.settings
+        key_variables = tuple(
+            ref[len("env://") :] for ref in (s.key, s.public_key) if ref and ref.startswith("env://")
+        )
+        for name in key_variables:
+            self.redactor.add(self.environ.get(name))  # a private key's PEM is a secret
         return cosign_environment(
             self.environ,
             docker_config=self.docker.environ().get("DOCKER_CONFIG"),
             tuf_root=tuf_root,
             trust=trust or {},
+            key_variables=key_variables,
             settings={
                 "cosign_repository": self.settings.cosign_repository,
                 "cosign_docker_media_types": self.settings.cosign_docker_media_types,

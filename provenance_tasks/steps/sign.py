@@ -75,15 +75,20 @@ def sign_once(
     s = session.settings
 
     def attempt(left: float) -> object:
-        return session.cosign.within(left).sign(
-            reference,
-            material,
-            annotations,
-            tlog=s.tlog,
-            new_bundle_format=s.bundle_format == "new",
-            identity_token=token_file(session, material, write=True),
-            on_line=session.tool_output("sign"),
-        )
+        token = token_file(session, material, write=True)
+        try:
+            return session.cosign.within(left).sign(
+                reference,
+                material,
+                annotations,
+                tlog=s.tlog,
+                new_bundle_format=s.bundle_format == "new",
+                identity_token=token,
+                on_line=session.tool_output("sign"),
+            )
+        finally:
+            if token is not None:
+                token.unlink(missing_ok=True)  # the token lives on disk only while cosign runs
 
     with_retries(session, "sign", f"sign {reference}", registry_of(reference), attempt)
 

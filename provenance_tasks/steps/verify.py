@@ -7,6 +7,7 @@ compared, by its encoded value, against the verified signatures. One cosign call
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,6 +201,9 @@ def verify(
         if s.dry_run:
             return report
         if not verified:
+            signer = _found_signer(" ".join(failures))
+            if signer:  # a signature was there, by someone else: expected against found
+                report.problems.append(f"signer: expected {report.policy}, found {signer}")
             report.problems.append(
                 f"no signature on {reference} verifies against {report.policy}: "
                 + " | ".join(failures)
@@ -213,6 +217,12 @@ def verify(
                 hint="see the report above: expected against found",
             )
     return report
+
+
+def _found_signer(cosign_error: str) -> str | None:
+    """The signer cosign found when identity or issuer didn't match (both majors say it so)."""
+    found = re.search(r"got subjects \[([^\]]*)\] with issuer (\S+)", cosign_error)
+    return f"identity {found.group(1)} issued by {found.group(2)}" if found else None
 
 
 def _format_order(session: Session) -> tuple[str, ...]:

@@ -172,9 +172,14 @@ def test_a_wrong_signer_fails_verify_with_expected_against_found(
     }[wrong]
     done = runner.run("verify", f"--{wrong}", expected, env=env)
     assert done.returncode == 3, done.stderr
-    assert expected in done.stderr  # what was expected ...
-    found = pipelines.identity(env) if wrong == "identity" else env["CI_SERVER_URL"]
-    assert found in done.stderr  # ... against what the certificate says
+    identity, issuer = pipelines.identity(env), env["CI_SERVER_URL"]
+    wanted = f"identity {expected if wrong == 'identity' else identity} issued by " + (
+        expected if wrong == "issuer" else issuer
+    )
+    # Expected against found, as the report says it: the certificate's own signer.
+    assert f"signer: expected {wanted}, found identity {identity} issued by {issuer}" in (
+        done.stderr
+    )
 
 
 @pytest.mark.parametrize(
@@ -286,4 +291,30 @@ def test_cosign2_asked_for_the_new_bundle_refuses_before_anything_is_pushed(
                       "--bundle-format", "new", env=env)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "cosign 2 can't sign an image in the new bundle format" in done.stderr
+    assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
+
+
+def test_an_env_key_signs_and_verifies_with_the_log_on(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    """env://VAR keys reach cosign: the variable is passed on on purpose, its value redacted."""
+    key, pub, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    env.update({"SIGNING_KEY": key.read_text(), "SIGNING_PUB": pub.read_text()})
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY",
+                      "--public-key", "env://SIGNING_PUB", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert_no_secret(runner, done, env["SIGNING_KEY"].strip().splitlines()[1])
+
+
+def test_an_env_key_with_the_wrong_password_is_found_before_the_push(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    key, _, _ = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, "not-the-password")
+    env["SIGNING_KEY"] = key.read_text()
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY",
+                      env=env)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "wrong password" in done.stderr
     assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])

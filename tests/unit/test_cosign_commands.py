@@ -209,20 +209,6 @@ def test_sign_certificate_mode_passes_key_certificate_and_chain(major: int) -> N
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("major", [2, 3])
-def test_sign_keyless_has_no_key_and_no_token_in_argv(major: int) -> None:
-    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-    runner = Cosign(
-        binary="cosign", major=major, redactor=Redactor([token]),
-        env={"SIGSTORE_ID_TOKEN": token},
-    )  # fmt: skip
-    argv = runner.sign_argv(REF, KeylessSigning(), {"k": "v"})
-    assert "--key" not in argv
-    assert "--identity-token" not in argv
-    assert not any(token in a for a in argv)
-    assert runner.env["SIGSTORE_ID_TOKEN"] == token  # the token travels in the environment
-
-
 # --- sign: annotations and timeout -----------------------------------------------------------
 
 

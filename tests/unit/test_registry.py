@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,9 @@ class Registry(BaseHTTPRequestHandler):
     # Set per test: how the registry asks for a login and what it answers.
     mode: ClassVar[str] = "basic"
     status: ClassVar[int] = 200
+    say_digest: ClassVar[bool] = True
+    redirect: ClassVar[str | None] = None
+    token_body: ClassVar[bytes] = json.dumps({"token": "t0k"}).encode()
     seen: ClassVar[list[tuple[str, str, str | None]]] = []
 
     def log_message(self, format: str, *args: object) -> None:
@@ -45,7 +49,11 @@ class Registry(BaseHTTPRequestHandler):
         host = f"http://{self.headers['Host']}"
         if self.path.startswith("/token"):
             ok = auth == BASIC and "scope=repository%3Agroup%2Fapp%3Apull" in self.path
-            self.answer(200 if ok else 401, {}, json.dumps({"token": "t0k"}).encode())
+            self.answer(200 if ok else 401, {}, Registry.token_body)
+            return
+        if Registry.redirect and self.path.startswith("/v2/"):
+            target, Registry.redirect = Registry.redirect.replace("HOST", host), None
+            self.answer(307, {"Location": target + self.path})
             return
         wanted = {"basic": BASIC, "bearer": "Bearer t0k", "anonymous": None}[self.mode]
         if auth != wanted:
@@ -55,7 +63,12 @@ class Registry(BaseHTTPRequestHandler):
             )  # fmt: skip
             self.answer(401, {"WWW-Authenticate": challenge})
             return
-        self.answer(self.status, {"Docker-Content-Digest": DIGEST} if self.status == 200 else {})
+        if self.status != 200:
+            self.answer(self.status, {})
+            return
+        manifest = b'{"schemaVersion": 2}'
+        digest = DIGEST if self.say_digest else None
+        self.answer(200, {"Docker-Content-Digest": digest} if digest else {}, manifest)
 
     do_HEAD = do_GET = handle_any
 
@@ -63,6 +76,8 @@ class Registry(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     Registry.mode, Registry.status, Registry.seen = "basic", 200, []
+    Registry.say_digest, Registry.redirect = True, None
+    Registry.token_body = json.dumps({"token": "t0k"}).encode()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     yield f"127.0.0.1:{httpd.server_address[1]}"
@@ -125,3 +140,47 @@ def test_a_credential_helper_leaves_the_read_to_the_tool(
     (tmp_path / "config.json").write_text(json.dumps(data))
     with pytest.raises(registry.UseTheTool):
         registry.manifest_digest(f"{host}/group/app:v1", config_dir=tmp_path)
+
+
+def test_a_registry_that_names_no_digest_is_counted_from_the_manifest(
+    server: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    Registry.mode, Registry.say_digest = "anonymous", False
+    found = registry.manifest_digest(f"{server}/group/app:v1", config_dir=tmp_path)
+    assert found == "sha256:" + hashlib.sha256(b'{"schemaVersion": 2}').hexdigest()
+
+
+def test_a_login_never_goes_in_the_clear_before_a_challenge(server: str, tmp_path: Path) -> None:
+    registry.manifest_digest(f"{server}/group/app:v1", config_dir=config(tmp_path, server))
+    first_plain = Registry.seen[0]
+    assert first_plain[2] is None  # no Basic header until the registry asked for one
+
+
+def test_a_redirect_to_another_host_is_not_followed_with_the_login(
+    server: str, tmp_path: Path
+) -> None:
+    Registry.redirect = "http://127.0.0.2:9"
+    with pytest.raises(registry.UseTheTool, match=re.escape("redirected to http://127.0.0.2:9")):
+        registry.manifest_digest(f"{server}/group/app:v1", config_dir=config(tmp_path, server))
+
+
+def test_a_redirect_within_the_registry_is_followed(server: str, tmp_path: Path) -> None:
+    Registry.mode, Registry.redirect = "anonymous", "HOST"
+    assert registry.manifest_digest(f"{server}/group/app:v1", config_dir=tmp_path) == DIGEST
+
+
+def test_a_token_service_that_answers_no_json_is_a_registry_failure(
+    server: str, tmp_path: Path
+) -> None:
+    Registry.mode, Registry.token_body = "bearer", b"<html>captive portal</html>"
+    with pytest.raises(CommandFailed) as caught:
+        registry.manifest_digest(f"{server}/group/app:v1", config_dir=config(tmp_path, server))
+    assert classify(caught.value.stderr, 1).kind == "transient"
+
+
+def test_docker_hub_names_get_their_library_prefix() -> None:
+    assert registry._split("docker.io/alpine:3", "docker.io") == ("library/alpine", "3")
+    assert registry._split("docker.io/org/app@" + DIGEST, "docker.io") == ("org/app", DIGEST)
+    assert registry._split("r.example:5000/a/b:t", "r.example:5000") == ("a/b", "t")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from pathlib import Path
 
@@ -71,20 +72,61 @@ def test_urls_and_a_signing_config_describe_one_private_instance(tmp_path: Path)
     assert private.fulcio == "http://fulcio.internal"
     assert private.rekor == "http://rekor.internal"
     assert private.tsa == "http://tsa.internal/api/v1/timestamp"
-    # A URL given as a setting wins over the signing config's.
+    # A URL setting and the signing config may both be given, for the two majors: they must agree.
     both = instance(
-        **settings(trusted_root=root, signing_config=config, rekor_url="https://rekor.example"),
+        **settings(trusted_root=root, signing_config=config, rekor_url="http://rekor.internal/"),
         cwd=tmp_path,
     )  # type: ignore[arg-type]
-    assert both.rekor == "https://rekor.example"
     assert both.services(keyless=True, tlog=True) == {
         "Fulcio": "http://fulcio.internal",
-        "Rekor": "https://rekor.example",
+        "Rekor": "http://rekor.internal/",
         "the timestamp authority": "http://tsa.internal/api/v1/timestamp",
     }
     assert both.services(keyless=False, tlog=False) == {
         "the timestamp authority": "http://tsa.internal/api/v1/timestamp"
     }
+    with pytest.raises(InputError, match=re.escape("the signing config names http://rekor.internal")):
+        instance(
+            **settings(trusted_root=root, signing_config=config, rekor_url="https://elsewhere"),
+            cwd=tmp_path,
+        )  # type: ignore[arg-type]
+
+
+def test_a_signing_config_gives_the_first_v1_service_still_valid(tmp_path: Path) -> None:
+    root = write(tmp_path, "root.json", ROOT)
+    listed = {
+        **CONFIG,
+        "rekorTlogUrls": [
+            {"url": "http://rekor-v2.internal", "majorApiVersion": 2},
+            {"url": "http://retired.internal", "majorApiVersion": 1,
+             "validFor": {"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"}},
+            {"url": "http://rekor-v1.internal", "majorApiVersion": 1},
+        ],
+    }  # fmt: skip
+    config = write(tmp_path, "config.json", listed)
+    found = instance(**settings(trusted_root=root, signing_config=config), cwd=tmp_path)  # type: ignore[arg-type]
+    assert found.rekor == "http://rekor-v1.internal"
+
+
+def test_cosign2_gets_the_one_current_log_key_or_a_clear_refusal(tmp_path: Path) -> None:
+    other = base64.b64encode(b"\x30\x03\x02\x01\x02" * 20).decode()
+    retired = {
+        "baseUrl": "http://r",
+        "publicKey": {
+            "rawBytes": other,
+            "validFor": {"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"},
+        },
+    }
+    rotated = tmp_path / write(
+        tmp_path, "rotated.json", {**ROOT, "tlogs": [retired, *ROOT["tlogs"]]}
+    )
+    env = cosign2_trust_files(rotated, tmp_path / "trust")
+    pem = Path(env["SIGSTORE_REKOR_PUBLIC_KEY"]).read_text()
+    assert pem.count("BEGIN PUBLIC KEY") == 1
+    assert base64.b64decode("".join(pem.splitlines()[1:-1])) == base64.b64decode(DER)
+    two = tmp_path / write(tmp_path, "two.json", {**ROOT, "tlogs": ROOT["tlogs"] * 2})
+    with pytest.raises(InputError, match="cosign 2 can trust only one"):
+        cosign2_trust_files(two, tmp_path / "trust2")
 
 
 @pytest.mark.parametrize(
@@ -276,3 +318,15 @@ def test_registry_failures_name_no_sigstore_service() -> None:
     line = "GET https://registry.example/v2/app/manifests/sha256-abc.sig: 503 Service Unavailable"
     assert service_of(line) is None
     assert classify(line, 1).service is None
+
+
+def test_an_env_key_variable_is_passed_on_on_purpose() -> None:
+    job = {"PATH": "/bin", "SIGNING_KEY": "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"}
+    env = cosign_environment(
+        job, docker_config=None, tuf_root=None, trust={}, settings={},
+        key_variables=("SIGNING_KEY",),
+    )  # fmt: skip
+    assert env["SIGNING_KEY"] == job["SIGNING_KEY"]
+    assert "SIGNING_KEY" not in cosign_environment(
+        job, docker_config=None, tuf_root=None, trust={}, settings={}
+    )

@@ -1,0 +1,76 @@
+"""The verdict of verify, on parsed payloads: our own checks over what cosign verified."""
+
+from __future__ import annotations
+
+from provenance_tasks.models import IdentityPolicy, KeyPolicy
+from provenance_tasks.steps.verify import (
+    Expectation,
+    FoundSignature,
+    VerifyReport,
+    _found_signer,
+    check,
+    summarize,
+)
+
+REPO = "registry.example.com/group/app"
+DIGEST = "sha256:" + "a" * 64
+ID = "https://gitlab.example.com/group/app//.gitlab-ci.yml@refs/heads/main"
+
+
+def signature(annotations: dict[str, str], **changes: object) -> FoundSignature:
+    found = FoundSignature("classic", DIGEST, f"{REPO}@{DIGEST}", annotations, ID, "https://gl")
+    for key, value in changes.items():
+        setattr(found, key, value)
+    return found
+
+
+def report(*signatures: FoundSignature, expected: dict[str, str]) -> VerifyReport:
+    result = VerifyReport(f"{REPO}@{DIGEST}", "key", [Expectation("v1", expected)])
+    result.signatures += signatures
+    return result
+
+
+def test_a_signature_with_every_expected_annotation_matches() -> None:
+    verdict = report(
+        signature({"tag": "v1", "a": "1", "extra": "x"}), expected={"tag": "v1", "a": "1"}
+    )
+    check(verdict, REPO, DIGEST, KeyPolicy("k.pub"))
+    assert verdict.ok and verdict.matches == {"v1": 0}
+
+
+def test_an_altered_annotation_is_reported_expected_against_found() -> None:
+    verdict = report(signature({"tag": "v1", "a": "2"}), expected={"tag": "v1", "a": "1"})
+    check(verdict, REPO, DIGEST, KeyPolicy("k.pub"))
+    assert not verdict.ok
+    assert "a: expected '1', found '2'" in verdict.problems[0]
+
+
+def test_a_signature_for_another_digest_repository_or_signer_is_not_used() -> None:
+    expected = {"tag": "v1"}
+    for other in (
+        signature(expected, digest="sha256:" + "b" * 64),
+        signature(expected, reference=f"registry.example.com/other@{DIGEST}"),
+        signature(expected, subject="https://evil.example/x"),
+    ):
+        verdict = report(other, expected=expected)
+        check(verdict, REPO, DIGEST, IdentityPolicy(ID, "https://gl"))
+        assert not verdict.ok, other
+
+
+def test_payload_summaries_drop_what_cosign_adds_and_tell_the_format_apart() -> None:
+    payload = {
+        "critical": {"type": "https://sigstore.dev/cosign/sign/v1",
+                     "image": {"docker-manifest-digest": DIGEST}},
+        "optional": {"tag": "v1", "Bundle": {}, "Subject": ID, "1.3.6.1.4.1.57264.1.1": "x"},
+    }  # fmt: skip
+    found = summarize(payload)
+    assert (found.format, found.annotations, found.subject) == ("new", {"tag": "v1"}, ID)
+
+
+def test_the_signer_cosign_found_is_read_from_its_error() -> None:
+    error = (
+        "no matching signatures: none of the expected identities matched what was in the "
+        f"certificate, got subjects [{ID}] with issuer https://gitlab.example.com"
+    )
+    assert _found_signer(error) == f"identity {ID} issued by https://gitlab.example.com"
+    assert _found_signer("no signatures found") is None
