@@ -210,6 +210,12 @@ def mint(key: Path, claims: Mapping[str, Any]) -> str:
     return f"{signing_input}.{_b64(signature)}"
 
 
+def _lifetime(seconds: int) -> dict[str, Any]:
+    """A token's id and validity: issued now, for `seconds`."""
+    now = int(time.time())
+    return {"jti": str(uuid.uuid4()), "iat": now, "nbf": now - 5, "exp": now + seconds}
+
+
 def gitlab_claims(
     env: Mapping[str, str], *, lifetime: int = 300, audience: str = "sigstore", **changes: Any
 ) -> dict[str, Any]:
@@ -221,7 +227,6 @@ def gitlab_claims(
     ref_type, ref = ("tag", tag) if tag else ("branch", env["CI_COMMIT_REF_NAME"])
     ref_path = f"refs/{'tags' if tag else 'heads'}/{ref}"
     config = env.get("CI_CONFIG_PATH") or ".gitlab-ci.yml"
-    now = int(time.time())
     claims: dict[str, Any] = {
         "iss": server,
         "aud": audience,
@@ -243,10 +248,7 @@ def gitlab_claims(
         "runner_environment": "self-hosted",
         "ci_config_ref_uri": f"{host}/{project}//{config}@{ref_path}",
         "ci_config_sha": env["CI_COMMIT_SHA"],
-        "jti": str(uuid.uuid4()),
-        "iat": now,
-        "nbf": now - 5,
-        "exp": now + lifetime,
+        **_lifetime(lifetime),
     }
     claims.update(changes)
     return claims
@@ -258,7 +260,6 @@ def github_claims(
     """The claims of a GitHub Actions ID token, from the run's default variables."""
     repository = env["GITHUB_REPOSITORY"]
     workflow_ref = env["GITHUB_WORKFLOW_REF"]
-    now = int(time.time())
     claims: dict[str, Any] = {
         "iss": GITHUB_ISSUER,
         "aud": audience,
@@ -275,10 +276,7 @@ def github_claims(
         "job_workflow_ref": workflow_ref,
         "job_workflow_sha": env["GITHUB_SHA"],
         "runner_environment": "github-hosted",
-        "jti": str(uuid.uuid4()),
-        "iat": now,
-        "nbf": now - 5,
-        "exp": now + lifetime,
+        **_lifetime(lifetime),
     }
     claims.update(changes)
     return claims
