@@ -14,66 +14,120 @@ from typing import Any
 
 from provenance_tasks.errors import InputError
 
-#: The `provenance` namespace of invoke's config, with every key and its default.
-DEFAULTS: dict[str, Any] = {
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its key under `provenance`, its default, its help, and the tasks that take it
+    as a flag (named `flag`, or the key with dashes). The one place a setting is declared."""
+
+    key: str
+    default: Any
+    help: str
+    tasks: frozenset[str] = frozenset()
+    flag: str | None = None  # the flag's parameter name, when it isn't the key
+
+    @property
+    def param(self) -> str:
+        return self.flag or self.key
+
+
+LOGIN = frozenset({"login", "build", "sign", "verify", "build-sign-verify"})
+BUILDS = frozenset({"build", "build-sign-verify"})
+SIGNS = frozenset({"sign", "build-sign-verify"})
+VERIFIES = frozenset({"verify", "build-sign-verify"})
+RUNS = LOGIN - {"login"}
+ALL = SIGNS | VERIFIES
+B, S, V = "build-sign-verify", "sign", "verify"
+
+
+def _o(
+    key: str, default: Any, help: str, *tasks: str | frozenset[str], flag: str | None = None
+) -> Option:
+    names: set[str] = set()
+    for t in tasks:
+        names |= {t} if isinstance(t, str) else set(t)
+    return Option(key, default, help, frozenset(names), flag)
+
+
+#: Every setting, in the order `--help` lists them. Tasks take a flag only where they use it;
+#: the rest are config-only (invoke.yaml, INVOKE_PROVENANCE_*).
+OPTIONS: tuple[Option, ...] = (
     # build
-    "context": ".",
-    "file": None,
-    "image": None,  # repository; default from the CI provider
-    "tags": [],  # default from the CI provider
-    "build_args": [],  # "NAME=value"
-    "platforms": [],
-    "target": None,
-    "builder": None,
-    "pull": False,
-    "cache_from": [],
-    "cache_to": None,
-    "secrets": [],  # buildx --secret specs: "id=npmrc,src=.npmrc"
-    "provenance": None,  # buildx's own SLSA attestation: None leaves buildx's default
+    _o("context", ".", "build context folder (default: .)", BUILDS),
+    _o("file", None, "Dockerfile path (default: CONTEXT/Dockerfile)", BUILDS),
+    _o("image", None, "repository, without tag (default: from CI, or localhost:5000/FOLDER)",
+       RUNS),
+    _o("tags", [], "tag to push and sign (repeatable; default: from CI, e.g. the short commit "
+       "SHA)", RUNS, flag="tag"),
+    _o("build_args", [], "NAME=value build argument (repeatable; secrets are refused: use "
+       "--secret)", BUILDS, flag="build_arg"),
+    _o("platforms", [], "target platform, e.g. linux/amd64 (repeatable)", BUILDS, flag="platform"),
+    _o("target", None, "Dockerfile stage to build", BUILDS),
+    _o("builder", None, "buildx builder to use", BUILDS),
+    _o("pull", False, "always pull newer base images", BUILDS),
+    _o("cache_from", [], "buildx --cache-from spec (repeatable)", BUILDS),
+    _o("cache_to", None, "buildx --cache-to spec", BUILDS),
+    _o("secrets", [], "buildx --secret spec, e.g. id=npmrc,env=NPM_TOKEN (repeatable)", BUILDS,
+       flag="secret"),
+    _o("provenance", None, "buildx's own SLSA attestation: true/false (default: buildx's)"),
     # sign
-    "mode": "auto",  # auto, key, keyless, certificate
-    "key": None,  # file, env://VAR or a KMS URI
-    "public_key": None,  # for verify in key mode; default: KEY with .pub for .key, or the KMS URI
-    "certificate": None,
-    "certificate_chain": None,
-    "annotations": [],  # "key=value"
-    "tlog": True,
-    "bundle_format": "classic",  # classic or new (cosign 3.x)
-    "key_folder": ".provenance/keys",
+    _o("mode", "auto", "signing mode: auto, key, keyless or certificate", ALL),
+    _o("key", None, "private key: a file, env://VAR or a KMS URI (password from "
+       "COSIGN_PASSWORD)", ALL),
+    _o("public_key", None, "public key for verify (default: KEY with .pub, or the KMS URI)",
+       VERIFIES),
+    _o("certificate", None, "signing certificate (certificate mode)", SIGNS),
+    _o("certificate_chain", None, "CA chain of the certificate (certificate mode and its verify)",
+       ALL),
+    _o("annotations", [], "key=value annotation added to every signature (repeatable)", ALL,
+       flag="annotation"),
+    _o("tlog", True, "sign and verify without a transparency log (key and certificate modes; "
+       "warns)", ALL, flag="no_tlog"),
+    _o("bundle_format", "classic", "signature format: classic (default, read by every cosign) "
+       "or new (cosign 3)", SIGNS),
+    _o("key_folder", ".provenance/keys", "where a laptop's key pair is made on first use"),
     # the Sigstore instance (see provenance_tasks/sigstore.py): None everywhere is the public one
-    "fulcio_url": None,
-    "rekor_url": None,
-    "tsa_url": None,  # an RFC 3161 timestamp authority, off by default
-    "signing_config": None,  # signing_config.json naming the services (cosign 3 reads it)
-    "trusted_root": None,  # trusted_root.json: the keys and certificates of that instance
-    "unsafe_ignore_sct": False,  # don't check Fulcio certificates' SCT (warned every time)
+    _o("fulcio_url", None, "Fulcio of a private Sigstore"),
+    _o("rekor_url", None, "Rekor of a private Sigstore"),
+    _o("tsa_url", None, "an RFC 3161 timestamp authority (off by default)"),
+    _o("signing_config", None, "signing_config.json naming the services (cosign 3 reads it)"),
+    _o("trusted_root", None, "trusted_root.json of a private Sigstore (its keys and CAs)",
+       VERIFIES),
+    _o("unsafe_ignore_sct", False, "don't check certificates' SCT (warned every time)"),
     # cosign's own settings that are the user's to make, passed on on purpose
-    "cosign_repository": None,  # COSIGN_REPOSITORY: where signatures are stored
-    "cosign_docker_media_types": None,  # COSIGN_DOCKER_MEDIA_TYPES: docker media types
+    _o("cosign_repository", None, "COSIGN_REPOSITORY: where signatures are stored"),
+    _o("cosign_docker_media_types", None, "COSIGN_DOCKER_MEDIA_TYPES: docker media types"),
     # verify
-    "identity": None,
-    "issuer": None,
-    "digest": None,
+    _o("identity", None, "expected certificate identity (default: derived from CI)", VERIFIES),
+    _o("issuer", None, "expected OIDC issuer (default: derived from CI)", VERIFIES),
+    _o("digest", None, "digest to sign or verify (default: IMAGE_REF of an earlier run)", S, V),
     # registry and tools
-    "registry": None,
-    "username": None,
-    "password_env": None,  # name of the variable that holds the password
-    "docker_config": None,  # a private folder for this run's logins; default: a new one
-    "keep_docker_config": False,
-    "docker_host": None,
-    "cosign": "cosign",
-    "timeout": 120,  # seconds for each cosign attempt (never past the retry budget)
+    _o("registry", None, "registry to log in to (default: from CI)", LOGIN),
+    _o("username", None, "registry user (default: from CI)", LOGIN),
+    _o("password_env", None, "name of the variable holding the registry password", LOGIN),
+    _o("docker_config", None, "docker config folder for this run's logins (default: a new "
+       "private one)", LOGIN),
+    _o("keep_docker_config", False, "keep the private docker config folder (and its login) at "
+       "the end", B),
+    _o("docker_host", None, "the docker engine to use (DOCKER_HOST)"),
+    _o("cosign", "cosign", "the cosign binary (a name on PATH or a path)"),
+    _o("timeout", 120, "seconds for each cosign attempt (never past the retry budget)"),
     # retries of every registry call (see provenance_tasks/retry.py and the README's worst case)
-    "retry_attempts": 8,
-    "retry_budget": 300,  # seconds, for all attempts of one call
-    "retry_wait": 1,  # seconds before the second attempt, doubling up to 30
-    "rate_limit_wait": 5,  # seconds before the attempt after a 429, doubling up to 30
+    _o("retry_attempts", 8, "attempts of one registry call, the first included"),
+    _o("retry_budget", 300, "seconds for all attempts of one call"),
+    _o("retry_wait", 1, "seconds before the second attempt, doubling up to 30"),
+    _o("rate_limit_wait", 5, "seconds before the attempt after a 429, doubling up to 30"),
     # outputs and behaviour
-    "dry_run": False,
-    "report": "provenance-report.json",
-    "dotenv": "provenance.env",
-    "log_format": "auto",  # auto, console or json
-}
+    _o("dry_run", False, "print the exact commands, secrets redacted, and change nothing",
+       "login", BUILDS, SIGNS),
+    _o("report", "provenance-report.json", "path of the JSON report (default: "
+       "provenance-report.json)", RUNS),
+    _o("dotenv", "provenance.env", "path of the dotenv for later jobs"),
+    _o("log_format", "auto", "auto, console or json", LOGIN),
+)
+
+#: The `provenance` namespace of invoke's config, with every key and its default.
+DEFAULTS: dict[str, Any] = {o.key: o.default for o in OPTIONS}
 
 LIST_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, list))
 BOOL_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, bool))

@@ -1,0 +1,38 @@
+"""The task layer made from the settings table: each task's flags, and no automatic short flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from provenance_tasks.settings import DEFAULTS, OPTIONS
+from provenance_tasks.tasks import build, build_sign_verify, login, ns, sign, verify
+
+LOGIN = {"registry", "username", "password_env", "password_stdin", "docker_config", "log_format"}
+BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "target",
+         "builder", "pull", "cache_from", "cache_to", "report"}  # fmt: skip
+SIGNING = {"image", "tag", "annotation", "mode", "key", "certificate_chain", "no_tlog", "report"}
+FLAGS = {
+    "login": LOGIN | {"dry_run"},
+    "build": BUILD | LOGIN | {"dry_run"},
+    "sign": SIGNING | LOGIN | {"digest", "certificate", "bundle_format", "dry_run"},
+    "verify": SIGNING | LOGIN | {"digest", "public_key", "trusted_root", "identity", "issuer"},
+    "build-sign-verify": BUILD | SIGNING | LOGIN | {
+        "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
+        "keep_docker_config", "dry_run",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("task", [login, build, sign, verify, build_sign_verify])
+def test_each_task_takes_the_flags_the_table_gives_it(task: object) -> None:
+    name = task.name  # type: ignore[attr-defined]
+    flags = {arg.name.replace("-", "_") for arg in task.get_arguments()}  # type: ignore[attr-defined]
+    assert flags == FLAGS[name]
+    shorts = [n for arg in task.get_arguments() for n in arg.names if len(n) == 1]  # type: ignore[attr-defined]
+    assert shorts == []  # -h is help, and no letter means two things
+
+
+def test_every_setting_is_declared_to_invoke_once() -> None:
+    assert len({o.key for o in OPTIONS}) == len(OPTIONS) == len(DEFAULTS)
+    assert set(ns.configuration()["provenance"]) == set(DEFAULTS)
+    assert all(o.help for o in OPTIONS)
