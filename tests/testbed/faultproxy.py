@@ -22,7 +22,6 @@ Stdlib only, so the test bed needs nothing beyond what the package already depen
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import json
@@ -30,238 +29,42 @@ import logging
 import os
 import random
 import re
-import signal
 import socket
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from types import TracebackType
 from urllib.parse import urlsplit
 
+from tests.testbed.faults import (
+    ANSWERS,
+    BAD_GATEWAY,
+    HOP_BY_HOP,
+    KINDS,
+    NO_BODY_STATUSES,
+    PIECE,
+    Event,
+    Faults,
+    ProxyServer,
+    State,
+    Stats,
+    status,
+)
+
 log = logging.getLogger(__name__)
-
-# What each kind answers, as a registry (distribution's JSON error body) or a load balancer would.
-# Kinds that are not in here ("drop", "reset", "slow") do not answer with an error status at all.
-_ANSWERS: dict[str, tuple[int, str, str, dict[str, str]]] = {
-    # kind: (status, error code, message, extra headers)
-    "503": (503, "UNAVAILABLE", "service unavailable", {}),
-    "429": (429, "TOOMANYREQUESTS", "too many requests", {"Retry-After": "1"}),
-    "500": (500, "UNKNOWN", "unknown error", {}),
-    "401": (
-        401,
-        "UNAUTHORIZED",
-        "authentication required",
-        {"WWW-Authenticate": 'Basic realm="fault-proxy"'},
-    ),
-    "403": (403, "DENIED", "requested access to the resource is denied", {}),
-    "400-name-invalid": (400, "NAME_INVALID", "invalid repository name", {}),
-    "400-manifest-invalid": (400, "MANIFEST_INVALID", "manifest invalid", {}),
-    "404-manifest-unknown": (404, "MANIFEST_UNKNOWN", "manifest unknown", {}),
-}
-# A load balancer in front of a dead backend answers HTML, not the registry's JSON: clients that
-# parse the error body must cope with that too.
-_BAD_GATEWAY = (
-    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    b"</body>\r\n</html>\r\n"
-)
-# "lost": the request reaches upstream, which acts on it, and the client gets a 503 instead of the
-# answer, so a client that retries replays a request the server already took (Rekor's 409 path).
-KINDS = (*_ANSWERS, "502", "drop", "reset", "slow", "lost")
-TRANSIENT = ("503", "429", "500", "502", "drop", "reset", "slow", "lost")
-
-# Hop-by-hop headers belong to one connection, never to the other side of a proxy (RFC 9110 7.6.1).
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",  # the server side already answered 100 Continue; upstream must not see it twice
-    }
-)
-_NO_BODY_STATUSES = frozenset({204, 304})
-_PIECE = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Random faults: each request is faulted with probability `rate`, the kind picked by weight.
-
-    `only` is a regex searched in "METHOD path" (path without its query); when set, requests that
-    do not match are never faulted, e.g. r"^PUT .*/manifests/" to fail only manifest uploads.
-    `seed` makes the draw repeatable for a given order of requests; `limit` caps how many
-    requests are faulted in all (None: no cap), e.g. 1 for "only the first matching request".
-    """
-
-    rate: float = 0.0
-    kinds: Mapping[str, float] = field(
-        default_factory=lambda: {"503": 1.0, "429": 1.0, "drop": 1.0}
-    )
-    slow_seconds: float = 2.0
-    seed: int | None = None
-    only: str | None = None
-    limit: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"rate must be within 0..1, not {self.rate}")
-        unknown = sorted(set(self.kinds) - set(KINDS))
-        if unknown:
-            raise ValueError(f"unknown fault kinds {unknown}: choose from {', '.join(KINDS)}")
-        if self.rate and not any(w > 0 for w in self.kinds.values()):
-            raise ValueError("a non-zero rate needs at least one kind with a positive weight")
-        if self.slow_seconds < 0:
-            raise ValueError("slow_seconds must not be negative")
-        if self.only is not None:
-            re.compile(self.only)
-
-
-class Event(NamedTuple):
-    """One request the proxy saw.
-
-    `outcome` is "forwarded", a fault kind ("slow" ones are forwarded too), "outage" (answered 503),
-    "upstream-error" (answered 502) or "client-gone" (hung up inside its request body)."""
-
-    time: float  # time.monotonic() when the request arrived
-    method: str
-    path: str  # without the query: upload state tokens would only get in the way of assertions
-    outcome: str
-    status: int | None = None  # what the client was answered; None when it got no answer
-
-
-@dataclass(frozen=True)
-class Stats:
-    """A snapshot: later requests do not change it.
-
-    `faults` counts per kind what was injected ("outage" for answers of an outage, "slow" for
-    delayed requests, which are in `forwarded` too); `log` holds every request in order of answer.
-    """
-
-    seen: int
-    forwarded: int
-    faults: dict[str, int]
-    log: list[Event]
-
-    @property
-    def faulted(self) -> int:
-        return sum(self.faults.values())
-
-
-class _State:
-    """Everything the handler threads share, behind one lock."""
-
-    def __init__(self, faults: Faults) -> None:
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.faults = faults
-        self.random = random.Random(faults.seed)  # noqa: S311 - test faults, not cryptography
-        self.always: str | None = None
-        self.always_only: re.Pattern[str] | None = None
-        self.outage_until = 0.0
-        self.outage_pending: tuple[float, re.Pattern[str]] | None = None
-        self.seen = 0
-        self.forwarded = 0
-        self.fault_counts: dict[str, int] = {}
-        self.log: list[Event] = []
-
-    def decide(self, method: str, path: str) -> str | None:
-        """The fault kind for this request, or None to forward it as it is."""
-        line = f"{method} {path}"
-        now = time.monotonic()
-        with self.lock:
-            self.seen += 1
-            if self.outage_pending and self.outage_pending[1].search(line):
-                self.outage_until = now + self.outage_pending[0]
-                self.outage_pending = None
-            if now < self.outage_until:
-                return "outage"
-            if self.always and (self.always_only is None or self.always_only.search(line)):
-                return self.always
-            faults = self.faults
-            if not faults.rate or (faults.only and not re.search(faults.only, line)):
-                return None
-            if faults.limit is not None and sum(self.fault_counts.values()) >= faults.limit:
-                return None
-            if self.random.random() >= faults.rate:
-                return None
-            kinds = [k for k, w in faults.kinds.items() if w > 0]
-            return self.random.choices(kinds, weights=[faults.kinds[k] for k in kinds])[0]
-
-    def record(self, event: Event) -> None:
-        log.debug("%s %s -> %s %s", event.method, event.path, event.outcome, event.status)
-        with self.lock:
-            self.log.append(event)
-            if event.outcome in ("forwarded", "slow", "lost"):
-                self.forwarded += 1
-            if event.outcome not in ("forwarded", "upstream-error", "client-gone"):
-                self.fault_counts[event.outcome] = self.fault_counts.get(event.outcome, 0) + 1
-
-
-def _status(kind: str) -> int | None:
-    """The status a fault kind answers with; None for the kinds that never answer."""
-    if kind in _ANSWERS:
-        return _ANSWERS[kind][0]
-    return 502 if kind == "502" else None
 
 
 class _ClientGone(ConnectionError):
     """The client hung up in the middle of its request body: nobody is left to answer."""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, port: int, upstream: str, state: _State) -> None:
-        self.upstream = upstream
-        self.state = state
-        self.clients: set[socket.socket] = set()
-        self.clients_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    # The request is a connected socket for a TCP server; typeshed types it for UDP too.
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.clients_lock:
-            self.clients.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.clients_lock:
-            self.clients.discard(request)
-        super().shutdown_request(request)
-
-    def close_clients(self) -> None:
-        """Hang up on keep-alive clients, or their handler threads would wait on them forever."""
-        with self.clients_lock:
-            clients = list(self.clients)
-        for client in clients:
-            with contextlib.suppress(OSError):
-                client.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that hang up mid-answer are normal under fault injection, not worth a traceback.
-        error = sys.exc_info()[1]
-        if isinstance(error, OSError):
-            log.debug("client %s: %s", client_address, error)
-        else:
-            super().handle_error(request, client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as every registry client expects
     timeout = 300  # an idle keep-alive client must not pin a thread forever
-    server: _Server
+    server: ProxyServer
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -300,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
         for _ in self._body():
             pass
         answer = "503" if kind == "outage" else kind
-        note(kind, _status(answer))
+        note(kind, status(answer))
         self._answer(answer)
 
     do_GET = do_HEAD = do_PUT = do_PATCH = do_POST = do_DELETE = do_OPTIONS = _handle
@@ -320,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 remaining = size
                 while remaining:
-                    piece = self.rfile.read(min(remaining, _PIECE))
+                    piece = self.rfile.read(min(remaining, PIECE))
                     if not piece:
                         raise _ClientGone("client hung up inside a chunk")
                     remaining -= len(piece)
@@ -329,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             remaining = int(self.headers.get("Content-Length") or 0)
             while remaining > 0:
-                piece = self.rfile.read(min(remaining, _PIECE))
+                piece = self.rfile.read(min(remaining, PIECE))
                 if not piece:
                     raise _ClientGone("client hung up inside the body")
                 remaining -= len(piece)
@@ -353,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 for name, value in self.headers.items():
                     lower = name.lower()
-                    if lower in _HOP_BY_HOP or (chunked and lower == "content-length"):
+                    if lower in HOP_BY_HOP or (chunked and lower == "content-length"):
                         continue
                     # Host goes through unchanged so the registry's Location headers name the proxy.
                     upstream.putheader(name, value)
@@ -389,10 +192,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _relay(self, response: http.client.HTTPResponse) -> None:
         self.send_response_only(response.status, response.reason)
-        body_allowed = self.command != "HEAD" and response.status not in _NO_BODY_STATUSES
+        body_allowed = self.command != "HEAD" and response.status not in NO_BODY_STATUSES
         rechunk = body_allowed and response.length is None and response.status >= 200
         for name, value in response.getheaders():
-            if name.lower() in _HOP_BY_HOP:
+            if name.lower() in HOP_BY_HOP:
                 continue
             self.send_header(name, value)
         if rechunk:
@@ -406,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             while True:
-                piece = response.read1(_PIECE)
+                piece = response.read1(PIECE)
                 if not piece:
                     break
                 self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece) if rechunk else piece)
@@ -431,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "502":
             self._bad_gateway()
             return
-        status, code, message, extra = _ANSWERS[kind]
+        status, code, message, extra = ANSWERS[kind]
         body = json.dumps({"errors": [{"code": code, "message": message}]}).encode() + b"\n"
         self.send_response_only(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -446,10 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _bad_gateway(self) -> None:
         self.send_response_only(502)
         self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(_BAD_GATEWAY)))
+        self.send_header("Content-Length", str(len(BAD_GATEWAY)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(_BAD_GATEWAY)
+            self.wfile.write(BAD_GATEWAY)
 
 
 class FaultProxy:
@@ -460,8 +263,8 @@ class FaultProxy:
     ) -> None:
         self.upstream = upstream
         self._port = port
-        self._state = _State(faults or Faults())
-        self._server: _Server | None = None
+        self._state = State(faults or Faults())
+        self._server: ProxyServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -479,7 +282,7 @@ class FaultProxy:
         if self._server is not None:
             return self
         self._state.stopping.clear()
-        self._server = _Server(self._port, self.upstream, self._state)
+        self._server = ProxyServer(self._port, self.upstream, self._state, _Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -562,67 +365,7 @@ class FaultProxy:
             self._state.log = []
 
 
-def _kind_weight(text: str) -> tuple[str, float]:
-    kind, _, weight = text.partition("=")
-    if kind not in KINDS:
-        raise argparse.ArgumentTypeError(f"unknown kind {kind!r}: choose from {', '.join(KINDS)}")
-    return kind, float(weight or 1.0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.testbed.faultproxy",
-        description="A loopback reverse proxy in front of a registry that injects faults. "
-        "Prints the port it listens on, then serves until SIGINT or SIGTERM.",
-    )
-    parser.add_argument("--upstream", default="127.0.0.1:5000", help="registry host:port (HTTP)")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
-    parser.add_argument("--rate", type=float, default=0.0, help="share of requests faulted, 0..1")
-    parser.add_argument(
-        "--kind",
-        type=_kind_weight,
-        action="append",
-        metavar="KIND[=WEIGHT]",
-        help=f"fault kind to draw, repeatable (default 503, 429, drop); one of {', '.join(KINDS)}",
-    )
-    parser.add_argument("--slow-seconds", type=float, default=2.0)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--only", help='regex on "METHOD path" limiting which requests fault')
-    parser.add_argument("--always", choices=KINDS, help="answer every request with this kind")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log every request")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(message)s",
-    )
-    faults = Faults(
-        rate=args.rate,
-        kinds=dict(args.kind) if args.kind else Faults().kinds,
-        slow_seconds=args.slow_seconds,
-        seed=args.seed,
-        only=args.only,
-    )
-    proxy = FaultProxy(args.upstream, args.port, faults).start()
-    if args.always:
-        proxy.always(args.always)
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    print(proxy.port, flush=True)
-    done.wait()
-    proxy.stop()
-    stats = proxy.stats()
-    print(
-        f"seen {stats.seen}, forwarded {stats.forwarded}, faults {stats.faults}",
-        file=sys.stderr,
-    )
-    return 0
-
-
 if __name__ == "__main__":
+    from tests.testbed.faultproxy_cli import main
+
     sys.exit(main())

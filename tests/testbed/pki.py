@@ -20,24 +20,28 @@ new files atomically (temporary file, then rename) otherwise.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import ipaddress
 import json
 import os
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
-from provenance_tasks.errors import ToolError
-
-#: The openssl binary; a module constant so a laptop with several can point at the right one.
-OPENSSL = "openssl"
+from tests.testbed.openssl import (
+    der,
+    fingerprint,
+    general_names,
+    ia5,
+    issue,
+    locked,
+    run,
+    same_public_key,
+    unique,
+    valid_for,
+    workdir,
+)
 
 #: Where Debian/Ubuntu keep the system roots (one PEM bundle).
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -124,19 +128,20 @@ def make_ca(folder: Path, name: str) -> CertificateAuthority:
     ca = CertificateAuthority(
         name=name, folder=folder, cert=folder / "ca.crt", key=folder / "ca.key"
     )
-    with _locked(folder):
+    with locked(folder):
         if _ca_reusable(ca):
             return ca
-        with _workdir(folder) as work:
+        with workdir(folder) as work:
             key, cert = work / "ca.key", work / "ca.crt"
-            _issue(
+            issue(
                 work,
                 key,
                 cert,
                 subject=_subject(name),
                 extensions=_CA_EXTENSIONS,
-                issuer=None,
+                signer=None,
                 validity=CA_VALIDITY,
+                backdate=BACKDATE,
             )
             # key first: a reader that sees the new certificate also finds its key
             os.replace(key, ca.key)
@@ -151,14 +156,14 @@ def issue_tls_server_cert(ca: CertificateAuthority, folder: Path, hosts: list[st
     SANs), with the serverAuth extended key usage that Go's TLS client insists on. Reused while
     issued by this CA for the same SANs and valid for MIN_REMAINING.
     """
-    sans = _unique(["127.0.0.1", "localhost", *hosts])
+    sans = unique(["127.0.0.1", "localhost", *hosts])
     folder.mkdir(parents=True, exist_ok=True)
     result = TLSCert(
         cert=folder / "server.crt", key=folder / "server.key", ca_cert=ca.cert, hosts=tuple(sans)
     )
-    request = {"kind": "tls-server", "ca": _fingerprint(ca.cert), "hosts": sans}
+    request = {"kind": "tls-server", "ca": fingerprint(ca.cert), "hosts": sans}
     record = folder / "server.json"
-    with _locked(folder):
+    with locked(folder):
         if _leaf_reusable(record, request, (result.cert, result.key)):
             return result
         extensions = {
@@ -167,18 +172,19 @@ def issue_tls_server_cert(ca: CertificateAuthority, folder: Path, hosts: list[st
             "extendedKeyUsage": "serverAuth",
             "subjectKeyIdentifier": "hash",
             "authorityKeyIdentifier": "keyid:always",
-            "subjectAltName": "critical, DER:" + _general_names(sans).hex(),
+            "subjectAltName": "critical, DER:" + general_names(sans).hex(),
         }
-        with _workdir(folder) as work:
+        with workdir(folder) as work:
             key, cert = work / "server.key", work / "server.crt"
-            _issue(
+            issue(
                 work,
                 key,
                 cert,
                 subject=_subject(sans[0]),
                 extensions=extensions,
-                issuer=ca,
+                signer=(ca.cert, ca.key),
                 validity=TLS_VALIDITY,
+                backdate=BACKDATE,
             )
             record.unlink(missing_ok=True)  # an interrupted replace must not look complete
             os.replace(key, result.key)
@@ -214,7 +220,7 @@ def issue_signing_cert(
     """
     if name in _RESERVED_NAMES or not name or "/" in name or name.startswith("."):
         raise ValueError(f"signing certificate name {name!r} would clash with other PKI files")
-    _ia5(identity_uri)  # fail early on a non-ASCII identity
+    ia5(identity_uri)  # fail early on a non-ASCII identity
     folder.mkdir(parents=True, exist_ok=True)
     result = SigningCert(
         name=name,
@@ -226,7 +232,7 @@ def issue_signing_cert(
         cosign_pub=folder / f"{name}.pub",
         chain=folder / f"{name}.chain.crt",
     )
-    ca_fingerprint = _fingerprint(ca.cert)
+    ca_fingerprint = fingerprint(ca.cert)
     request = {"kind": "signing", "ca": ca_fingerprint, "identity": identity_uri, "issuer": issuer}
     record = folder / f"{name}.json"
     files = (
@@ -236,8 +242,8 @@ def issue_signing_cert(
         result.cosign_pub,
         result.chain,
     )
-    with _locked(folder):
-        if _leaf_reusable(record, request, files) and _fingerprint(result.chain) == ca_fingerprint:
+    with locked(folder):
+        if _leaf_reusable(record, request, files) and fingerprint(result.chain) == ca_fingerprint:
             return result
         issuer_bytes = issuer.encode("utf-8")
         extensions = {
@@ -246,24 +252,25 @@ def issue_signing_cert(
             "extendedKeyUsage": "codeSigning",
             "subjectKeyIdentifier": "hash",
             "authorityKeyIdentifier": "keyid:always",
-            "subjectAltName": "critical, DER:" + _der(0x30, _der(0x86, _ia5(identity_uri))).hex(),
+            "subjectAltName": "critical, DER:" + der(0x30, der(0x86, ia5(identity_uri))).hex(),
             FULCIO_ISSUER_V1_OID: "DER:" + issuer_bytes.hex(),
-            FULCIO_ISSUER_V2_OID: "DER:" + _der(0x0C, issuer_bytes).hex(),
+            FULCIO_ISSUER_V2_OID: "DER:" + der(0x0C, issuer_bytes).hex(),
         }
-        with _workdir(folder) as work:
+        with workdir(folder) as work:
             pem, cert = work / f"{name}.pem-key", work / f"{name}.crt"
             # Fulcio leaves have an empty subject: the identity lives in the SAN only
-            _issue(
+            issue(
                 work,
                 pem,
                 cert,
                 subject="/",
                 extensions=extensions,
-                issuer=ca,
+                signer=(ca.cert, ca.key),
                 validity=SIGNING_VALIDITY,
+                backdate=BACKDATE,
             )
             importing = ["import-key-pair", "--yes", "--key", str(pem), "--output-key-prefix", name]
-            _run([cosign, *importing], cwd=work, env=result.cosign_env())
+            run([cosign, *importing], cwd=work, env=result.cosign_env())
             chain = work / f"{name}.chain.crt"
             shutil.copyfile(ca.cert, chain)
             record.unlink(missing_ok=True)
@@ -295,10 +302,10 @@ def make_trusted_root(cosign: str, ca: CertificateAuthority, folder: Path) -> Pa
         raise ValueError(f"cosign cannot read a --fulcio path with ',' or '=': {ca.cert}")
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "trusted_root.json"
-    with _locked(folder), _workdir(folder) as work:
+    with locked(folder), workdir(folder) as work:
         made = work / "trusted_root.json"
         fulcio = f"url={TEST_FULCIO_URL},certificate-chain={ca.cert.resolve()}"
-        _run([cosign, "trusted-root", "create", "--fulcio", fulcio, "--out", str(made)])
+        run([cosign, "trusted-root", "create", "--fulcio", fulcio, "--out", str(made)])
         made.chmod(0o644)  # public material; cosign writes it 0600
         os.replace(made, out)
     return out
@@ -316,7 +323,7 @@ def ca_bundle_with_system(ca: CertificateAuthority, dest: Path) -> Path:
     parts.append(ca.cert.read_bytes())
     data = b"".join(p if p.endswith(b"\n") else p + b"\n" for p in parts)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(dest.parent):
+    with locked(dest.parent):
         if dest.is_file() and dest.read_bytes() == data:
             return dest
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
@@ -342,132 +349,14 @@ _CA_EXTENSIONS = {
 # `openssl ca` rather than `openssl x509 -req`: in OpenSSL 3.0 only `ca` can set a notBefore in
 # the past (-startdate). Its database is a throwaway in the work folder, named relative to it
 # (openssl runs there), so no path ever needs quoting in the config; serials are random.
-_CONFIG = """\
-[ ca ]
-default_ca = testbed_ca
-[ testbed_ca ]
-database = index.txt
-serial = serial
-new_certs_dir = .
-default_md = sha256
-policy = testbed_policy
-unique_subject = no
-email_in_dn = no
-copy_extensions = none
-[ testbed_policy ]
-commonName = optional
-[ req ]
-distinguished_name = req_dn
-prompt = no
-[ req_dn ]
-CN = unused
-[ exts ]
-{extensions}
-"""
-
-
-def _issue(
-    work: Path,
-    key: Path,
-    cert: Path,
-    *,
-    subject: str,
-    extensions: Mapping[str, str],
-    issuer: CertificateAuthority | None,
-    validity: timedelta,
-) -> None:
-    """Make key (EC P-256) and cert in work: self-signed when issuer is None, else by issuer.
-
-    Backdated by BACKDATE. The extension values are constants or `DER:<hex>` built here, so the
-    config file never holds caller text that openssl could misparse.
-    """
-    body = "\n".join(f"{oid} = {value}" for oid, value in extensions.items())
-    (work / "openssl.cnf").write_text(_CONFIG.format(extensions=body))
-    (work / "index.txt").write_text("")
-    csr = work / f"{cert.stem}.csr"
-    _genkey(key, cwd=work)
-    request: list[str | Path] = ["req", "-new", "-utf8", "-config", "openssl.cnf", "-key", key]
-    request += ["-subj", subject]
-    _openssl(*request, "-out", csr, cwd=work)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    dates = ["-startdate", _asn1_time(now - BACKDATE), "-enddate", _asn1_time(now + validity)]
-    signer: list[str | Path] = ["-selfsign", "-keyfile", key]
-    if issuer is not None:
-        signer = ["-cert", issuer.cert.resolve(), "-keyfile", issuer.key.resolve()]
-    batch = ["ca", "-batch", "-notext", "-rand_serial", "-config", "openssl.cnf"]
-    _openssl(*batch, "-extensions", "exts", *signer, *dates, "-in", csr, "-out", cert, cwd=work)
-
-
-def _genkey(path: Path, *, cwd: Path) -> None:
-    """An EC P-256 private key, PKCS#8 PEM, mode 0600 (openssl's own; chmod makes sure)."""
-    curve = ["-pkeyopt", "ec_paramgen_curve:P-256", "-pkeyopt", "ec_param_enc:named_curve"]
-    _openssl("genpkey", "-algorithm", "EC", *curve, "-out", path, cwd=cwd)
-    path.chmod(0o600)
-
-
-def _asn1_time(moment: datetime) -> str:
-    return moment.strftime("%Y%m%d%H%M%SZ")  # GeneralizedTime; openssl stores UTCTime < 2050
-
-
-def _openssl(*args: str | Path, cwd: Path | None = None) -> str:
-    return _run([OPENSSL, *(str(a) for a in args)], cwd=cwd)
-
-
-def _run(
-    argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
-) -> str:
-    tool = Path(argv[0]).name
-    try:
-        done = subprocess.run(
-            list(argv),
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-    except FileNotFoundError as exc:
-        raise ToolError(f"{tool} not found", hint=f"install {tool} or put it on PATH") from exc
-    if done.returncode != 0:
-        last = "\n".join(done.stderr.strip().splitlines()[-8:])
-        raise ToolError(f"{tool} failed (exit {done.returncode}): {' '.join(argv)}\n{last}")
-    return done.stdout
-
-
-def _fingerprint(cert: Path) -> str:
-    """SHA-256 of the file: ties a leaf's record to the exact CA certificate that issued it."""
-    return hashlib.sha256(cert.read_bytes()).hexdigest()
-
-
-def _valid_for(cert: Path, remaining: timedelta) -> bool:
-    """Whether cert is still valid `remaining` from now (openssl -checkend exits 1 if not)."""
-    seconds = str(int(remaining.total_seconds()))
-    done = subprocess.run(
-        [OPENSSL, "x509", "-in", str(cert), "-noout", "-checkend", seconds],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=False,
-    )
-    return done.returncode == 0
-
-
-def _same_public_key(cert: Path, key: Path) -> bool:
-    try:
-        from_cert = _openssl("x509", "-in", cert, "-noout", "-pubkey")
-        from_key = _openssl("pkey", "-in", key, "-pubout")
-    except ToolError:
-        return False
-    return from_cert.strip() == from_key.strip()
 
 
 def _ca_reusable(ca: CertificateAuthority) -> bool:
     return (
         ca.cert.is_file()
         and ca.key.is_file()
-        and _valid_for(ca.cert, MIN_REMAINING)
-        and _same_public_key(ca.cert, ca.key)
+        and valid_for(ca.cert, MIN_REMAINING)
+        and same_public_key(ca.cert, ca.key)
     )
 
 
@@ -480,7 +369,7 @@ def _leaf_reusable(record: Path, request: Mapping[str, object], files: Sequence[
     return (
         recorded == request
         and all(f.is_file() for f in files)
-        and _valid_for(files[0], MIN_REMAINING)
+        and valid_for(files[0], MIN_REMAINING)
     )
 
 
@@ -490,68 +379,10 @@ def _write_record(record: Path, request: Mapping[str, object]) -> None:
     os.replace(tmp, record)
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on folder/.pki.lock: parallel test workers never mix keys and certs."""
-    with open(folder / ".pki.lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-@contextmanager
-def _workdir(folder: Path) -> Iterator[Path]:
-    """A private (0700) scratch folder next to the results, so os.replace stays on one device."""
-    work = Path(tempfile.mkdtemp(dir=folder.resolve(), prefix=".pki-work-"))
-    try:
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 # --- subjects and DER --------------------------------------------------------------------------
-
-
-def _unique(items: Sequence[str]) -> list[str]:
-    seen: list[str] = []
-    for item in items:
-        if not item:
-            raise ValueError("empty host name")
-        if item not in seen:
-            seen.append(item)
-    return seen
 
 
 def _subject(common_name: str) -> str:
     """A subject of just a common name, in openssl's -subj syntax (/type=value/...)."""
     escaped = "".join("\\" + c if c in "\\/=+" else c for c in common_name)
     return "/CN=" + escaped
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    """One DER TLV (definite length)."""
-    size = len(content)
-    if size < 0x80:
-        return bytes([tag, size]) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + content
-
-
-def _ia5(text: str) -> bytes:
-    try:
-        return text.encode("ascii")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"not ASCII, cannot go into a SAN: {text!r}") from exc
-
-
-def _general_names(hosts: Sequence[str]) -> bytes:
-    """GeneralNames for a SAN: iPAddress [7] for IP literals, dNSName [2] for the rest."""
-    names = b""
-    for host in hosts:
-        try:
-            names += _der(0x87, ipaddress.ip_address(host).packed)
-        except ValueError:
-            names += _der(0x82, _ia5(host))
-    return _der(0x30, names)
