@@ -39,3 +39,7 @@ class CIContext:
     )
     local_keys: bool = False  # a key pair may be made on first use (a laptop)
     output_file_variable: str | None = None  # where step outputs go (GitHub's GITHUB_OUTPUT)
+    # A token asked for later (GitHub's runner endpoint) names the signer in this claim, which
+    # Fulcio puts after this prefix: it beats the identity read from the variables.
+    identity_claim: str | None = None
+    identity_prefix: str = ""

@@ -152,4 +152,6 @@ class GitHubProvider:
             keyless_hint="give the job `permissions: id-token: write`, or pass SIGSTORE_ID_TOKEN "
             "with the audience sigstore",
             output_file_variable="GITHUB_OUTPUT",
+            identity_claim="job_workflow_ref",
+            identity_prefix=f"{server}/",
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 from provenance_tasks.adapters.cosign import Cosign
 from provenance_tasks.adapters.services import github_id_token, unreachable
 from provenance_tasks.annotations import merge_annotations, parse_annotation_flag
-from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, token_problem
+from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, claim, decode_claims, token_problem
 from provenance_tasks.errors import InputError, ToolError
 from provenance_tasks.models import (
     KMS_SCHEMES,
@@ -204,8 +204,11 @@ def signing_services(session: Session, material: SigningMaterial) -> None:
     if s.dry_run:
         return
     if isinstance(material, KeylessSigning) and material.token.from_endpoint:
-        # Asked once now, so a job without `id-token: write` fails before the push.
-        check_token(session, fresh_token(session, material.token))
+        # Asked once now, so a job without `id-token: write` fails before the push; its claims
+        # name the signer (a reusable workflow's own file, which no variable names).
+        token = fresh_token(session, material.token)
+        check_token(session, token)
+        session.token_claims = decode_claims(token.value)
     services = session.sigstore.services(keyless=isinstance(material, KeylessSigning), tlog=s.tlog)
     for name, url in services.items():
         reason = unreachable(url)
@@ -282,7 +285,7 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
         if not path.is_file() and not (s.key is None and session.ci.local_keys):
             raise InputError(f"cannot read public key {path}", hint="pass --public-key")
         return KeyPolicy(str(path))
-    identity = s.identity or session.ci.identity
+    identity = s.identity or _claimed_identity(session) or session.ci.identity
     issuer = s.issuer or session.ci.issuer
     if not identity or not issuer:
         missing = "--identity" if not identity else "--issuer"
@@ -309,6 +312,13 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
             chain, sigstore.trusted_root, session.private_folder() / "trust"
         )
     return IdentityPolicy(identity, issuer, chain=chain, chain_root=chain_root)
+
+
+def _claimed_identity(session: Session) -> str | None:
+    """The signer a token asked for during this run names, where the provider says which claim."""
+    name = session.ci.identity_claim
+    found = claim(session.token_claims, name) if name else None
+    return f"{session.ci.identity_prefix}{found}" if found else None
 
 
 def expected_digest(session: Session) -> str | None:

@@ -73,6 +73,7 @@ class Session:
         )
         self._owns_docker_config = False
         self._private: Path | None = None  # trust files, TUF cache and ID tokens of this run
+        self.token_claims: Mapping[str, object] | None = None  # of a token asked for (GitHub)
 
     # --- tools -------------------------------------------------------------------------------
 

@@ -149,6 +149,24 @@ def test_github_keyless_asks_the_runner_for_a_token_per_attempt(
     assert_no_secret(runner, done, endpoint.request_token, *endpoint.minted)
 
 
+def test_github_keyless_in_a_reusable_workflow_expects_the_called_workflow(
+    runner: Runner, context: Path, cosign: str
+) -> None:
+    """The runner's token names the called workflow (job_workflow_ref), which Fulcio certifies
+    and no variable names: the expected identity comes from the token asked for."""
+    env = pipelines.github(runner.testbed)
+    shared = "octo-org/shared/.github/workflows/build.yml@refs/heads/main"
+    endpoint = bed.TokenEndpoint(runner.sigstore, env, job_workflow_ref=shared)
+    try:
+        env.update({**endpoint.environ, "INVOKE_PROVENANCE_COSIGN": cosign})
+        done = runner.run("build-sign-verify", "--context", str(context), env=env)
+    finally:
+        endpoint.close()
+    assert done.returncode == 0, done.stderr
+    assert f"identity https://github.com/{shared} issued by" in done.stderr
+    assert shared not in env["GITHUB_WORKFLOW_REF"]  # the caller's file is another one
+
+
 def test_github_keyless_takes_sigstore_id_token_too(
     runner: Runner, context: Path, cosign: str
 ) -> None:

@@ -296,7 +296,7 @@ class TokenEndpoint:
     audience it was asked for; a wrong request token gets 401.
     """
 
-    def __init__(self, sigstore: Sigstore, env: Mapping[str, str]) -> None:
+    def __init__(self, sigstore: Sigstore, env: Mapping[str, str], **claims: Any) -> None:
         import secrets
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -319,7 +319,7 @@ class TokenEndpoint:
                     return
                 audience = query.get("audience", [""])[0]
                 endpoint.audiences.append(audience)
-                token = sigstore.mint(github_claims(env, audience=audience))
+                token = sigstore.mint(github_claims(env, audience=audience, **claims))
                 endpoint.minted.append(token)
                 body = json.dumps({"count": 1, "value": token}).encode()
                 self.send_response(200)
