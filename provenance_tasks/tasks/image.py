@@ -52,6 +52,7 @@ def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
     session = None
     redactor = Redactor.from_environ(os.environ)
     json_lines = False
+    restore = _exit_on_sigterm()
     try:
         config = dict(c.config.get("provenance", {}))
         flags = _flags(given)
@@ -81,7 +82,28 @@ def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
         raise
     finally:
         if session is not None:
-            session.close()
+            session.close()  # after a SIGTERM too: the private folders hold a login and tokens
+        restore()
+
+
+def _exit_on_sigterm() -> Callable[[], None]:
+    """A cancelled CI job gets SIGTERM: exit through `finally` (143) instead of dying in place,
+    so the run's private docker config and token folder are removed. Returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # a Python caller's thread: signals are the main thread's
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _json_failure(redactor: Any, exc: Any) -> None:

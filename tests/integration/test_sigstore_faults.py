@@ -190,3 +190,33 @@ def test_a_signing_config_alone_serves_both_majors(
     payloads = keyless_payloads(registry, cosign, env)
     tag = env["CI_COMMIT_SHORT_SHA"]
     assert any(annotations_of(p).get("tag") == tag for p in payloads)
+
+
+def test_a_cancelled_job_leaves_no_login_or_token_behind(
+    runner: Runner, context: Path, cosign: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """GitLab cancels a job with SIGTERM: the run exits through its cleanup."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proxy.always("503", only=r"^POST /api/v./signingCert")  # the run waits in its retries
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = runner.env(keyless(runner, cosign, TMPDIR=str(temp), **through(proxy)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provenance_tasks.cli", "build-sign-verify", "--context",
+         str(context)],
+        cwd=runner.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(e.path.endswith("signingCert") for e in proxy.stats().log):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    assert [p.name for p in temp.iterdir() if p.name.startswith("provenance-")]  # in use now
+    os.kill(process.pid, signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("provenance-")]
