@@ -1,7 +1,7 @@
 """The flags that point each cosign major at a Sigstore instance, for signing and for verifying.
 
 What each major accepts was found by running it against a Sigstore of our own
-(tests/testbed/sigstore) and is pinned by tests/unit/test_cosign_commands.py:
+(tests/testbed/sigstore) and is pinned by tests/unit/adapters/test_cosign.py:
 
 - cosign 3 signs the new bundle by a signing config (the public one from TUF, or
   `--signing-config FILE`), or by `--use-signing-config=false` and service URLs. The classic format
