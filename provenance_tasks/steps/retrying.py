@@ -11,6 +11,10 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
 from provenance_tasks.adapters.process import CommandFailed
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import Cause, RetryPolicy
@@ -28,6 +32,48 @@ HINTS = {
 }
 
 
+class _Budget:
+    """When this call started, how long its last attempt took, and how many it made."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.last_attempt_s = 0.0
+        self.attempts = 0
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+
+class _StopBeforeOverrun(stop_base):
+    """Don't start an attempt that would likely end past the budget: the wait plus another
+    attempt as long as the last one (buildx has no timeout to cut it short)."""
+
+    def __init__(self, policy: RetryPolicy, budget: _Budget) -> None:
+        self.policy, self.budget = policy, budget
+
+    def __call__(self, state: RetryCallState) -> bool:
+        upcoming = state.upcoming_sleep or 0.0
+        return self.budget.elapsed + upcoming + self.budget.last_attempt_s > self.policy.budget_s
+
+
+class _WaitForCause(wait_base):
+    """The policy's wait for the cause of the failure (a 429 waits longer)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, state: RetryCallState) -> float:
+        return self.policy.wait(state.attempt_number, _cause(state))
+
+
+def _cause(state: RetryCallState) -> Cause:
+    error = state.outcome.exception() if state.outcome else None
+    assert isinstance(error, CommandFailed)
+    return error.cause
+
+
 def with_retries(
     session: Session,
     step: str,
@@ -40,25 +86,11 @@ def with_retries(
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """`call(seconds_left)` until it succeeds, fails for good, or the policy runs out."""
-    from tenacity import (
-        RetryCallState,
-        Retrying,
-        retry_if_exception,
-    )
-
     policy = policy or session.retry_policy
-    started = clock()
-
-    def cause_of(state: RetryCallState) -> Cause:
-        error = state.outcome.exception() if state.outcome else None
-        assert isinstance(error, CommandFailed)
-        return error.cause
-
-    def wait(state: RetryCallState) -> float:
-        return policy.wait(state.attempt_number, cause_of(state))
+    budget = _Budget(clock)
 
     def log_retry(state: RetryCallState) -> None:
-        cause = cause_of(state)
+        cause = _cause(state)
         waited = state.next_action.sleep if state.next_action else 0.0
         session.log.warning(
             f"{what}: attempt {state.attempt_number} failed ({cause.reason}), "
@@ -69,31 +101,20 @@ def with_retries(
             cause=cause.describe,
         )
 
-    last_attempt = [0.0]
-    attempts = [0]
-
     def attempt() -> T:
         begun = clock()
-        attempts[0] += 1
-        session.log.bind(attempt=attempts[0])  # the tool's output lines carry their attempt
+        budget.attempts += 1
+        session.log.bind(attempt=budget.attempts)  # the tool's output lines carry their attempt
         try:
-            return call(max(policy.budget_s - (begun - started), 1.0))
+            return call(max(policy.budget_s - (begun - budget.started), 1.0))
         finally:
-            last_attempt[0] = clock() - begun
-
-    def out_of_budget(state: RetryCallState) -> bool:
-        # Don't start an attempt that would likely end past the budget: the wait plus another
-        # attempt as long as the last one (buildx has no timeout to cut it short).
-        elapsed = clock() - started
-        return elapsed + (state.upcoming_sleep or 0.0) + last_attempt[0] > policy.budget_s
+            budget.last_attempt_s = clock() - begun
 
     retrying = Retrying(
-        stop=lambda state: state.attempt_number >= policy.attempts or out_of_budget(state),
-        wait=wait,
+        stop=stop_after_attempt(policy.attempts) | _StopBeforeOverrun(policy, budget),
+        wait=_WaitForCause(policy),
         retry=retry_if_exception(
-            lambda e: (
-                isinstance(e, CommandFailed) and policy.retries(e.cause)
-            )
+            lambda error: isinstance(error, CommandFailed) and policy.retries(error.cause)
         ),
         before_sleep=log_retry,
         sleep=sleep,
@@ -102,7 +123,7 @@ def with_retries(
     try:
         return retrying(attempt)
     except CommandFailed as exc:
-        raise explain(exc, what, registry, attempts[0], clock() - started, policy) from None
+        raise explain(exc, what, registry, budget.attempts, budget.elapsed, policy) from None
     finally:
         session.log.bind(attempt=None)
 
