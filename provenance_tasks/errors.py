@@ -6,6 +6,14 @@ tasks and the console script) turns them into a single message and an exit code,
 
 from __future__ import annotations
 
+import functools
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from provenance_tasks.retry import Cause
+
 
 class ProvenanceError(Exception):
     """Base of every error this package raises on purpose."""
@@ -42,3 +50,50 @@ class ToolError(ProvenanceError):
 
     exit_code = 4
 
+
+def last_lines(text: str, count: int = 1) -> list[str]:
+    """The last `count` non-blank lines of a tool's output, stripped: where its verdict is."""
+    return [line.strip() for line in text.splitlines() if line.strip()][-count:]
+
+
+class CommandFailed(ToolError):
+    """A tool exited non-zero. Everything in it is already redacted.
+
+    The message is one line (the tool, its exit code, its last stderr line); the command and the
+    last lines of stderr ride along for the run's summary and for classifying the failure.
+    """
+
+    def __init__(
+        self,
+        tool: str,
+        argv: Sequence[str],
+        returncode: int,
+        stderr: str,
+        *,
+        hint: str | None = None,
+    ) -> None:
+        self.tool = tool
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        self.stderr_tail = tuple(last_lines(stderr, 8))
+        last = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
+        super().__init__(f"{tool} failed (exit {returncode}){last}", hint=hint)
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    @functools.cached_property
+    def cause(self) -> Cause:
+        """Why it failed, read once from its stderr: what every retry decision reads."""
+        from provenance_tasks.retry import classify  # tenacity's import, only on a failure
+
+        return classify(self.stderr, self.returncode)
+
+    def with_message(self, message: str, *, hint: str | None = None) -> CommandFailed:
+        """The same failure (command, exit, stderr) told in other words."""
+        explained = CommandFailed(self.tool, self.argv, self.returncode, self.stderr, hint=hint)
+        explained.message = message
+        explained.args = (message,)
+        return explained

@@ -1,7 +1,8 @@
 """The domain's own types: what is signed, with what, and what a signature must satisfy.
 
-Plain frozen data, no I/O and no imports from the rest of the package, so every layer (CI
-providers, steps, adapters) can use them without importing each other.
+Plain frozen data, no I/O, and no import from the rest of the package at load time (the annotation
+rules are imported where a Target uses them), so every layer (CI providers, steps, adapters) can
+use them without importing each other.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ __all__ = [
     "CertificateSigning",
     "IdentityPolicy",
     "IdentityToken",
+    "ImageRef",
     "KeyPolicy",
     "KeySigning",
     "KeylessSigning",
     "SigningMaterial",
+    "Target",
     "VerificationPolicy",
 ]
 
@@ -30,6 +33,41 @@ class Annotation:
     key: str
     value: str
     source: str
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image at the registry, by digest: what is signed and verified, never a tag."""
+
+    repository: str
+    digest: str
+
+    def __str__(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The image a run works on: its repository, the tags it publishes, and the annotations
+    each tag's signature carries (the CI's, then the user's; `tag` is added per signature)."""
+
+    repository: str
+    tags: tuple[str, ...]
+    ci_annotations: tuple[Annotation, ...] = ()
+    user_annotations: tuple[Annotation, ...] = ()
+
+    def annotations_for(self, tag: str | None) -> dict[str, str]:
+        """Encoded annotations for one signature (tag None: the ones common to every tag)."""
+        # annotations.py imports this module for Annotation: its rules are imported on use.
+        from provenance_tasks.annotations import merge_annotations
+
+        merged = merge_annotations(self.ci_annotations, self.user_annotations, tag or "")
+        if tag is None:
+            merged.pop("tag", None)
+        return merged
+
+    def at(self, digest: str) -> ImageRef:
+        return ImageRef(self.repository, digest)
 
 
 @dataclass(frozen=True)
@@ -78,11 +116,19 @@ SigningMaterial = KeySigning | CertificateSigning | KeylessSigning
 
 @dataclass(frozen=True)
 class KeyPolicy:
-    """The signature must verify against this public key (file, env:// or KMS URI)."""
+    """The signature must verify against this public key (file, env:// or KMS URI).
+
+    of_signing_key: the run signs with `public_key`'s private half and was given no public key
+    (a key in env://, or no .pub beside the file): preflight writes the half that `cosign
+    public-key` printed into the run's private folder, and verify reads that.
+    """
 
     public_key: str
+    of_signing_key: str | None = None
 
     def describe(self) -> str:
+        if self.of_signing_key:
+            return f"the public key of the signing key {self.of_signing_key}"
         return f"public key {self.public_key}"
 
 

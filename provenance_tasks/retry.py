@@ -16,8 +16,21 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from provenance_tasks.errors import CommandFailed
+
+if TYPE_CHECKING:
+    from provenance_tasks.settings import Settings
+
+T = TypeVar("T")
 
 # What each kind of failure looks like in docker, buildx, containerd and cosign stderr.
 _PERMANENT: tuple[tuple[str, str], ...] = (
@@ -143,6 +156,15 @@ class RetryPolicy:
     retry_on: frozenset[str] = frozenset({"transient", "rate-limited"})
     jitter: Callable[[], float] = field(default=random.random, compare=False)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            attempts=settings.retry_attempts,
+            budget_s=settings.retry_budget,
+            wait_s=settings.retry_wait,
+            rate_limit_wait_s=settings.rate_limit_wait,
+        )
+
     def wait(self, attempt: int, cause: Cause) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return self._backoff(attempt, cause.kind == "rate-limited") + self.jitter()
@@ -170,3 +192,147 @@ class RetryPolicy:
             retry_on=self.retry_on | {"not-yet-there"},
             jitter=self.jitter,
         )
+
+
+# --- the loop: tenacity's strategies, composed -----------------------------------------------
+
+HINTS = {
+    "unauthorized": "check the user name and password (or token) for {registry}",
+    "Fulcio unauthorized": "Fulcio refused the ID token: check that Fulcio trusts its issuer, "
+    "that its audience is sigstore and that it has not expired",
+    "denied": "check that the user has push and pull rights on the repository at {registry}",
+    "name invalid": "{registry} refused the repository name: check --image",
+    "manifest invalid": "{registry} refused the manifest: check that it accepts OCI indexes",
+}
+
+
+class _Budget:
+    """When this call started, how long its last attempt took, and how many it made."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.last_attempt_s = 0.0
+        self.attempts = 0
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+
+class _StopBeforeOverrun(stop_base):
+    """Don't start an attempt that would likely end past the budget: the wait plus another
+    attempt as long as the last one (buildx has no timeout to cut it short)."""
+
+    def __init__(self, policy: RetryPolicy, budget: _Budget) -> None:
+        self.policy, self.budget = policy, budget
+
+    def __call__(self, state: RetryCallState) -> bool:
+        upcoming = state.upcoming_sleep or 0.0
+        return self.budget.elapsed + upcoming + self.budget.last_attempt_s > self.policy.budget_s
+
+
+class _WaitForCause(wait_base):
+    """The policy's wait for the cause of the failure (a 429 waits longer)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, state: RetryCallState) -> float:
+        return self.policy.wait(state.attempt_number, _cause(state))
+
+
+def _cause(state: RetryCallState) -> Cause:
+    error = state.outcome.exception() if state.outcome else None
+    assert isinstance(error, CommandFailed)
+    return error.cause
+
+
+class RetryLog(Protocol):
+    """What the loop tells the run's log: each retry, and the attempt the tool's lines are of."""
+
+    def warning(self, event: str, **fields: Any) -> None: ...
+
+    def bind(self, **fields: Any) -> None: ...
+
+
+def with_retries(
+    log: RetryLog,
+    policy: RetryPolicy,
+    step: str,
+    what: str,
+    registry: str,
+    call: Callable[[float], T],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """`call(seconds_left)` until it succeeds, fails for good, or the policy runs out."""
+    budget = _Budget(clock)
+
+    def log_retry(state: RetryCallState) -> None:
+        cause = _cause(state)
+        waited = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            f"{what}: attempt {state.attempt_number} failed ({cause.reason}), "
+            f"retrying in {waited:.1f}s",
+            step=step,
+            attempt=state.attempt_number,
+            wait_s=round(waited, 2),
+            cause=cause.describe,
+        )
+
+    def attempt() -> T:
+        begun = clock()
+        budget.attempts += 1
+        log.bind(attempt=budget.attempts)  # the tool's output lines carry their attempt
+        try:
+            return call(max(policy.budget_s - (begun - budget.started), 1.0))
+        finally:
+            budget.last_attempt_s = clock() - begun
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts) | _StopBeforeOverrun(policy, budget),
+        wait=_WaitForCause(policy),
+        retry=retry_if_exception(
+            lambda error: isinstance(error, CommandFailed) and policy.retries(error.cause)
+        ),
+        before_sleep=log_retry,
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except CommandFailed as exc:
+        raise explain(exc, what, registry, budget.attempts, budget.elapsed, policy) from None
+    finally:
+        log.bind(attempt=None)
+
+
+def explain(
+    exc: CommandFailed,
+    what: str,
+    registry: str,
+    attempts: int,
+    elapsed: float,
+    policy: RetryPolicy,
+) -> CommandFailed:
+    """The same failure, its message naming the registry, the cause and what to check."""
+    cause = exc.cause
+    where = cause.service or registry
+    if cause.kind == "permanent":
+        message = f"{what} failed: {where} answered {cause.reason} ({cause.line})"
+        hint = HINTS.get(f"{cause.service} {cause.reason}") or HINTS.get(cause.reason, "")
+        hint = hint.format(registry=where, what=what)
+    elif policy.retries(cause):
+        message = (
+            f"{what} failed after {attempts} attempt{'s' if attempts > 1 else ''} in "
+            f"{elapsed:.0f}s: {where} kept failing ({cause.describe})"
+        )
+        hint = (
+            f"{where} may be down or rate limiting; retry later, or raise "
+            "provenance.retry_attempts / provenance.retry_budget"
+        )
+    else:
+        return exc  # not a registry failure we know: the tool's own words say it best
+    return exc.with_message(message, hint=hint)

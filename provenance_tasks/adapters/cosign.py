@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from provenance_tasks.adapters.cosign_flags import sign_flags, verify_flags
-from provenance_tasks.adapters.process import Completed, LineSink, last_lines, run
+from provenance_tasks.adapters.process import Completed, LineSink, run
 from provenance_tasks.annotations import cosign_annotation_arg
-from provenance_tasks.errors import InputError
+from provenance_tasks.errors import InputError, last_lines
 from provenance_tasks.models import (
     CertificateSigning,
     IdentityPolicy,
@@ -79,9 +79,10 @@ class Cosign:
                 )
         return cls(found, major, redactor, environ, timeout, sigstore or SigstoreInstance())
 
-    def check_key(self, key: str) -> None:
+    def check_key(self, key: str) -> str:
         """Decrypt the signing key now (`cosign public-key`), so a wrong COSIGN_PASSWORD stops
-        the run before anything is built or pushed rather than after."""
+        the run before anything is built or pushed rather than after. Returns its public half
+        (PEM), which verify can use where no public key was given."""
         done = run(
             [self.binary, "public-key", "--key", key],
             redactor=self.redactor,
@@ -98,6 +99,7 @@ class Cosign:
                 if wrong_password
                 else "pass --key with a cosign private key",
             )
+        return done.stdout
 
     def within(self, seconds: float) -> Cosign:
         """This cosign with its --timeout cut to `seconds` (what is left of a retry budget)."""

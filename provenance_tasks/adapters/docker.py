@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provenance_tasks.adapters.process import CommandFailed, LineSink, run
-from provenance_tasks.errors import ToolError
+from provenance_tasks.adapters.process import LineSink, run
+from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -155,6 +155,32 @@ class Docker:
         except (ValueError, KeyError, TypeError) as exc:
             raise ToolError(f"could not read the digest of {reference} from the registry") from exc
         return str(digest)
+
+    def check_buildx(self, builder: str | None) -> None:
+        """docker and its buildx plugin are there, and so is the builder asked for (InputError)."""
+        import shutil
+
+        from provenance_tasks.errors import InputError, last_lines
+
+        if not shutil.which("docker"):
+            raise InputError(
+                "docker is not installed (not found on PATH)",
+                hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
+            )
+        docker = self._docker_argv()
+        checks = [([*docker, "buildx", "version"], "the docker buildx plugin is missing")]
+        if builder:
+            checks.append(
+                ([*docker, "buildx", "inspect", builder],
+                 f"no buildx builder named {builder!r}")
+            )  # fmt: skip
+        for argv, problem in checks:
+            done = run(argv, redactor=self.redactor, env=self._env(), check=False)
+            if done.returncode != 0:
+                raise InputError(
+                    f"{problem}: {''.join(last_lines(done.stderr))}",
+                    hint="see `docker buildx ls` for the builders; install buildx 0.13 or newer",
+                )
 
     def _docker_argv(self) -> list[str]:
         argv = ["docker"]

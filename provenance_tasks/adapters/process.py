@@ -7,18 +7,19 @@ last lines of stderr, never a secret.
 
 from __future__ import annotations
 
-import functools
 import shlex
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from provenance_tasks.errors import ToolError
+from provenance_tasks.errors import CommandFailed
 from provenance_tasks.redaction import Redactor
-from provenance_tasks.retry import Cause, classify
 
 LineSink = Callable[[str, str], None]  # (stream name, line) -> None
+
+# CommandFailed lives in errors.py (the one tool-failure error); named here for the adapters.
+__all__ = ["CommandFailed", "Completed", "LineSink", "render", "run"]
 
 
 @dataclass(frozen=True)
@@ -29,55 +30,7 @@ class Completed:
     stderr: str
 
 
-def last_lines(text: str, count: int = 1) -> list[str]:
-    """The last `count` non-blank lines of a tool's output, stripped: where its verdict is."""
-    return [line.strip() for line in text.splitlines() if line.strip()][-count:]
-
-
-class CommandFailed(ToolError):
-    """A tool exited non-zero. Everything in it is already redacted.
-
-    The message is one line (the tool, its exit code, its last stderr line); the command and the
-    last lines of stderr ride along for the run's summary and for classifying the failure.
-    """
-
-    def __init__(
-        self,
-        tool: str,
-        argv: Sequence[str],
-        returncode: int,
-        stderr: str,
-        *,
-        hint: str | None = None,
-    ) -> None:
-        self.tool = tool
-        self.argv = tuple(argv)
-        self.returncode = returncode
-        self.stderr = stderr
-        self.stderr_tail = tuple(last_lines(stderr, 8))
-        last = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
-        super().__init__(f"{tool} failed (exit {returncode}){last}", hint=hint)
-
-    @property
-    def command(self) -> str:
-        return shlex.join(self.argv)
-
-    @functools.cached_property
-    def cause(self) -> Cause:
-        """Why it failed, read once from its stderr: what every retry decision reads."""
-        return classify(self.stderr, self.returncode)
-
-    def with_message(self, message: str, *, hint: str | None = None) -> CommandFailed:
-        """The same failure (command, exit, stderr) told in other words."""
-        explained = CommandFailed(self.tool, self.argv, self.returncode, self.stderr, hint=hint)
-        explained.message = message
-        explained.args = (message,)
-        return explained
-
-
-def render(
-    argv: Sequence[str], redactor: Redactor, env: Mapping[str, str] | None = None
-) -> str:
+def render(argv: Sequence[str], redactor: Redactor, env: Mapping[str, str] | None = None) -> str:
     """A command as a dry run shows it: redacted and shlex-quoted, so a line pasted into a shell
     hands the tool exactly this argv, with the (non-secret) variables that change what it does
     in front as `env NAME=value`."""

@@ -16,10 +16,13 @@ from pathlib import Path
 from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import ToolError
+from provenance_tasks.models import ImageRef, Target
 from provenance_tasks.references import registry_of, validate_digest
-from provenance_tasks.steps import plan
-from provenance_tasks.steps.retrying import read_digest, with_retries
-from provenance_tasks.steps.session import Session
+from provenance_tasks.retry import with_retries
+from provenance_tasks.steps.lookup import read_digest
+from provenance_tasks.steps.plan import BuildInputs
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
 
 DRY_RUN_DIGEST = "sha256:" + "0" * 64
 
@@ -32,23 +35,22 @@ class BuildResult:
     media_type: str | None = None
 
     @property
-    def reference(self) -> str:
-        return f"{self.repository}@{self.digest}"
+    def image(self) -> ImageRef:
+        return ImageRef(self.repository, self.digest)
 
 
-def request(session: Session, target: plan.Target, metadata_file: Path) -> BuildRequest:
-    s = session.settings
-    context, dockerfile = plan.build_inputs(session)
-    labels = dict(session.ci.labels)
+def request(run: Run, target: Target, inputs: BuildInputs, metadata_file: Path) -> BuildRequest:
+    s = run.settings
+    labels = dict(run.ci.labels)
     labels.setdefault(
         "org.opencontainers.image.created",
         datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     return BuildRequest(
-        context=context,
-        dockerfile=dockerfile,
+        context=inputs.context,
+        dockerfile=inputs.dockerfile,
         tags=[f"{target.repository}:{tag}" for tag in target.tags],
-        build_args=plan.build_args(session),
+        build_args=inputs.build_args,
         labels=labels,
         platforms=s.platforms,
         target=s.target,
@@ -62,27 +64,28 @@ def request(session: Session, target: plan.Target, metadata_file: Path) -> Build
     )
 
 
-def build(session: Session, target: plan.Target) -> BuildResult:
+def build(run: Run, tools: Tools, log: RunLog, target: Target, inputs: BuildInputs) -> BuildResult:
     with tempfile.TemporaryDirectory(prefix="provenance-build-") as folder:
         metadata_file = Path(folder) / "metadata.json"
-        build_request = request(session, target, metadata_file)
-        with session.step("build", f"Build and push {target.repository}") as record:
+        build_request = request(run, target, inputs, metadata_file)
+        with log.step("build", f"Build and push {target.repository}") as record:
             argv = with_retries(
-                session,
+                log,
+                tools.retry_policy,
                 "build",
                 f"push to {target.repository}",
                 registry_of(target.repository),
-                lambda _: session.docker.build(build_request, on_line=session.tool_output("build")),
+                lambda _: tools.docker.build(build_request, on_line=log.tool_output("build")),
             )
-            if session.settings.dry_run:
-                session.log.info("dry-run", command=render(argv, session.redactor))
+            if run.settings.dry_run:
+                log.info("dry-run", command=render(argv, run.redactor))
                 return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags)
             digest, media_type = read_metadata(metadata_file)
             record.detail = {"digest": digest}
         result = BuildResult(target.repository, digest, target.tags, media_type)
-    session.bind_image(result.repository, result.digest)
-    audit_tags(session, result)
-    session.results["build"] = result
+    log.bind_image(result.repository, result.digest)
+    audit_tags(tools, log, result)
+    log.results.build = result
     return result
 
 
@@ -99,11 +102,11 @@ def read_metadata(path: Path) -> tuple[str, str | None]:
     return validate_digest(digest, "buildx metadata"), media_type
 
 
-def audit_tags(session: Session, result: BuildResult) -> None:
+def audit_tags(tools: Tools, log: RunLog, result: BuildResult) -> None:
     """Each pushed tag must point, at the registry, at the digest about to be signed."""
-    with session.step("audit", "Check every tag points at the built digest", collapsed=False):
+    with log.step("audit", "Check every tag points at the built digest", collapsed=False):
         for tag in result.tags:
-            found = read_digest(session, "audit", f"{result.repository}:{tag}", lag=True)
+            found = read_digest(tools, log, "audit", f"{result.repository}:{tag}", lag=True)
             if found != result.digest:
                 raise ToolError(
                     f"{result.repository}:{tag} points at {found}, not the built {result.digest}",

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import InputError
-from provenance_tasks.steps.retrying import with_retries
-from provenance_tasks.steps.session import Session
+from provenance_tasks.retry import with_retries
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
 
 
-def credentials(session: Session) -> tuple[str, str, str] | None:
+def credentials(run: Run) -> tuple[str, str, str] | None:
     """(registry, username, password) from flags or the CI context; None when there is no login."""
-    s, ci = session.settings, session.ci
+    s, ci = run.settings, run.ci
     registry = s.registry or ci.registry
     username = s.username or ci.registry_user
-    password, source = session.password, "--password-stdin"
+    password, source = run.password, "--password-stdin"
     if password is None and s.password_env:
-        password, source = session.environ.get(s.password_env), s.password_env
+        password, source = run.environ.get(s.password_env), s.password_env
     if password is None:
         password, source = ci.registry_password, ci.registry_password_source or "the CI password"
-    if not registry and not (s.username or session.password or s.password_env):
+    if not registry and not (s.username or run.password or s.password_env):
         return None
     if not registry:
         raise InputError(
@@ -34,26 +35,27 @@ def credentials(session: Session) -> tuple[str, str, str] | None:
     return registry, username, password
 
 
-def login(session: Session) -> str | None:
+def login(run: Run, tools: Tools, log: RunLog) -> str | None:
     """Log in; returns the registry, or None when there was nothing to log in to."""
-    found = credentials(session)
+    found = credentials(run)
     if found is None:
         return None
     registry, username, password = found
-    config = session.private_docker_config()
-    with session.step("login", f"Log in to {registry}", collapsed=False) as record:
+    config = tools.private_docker_config()
+    with log.step("login", f"Log in to {registry}", collapsed=False) as record:
         record.detail = {"registry": registry, "user": username, "docker_config": str(config)}
-        if not session.settings.dry_run:
+        if not run.settings.dry_run:
             with_retries(
-                session,
+                log,
+                tools.retry_policy,
                 "login",
                 f"log in to {registry}",
                 registry,
-                lambda _: session.docker.login(
-                    registry, username, password, on_line=session.tool_output("login")
+                lambda _: tools.docker.login(
+                    registry, username, password, on_line=log.tool_output("login")
                 ),
             )
         else:
-            argv = session.docker.login_argv(registry, username)
-            session.log.info("dry-run", command=render(argv, session.redactor))
+            argv = tools.docker.login_argv(registry, username)
+            log.info("dry-run", command=render(argv, run.redactor))
     return registry

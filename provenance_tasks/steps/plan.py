@@ -1,33 +1,43 @@
-"""Everything a run will do, resolved and checked before anything is built, pushed or signed."""
+"""Everything a run will do, resolved and checked before anything is built, pushed or signed.
+
+`resolve(run, tools, steps)` reads the settings, the CI context and the files they name, and returns
+one `Plan`: the target, the build's inputs, the signing material and the verification policy. It
+starts no process and writes nothing; the tool probes are steps/preflight.py's, run once after it.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance_tasks.adapters.cosign import Cosign
-from provenance_tasks.adapters.services import github_id_token, unreachable
-from provenance_tasks.annotations import merge_annotations, parse_annotation_flag
-from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, claim, decode_claims, token_problem
-from provenance_tasks.errors import InputError, ToolError
+from provenance_tasks.adapters.services import github_id_token
+from provenance_tasks.annotations import parse_annotation_flag
+from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, token_problem
+from provenance_tasks.errors import InputError
+from provenance_tasks.logs import StepLog
 from provenance_tasks.models import (
     KMS_SCHEMES,
-    Annotation,
     CertificateSigning,
     IdentityPolicy,
     IdentityToken,
+    ImageRef,
     KeylessSigning,
     KeyPolicy,
     KeySigning,
     SigningMaterial,
+    Target,
     VerificationPolicy,
 )
-from provenance_tasks.references import validate_digest, validate_repository, validate_tag
-from provenance_tasks.sigstore import chain_trusted_root
-from provenance_tasks.steps.session import Session
+from provenance_tasks.references import (
+    split_image_ref,
+    validate_digest,
+    validate_repository,
+    validate_tag,
+)
+from provenance_tasks.steps import outputs
+from provenance_tasks.steps.run import Run, Tools
 
 ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
 
@@ -36,54 +46,77 @@ _SECRET_ARG = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|CREDENTIAL|A
 
 
 @dataclass(frozen=True)
-class Target:
-    """The image: a repository, its tags, and the annotations each tag's signature carries."""
-
-    repository: str
-    tags: tuple[str, ...]
-    user_annotations: tuple[Annotation, ...]
-
-    def annotations_for(self, session: Session, tag: str | None) -> dict[str, str]:
-        """Encoded annotations for one signature (tag None: the ones common to every tag)."""
-        merged = merge_annotations(session.ci.annotations, self.user_annotations, tag or "")
-        if tag is None:
-            merged.pop("tag", None)
-        return merged
+class BuildInputs:
+    context: Path
+    dockerfile: Path
+    build_args: dict[str, str] = field(default_factory=dict)
 
 
-def target(session: Session) -> Target:
-    s = session.settings
-    repository = s.image or session.ci.default_repository
+@dataclass(frozen=True)
+class Plan:
+    """What one task will do. `steps` names them, for the summary's "not run" rows."""
+
+    steps: tuple[str, ...]
+    target: Target
+    build: BuildInputs | None = None
+    mode: str | None = None  # key, keyless or certificate
+    signing: SigningMaterial | None = None
+    policy: VerificationPolicy | None = None
+    image: ImageRef | None = None  # sign and verify: the digest given, or an earlier run's
+
+
+def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
+    """The plan of a task running `steps` (build, sign, verify), every input checked now."""
+    building = "build" in steps
+    tagged = building or "sign" in steps or bool(run.settings.tags)
+    plan_target = target(run) if tagged else untagged_target(run)
+    build = BuildInputs(*build_inputs(run), build_args(run)) if building else None
+    mode = signing_mode(run) if ("sign" in steps or "verify" in steps) else None
+    signing = signing_material(run, mode) if mode and "sign" in steps else None
+    policy = verification_policy(run, tools, mode, signing) if mode and "verify" in steps else None
+    image = None
+    if not building:
+        image = given_image(run, plan_target)
+        plan_target = Target(
+            image.repository, plan_target.tags, plan_target.ci_annotations,
+            plan_target.user_annotations,
+        )  # fmt: skip
+    return Plan(steps, plan_target, build, mode, signing, policy, image)
+
+
+def target(run: Run) -> Target:
+    s = run.settings
+    repository = s.image or run.ci.default_repository
     if not repository:
         raise InputError(
             "no image repository", hint="pass --image REPOSITORY or set provenance.image"
         )
     repository = validate_repository(
-        repository, "--image" if s.image else f"the {session.ci.provider} default"
+        repository, "--image" if s.image else f"the {run.ci.provider} default"
     )
-    tags = s.tags or session.ci.default_tags
+    tags = s.tags or run.ci.default_tags
     if not tags:
         raise InputError("no tag to push", hint="pass --tag TAG (repeatable)")
-    source = "--tag" if s.tags else f"the {session.ci.provider} default"
+    source = "--tag" if s.tags else f"the {run.ci.provider} default"
     tags = tuple(dict.fromkeys(validate_tag(tag, source) for tag in tags))
     user = tuple(parse_annotation_flag(text, "--annotation") for text in s.annotations)
-    t = Target(repository, tags, user)
+    t = Target(repository, tags, run.ci.annotations, user)
     for tag in tags:  # values are checked now, not halfway through signing
-        t.annotations_for(session, tag)
+        t.annotations_for(tag)
     return t
 
 
-def build_args(session: Session) -> dict[str, str]:
+def build_args(run: Run) -> dict[str, str]:
     args: dict[str, str] = {}
-    for text in session.settings.build_args:
+    for text in run.settings.build_args:
         name, sep, value = text.partition("=")
         if not sep:
-            value = session.environ.get(name, "")
+            value = run.environ.get(name, "")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise InputError(
                 f"build arg {text!r} is not NAME=value", hint="pass --build-arg NAME=value"
             )
-        if _SECRET_ARG.search(name) or any(secret in value for secret in session.redactor.secrets):
+        if _SECRET_ARG.search(name) or any(secret in value for secret in run.redactor.secrets):
             raise InputError(
                 f"build arg {name} carries a secret; build args end up in the image's history",
                 hint=f"pass it as a build secret: --secret id={name.lower()},env={name}",
@@ -92,20 +125,20 @@ def build_args(session: Session) -> dict[str, str]:
     return args
 
 
-def build_inputs(session: Session) -> tuple[Path, Path]:
-    context = (session.cwd / session.settings.context).resolve()
+def build_inputs(run: Run) -> tuple[Path, Path]:
+    context = (run.cwd / run.settings.context).resolve()
     if not context.is_dir():
         raise InputError(f"build context {context} is not a folder", hint="pass --context FOLDER")
     dockerfile = context / "Dockerfile"
-    if session.settings.file:
-        dockerfile = (session.cwd / session.settings.file).resolve()
+    if run.settings.file:
+        dockerfile = (run.cwd / run.settings.file).resolve()
     if not dockerfile.is_file():
         raise InputError(f"no Dockerfile at {dockerfile}", hint="pass --file PATH")
     return context, dockerfile
 
 
-def signing_mode(session: Session) -> str:
-    s = session.settings
+def signing_mode(run: Run) -> str:
+    s = run.settings
     if s.mode == "keyless" and (s.key or s.certificate):
         raise InputError(
             "key and keyless signing were both asked for",
@@ -117,14 +150,14 @@ def signing_mode(session: Session) -> str:
         return "certificate"
     if s.key:
         return "key"
-    return "keyless" if session.ci.keyless_by_default else "key"
+    return "keyless" if run.ci.keyless_by_default else "key"
 
 
-def _check_key_ref(session: Session, key: str, what: str) -> str:
+def _check_key_ref(run: Run, key: str, what: str) -> str:
     if "://" in key:
         scheme = key.split("://", 1)[0] + "://"
         if scheme == "env://":
-            if not session.environ.get(key[len("env://") :]):
+            if not run.environ.get(key[len("env://") :]):
                 raise InputError(
                     f"{what} {key}: the variable is not set",
                     hint=f"export {key[len('env://') :]} with the PEM key",
@@ -136,21 +169,21 @@ def _check_key_ref(session: Session, key: str, what: str) -> str:
                 hint=f"use a file, env://VAR, or one of {', '.join(KMS_SCHEMES)}",
             )
         return key
-    path = (session.cwd / key).resolve()
+    path = (run.cwd / key).resolve()
     if not path.is_file() or not os.access(path, os.R_OK):
         raise InputError(f"cannot read {what} {path}", hint="check the path and its permissions")
     return str(path)
 
 
-def signing_material(session: Session, mode: str) -> SigningMaterial:
-    s = session.settings
+def signing_material(run: Run, mode: str) -> SigningMaterial:
+    s = run.settings
     if mode == "keyless":
         if not s.tlog:
             raise InputError(
                 "--no-tlog is for key and certificate modes only",
                 hint="keyless signatures need the transparency log",
             )
-        return KeylessSigning(identity_token(session))
+        return KeylessSigning(identity_token(run))
     if mode == "certificate":
         if not (s.key and s.certificate and s.certificate_chain):
             raise InputError(
@@ -158,118 +191,43 @@ def signing_material(session: Session, mode: str) -> SigningMaterial:
                 hint="pass --key, --certificate and --certificate-chain",
             )
         return CertificateSigning(
-            _check_key_ref(session, s.key, "signing key"),
-            Path(_check_key_ref(session, s.certificate, "certificate")),
-            Path(_check_key_ref(session, s.certificate_chain, "certificate chain")),
+            _check_key_ref(run, s.key, "signing key"),
+            Path(_check_key_ref(run, s.certificate, "certificate")),
+            Path(_check_key_ref(run, s.certificate_chain, "certificate chain")),
         )
     if s.key:
-        return KeySigning(_check_key_ref(session, s.key, "signing key"))
-    if not session.ci.local_keys:
+        return KeySigning(_check_key_ref(run, s.key, "signing key"))
+    if not run.ci.local_keys:
         raise InputError("key mode needs a key", hint="pass --key (a file, env://VAR or a KMS URI)")
-    return KeySigning(str(local_key_folder(session) / "cosign.key"))  # made on first use
+    return KeySigning(str(local_key_folder(run) / "cosign.key"))  # made on first use
 
 
-# What signing needs, checked before anything is pushed: steps/preflight.py runs the three side
-# by side.
-
-
-def signing_cosign(session: Session) -> None:
-    """cosign is there, new enough, and its major can sign in the format asked for."""
-    cosign = session.cosign  # detect now: a missing or too old cosign is bad input (exit 2)
-    if session.settings.bundle_format == "new" and cosign.major < 3:
-        raise InputError(
-            "cosign 2 can't sign an image in the new bundle format (its sign has no such flag)",
-            hint="set provenance.bundle_format to classic, or install cosign 3.0.3+",
-        )
-
-
-def signing_key(session: Session, material: SigningMaterial) -> None:
-    """The key opens with the password the run has: `cosign public-key` decrypts it. It needs
-    no probed major, so it runs beside the probe (preflight)."""
-    if not isinstance(material, KeySigning | CertificateSigning):
-        return
-    key = material.key
-    local_to_make = "://" not in key and not Path(key).exists()  # made on first use, locally
-    if key.startswith(KMS_SCHEMES) or local_to_make:
-        return
-    binary = shutil.which(session.settings.cosign)
-    if binary is None:
-        return  # signing_cosign says what is missing
-    Cosign(binary, 0, session.redactor, env=session.cosign_environment()).check_key(key)
-
-
-def signing_services(session: Session, material: SigningMaterial) -> None:
-    """The token endpoint and the Sigstore services the signing needs answer."""
-    s = session.settings
-    if s.dry_run:
-        return
-    if isinstance(material, KeylessSigning) and material.token.from_endpoint:
-        # Asked once now, so a job without `id-token: write` fails before the push; its claims
-        # name the signer (a reusable workflow's own file, which no variable names).
-        token = fresh_token(session, material.token)
-        check_token(session, token)
-        session.token_claims = decode_claims(token.value)
-    services = session.sigstore.services(keyless=isinstance(material, KeylessSigning), tlog=s.tlog)
-    for name, url in services.items():
-        reason = unreachable(url)
-        if reason is not None:
-            raise ToolError(
-                f"{name} at {url} does not answer: {reason}",
-                hint="check provenance.fulcio_url / rekor_url / tsa_url and the network; "
-                "sign with --key --no-tlog where no Sigstore can be reached",
-            )
-
-
-def fresh_token(session: Session, token: IdentityToken) -> IdentityToken:
+def fresh_token(run: Run, log: StepLog, token: IdentityToken) -> IdentityToken:
     """The token to sign with now: the given one, or a new one from the runner's endpoint."""
     if not token.from_endpoint:
         return token
     assert token.request_url is not None and token.request_token is not None
     value = github_id_token(token.request_url, token.request_token, SIGSTORE_AUDIENCE)
-    session.redactor.add(value)
-    session.log.mask([value])  # GitHub: the runner masks it too, wherever a tool might print it
+    run.redactor.add(value)
+    log.mask([value])  # GitHub: the runner masks it too, wherever a tool might print it
     return IdentityToken(value, token.source)
 
 
-def build_tools(session: Session) -> None:
-    """docker and buildx are there, and the builder asked for exists (a dry run runs none)."""
-    import shutil
-
-    from provenance_tasks.adapters.process import last_lines, run
-
-    if session.settings.dry_run:
-        return
-    if not shutil.which("docker"):
-        raise InputError(
-            "docker is not installed (not found on PATH)",
-            hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
-        )
-    env = {**os.environ, **session.docker.environ()}
-    checks = [(["docker", "buildx", "version"], "the docker buildx plugin is missing")]
-    if session.settings.builder:
-        builder = session.settings.builder
-        checks.append(
-            (["docker", "buildx", "inspect", builder], f"no buildx builder named {builder!r}")
-        )
-    for argv, problem in checks:
-        done = run(argv, redactor=session.redactor, env=env, check=False)
-        if done.returncode != 0:
-            raise InputError(
-                f"{problem}: {''.join(last_lines(done.stderr))}",
-                hint="see `docker buildx ls` for the builders; install buildx 0.13 or newer",
-            )
+def local_key_folder(run: Run) -> Path:
+    return (run.cwd / run.settings.key_folder).resolve()
 
 
-def local_key_folder(session: Session) -> Path:
-    return (session.cwd / session.settings.key_folder).resolve()
-
-
-def verification_policy(session: Session, mode: str) -> VerificationPolicy:
-    s = session.settings
+def verification_policy(
+    run: Run, tools: Tools, mode: str, signing: SigningMaterial | None = None
+) -> VerificationPolicy:
+    s = run.settings
     if mode == "key":
         public = s.public_key
+        if not public and isinstance(signing, KeySigning) and _no_public_half(signing.key):
+            # Verify what this run signs against the key it signs with (preflight derives it).
+            return KeyPolicy(signing.key, of_signing_key=signing.key)
         if not public:
-            key = s.key or str(local_key_folder(session) / "cosign.key")
+            key = s.key or str(local_key_folder(run) / "cosign.key")
             if key.startswith(KMS_SCHEMES):
                 public = key
             elif key.endswith(".key") and "://" not in key:
@@ -281,12 +239,13 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
                 )
         if public.startswith(KMS_SCHEMES) or public.startswith("env://"):
             return KeyPolicy(public)
-        path = (session.cwd / public).resolve()
-        if not path.is_file() and not (s.key is None and session.ci.local_keys):
+        path = (run.cwd / public).resolve()
+        if not path.is_file() and not (s.key is None and run.ci.local_keys):
             raise InputError(f"cannot read public key {path}", hint="pass --public-key")
         return KeyPolicy(str(path))
-    identity = s.identity or _claimed_identity(session) or session.ci.identity
-    issuer = s.issuer or session.ci.issuer
+    # On GitHub, preflight replaces it by what the run's token names (a reusable workflow).
+    identity = s.identity or run.ci.identity
+    issuer = s.issuer or run.ci.issuer
     if not identity or not issuer:
         missing = "--identity" if not identity else "--issuer"
         raise InputError(
@@ -295,10 +254,10 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
         )
     if not s.certificate_chain:
         return IdentityPolicy(identity, issuer)
-    chain = (session.cwd / s.certificate_chain).resolve()
+    chain = (run.cwd / s.certificate_chain).resolve()
     if not chain.is_file():
         raise InputError(f"cannot read certificate chain {chain}", hint="pass --certificate-chain")
-    sigstore = session.sigstore
+    sigstore = tools.sigstore
     if not sigstore.private and s.bundle_format == "new" and s.tlog:
         raise InputError(
             "certificate mode with the new bundle needs a trusted root: cosign 3 verifies it "
@@ -306,31 +265,59 @@ def verification_policy(session: Session, mode: str) -> VerificationPolicy:
             hint="set provenance.trusted_root (with rekor_url) for your Sigstore, or use the "
             "classic bundle format",
         )
-    chain_root = None
-    if sigstore.private or s.bundle_format == "new":
-        chain_root = chain_trusted_root(
-            chain, sigstore.trusted_root, session.private_folder() / "trust"
+    return IdentityPolicy(identity, issuer, chain=chain)  # its trusted root: preflight's
+
+
+def _no_public_half(key: str) -> bool:
+    """A key whose public half is nowhere to be read: in a variable, or a file with no .pub
+    beside it (a key still to be made, locally, will get one)."""
+    if key.startswith(KMS_SCHEMES):
+        return False  # cosign reads the public half from the KMS itself
+    if key.startswith("env://"):
+        return True
+    path = Path(key)
+    return path.exists() and not (key.endswith(".key") and path.with_suffix(".pub").is_file())
+
+
+def given_image(run: Run, target: Target) -> ImageRef:
+    """The image to sign or verify: --digest, else IMAGE_REF of an earlier run."""
+    s = run.settings
+    if s.digest:
+        return target.at(validate_digest(s.digest, "--digest"))
+    ref = outputs.read_image_ref(run)
+    if not ref:
+        raise InputError(
+            "no digest to work on",
+            hint="pass --digest sha256:..., or run where IMAGE_REF (dotenv or report) is available",
         )
-    return IdentityPolicy(identity, issuer, chain=chain, chain_root=chain_root)
+    repository, digest = split_image_ref(ref)
+    if s.image and validate_repository(s.image, "--image") != repository:
+        raise InputError(
+            f"IMAGE_REF names {repository}, not --image {s.image}",
+            hint="pass --digest for this repository",
+        )
+    return ImageRef(repository, digest)
 
 
-def _claimed_identity(session: Session) -> str | None:
-    """The signer a token asked for during this run names, where the provider says which claim."""
-    name = session.ci.identity_claim
-    found = claim(session.token_claims, name) if name else None
-    return f"{session.ci.identity_prefix}{found}" if found else None
+def untagged_target(run: Run) -> Target:
+    """verify without --tag: the repository from --image, IMAGE_REF or the CI default."""
+    s = run.settings
+    repository = s.image or run.ci.default_repository
+    if not repository:
+        ref = outputs.read_image_ref(run)
+        repository = split_image_ref(ref)[0] if ref else None
+    if not repository:
+        raise InputError("no image repository", hint="pass --image REPOSITORY")
+    user = tuple(parse_annotation_flag(t, "--annotation") for t in s.annotations)
+    return Target(validate_repository(repository, "--image"), (), run.ci.annotations, user)
 
 
-def expected_digest(session: Session) -> str | None:
-    return validate_digest(session.settings.digest, "--digest") if session.settings.digest else None
-
-
-def identity_token(session: Session) -> IdentityToken:
+def identity_token(run: Run) -> IdentityToken:
     """The keyless signer's token, checked on its face now: a missing, expired or wrong-audience
     token is bad input (exit 2), found before anything is pushed."""
-    env = session.environ
-    if session.ci.id_token:
-        token = IdentityToken(session.ci.id_token, session.ci.id_token_source or ID_TOKEN_VARIABLE)
+    env = run.environ
+    if run.ci.id_token:
+        token = IdentityToken(run.ci.id_token, run.ci.id_token_source or ID_TOKEN_VARIABLE)
     elif env.get(ID_TOKEN_VARIABLE):
         token = IdentityToken(env[ID_TOKEN_VARIABLE], ID_TOKEN_VARIABLE)
     elif env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"):
@@ -341,15 +328,15 @@ def identity_token(session: Session) -> IdentityToken:
         )
     else:
         raise InputError(
-            "keyless signing needs an OIDC token and none was found", hint=session.ci.keyless_hint
+            "keyless signing needs an OIDC token and none was found", hint=run.ci.keyless_hint
         )
-    check_token(session, token)
+    check_token(run, token)
     return token
 
 
-def check_token(session: Session, token: IdentityToken) -> None:
+def check_token(run: Run, token: IdentityToken) -> None:
     import time
 
     problem = token_problem(token.value or "", now=time.time())
     if problem:
-        raise InputError(f"the ID token in {token.source} {problem}", hint=session.ci.keyless_hint)
+        raise InputError(f"the ID token in {token.source} {problem}", hint=run.ci.keyless_hint)

@@ -5,45 +5,155 @@ signing key (the slowest: `cosign public-key` decrypts the key, so a wrong passw
 before the build), buildx and its builder, the Sigstore services, and the import of
 python-on-whales that the build will need. They run in parallel and their errors are raised in a
 fixed order, the signing side's first, so the same bad input always gives the same message.
+
+What the probes learn completes the plan: the signer a GitHub token names, and the trusted root
+a certificate chain needs, written into the run's private folder.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 
-from provenance_tasks.models import SigningMaterial
-from provenance_tasks.steps import plan
-from provenance_tasks.steps.session import Session
+from provenance_tasks.adapters.services import unreachable
+from provenance_tasks.ci.oidc import claim, decode_claims
+from provenance_tasks.errors import InputError, ToolError
+from provenance_tasks.logs import StepLog
+from provenance_tasks.models import (
+    KMS_SCHEMES,
+    CertificateSigning,
+    IdentityPolicy,
+    KeylessSigning,
+    KeyPolicy,
+    KeySigning,
+    SigningMaterial,
+    VerificationPolicy,
+)
+from provenance_tasks.steps.plan import Plan, check_token, fresh_token
+from provenance_tasks.steps.run import Run, Tools
 
 
-def preflight(session: Session, material: SigningMaterial | None, *, build: bool) -> None:
-    """Probe what the run's steps will use: signing tools for `material`, build tools if `build`."""
+class _Findings:
+    """What the probes learnt, written by one probe thread each."""
+
+    token_claims: dict[str, object] | None = None
+    public_key_pem: str | None = None  # the signing key's public half, from its check
+
+
+def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
+    """Probe what the plan's steps will use, once each; returns the plan, completed."""
+    found = _Findings()
     probes: list[Callable[[], object]] = []
-    if material is not None:
+    if plan.signing is not None:
+        material = plan.signing
         probes += [
-            lambda: plan.signing_cosign(session),
-            lambda: plan.signing_key(session, material),
-            lambda: plan.signing_services(session, material),
+            lambda: signing_cosign(run, tools),
+            lambda: signing_key(run, tools, material, found),
+            lambda: signing_services(run, tools, log, material, found),
         ]
-    if build:
-        probes += [lambda: plan.build_tools(session), _import_python_on_whales]
-    if session.settings.dry_run or len(probes) < 2:
+    if plan.build is not None and not run.settings.dry_run:
+        probes += [lambda: tools.docker.check_buildx(run.settings.builder), _import_whales]
+    if run.settings.dry_run or len(probes) < 2:
         for probe in probes:
             probe()
+    else:
+        # What the threads share is made here, before them: the docker client, the Sigstore.
+        tools.docker  # noqa: B018 - cached properties, built once
+        if tools.sigstore.private:
+            tools.private_folder()  # cosign's TUF_ROOT: one folder, not one per thread
+        with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe") as pool:
+            futures = [pool.submit(probe) for probe in probes]
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
+    return replace(plan, policy=_completed_policy(run, tools, plan, found))
+
+
+def _completed_policy(
+    run: Run, tools: Tools, plan: Plan, found: _Findings
+) -> VerificationPolicy | None:
+    policy = plan.policy
+    if isinstance(policy, KeyPolicy) and policy.of_signing_key:
+        if not found.public_key_pem:
+            return policy  # no cosign to check it with: signing_cosign has said so
+        pub = tools.private_folder() / "signing-key.pub"
+        pub.write_text(found.public_key_pem)
+        return replace(policy, public_key=str(pub))
+    if not isinstance(policy, IdentityPolicy):
+        return policy
+    ci = run.ci
+    claimed = claim(found.token_claims, ci.identity_claim) if ci.identity_claim else None
+    if claimed and not run.settings.identity:
+        # The signer the run's own token names: a reusable workflow's file, which no variable
+        # names, is what Fulcio puts in the certificate.
+        policy = replace(policy, identity=f"{ci.identity_prefix}{claimed}")
+    sigstore = tools.sigstore
+    if policy.chain is not None and (sigstore.private or run.settings.bundle_format == "new"):
+        from provenance_tasks.sigstore import chain_trusted_root
+
+        root = chain_trusted_root(
+            policy.chain, sigstore.trusted_root, tools.private_folder() / "trust"
+        )
+        policy = replace(policy, chain_root=root)
+    return policy
+
+
+def signing_cosign(run: Run, tools: Tools) -> None:
+    """cosign is there, new enough, and its major can sign in the format asked for."""
+    cosign = tools.cosign  # detect now: a missing or too old cosign is bad input (exit 2)
+    if run.settings.bundle_format == "new" and cosign.major < 3:
+        raise InputError(
+            "cosign 2 can't sign an image in the new bundle format (its sign has no such flag)",
+            hint="set provenance.bundle_format to classic, or install cosign 3.0.3+",
+        )
+
+
+def signing_key(run: Run, tools: Tools, material: SigningMaterial, found: _Findings) -> None:
+    """The key opens with the password the run has: `cosign public-key` decrypts it. It needs
+    no probed major, so it runs beside the probe."""
+    from provenance_tasks.adapters.cosign import Cosign
+
+    if not isinstance(material, KeySigning | CertificateSigning):
         return
-    # What the threads share is made here, before them: the docker client, the Sigstore.
-    session.docker  # noqa: B018 - cached properties, built once
-    if session.sigstore.private:
-        session.private_folder()  # cosign's TUF_ROOT: one folder, not one per thread
-    with ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="probe") as pool:
-        futures = [pool.submit(probe) for probe in probes]
-    for future in futures:
-        error = future.exception()
-        if error is not None:
-            raise error
+    key = material.key
+    local_to_make = "://" not in key and not Path(key).exists()  # made on first use, locally
+    if key.startswith(KMS_SCHEMES) or local_to_make:
+        return
+    binary = shutil.which(run.settings.cosign)
+    if binary is None:
+        return  # signing_cosign says what is missing
+    cosign = Cosign(binary, 0, run.redactor, env=tools.cosign_environment())
+    found.public_key_pem = cosign.check_key(key)
 
 
-def _import_python_on_whales() -> None:
+def signing_services(
+    run: Run, tools: Tools, log: StepLog, material: SigningMaterial, found: _Findings
+) -> None:
+    """The token endpoint and the Sigstore services the signing needs answer."""
+    s = run.settings
+    if s.dry_run:
+        return
+    if isinstance(material, KeylessSigning) and material.token.from_endpoint:
+        # Asked once now, so a job without `id-token: write` fails before the push; its claims
+        # name the signer.
+        token = fresh_token(run, log, material.token)
+        check_token(run, token)
+        found.token_claims = dict(decode_claims(token.value) or {})
+    keyless = isinstance(material, KeylessSigning)
+    for name, url in tools.sigstore.services(keyless=keyless, tlog=s.tlog).items():
+        reason = unreachable(url)
+        if reason is not None:
+            raise ToolError(
+                f"{name} at {url} does not answer: {reason}",
+                hint="check provenance.fulcio_url / rekor_url / tsa_url and the network; "
+                "sign with --key --no-tlog where no Sigstore can be reached",
+            )
+
+
+def _import_whales() -> None:
     """A slow import (pydantic underneath), paid while the other probes wait on their tools."""
     import python_on_whales  # noqa: F401

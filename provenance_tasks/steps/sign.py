@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provenance_tasks.adapters.cosign_env import shown
-from provenance_tasks.adapters.process import CommandFailed, render
-from provenance_tasks.errors import InputError
-from provenance_tasks.models import KeylessSigning, KeySigning, SigningMaterial
+from provenance_tasks.adapters.process import render
+from provenance_tasks.errors import CommandFailed, InputError
+from provenance_tasks.models import ImageRef, KeylessSigning, KeySigning, SigningMaterial, Target
 from provenance_tasks.references import registry_of
-from provenance_tasks.steps import plan
-from provenance_tasks.steps.retrying import read_digest, with_retries
-from provenance_tasks.steps.session import Session
+from provenance_tasks.retry import with_retries
+from provenance_tasks.steps.lookup import read_digest
+from provenance_tasks.steps.plan import fresh_token, local_key_folder
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
 
 
 @dataclass(frozen=True)
@@ -30,31 +32,30 @@ class SignResult:
     tlog: bool
 
 
-def ensure_local_key(session: Session, material: SigningMaterial) -> None:
+def ensure_local_key(run: Run, tools: Tools, log: RunLog, material: SigningMaterial) -> None:
     """Locally, key mode needs no setup: a key pair with an empty password is made on first use."""
     if not isinstance(material, KeySigning):
         return
-    folder = plan.local_key_folder(session)
+    folder = local_key_folder(run)
     if Path(material.key).parent != folder or Path(material.key).exists():
         return
-    if session.settings.dry_run:
-        session.log.info("dry-run: would make a key pair", folder=str(folder))
+    if run.settings.dry_run:
+        log.info("dry-run: would make a key pair", folder=str(folder))
         return
-    key, pub = session.cosign.generate_key_pair(folder)
+    key, pub = tools.cosign.generate_key_pair(folder)
     ignore = folder / ".gitignore"
     ignore.write_text("*\n")  # the private key must never be committed
-    session.log.info(
-        "made a local signing key pair (empty password)", key=str(key), public=str(pub)
-    )
+    log.info("made a local signing key pair (empty password)", key=str(key), public=str(pub))
 
 
-def ensure_at_registry(session: Session, reference: str) -> None:
+def ensure_at_registry(run: Run, tools: Tools, log: RunLog, image: ImageRef) -> None:
     """The digest to sign must be at the registry: cosign signs a digest that isn't there and
     exits 0, leaving a signature for nothing. (build-sign-verify knows: its audit read it.)"""
-    if session.settings.dry_run:
+    if run.settings.dry_run:
         return
+    reference = str(image)
     try:
-        found = read_digest(session, "sign", reference, lag=True)
+        found = read_digest(tools, log, "sign", reference, lag=True)
     except CommandFailed as exc:
         if exc.cause.kind != "not-yet-there":
             raise
@@ -62,83 +63,95 @@ def ensure_at_registry(session: Session, reference: str) -> None:
             f"{reference} is not at the registry: nothing to sign",
             hint="pass the digest the build pushed (IMAGE_DIGEST of its dotenv)",
         ) from None
-    if found != reference.rsplit("@", 1)[1]:
+    if found != image.digest:
         raise InputError(f"the registry answers {found} for {reference}")
 
 
 def sign_once(
-    session: Session, reference: str, material: SigningMaterial, annotations: dict[str, str]
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    reference: str,
+    material: SigningMaterial,
+    annotations: dict[str, str],
 ) -> None:
     """One signature, retried on registry failures; each attempt's cosign --timeout fits the
     budget. A retry after a partial upload may leave a second, identical signature: verify
     accepts any that matches."""
-    s = session.settings
+    s = run.settings
 
     def attempt(left: float) -> object:
-        token = token_file(session, material, write=True)
+        token = token_file(run, tools, log, material, write=True)
         try:
-            return session.cosign.within(left).sign(
+            return tools.cosign.within(left).sign(
                 reference,
                 material,
                 annotations,
                 tlog=s.tlog,
                 new_bundle_format=s.bundle_format == "new",
                 identity_token=token,
-                on_line=session.tool_output("sign"),
+                on_line=log.tool_output("sign"),
             )
         finally:
             if token is not None:
                 token.unlink(missing_ok=True)  # the token lives on disk only while cosign runs
 
-    with_retries(session, "sign", f"sign {reference}", registry_of(reference), attempt)
+    with_retries(
+        log, tools.retry_policy, "sign", f"sign {reference}", registry_of(reference), attempt
+    )
 
 
-def token_file(session: Session, material: SigningMaterial, *, write: bool) -> Path | None:
+def token_file(
+    run: Run, tools: Tools, log: RunLog, material: SigningMaterial, *, write: bool
+) -> Path | None:
     """Where cosign reads the ID token from: a 0600 file in the run's private folder, written
     anew for each attempt (a GitHub token is asked for each time: they live five minutes)."""
     if not isinstance(material, KeylessSigning):
         return None
-    path = session.private_folder() / "id-token"
+    path = tools.private_folder() / "id-token"
     if write:
-        token = plan.fresh_token(session, material.token)
+        token = fresh_token(run, log, material.token)
         path.touch(mode=0o600)
         path.write_text(token.value or "")
     return path
 
 
 def sign(
-    session: Session,
-    target: plan.Target,
-    reference: str,
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    target: Target,
+    image: ImageRef,
     mode: str,
     material: SigningMaterial,
 ) -> SignResult:
-    s = session.settings
+    s = run.settings
+    reference = str(image)
     if not s.tlog:
-        session.log.warning(
+        log.warning(
             "signing without a transparency log (--no-tlog): fine for private and air-gapped "
             "setups, but nobody can audit these signatures publicly"
         )
-    ensure_local_key(session, material)
+    ensure_local_key(run, tools, log, material)
     signatures: list[Signature] = []
-    with session.step("sign", f"Sign {reference} ({mode})") as record:
+    with log.step("sign", f"Sign {reference} ({mode})") as record:
         for tag in target.tags:
-            annotations = target.annotations_for(session, tag)
+            annotations = target.annotations_for(tag)
             if s.dry_run:
-                argv = session.cosign.sign_argv(
+                argv = tools.cosign.sign_argv(
                     reference,
                     material,
                     annotations,
                     tlog=s.tlog,
                     new_bundle_format=s.bundle_format == "new",
-                    identity_token=token_file(session, material, write=False),
+                    identity_token=token_file(run, tools, log, material, write=False),
                 )
-                env = shown(session.cosign.env)
-                session.log.info("dry-run", command=render(argv, session.redactor, env))
+                env = shown(tools.cosign.env)
+                log.info("dry-run", command=render(argv, run.redactor, env))
             else:
-                sign_once(session, reference, material, annotations)
+                sign_once(run, tools, log, reference, material, annotations)
             signatures.append(Signature(tag, annotations))
         record.detail = {"signatures": len(signatures), "mode": mode}
     result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog)
-    session.results["sign"] = result
+    log.results.sign = result
     return result

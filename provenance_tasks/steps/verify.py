@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance_tasks.adapters.cosign_env import shown
-from provenance_tasks.adapters.process import CommandFailed, last_lines, render
-from provenance_tasks.errors import VerificationError
-from provenance_tasks.models import IdentityPolicy, VerificationPolicy
+from provenance_tasks.adapters.process import render
+from provenance_tasks.errors import CommandFailed, VerificationError, last_lines
+from provenance_tasks.models import IdentityPolicy, ImageRef, Target, VerificationPolicy
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import REGISTRY_FAILURES
-from provenance_tasks.steps import plan
-from provenance_tasks.steps.retrying import read_digest, with_retries
-from provenance_tasks.steps.session import Session
+from provenance_tasks.retry import REGISTRY_FAILURES, with_retries
+from provenance_tasks.steps.lookup import read_digest
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
 
 FULCIO_OID = "1.3.6.1.4.1.57264."
 NEW_BUNDLE_TYPE = (
@@ -91,10 +91,10 @@ def summarize(payload: dict[str, Any]) -> FoundSignature:
     )
 
 
-def expectations(session: Session, target: plan.Target, tags: tuple[str, ...]) -> list[Expectation]:
-    if not tags:
-        return [Expectation(None, target.annotations_for(session, None))]
-    return [Expectation(tag, target.annotations_for(session, tag)) for tag in tags]
+def expectations(target: Target) -> list[Expectation]:
+    if not target.tags:
+        return [Expectation(None, target.annotations_for(None))]
+    return [Expectation(tag, target.annotations_for(tag)) for tag in target.tags]
 
 
 def check(report: VerifyReport, repository: str, digest: str, policy: VerificationPolicy) -> None:
@@ -145,9 +145,11 @@ def _mismatch(report: VerifyReport, expectation: Expectation, usable: list[int])
 
 
 def verify(
-    session: Session,
-    target: plan.Target,
-    digest: str,
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    target: Target,
+    image: ImageRef,
     policy: VerificationPolicy,
     *,
     check_tags: tuple[str, ...] = (),
@@ -160,14 +162,14 @@ def verify(
     again. `formats`: the formats that were signed; None (a later job) tries the configured one
     first and the other only when the first finds no signature that satisfies the policy.
     """
-    s = session.settings
-    reference = f"{target.repository}@{digest}"
-    report = VerifyReport(reference, policy.describe(), expectations(session, target, target.tags))
-    warn_unchecked(session, policy)
-    with session.step("verify", f"Verify {reference}", collapsed=False) as record:
+    s = run.settings
+    reference, digest = str(image), image.digest
+    report = VerifyReport(reference, policy.describe(), expectations(target))
+    warn_unchecked(run, tools, log, policy)
+    with log.step("verify", f"Verify {reference}", collapsed=False) as record:
         for tag in check_tags:
             at_registry = (known_tags or {}).get(tag) or read_digest(
-                session, "verify", f"{target.repository}:{tag}"
+                tools, log, "verify", f"{image.repository}:{tag}"
             )
             report.tags[tag] = at_registry
             if at_registry != digest:
@@ -175,16 +177,16 @@ def verify(
         tag_problems = list(report.problems)
         failures: list[str] = []
         verified = False
-        for fmt in formats or _format_order(session):
+        for fmt in formats or _format_order(run, tools):
             if s.dry_run:
-                argv = session.cosign.verify_argv(
+                argv = tools.cosign.verify_argv(
                     reference, policy, tlog=s.tlog, new_bundle_format=fmt == "new"
                 )
-                env = shown(session.cosign.env)
-                session.log.info("dry-run", command=render(argv, session.redactor, env))
+                env = shown(tools.cosign.env)
+                log.info("dry-run", command=render(argv, run.redactor, env))
                 continue
             try:
-                payloads = cosign_verify(session, reference, policy, fmt)
+                payloads = cosign_verify(run, tools, log, reference, policy, fmt)
             except CommandFailed as exc:
                 if registry_failed(exc):
                     raise
@@ -195,7 +197,7 @@ def verify(
             # the payload's type tells which a signature really is, so none is counted twice.
             report.signatures += [sig for sig in map(summarize, payloads) if sig.format == fmt]
             report.problems, report.matches = list(tag_problems), {}
-            check(report, target.repository, digest, policy)
+            check(report, image.repository, digest, policy)
             if report.ok:
                 break
         if s.dry_run:
@@ -209,8 +211,8 @@ def verify(
                 + " | ".join(failures)
             )
         record.detail = {"digest": digest, "verified": report.ok}
-        print_report(session, report)
-        session.results["verify"] = report
+        print_report(run, log, report)
+        log.results.verify = report
         if not report.ok:
             raise VerificationError(
                 f"verification of {reference} failed: " + "; ".join(report.problems),
@@ -225,31 +227,29 @@ def _found_signer(cosign_error: str) -> str | None:
     return f"identity {found.group(1)} issued by {found.group(2)}" if found else None
 
 
-def _format_order(session: Session) -> tuple[str, ...]:
+def _format_order(run: Run, tools: Tools) -> tuple[str, ...]:
     """cosign 2 reads classic signatures only here (it can't find cosign 3's bundles on a
     registry without the referrers API); cosign 3 reads both, the configured one first."""
-    if session.cosign.major < 3:
+    if tools.cosign.major < 3:
         return ("classic",)
-    first = session.settings.bundle_format
+    first = run.settings.bundle_format
     return (first, "classic" if first == "new" else "new")
 
 
-def warn_unchecked(session: Session, policy: VerificationPolicy) -> None:
+def warn_unchecked(run: Run, tools: Tools, log: RunLog, policy: VerificationPolicy) -> None:
     """Say what this verify does not check, every time: it is the reader's to judge."""
-    if not session.settings.tlog:
-        session.log.warning(
-            "verifying without the transparency log (--no-tlog): no log entry is checked"
-        )
+    if not run.settings.tlog:
+        log.warning("verifying without the transparency log (--no-tlog): no log entry is checked")
     if not isinstance(policy, IdentityPolicy):
         return
-    sigstore = session.sigstore
+    sigstore = tools.sigstore
     if sigstore.unsafe_ignore_sct:
-        session.log.warning(
+        log.warning(
             "provenance.unsafe_ignore_sct is set: the certificate's SCT is not checked, so a "
             "certificate missing from the CT log verifies"
         )
     elif policy.chain is not None or not sigstore.ct_log:
-        session.log.warning(
+        log.warning(
             "the certificate's SCT is not checked: its CA "
             + ("(--certificate-chain)" if policy.chain is not None else "(the trusted root)")
             + " has no certificate transparency log"
@@ -257,21 +257,22 @@ def warn_unchecked(session: Session, policy: VerificationPolicy) -> None:
 
 
 def cosign_verify(
-    session: Session, reference: str, policy: VerificationPolicy, fmt: str
+    run: Run, tools: Tools, log: RunLog, reference: str, policy: VerificationPolicy, fmt: str
 ) -> list[dict[str, Any]]:
     """One cosign verify in format `fmt`, retried while the registry fails. No `-a`: every
     annotation is compared here, expected against found, which cosign's filter can't show."""
     _, payloads = with_retries(
-        session,
+        log,
+        tools.retry_policy,
         "verify",
         f"verify {reference}",
         registry_of(reference),
-        lambda left: session.cosign.within(left).verify(
+        lambda left: tools.cosign.within(left).verify(
             reference,
             policy,
-            tlog=session.settings.tlog,
+            tlog=run.settings.tlog,
             new_bundle_format=fmt == "new",
-            on_line=session.tool_output("verify"),
+            on_line=log.tool_output("verify"),
         ),
     )
     return payloads
@@ -286,7 +287,7 @@ def _last_line(text: str) -> str:
     return "".join(last_lines(text)) or "no output"
 
 
-def print_report(session: Session, report: VerifyReport) -> None:
+def print_report(run: Run, log: RunLog, report: VerifyReport) -> None:
     """Expected against found, readable in a job log."""
     out = [f"Verification of {report.reference}", f"  signer: {report.policy}"]
     for tag, at in report.tags.items():
@@ -312,4 +313,4 @@ def print_report(session: Session, report: VerifyReport) -> None:
     out.append("  result: " + ("VERIFIED" if report.ok else "FAILED"))
     out += [f"  problem: {p}" for p in report.problems]
     for line in out:
-        session.log.line("verify", "report", session.redactor.redact(line))
+        log.line("verify", "report", run.redactor.redact(line))

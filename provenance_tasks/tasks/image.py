@@ -41,15 +41,20 @@ def _flags(given: dict[str, Any]) -> dict[str, Any]:
     return flags
 
 
-def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
-    """The edge: settings, logging, one session; errors become one message and an exit code."""
+Body = Callable[[Any, Any, Any], T]  # (Run, Tools, RunLog) -> what the steps returned
+
+
+def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
+    """The edge: settings, logging, one run; errors become one message and an exit code."""
     from provenance_tasks import logs
     from provenance_tasks.errors import ProvenanceError
     from provenance_tasks.redaction import Redactor
     from provenance_tasks.settings import resolve
-    from provenance_tasks.steps.session import Session
+    from provenance_tasks.steps.run import Run, Tools
+    from provenance_tasks.steps.runlog import RunLog
 
-    session = None
+    log: RunLog | None = None
+    tools: Tools | None = None
     redactor = Redactor.from_environ(os.environ)
     json_lines = False
     restore = _exit_on_sigterm()
@@ -62,27 +67,29 @@ def _run(c: Context, given: dict[str, Any], body: Callable[[Any], T]) -> T:
         json_lines = settings.log_format == "json"
         password = sys.stdin.readline().rstrip("\r\n") if given.get("password_stdin") else None
         logs.configure(settings.log_format, os.environ)
-        session = Session(settings, password=password)
-        redactor = session.redactor
-        result = body(session)
-        session.finish()
+        run = Run.start(settings, password=password)
+        redactor = run.redactor
+        log = RunLog(run.environ, settings.log_format, None, redactor)
+        tools = Tools(run)
+        result = body(run, tools, log)
+        log.finish()
         return result
     except ProvenanceError as exc:
-        if session is not None:
-            session.finish(exc)
+        if log is not None:
+            log.finish(exc)
         if json_lines:
-            if session is None:  # failed before the run began: still one JSON summary
+            if log is None:  # failed before the run began: still one JSON summary
                 _json_failure(redactor, exc)
             raise Exit(code=exc.exit_code) from None  # the summary event said it all, as JSON
         message = logs.neutralise(redactor.redact(exc.diagnostics()))
         raise Exit(f"provenance-tasks: {message}", code=exc.exit_code) from None
     except Exception as exc:
-        if session is not None:
-            session.finish(exc)
+        if log is not None:
+            log.finish(exc)
         raise
     finally:
-        if session is not None:
-            session.close()  # after a SIGTERM too: the private folders hold a login and tokens
+        if tools is not None:
+            tools.close()  # after a SIGTERM too: the private folders hold a login and tokens
         restore()
 
 
@@ -116,13 +123,14 @@ def _json_failure(redactor: Any, exc: Any) -> None:
 
 def provenance_task(
     name: str,
-    run: Callable[[Any], T],
+    run: Body[T],
     doc: str,
     *,
     extra: tuple[tuple[str, str], ...] = (),
     fixed: dict[str, Any] | None = None,
 ) -> Task[Any]:
-    """An invoke task named `name` taking the flags the table gives it, running `run(session)`.
+    """An invoke task named `name` taking the flags the table gives it, running `run(run, tools,
+    log)`.
 
     No automatic short flags: invoke gave -h to --cache-from (so `build -h` built and pushed),
     and -p, -a, -r a different meaning per task. -h stays invoke's help.
@@ -152,28 +160,26 @@ def provenance_task(
     return made
 
 
-def _login(session: Any) -> None:
+def _login(run: Any, tools: Any, log: Any) -> None:
     from provenance_tasks.errors import InputError
     from provenance_tasks.steps.login import login as run_login
 
-    if run_login(session) is None:
+    if run_login(run, tools, log) is None:
         raise InputError(
             "nothing to log in to", hint="pass --registry and --username (or run in CI)"
         )
-    print(f"DOCKER_CONFIG={session.docker_config}")
+    print(f"DOCKER_CONFIG={tools.docker_config}")
 
 
-def _pipeline(step: str) -> Callable[[Any], Any]:
+def _pipeline(step: str) -> Body[Any]:
     """The pipeline function of `step`, imported when the task runs (never at --list)."""
 
-    def run(session: Any) -> Any:
+    def body(run: Any, tools: Any, log: Any) -> Any:
         from provenance_tasks.steps import pipeline
 
-        if step == "verify":
-            return pipeline.run_verify(session, check_tags=bool(session.settings.tags))
-        return getattr(pipeline, f"run_{step}")(session)
+        return getattr(pipeline, f"run_{step}")(run, tools, log)
 
-    return run
+    return body
 
 
 login = provenance_task(

@@ -17,7 +17,8 @@ import pytest
 from provenance_tasks.errors import ProvenanceError
 from provenance_tasks.settings import resolve
 from provenance_tasks.steps.pipeline import run_build_sign_verify
-from provenance_tasks.steps.session import Session
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
 from tests.integration import pipelines
 from tests.integration.conftest import Registry, Runner, make_context, make_key_pair
 
@@ -147,10 +148,11 @@ def test_wrong_registry_password_in_process_raises_an_error_without_any_canary(
     for name, value in runner.testbed.environ().items():
         monkeypatch.setenv(name, value)
     flags = {"context": str(pipeline.context), "key": str(pipeline.key)}
-    session = Session(resolve({}, flags, env), env, cwd=tmp_path)
+    run = Run.start(resolve({}, flags, env), env, cwd=tmp_path)
+    tools = Tools(run)
     with pytest.raises(ProvenanceError) as caught:
-        run_build_sign_verify(session)
-    session.close()
+        run_build_sign_verify(run, tools, RunLog(env, "auto", None, run.redactor))
+    tools.close()
     error: BaseException | None = caught.value
     texts = []
     while error is not None:  # the error and everything it chains to

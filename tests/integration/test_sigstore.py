@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration import pipelines
-from tests.integration.conftest import COSIGNS, Registry, Runner, annotations_of
+from tests.integration.conftest import (
+    COSIGNS,
+    Registry,
+    Runner,
+    annotations_of,
+    make_key_pair,
+)
 from tests.testbed import sigstore as bed
 
 pytestmark = pytest.mark.integration
@@ -323,6 +329,29 @@ def test_an_env_key_signs_and_verifies_with_the_log_on(
                       "--public-key", "env://SIGNING_PUB", env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert_no_secret(runner, done, env["SIGNING_KEY"].strip().splitlines()[1])
+
+
+def test_an_env_key_without_a_public_key_verifies_against_its_own_public_half(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    """The usual GitLab set-up, a private key in a CI variable and nothing else: verify reads the
+    public half that the key check printed. Another key's public half fails the same image."""
+    key, pub, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    env["SIGNING_KEY"] = key.read_text()
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY",
+                      env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "the public key of the signing key env://SIGNING_KEY" in done.stderr
+    image_ref = json.loads((runner.cwd / "provenance-report.json").read_text())["outputs"][
+        "IMAGE_REF"
+    ]
+    _, other_pub = make_key_pair(cosign, context.parent / "other" / "cosign")
+    verified = registry.cosign_verify(cosign, image_ref, "--key", str(other_pub),
+                                      "--insecure-ignore-tlog")  # fmt: skip
+    assert verified.returncode != 0  # signed by the env key, not by any key
+    assert registry.cosign_verify(cosign, image_ref, "--key", str(pub),
+                                  "--insecure-ignore-tlog").returncode == 0  # fmt: skip
 
 
 def test_an_env_key_with_the_wrong_password_is_found_before_the_push(

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from provenance_tasks.adapters.process import CommandFailed
-from provenance_tasks.retry import Cause, RetryPolicy, classify
+from provenance_tasks.errors import CommandFailed
+from provenance_tasks.logs import StepLog
+from provenance_tasks.retry import Cause, RetryPolicy, classify, with_retries
 from provenance_tasks.settings import resolve
-from provenance_tasks.steps.retrying import with_retries
-from provenance_tasks.steps.session import Session
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stderr"
 EXPECTED_KIND = {
@@ -145,12 +144,18 @@ def test_the_worst_case_of_the_defaults_is_what_the_readme_says() -> None:
     assert policy.worst_case_waits(rate_limited=True) == 5 + 10 + 20 + 30 * 4 + 7
 
 
-# --- with_retries, on a session that runs no tool: the calls are plain functions ------------------
+# --- with_retries, with calls that run no tool: they are plain functions -------------------------
 
 
-def session(tmp_path: Path, **settings: Any) -> Session:
-    flags = {"retry_wait": 1, "rate_limit_wait": 5, **settings}
-    return Session(resolve({}, flags, {}), {}, cwd=tmp_path)
+def configured(**settings: Any) -> RetryPolicy:
+    """The policy a run's settings make (tools/run.py builds it the same way)."""
+    return RetryPolicy.from_settings(
+        resolve({}, {"retry_wait": 1, "rate_limit_wait": 5, **settings}, {})
+    )
+
+
+def log() -> StepLog:
+    return StepLog({})
 
 
 def failing(*stderrs: str, result: str = "done") -> Any:
@@ -173,10 +178,7 @@ def test_transient_failures_are_retried_with_the_policys_waits(tmp_path: Path) -
     call = failing("503 Service Unavailable", "EOF", "TOOMANYREQUESTS")
     policy = RetryPolicy(jitter=no_jitter)
     assert (
-        with_retries(
-            session(tmp_path), "build", "push", "r.test", call, policy=policy, sleep=slept.append
-        )
-        == "done"
+        with_retries(log(), policy, "build", "push", "r.test", call, sleep=slept.append) == "done"
     )
     assert slept == [1.0, 2.0, 20.0]  # the third wait follows a rate limit: 5 * 2**2
     assert len(call.calls) == 4
@@ -191,7 +193,7 @@ def test_permanent_failures_fail_at_once_naming_registry_and_what_to_check(
     call = failing(stderr)
     with pytest.raises(CommandFailed) as caught:
         with_retries(
-            session(tmp_path), "build", "push to r.test/app", "r.test", call, sleep=slept.append
+            log(), configured(), "build", "push to r.test/app", "r.test", call, sleep=slept.append
         )
     assert slept == [] and len(call.calls) == 1
     assert "r.test" in caught.value.message and caught.value.hint
@@ -201,7 +203,7 @@ def test_permanent_failures_fail_at_once_naming_registry_and_what_to_check(
 def test_unrecognised_failures_are_not_retried_and_keep_the_tools_words(tmp_path: Path) -> None:
     call = failing("Error: no matching signatures")
     with pytest.raises(CommandFailed) as caught:
-        with_retries(session(tmp_path), "verify", "verify", "r.test", call, sleep=lambda _: None)
+        with_retries(log(), configured(), "verify", "verify", "r.test", call, sleep=lambda _: None)
     assert len(call.calls) == 1
     assert caught.value.message == "tool failed (exit 1): Error: no matching signatures"
 
@@ -210,15 +212,7 @@ def test_attempts_are_bounded_and_the_message_says_how_many(tmp_path: Path) -> N
     call = failing(*["503 Service Unavailable"] * 10)
     policy = RetryPolicy(attempts=3, jitter=no_jitter)
     with pytest.raises(CommandFailed) as caught:
-        with_retries(
-            session(tmp_path),
-            "sign",
-            "sign r.test/app",
-            "r.test",
-            call,
-            policy=policy,
-            sleep=lambda _: None,
-        )
+        with_retries(log(), policy, "sign", "sign r.test/app", "r.test", call, sleep=lambda _: None)
     assert len(call.calls) == 3
     assert "after 3 attempts" in caught.value.message and "kept failing" in caught.value.message
     assert "retry_budget" in (caught.value.hint or "")
@@ -248,14 +242,7 @@ def test_no_attempt_starts_when_its_wait_would_end_past_the_budget(tmp_path: Pat
 
     with pytest.raises(CommandFailed) as caught:
         with_retries(
-            session(tmp_path),
-            "sign",
-            "sign",
-            "r.test",
-            slow_failure,
-            policy=policy,
-            sleep=clock.sleep,
-            clock=clock,
+            log(), policy, "sign", "sign", "r.test", slow_failure, sleep=clock.sleep, clock=clock
         )
     # attempt 1 (t=1), wait 2, attempt 2 (t=4), wait 4, attempt 3 (t=9): another wait of 8 plus
     # a one-second attempt would end at 18, past the 10-second budget, so it stops there.
@@ -267,16 +254,7 @@ def test_each_attempt_is_told_how_much_budget_is_left(tmp_path: Path) -> None:
     clock = Clock()
     call = failing("503 Service Unavailable", "503 Service Unavailable")
     policy = RetryPolicy(budget_s=100, wait_s=5, jitter=no_jitter)
-    with_retries(
-        session(tmp_path),
-        "sign",
-        "sign",
-        "r.test",
-        call,
-        policy=policy,
-        sleep=clock.sleep,
-        clock=clock,
-    )
+    with_retries(log(), policy, "sign", "sign", "r.test", call, sleep=clock.sleep, clock=clock)
     assert call.calls == [100.0, 95.0, 85.0]  # what cosign's --timeout is cut to
 
 
@@ -284,15 +262,12 @@ def test_only_the_tag_audit_waits_for_a_tag_not_there_yet(tmp_path: Path) -> Non
     lag = "MANIFEST_UNKNOWN: manifest unknown"
     with pytest.raises(CommandFailed):
         with_retries(
-            session(tmp_path), "verify", "read", "r.test", failing(lag), sleep=lambda _: None
+            log(), configured(), "verify", "read", "r.test", failing(lag), sleep=lambda _: None
         )
-    audit = session(tmp_path).retry_policy.for_tag_audit()
+    audit = configured().for_tag_audit()
     call = failing(lag, lag)
     assert (
-        with_retries(
-            session(tmp_path), "audit", "read", "r.test", call, policy=audit, sleep=lambda _: None
-        )
-        == "done"
+        with_retries(log(), audit, "audit", "read", "r.test", call, sleep=lambda _: None) == "done"
     )
     assert audit.budget_s <= 30 and audit.attempts <= 5
 
@@ -304,12 +279,12 @@ def test_each_retry_is_logged_with_attempt_wait_and_cause(
 
     with structlog.testing.capture_logs() as logs:
         with_retries(
-            session(tmp_path),
+            log(),
+            RetryPolicy(jitter=no_jitter),
             "build",
             "push to r.test/app",
             "r.test",
             failing("unexpected status: 503 Service Unavailable"),
-            policy=RetryPolicy(jitter=no_jitter),
             sleep=lambda _: None,
         )
     (retry,) = [entry for entry in logs if "retrying" in entry["event"]]
@@ -319,7 +294,7 @@ def test_each_retry_is_logged_with_attempt_wait_and_cause(
 
 
 def test_a_policy_comes_from_the_settings(tmp_path: Path) -> None:
-    policy = session(tmp_path, retry_attempts=3, retry_budget=42).retry_policy
+    policy = configured(retry_attempts=3, retry_budget=42)
     assert (policy.attempts, policy.budget_s, policy.wait_s, policy.rate_limit_wait_s) == (
         3,
         42,
@@ -342,7 +317,10 @@ def test_json_records_of_each_attempt_carry_its_number(tmp_path: Path) -> None:
     log_setup._ours = False
     try:
         configure("json", {}, out)
-        run = Session(resolve({}, {"log_format": "json"}, {}), {}, cwd=tmp_path, stream=out)
+        from provenance_tasks.redaction import Redactor
+        from provenance_tasks.steps.runlog import RunLog
+
+        run = RunLog({}, "json", out, Redactor())
         stderrs = ["503 Service Unavailable"]
 
         def call(_: float) -> str:
@@ -352,8 +330,8 @@ def test_json_records_of_each_attempt_carry_its_number(tmp_path: Path) -> None:
             return "done"
 
         policy = RetryPolicy(jitter=no_jitter)
-        with_retries(run, "build", "push", "r.test", call, policy=policy, sleep=lambda _: None)
-        run.log.info("after")
+        with_retries(run, policy, "build", "push", "r.test", call, sleep=lambda _: None)
+        run.info("after")
     finally:
         structlog.reset_defaults()
         log_setup._ours = False

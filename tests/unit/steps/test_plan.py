@@ -1,6 +1,6 @@
 """The plan refuses bad input up front, before anything is built, pushed or signed.
 
-Each test makes a real Session from resolved settings, a minimal environment (a local run unless
+Each test makes a real Run from resolved settings, a minimal environment (a local run unless
 GitLab's variables are given) and a temporary folder that is not a git repository.
 """
 
@@ -15,10 +15,17 @@ from pathlib import Path
 import pytest
 
 from provenance_tasks.errors import InputError
-from provenance_tasks.models import CertificateSigning, IdentityToken, KeylessSigning, KeySigning
+from provenance_tasks.models import (
+    CertificateSigning,
+    IdentityToken,
+    ImageRef,
+    KeylessSigning,
+    KeyPolicy,
+    KeySigning,
+)
 from provenance_tasks.settings import resolve
 from provenance_tasks.steps import plan
-from provenance_tasks.steps.session import Session
+from provenance_tasks.steps.run import Run
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST_HEX = "b" * 64
@@ -63,9 +70,9 @@ def _not_a_git_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
 
 
-def make_session(tmp_path: Path, environ: dict[str, str] | None = None, **flags: object) -> Session:
+def make_run(tmp_path: Path, environ: dict[str, str] | None = None, **flags: object) -> Run:
     env = {"HOME": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin", **(environ or {})}
-    return Session(resolve(None, flags), environ=env, cwd=tmp_path)
+    return Run.start(resolve(None, flags), environ=env, cwd=tmp_path)
 
 
 def with_dockerfile(tmp_path: Path) -> Path:
@@ -82,20 +89,18 @@ def with_dockerfile(tmp_path: Path) -> Path:
 def test_build_arg_named_like_a_secret_is_refused_with_a_secret_hint(
     tmp_path: Path, name: str
 ) -> None:
-    session = make_session(tmp_path, build_args=[f"{name}=x"])
+    run = make_run(tmp_path, build_args=[f"{name}=x"])
     with pytest.raises(InputError) as caught:
-        plan.build_args(session)
+        plan.build_args(run)
     assert name in caught.value.message
     assert caught.value.hint is not None
     assert f"--secret id={name.lower()},env={name}" in caught.value.hint
 
 
 def test_build_arg_whose_value_is_a_known_secret_is_refused(tmp_path: Path) -> None:
-    session = make_session(
-        tmp_path, {"COSIGN_PASSWORD": "supersecret"}, build_args=["FOO=supersecret"]
-    )
+    run = make_run(tmp_path, {"COSIGN_PASSWORD": "supersecret"}, build_args=["FOO=supersecret"])
     with pytest.raises(InputError) as caught:
-        plan.build_args(session)
+        plan.build_args(run)
     assert "FOO" in caught.value.message
     assert "supersecret" not in caught.value.diagnostics()
     assert caught.value.hint is not None and "--secret" in caught.value.hint
@@ -105,23 +110,23 @@ def test_build_arg_taken_from_the_environment_is_refused_when_it_is_a_secret(
     tmp_path: Path,
 ) -> None:
     environ = {"COSIGN_PASSWORD": "supersecret", "FOO": "supersecret"}
-    session = make_session(tmp_path, environ, build_args=["FOO"])
+    run = make_run(tmp_path, environ, build_args=["FOO"])
     with pytest.raises(InputError, match="FOO carries a secret"):
-        plan.build_args(session)
+        plan.build_args(run)
 
 
 def test_build_arg_equal_to_the_gitlab_job_token_is_refused(tmp_path: Path) -> None:
-    session = make_session(tmp_path, GITLAB_ENV, build_args=[f"X={GITLAB_ENV['CI_JOB_TOKEN']}"])
+    run = make_run(tmp_path, GITLAB_ENV, build_args=[f"X={GITLAB_ENV['CI_JOB_TOKEN']}"])
     with pytest.raises(InputError, match="X carries a secret"):
-        plan.build_args(session)
+        plan.build_args(run)
 
 
 def test_ordinary_build_args_pass_and_a_bare_name_reads_the_environment(tmp_path: Path) -> None:
-    session = make_session(
+    run = make_run(
         tmp_path, {"FROM_ENV": "hello"},
         build_args=["VERSION=1.2=3", "EMPTY=", "FROM_ENV", "UNSET_IN_ENV"],
     )  # fmt: skip
-    assert plan.build_args(session) == {
+    assert plan.build_args(run) == {
         "VERSION": "1.2=3",
         "EMPTY": "",
         "FROM_ENV": "hello",
@@ -131,9 +136,9 @@ def test_ordinary_build_args_pass_and_a_bare_name_reads_the_environment(tmp_path
 
 @pytest.mark.parametrize("text", ["1BAD=x", "=x", "WITH SPACE=x", "DASH-ED=x"])
 def test_build_arg_with_an_invalid_name_is_refused(tmp_path: Path, text: str) -> None:
-    session = make_session(tmp_path, build_args=[text])
+    run = make_run(tmp_path, build_args=[text])
     with pytest.raises(InputError, match="is not NAME=value"):
-        plan.build_args(session)
+        plan.build_args(run)
 
 
 # --- build inputs ------------------------------------------------------------------------------
@@ -143,38 +148,38 @@ def test_build_inputs_are_the_context_and_its_dockerfile(tmp_path: Path) -> None
     context = tmp_path / "app"
     context.mkdir()
     (context / "Dockerfile").write_text("FROM scratch\n")
-    session = make_session(tmp_path, context="app")
-    assert plan.build_inputs(session) == (context.resolve(), (context / "Dockerfile").resolve())
+    run = make_run(tmp_path, context="app")
+    assert plan.build_inputs(run) == (context.resolve(), (context / "Dockerfile").resolve())
 
 
 def test_missing_context_folder_is_refused_naming_the_path(tmp_path: Path) -> None:
-    session = make_session(tmp_path, context="no-such-folder")
+    run = make_run(tmp_path, context="no-such-folder")
     with pytest.raises(InputError) as caught:
-        plan.build_inputs(session)
+        plan.build_inputs(run)
     assert str((tmp_path / "no-such-folder").resolve()) in caught.value.message
     assert caught.value.hint is not None and "--context" in caught.value.hint
 
 
 def test_context_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    session = make_session(tmp_path, context="Dockerfile")
+    run = make_run(tmp_path, context="Dockerfile")
     with pytest.raises(InputError, match="is not a folder"):
-        plan.build_inputs(session)
+        plan.build_inputs(run)
 
 
 def test_missing_dockerfile_is_refused_naming_the_path(tmp_path: Path) -> None:
-    session = make_session(tmp_path)
+    run = make_run(tmp_path)
     with pytest.raises(InputError) as caught:
-        plan.build_inputs(session)
+        plan.build_inputs(run)
     assert str((tmp_path / "Dockerfile").resolve()) in caught.value.message
     assert caught.value.hint is not None and "--file" in caught.value.hint
 
 
 def test_missing_dockerfile_given_with_file_is_refused_naming_that_path(tmp_path: Path) -> None:
     with_dockerfile(tmp_path)  # the default one exists, the asked-for one does not
-    session = make_session(tmp_path, file="docker/Release.Dockerfile")
+    run = make_run(tmp_path, file="docker/Release.Dockerfile")
     with pytest.raises(InputError) as caught:
-        plan.build_inputs(session)
+        plan.build_inputs(run)
     assert str((tmp_path / "docker" / "Release.Dockerfile").resolve()) in caught.value.message
 
 
@@ -187,9 +192,9 @@ def test_missing_dockerfile_given_with_file_is_refused_naming_that_path(tmp_path
 def test_keyless_with_a_key_or_certificate_is_refused_as_both(
     tmp_path: Path, flags: dict[str, str]
 ) -> None:
-    session = make_session(tmp_path, mode="keyless", **flags)
+    run = make_run(tmp_path, mode="keyless", **flags)
     with pytest.raises(InputError, match="both"):
-        plan.signing_mode(session)
+        plan.signing_mode(run)
 
 
 @pytest.mark.parametrize(
@@ -206,14 +211,14 @@ def test_keyless_with_a_key_or_certificate_is_refused_as_both(
 def test_auto_mode_picks_the_signing_mode_from_inputs_and_ci(
     tmp_path: Path, environ: dict[str, str], flags: dict[str, str], mode: str
 ) -> None:
-    assert plan.signing_mode(make_session(tmp_path, environ, **flags)) == mode
+    assert plan.signing_mode(make_run(tmp_path, environ, **flags)) == mode
 
 
 @pytest.mark.parametrize("key", ["foo://k", "s3://bucket/key", "file://cosign.key"])
 def test_unknown_kms_scheme_is_refused_naming_the_scheme(tmp_path: Path, key: str) -> None:
-    session = make_session(tmp_path, key=key)
+    run = make_run(tmp_path, key=key)
     with pytest.raises(InputError) as caught:
-        plan.signing_material(session, "key")
+        plan.signing_material(run, "key")
     scheme = key.split("://")[0] + "://"
     assert f"unknown KMS scheme {scheme}" in caught.value.message
     assert caught.value.hint is not None and "awskms://" in caught.value.hint
@@ -223,12 +228,12 @@ def test_unknown_kms_scheme_is_refused_naming_the_scheme(tmp_path: Path, key: st
     "key", ["awskms://alias/x", "gcpkms://projects/p/k", "hashivault://k", "gitlab://123"]
 )
 def test_kms_key_is_passed_through_unchanged(tmp_path: Path, key: str) -> None:
-    assert plan.signing_material(make_session(tmp_path, key=key), "key") == KeySigning(key)
+    assert plan.signing_material(make_run(tmp_path, key=key), "key") == KeySigning(key)
 
 
 def test_readable_key_file_becomes_an_absolute_path(tmp_path: Path) -> None:
     (tmp_path / "cosign.key").write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
-    material = plan.signing_material(make_session(tmp_path, key="cosign.key"), "key")
+    material = plan.signing_material(make_run(tmp_path, key="cosign.key"), "key")
     assert material == KeySigning(str((tmp_path / "cosign.key").resolve()))
 
 
@@ -236,9 +241,9 @@ def test_readable_key_file_becomes_an_absolute_path(tmp_path: Path) -> None:
 def test_key_that_is_not_a_readable_file_is_refused(tmp_path: Path, make: str) -> None:
     if make == "folder":
         (tmp_path / "cosign.key").mkdir()
-    session = make_session(tmp_path, key="cosign.key")
+    run = make_run(tmp_path, key="cosign.key")
     with pytest.raises(InputError) as caught:
-        plan.signing_material(session, "key")
+        plan.signing_material(run, "key")
     assert f"cannot read signing key {(tmp_path / 'cosign.key').resolve()}" in str(caught.value)
 
 
@@ -249,28 +254,26 @@ def test_key_file_without_read_permission_is_refused(tmp_path: Path) -> None:
     key.chmod(0)
     try:
         with pytest.raises(InputError, match="cannot read signing key"):
-            plan.signing_material(make_session(tmp_path, key="cosign.key"), "key")
+            plan.signing_material(make_run(tmp_path, key="cosign.key"), "key")
     finally:
         key.chmod(0o600)
 
 
 def test_env_key_reference_needs_the_variable_set(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="the variable is not set"):
-        plan.signing_material(make_session(tmp_path, key="env://SIGNING_KEY"), "key")
-    session = make_session(tmp_path, {"SIGNING_KEY": "-----BEGIN..."}, key="env://SIGNING_KEY")
-    assert plan.signing_material(session, "key") == KeySigning("env://SIGNING_KEY")
+        plan.signing_material(make_run(tmp_path, key="env://SIGNING_KEY"), "key")
+    run = make_run(tmp_path, {"SIGNING_KEY": "-----BEGIN..."}, key="env://SIGNING_KEY")
+    assert plan.signing_material(run, "key") == KeySigning("env://SIGNING_KEY")
 
 
 def test_certificate_mode_needs_key_certificate_and_chain(tmp_path: Path) -> None:
     for name in ("k.key", "c.pem", "chain.pem"):
         (tmp_path / name).write_text("x\n")
-    session = make_session(tmp_path, key="k.key", certificate="c.pem")
+    run = make_run(tmp_path, key="k.key", certificate="c.pem")
     with pytest.raises(InputError, match="certificate mode needs"):
-        plan.signing_material(session, "certificate")
-    session = make_session(
-        tmp_path, key="k.key", certificate="c.pem", certificate_chain="chain.pem"
-    )
-    material = plan.signing_material(session, "certificate")
+        plan.signing_material(run, "certificate")
+    run = make_run(tmp_path, key="k.key", certificate="c.pem", certificate_chain="chain.pem")
+    material = plan.signing_material(run, "certificate")
     assert material == CertificateSigning(
         str((tmp_path / "k.key").resolve()),
         (tmp_path / "c.pem").resolve(),
@@ -279,9 +282,9 @@ def test_certificate_mode_needs_key_certificate_and_chain(tmp_path: Path) -> Non
 
 
 def test_keyless_in_gitlab_without_an_id_token_points_at_id_tokens(tmp_path: Path) -> None:
-    session = make_session(tmp_path, GITLAB_ENV)
+    run = make_run(tmp_path, GITLAB_ENV)
     with pytest.raises(InputError) as caught:
-        plan.signing_material(session, plan.signing_mode(session))
+        plan.signing_material(run, plan.signing_mode(run))
     assert "OIDC token" in caught.value.message
     assert caught.value.hint is not None and "id_tokens" in caught.value.hint
 
@@ -297,10 +300,10 @@ def good_claims(**changes: object) -> dict[str, object]:
 
 def test_keyless_in_gitlab_with_an_id_token_signs_keyless(tmp_path: Path) -> None:
     token = jwt(good_claims())
-    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token})
-    material = plan.signing_material(session, "keyless")
+    run = make_run(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token})
+    material = plan.signing_material(run, "keyless")
     assert material == KeylessSigning(IdentityToken(token, "SIGSTORE_ID_TOKEN"))
-    assert token in session.redactor.secrets
+    assert token in run.redactor.secrets
 
 
 @pytest.mark.parametrize(
@@ -317,9 +320,9 @@ def test_keyless_with_a_token_fulcio_would_refuse_is_bad_input(
     tmp_path: Path, claims: dict[str, object], problem: str
 ) -> None:
     token = jwt(claims)
-    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token})
+    run = make_run(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token})
     with pytest.raises(InputError) as caught:
-        plan.signing_material(session, "keyless")
+        plan.signing_material(run, "keyless")
     assert problem in caught.value.message
     assert "SIGSTORE_ID_TOKEN" in caught.value.message
     assert token not in caught.value.diagnostics()
@@ -327,16 +330,16 @@ def test_keyless_with_a_token_fulcio_would_refuse_is_bad_input(
 
 
 def test_keyless_with_a_token_that_is_not_a_jwt_is_bad_input(tmp_path: Path) -> None:
-    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": "not-a-token-at-all"})
+    run = make_run(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": "not-a-token-at-all"})
     with pytest.raises(InputError, match="is not a JWT") as caught:
-        plan.signing_material(session, "keyless")
+        plan.signing_material(run, "keyless")
     assert "not-a-token-at-all" not in caught.value.diagnostics()
 
 
 def test_keyless_on_github_asks_the_runner_endpoint_later(tmp_path: Path) -> None:
     env = {"ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token?x=1",
            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token-secret"}  # fmt: skip
-    material = plan.signing_material(make_session(tmp_path, env), "keyless")
+    material = plan.signing_material(make_run(tmp_path, env), "keyless")
     assert isinstance(material, KeylessSigning)
     assert material.token.from_endpoint
     assert material.token.request_url == "http://127.0.0.1:1/token?x=1"
@@ -345,42 +348,42 @@ def test_keyless_on_github_asks_the_runner_endpoint_later(tmp_path: Path) -> Non
 
 def test_keyless_locally_without_a_token_suggests_a_key(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
-        plan.signing_material(make_session(tmp_path), "keyless")
+        plan.signing_material(make_run(tmp_path), "keyless")
     assert caught.value.hint is not None and "--key" in caught.value.hint
 
 
 def test_keyless_without_tlog_is_refused(tmp_path: Path) -> None:
     token = jwt(good_claims())
-    session = make_session(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token}, tlog=False)
+    run = make_run(tmp_path, {**GITLAB_ENV, "SIGSTORE_ID_TOKEN": token}, tlog=False)
     with pytest.raises(InputError, match="--no-tlog"):
-        plan.signing_material(session, "keyless")
+        plan.signing_material(run, "keyless")
 
 
 def test_key_mode_in_ci_without_a_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="key mode needs a key"):
-        plan.signing_material(make_session(tmp_path, GITLAB_ENV), "key")
+        plan.signing_material(make_run(tmp_path, GITLAB_ENV), "key")
 
 
 # --- target: image, tags, annotations ------------------------------------------------------------
 
 
 def test_target_uses_the_flags(tmp_path: Path) -> None:
-    session = make_session(
+    run = make_run(
         tmp_path, image="localhost:5000/app", tags=["v1", "v1", "latest"],
         annotations=["com.example.team=platform"],
     )  # fmt: skip
-    target = plan.target(session)
+    target = plan.target(run)
     assert target.repository == "localhost:5000/app"
     assert target.tags == ("v1", "latest")
-    assert target.annotations_for(session, "v1")["com.example.team"] == "platform"
-    assert target.annotations_for(session, "v1")["tag"] == "v1"
-    assert "tag" not in target.annotations_for(session, None)
+    assert target.annotations_for("v1")["com.example.team"] == "platform"
+    assert target.annotations_for("v1")["tag"] == "v1"
+    assert "tag" not in target.annotations_for(None)
 
 
 def test_uppercase_image_is_refused(tmp_path: Path) -> None:
-    session = make_session(tmp_path, image="Localhost:5000/App")
+    run = make_run(tmp_path, image="Localhost:5000/App")
     with pytest.raises(InputError) as caught:
-        plan.target(session)
+        plan.target(run)
     assert "--image" in caught.value.message
     assert "uppercase" in caught.value.message
     assert caught.value.hint is not None and "lowercase" in caught.value.hint
@@ -388,41 +391,41 @@ def test_uppercase_image_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("tag", ["sha256:" + DIGEST_HEX, DIGEST_HEX])
 def test_tag_that_looks_like_a_digest_is_refused(tmp_path: Path, tag: str) -> None:
-    session = make_session(tmp_path, image="localhost:5000/app", tags=[tag])
+    run = make_run(tmp_path, image="localhost:5000/app", tags=[tag])
     with pytest.raises(InputError) as caught:
-        plan.target(session)
+        plan.target(run)
     assert "is a digest" in caught.value.message
     assert "--tag" in caught.value.message
 
 
 def test_annotation_key_with_a_space_is_refused(tmp_path: Path) -> None:
-    session = make_session(tmp_path, image="localhost:5000/app", tags=["v1"],
+    run = make_run(tmp_path, image="localhost:5000/app", tags=["v1"],
                            annotations=["com.example team=platform"])  # fmt: skip
     with pytest.raises(InputError) as caught:
-        plan.target(session)
+        plan.target(run)
     assert "'com.example team'" in caught.value.message
     assert "is not valid" in caught.value.message
 
 
 def test_annotation_value_with_a_newline_is_refused_naming_the_key(tmp_path: Path) -> None:
-    session = make_session(tmp_path, image="localhost:5000/app", tags=["v1"],
+    run = make_run(tmp_path, image="localhost:5000/app", tags=["v1"],
                            annotations=["com.example.note=line one\nline two"])  # fmt: skip
     with pytest.raises(InputError) as caught:
-        plan.target(session)
+        plan.target(run)
     assert "'com.example.note'" in caught.value.message
     assert "a newline" in caught.value.message
     assert "line two" not in caught.value.message  # the value is not repeated
 
 
 def test_annotation_setting_the_reserved_tag_key_is_refused(tmp_path: Path) -> None:
-    session = make_session(tmp_path, image="localhost:5000/app", tags=["v1"],
+    run = make_run(tmp_path, image="localhost:5000/app", tags=["v1"],
                            annotations=["tag=v2"])  # fmt: skip
     with pytest.raises(InputError, match="'tag'"):
-        plan.target(session)
+        plan.target(run)
 
 
 def test_target_defaults_come_from_gitlab(tmp_path: Path) -> None:
-    target = plan.target(make_session(tmp_path, GITLAB_ENV))
+    target = plan.target(make_run(tmp_path, GITLAB_ENV))
     assert target.repository == "registry.example.com/group/proj"
     assert target.tags == (SHA[:8],)
 
@@ -430,6 +433,65 @@ def test_target_defaults_come_from_gitlab(tmp_path: Path) -> None:
 def test_local_target_defaults_to_the_local_registry_and_latest(tmp_path: Path) -> None:
     folder = tmp_path / "My App"
     folder.mkdir()
-    target = plan.target(make_session(folder))
+    target = plan.target(make_run(folder))
     assert target.repository == "localhost:5000/my-app"
     assert target.tags == ("latest",)
+
+
+# --- resolve: one plan, computed once ------------------------------------------------------------
+
+
+def resolved(run: Run, steps: tuple[str, ...]) -> plan.Plan:
+    from provenance_tasks.steps.run import Tools
+
+    return plan.resolve(run, Tools(run), steps)
+
+
+@pytest.fixture
+def no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """resolve reads settings and files; a tool started now would be a probe out of place."""
+    import subprocess
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"resolve started a process: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+def test_the_whole_job_is_planned_at_once(tmp_path: Path, no_processes: None) -> None:
+    with_dockerfile(tmp_path)
+    (tmp_path / "cosign.key").write_text("key")
+    (tmp_path / "cosign.pub").write_text("pub")
+    run = make_run(tmp_path, GITLAB_ENV, key="cosign.key", build_args=["A=1"])
+    p = resolved(run, ("build", "audit", "sign", "verify"))
+    assert p.target.repository == "registry.example.com/group/proj"
+    assert p.target.tags == (SHA[:8],)
+    assert p.build == plan.BuildInputs(
+        tmp_path.resolve(), tmp_path.resolve() / "Dockerfile", {"A": "1"}
+    )
+    assert (p.mode, p.signing) == ("key", KeySigning(str(tmp_path.resolve() / "cosign.key")))
+    assert p.policy == KeyPolicy(str(tmp_path.resolve() / "cosign.pub"))
+    assert p.image is None  # the build will say which digest
+    assert p.target.annotations_for("v1")["com.gitlab.ci.job.id"] == "2002"
+
+
+def test_verify_plans_no_build_and_no_signing(tmp_path: Path, no_processes: None) -> None:
+    (tmp_path / "cosign.pub").write_text("pub")
+    run = make_run(tmp_path, GITLAB_ENV, public_key="cosign.pub", digest="sha256:" + DIGEST_HEX)
+    p = resolved(run, ("verify",))
+    assert p.build is None and p.signing is None
+    assert p.target.tags == ()  # no --tag: no tag check, common annotations only
+    assert p.image == ImageRef("registry.example.com/group/proj", "sha256:" + DIGEST_HEX)
+
+
+def test_sign_takes_the_image_of_an_earlier_run_and_refuses_another_repository(
+    tmp_path: Path, no_processes: None
+) -> None:
+    (tmp_path / "cosign.key").write_text("key")
+    ref = "registry.example.com/group/proj@sha256:" + DIGEST_HEX
+    env = {**GITLAB_ENV, "IMAGE_REF": ref}
+    p = resolved(make_run(tmp_path, env, key="cosign.key"), ("sign",))
+    assert str(p.image) == ref and p.policy is None
+    other = make_run(tmp_path, env, key="cosign.key", image="registry.example.com/group/other")
+    with pytest.raises(InputError, match="IMAGE_REF names"):
+        resolved(other, ("sign",))

@@ -1,0 +1,201 @@
+"""A run's inputs (`Run`) and the tools it drives (`Tools`): what every step is handed.
+
+`Run` is what the run was given: settings, environment, working folder, the CI context detected
+from them, the redactor that knows every secret, and a password read from stdin. Nothing in it
+changes once made, except that the redactor learns secrets that appear later (a fresh ID token).
+
+`Tools` are built from a `Run` when first used: the docker client, cosign with its major probed and
+the environment it sees, the Sigstore instance, the retry policy, and the run's private folders
+(a docker config for its logins, a folder for trust files and tokens), which `close()` removes.
+The log of the run is `steps/runlog.py`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from provenance_tasks.redaction import Redactor, secret_spec_variables
+from provenance_tasks.settings import Settings
+
+if TYPE_CHECKING:
+    from provenance_tasks.adapters.cosign import Cosign
+    from provenance_tasks.adapters.docker import Docker
+    from provenance_tasks.ci.base import CIContext
+    from provenance_tasks.retry import RetryPolicy
+    from provenance_tasks.sigstore import SigstoreInstance
+
+
+@dataclass(frozen=True)
+class Run:
+    settings: Settings
+    environ: Mapping[str, str]
+    cwd: Path
+    ci: CIContext
+    redactor: Redactor
+    password: str | None = None  # a registry password given on stdin, if any
+
+    @classmethod
+    def start(
+        cls,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        *,
+        cwd: Path | None = None,
+        password: str | None = None,
+    ) -> Run:
+        """Detect the CI context and gather every secret the run knows of, before any output."""
+        from provenance_tasks.ci import detect
+
+        env = dict(os.environ if environ is None else environ)
+        cwd = cwd or Path.cwd()
+        redactor = Redactor.from_environ(env, extra=secret_spec_variables(settings.secrets))
+        if settings.password_env:
+            redactor.add(env.get(settings.password_env))
+        redactor.add(password)
+        ci = detect(env, cwd=cwd)
+        for secret in ci.secrets:
+            redactor.add(secret)
+        return cls(settings, env, cwd, ci, redactor, password)
+
+    def path(self, value: str) -> Path:
+        """A path setting, relative to the run's folder."""
+        return (self.cwd / value).resolve()
+
+
+class Tools:
+    """The tools of one run, each made once, when first needed."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        s = run.settings
+        self._docker_config: Path | None = Path(s.docker_config) if s.docker_config else None
+        self._owns_docker_config = False
+        self._private: Path | None = None  # trust files, TUF cache and ID tokens of this run
+
+    @cached_property
+    def docker(self) -> Docker:
+        from provenance_tasks.adapters.docker import Docker
+
+        s = self.run.settings
+        return Docker(
+            redactor=self.run.redactor,
+            config_dir=self._docker_config,
+            host=s.docker_host,
+            dry_run=s.dry_run,
+        )
+
+    @cached_property
+    def sigstore(self) -> SigstoreInstance:
+        """The Sigstore instance of this run, its files read and checked (InputError)."""
+        from provenance_tasks.sigstore import instance
+
+        s = self.run.settings
+        return instance(
+            fulcio_url=s.fulcio_url,
+            rekor_url=s.rekor_url,
+            tsa_url=s.tsa_url,
+            signing_config=s.signing_config,
+            trusted_root=s.trusted_root,
+            unsafe_ignore_sct=s.unsafe_ignore_sct,
+            cwd=self.run.cwd,
+        )
+
+    @cached_property
+    def cosign(self) -> Cosign:
+        """cosign, its major found, in the environment this run decides (adapters/cosign_env)."""
+        from provenance_tasks.adapters.cosign import Cosign
+        from provenance_tasks.sigstore import cosign2_trust_files
+
+        s = self.run.settings
+        cosign = Cosign.detect(
+            s.cosign,
+            redactor=self.run.redactor,
+            env=self.cosign_environment(),
+            timeout=s.timeout,
+            sigstore=self.sigstore,
+        )
+        if self.sigstore.trusted_root is not None and cosign.major < 3:
+            # cosign 2 takes a private instance's trust from SIGSTORE_* files only.
+            trust = cosign2_trust_files(self.sigstore.trusted_root, self.private_folder() / "trust")
+            cosign = replace(cosign, env=self.cosign_environment(trust))
+        return cosign
+
+    def cosign_environment(self, trust: Mapping[str, str] | None = None) -> dict[str, str]:
+        """All that cosign sees in this run (adapters/cosign_env.py), with `trust` files."""
+        from provenance_tasks.adapters.cosign_env import cosign_environment
+
+        run, s = self.run, self.run.settings
+        tuf_root = run.environ.get("TUF_ROOT")  # the public instance's cache: the user's own
+        if self.sigstore.private:
+            tuf_root = str(self.private_folder() / "tuf")  # never a shared cache or a mirror
+        key_variables = tuple(
+            ref[len("env://") :]
+            for ref in (s.key, s.public_key)
+            if ref and ref.startswith("env://")
+        )
+        for name in key_variables:
+            run.redactor.add(run.environ.get(name))  # a private key's PEM is a secret
+        return cosign_environment(
+            run.environ,
+            docker_config=self.docker.environ().get("DOCKER_CONFIG"),
+            tuf_root=tuf_root,
+            trust=trust or {},
+            key_variables=key_variables,
+            settings={
+                "cosign_repository": s.cosign_repository,
+                "cosign_docker_media_types": s.cosign_docker_media_types,
+            },
+        )
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        from provenance_tasks.retry import RetryPolicy
+
+        return RetryPolicy.from_settings(self.run.settings)
+
+    def private_folder(self) -> Path:
+        """A folder only this run can read (0700), removed when the run ends."""
+        if self._private is None:
+            self._private = Path(tempfile.mkdtemp(prefix="provenance-run-"))
+        return self._private
+
+    def private_docker_config(self) -> Path:
+        """A docker config folder for this run's logins (0700), shared by buildx and cosign."""
+        if self._docker_config is None:
+            self._docker_config = Path(tempfile.mkdtemp(prefix="provenance-docker-"))
+            self._owns_docker_config = True
+            # Builders made by `docker buildx create` live in the user's config: keep them visible.
+            env = self.run.environ
+            users = Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker") / "buildx"
+            if users.is_dir():
+                (self._docker_config / "buildx").symlink_to(users)
+        self._docker_config.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._docker_config.chmod(0o700)
+        # The clients made before the login must see it: docker is rebuilt (it runs nothing),
+        # cosign keeps its probed major and gets the folder in its environment.
+        self.__dict__.pop("docker", None)
+        if "cosign" in self.__dict__:
+            cosign = self.__dict__["cosign"]
+            env = {**cosign.env, "DOCKER_CONFIG": str(self._docker_config)}
+            self.__dict__["cosign"] = replace(cosign, env=env)
+        return self._docker_config
+
+    @property
+    def docker_config(self) -> Path | None:
+        return self._docker_config
+
+    def close(self) -> None:
+        """Remove the private docker config (it holds a login) unless asked to keep it, and the
+        run's private folder (trust files, ID tokens)."""
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+        keep = self.run.settings.keep_docker_config
+        if self._owns_docker_config and self._docker_config and not keep:
+            shutil.rmtree(self._docker_config, ignore_errors=True)

@@ -1,0 +1,131 @@
+"""The log of one run: its sections (StepLog), a record of each step, the results the steps
+returned, and the summary printed last, built from those records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TextIO
+
+from provenance_tasks.errors import CommandFailed, ProvenanceError
+from provenance_tasks.logs import Failure, RunSummary, StepLog, StepStatus
+from provenance_tasks.redaction import Redactor
+
+if TYPE_CHECKING:
+    from provenance_tasks.steps.build import BuildResult
+    from provenance_tasks.steps.sign import SignResult
+    from provenance_tasks.steps.verify import VerifyReport
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str = "running"  # running, ok, failed, skipped
+    duration_s: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+@dataclass
+class Results:
+    """What the steps of this run returned, for the summary and the report."""
+
+    build: BuildResult | None = None
+    sign: SignResult | None = None
+    verify: VerifyReport | None = None
+
+    def items(self) -> Iterator[tuple[str, object]]:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                yield f.name, value
+
+
+class RunLog(StepLog):
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        log_format: str,
+        stream: TextIO | None,
+        redactor: Redactor,
+    ) -> None:
+        super().__init__(environ, log_format, stream, redactor)
+        self.mask(redactor.secrets)  # GitHub: before anything else is printed
+        self.planned: tuple[str, ...] = ()  # the steps the task means to run
+        self.steps: list[StepRecord] = []
+        self.results = Results()
+        self.image: str | None = None  # the repository this run works on, once known
+        self.digest: str | None = None  # the digest it signs or verifies, once known
+
+    @contextmanager
+    def step(self, name: str, title: str, *, collapsed: bool = True) -> Iterator[StepRecord]:
+        record = StepRecord(name)
+        self.steps.append(record)
+        self.start(name, title, collapsed=collapsed)
+        started = time.monotonic()
+        try:
+            yield record
+        except BaseException as exc:
+            record.status = "failed"
+            record.error = exc
+            record.duration_s = time.monotonic() - started
+            message = exc.message if isinstance(exc, ProvenanceError) else type(exc).__name__
+            self.end(name, "failed", record.duration_s, error=message)
+            raise
+        record.status = "ok" if record.status == "running" else record.status
+        record.duration_s = time.monotonic() - started
+        self.end(name, record.status, record.duration_s, **record.detail)
+
+    def plan(self, steps: tuple[str, ...]) -> None:
+        """The steps this run means to take; the summary lists those that never ran."""
+        self.planned = steps
+
+    def bind_image(self, repository: str, digest: str | None = None) -> None:
+        """From here on every record names the image (and the digest, once there is one)."""
+        self.image = repository
+        self.digest = digest or self.digest
+        self.bind(image=self.image, digest=self.digest)
+
+    def tool_output(self, step: str) -> Any:
+        """A line sink that streams a tool's output into the step's section."""
+
+        def sink(stream: str, line: str) -> None:
+            self.line(step, stream, self.redactor.redact(line))
+
+        return sink
+
+    def finish(self, error: BaseException | None = None) -> RunSummary:
+        """Print the summary (last thing of a run) and return it."""
+        summary = self.summarize(error)
+        self.summary(summary)
+        return summary
+
+    def summarize(self, error: BaseException | None) -> RunSummary:
+        ran = {record.name for record in self.steps}
+        steps = [StepStatus(r.name, r.status, round(r.duration_s, 2)) for r in self.steps]
+        steps += [StepStatus(name, "not run", None) for name in self.planned if name not in ran]
+        verify = self.results.verify
+        failed_verify = any(r.name == "verify" and r.status == "failed" for r in self.steps)
+        return RunSummary(
+            steps=tuple(steps),
+            image=self.image,
+            digest=self.digest,
+            verified=verify.ok if verify is not None else (False if failed_verify else None),
+            failure=self._failure(error) if error is not None else None,
+        )
+
+    def _failure(self, error: BaseException) -> Failure:
+        failed = [r for r in self.steps if r.status == "failed"]
+        step = failed[-1].name if failed else None
+        redact = self.redactor.redact
+        if not isinstance(error, ProvenanceError):
+            return Failure(step, redact(f"unexpected {type(error).__name__}: {error}"), 1)
+        hint = redact(error.hint) if error.hint else None
+        if isinstance(error, CommandFailed):
+            tail = tuple(redact(line) for line in error.stderr_tail)
+            return Failure(
+                step, redact(error.message), error.exit_code, redact(error.command), tail, hint
+            )
+        return Failure(step, redact(error.message), error.exit_code, hint=hint)
