@@ -8,6 +8,9 @@ delegates to a credential helper keeps the imagetools path, which knows how to a
 
 A failure raises CommandFailed with a stderr-like line ("503 Service Unavailable", "connection
 refused", "MANIFEST_UNKNOWN"), so the retry policy classifies it as it does a tool's.
+
+registry_push.py builds its pushes on the same pieces: `_login`, `_authorize` with a push scope,
+`_request` with a body (bytes, or an open file streamed from disk) and headers, and `_failed`.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
-from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.errors import CommandFailed
 from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
 
 ACCEPT = ", ".join(
@@ -58,6 +63,10 @@ class _SameOrigin(urllib.request.HTTPRedirectHandler):
         old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
         if (old.scheme, old.netloc) != (new.scheme, new.netloc):
             raise UseTheTool(f"redirected to {new.scheme}://{new.netloc}")
+        if req.get_method() not in ("GET", "HEAD"):
+            # urllib would turn a redirected POST into a GET without its body: the redirect is
+            # the answer then, and fails as any other unexpected status does.
+            return None
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -131,18 +140,31 @@ def _login(config_dir: Path | None, registry: str) -> tuple[str, str] | None:
     return None
 
 
-def _authorize(challenge: str, login: tuple[str, str] | None, name: str, timeout: float) -> str:
-    """The Authorization header the registry's 401 asks for: Basic, or a Bearer token."""
+def _authorize(
+    challenge: str,
+    login: tuple[str, str] | None,
+    name: str,
+    timeout: float,
+    *,
+    scope: str | None = None,
+    method: str = "HEAD",
+) -> str:
+    """The Authorization header the registry's 401 asks for: Basic, or a Bearer token.
+
+    `scope` is what the token must allow (a push asks for `repository:NAME:pull,push` from its
+    first request, so the token a HEAD earned still does for the uploads); by default, what the
+    challenge names, or pulling `name`. `method` only names the request in a failure.
+    """
     scheme = challenge.split(" ", 1)[0].lower()
     basic = _basic(login)
     if scheme == "basic":
         if basic is None:
-            raise _failed("HEAD", name, 401, "Unauthorized: no login for this registry")
+            raise _failed(method, name, 401, "Unauthorized: no login for this registry")
         return basic
     if scheme != "bearer":
-        raise _failed("HEAD", name, 401, f"Unauthorized: unknown challenge {scheme!r}")
+        raise _failed(method, name, 401, f"Unauthorized: unknown challenge {scheme!r}")
     params = dict(_CHALLENGE.findall(challenge))
-    query = {"scope": params.get("scope") or f"repository:{name}:pull"}
+    query = {"scope": scope or params.get("scope") or f"repository:{name}:pull"}
     if params.get("service"):
         query["service"] = params["service"]
     realm = params.get("realm", "")
@@ -182,12 +204,23 @@ def _opener(loopback: bool) -> urllib.request.OpenerDirector:
 
 
 def _request(
-    method: str, url: str, authorization: str | None, timeout: float
+    method: str,
+    url: str,
+    authorization: str | None,
+    timeout: float,
+    *,
+    body: bytes | BinaryIO | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> http.client.HTTPResponse:
-    headers = {"Accept": ACCEPT, "User-Agent": "provenance-tasks"}
+    """One request; an HTTP error status is returned as the answer, not raised.
+
+    A file `body` is sent in blocks as http.client reads it (a layer never sits in memory whole);
+    the caller gives its Content-Length in `headers`, else urllib would send it chunked.
+    """
+    sent = {"Accept": ACCEPT, "User-Agent": "provenance-tasks", **(headers or {})}
     if authorization:
-        headers["Authorization"] = authorization
-    request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
+        sent["Authorization"] = authorization
+    request = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
     host = urllib.parse.urlsplit(url).netloc
     loopback = bool(_LOOPBACK.match(host))
     try:
@@ -224,9 +257,25 @@ def _why(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
-def _failed(method: str, url: str, status: int | None, reason: str) -> CommandFailed:
+def _failed(
+    method: str, url: str, status: int | None, reason: str, *, codes: tuple[str, ...] = ()
+) -> CommandFailed:
+    """The failure as a tool's stderr line. `codes` are the registry's own error codes (from an
+    error body); without them, the status is told in the words docker would print for it."""
     words = {404: "MANIFEST_UNKNOWN: manifest unknown", 401: "UNAUTHORIZED", 403: "DENIED"}
+    url = _public(url)
     line = f"{method} {url}: " + (f"{status} {reason}" if status else reason)
-    if status in words:
+    if codes:
+        line += f" ({', '.join(codes)})"
+    elif status in words:
         line += f" ({words[status]})"
     return CommandFailed("registry", [method, url], 1, line + "\n")
+
+
+def _public(url: str) -> str:
+    """`url` without its query or any user in it: an upload's Location may carry a signed state,
+    or a storage service's pre-signed URL whose signature is as good as a password."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")
+    )

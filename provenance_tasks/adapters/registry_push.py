@@ -1,0 +1,313 @@
+"""Push an OCI layout to a registry by digest, with no tag; publish tags once it is verified.
+
+`docker buildx build --push` uploads the image and moves its tags in one step: for a moment (or for
+good, when signing fails) users pulling the tag get an image that is not signed. Building to an
+OCI layout folder instead and pushing it here puts the image at the registry under its digest
+alone; the run signs and verifies REPO@DIGEST, and only then `publish_tag` copies the manifest,
+byte for byte, under each tag (a PUT of the same bytes: the registry makes no new digest).
+
+The push follows the distribution spec, in the order a registry needs: for each blob a HEAD (a
+blob already there, from an earlier push or attempt, is not sent again), else a POST that opens
+an upload and a monolithic PUT streaming the file from disk; then each manifest PUT by its digest,
+children before the index that lists them. A failed push leaves only untagged content behind,
+which a new attempt completes.
+
+It speaks HTTP with registry.py's pieces and their rules: the login from the docker config (a
+credential helper or an identity token raises UseTheTool, and the caller pushes with buildx), Basic
+first over TLS, a Bearer token asked for with the push scope and kept for the whole call, plain
+HTTP on loopback only, no redirect or upload Location to another host. Every failure raises
+CommandFailed with a stderr-like line (with the registry's error codes, e.g. MANIFEST_INVALID), so
+`retry.classify()` reads it as it reads docker's; no URL query, token or password is in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from provenance_tasks.adapters.oci_layout import Blob, Manifest, digest_of, read_layout
+from provenance_tasks.adapters.registry import (
+    PlainHTTP,
+    UseTheTool,
+    _authorize,
+    _basic,
+    _failed,
+    _login,
+    _request,
+    _why,
+)
+from provenance_tasks.errors import CommandFailed
+from provenance_tasks.references import (
+    DEFAULT_REGISTRY,
+    registry_of,
+    validate_digest,
+    validate_repository,
+    validate_tag,
+)
+
+__all__ = ["PushedImage", "UseTheTool", "delete_tag", "publish_tag", "push_layout"]
+
+# An error answer's body is read this far for its error codes, never further.
+_ERROR_BODY_MAX = 64 * 1024
+_CODE = re.compile(r"[A-Z][A-Z_]{2,40}")
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    """What a push put at the registry, all of it untagged."""
+
+    repository: str
+    digest: str  # the root: the layout's one entry in index.json (an index or a manifest)
+    media_type: str
+    # Every manifest digest pushed, children first (platforms, attestations), the root last.
+    manifests: tuple[str, ...]
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+def push_layout(
+    layout: Path, repository: str, *, config_dir: Path | None, timeout: float = 60.0
+) -> PushedImage:
+    """Push the one image of the OCI layout at `layout` to `repository`, by digest only.
+
+    `timeout` bounds each network read or write (a layer upload may take longer in all).
+    """
+    image = read_layout(layout)  # refuse a broken layout before any request
+    session = _Session(repository, config_dir, timeout, actions="pull,push")
+    sent: set[str] = set()
+    for manifest in image.manifests:
+        for blob in manifest.blobs:
+            if blob.digest not in sent:
+                _push_blob(session, blob)
+                sent.add(blob.digest)
+        _put_manifest(session, manifest, manifest.digest)
+    root = image.root
+    return PushedImage(
+        repository, root.digest, root.media_type, tuple(m.digest for m in image.manifests)
+    )
+
+
+def publish_tag(
+    repository: str, digest: str, tag: str, *, config_dir: Path | None, timeout: float = 30.0
+) -> None:
+    """Point `tag` at the manifest `digest` (create or move it): a server-side copy of its bytes.
+
+    A registry that refuses (an immutable or protected tag) raises CommandFailed like any failure.
+    """
+    validate_digest(digest, "the digest to tag")
+    validate_tag(tag, "the tag to publish")
+    session = _Session(repository, config_dir, timeout, actions="pull,push")
+    url = session.url(f"manifests/{digest}")
+    with session.send("GET", url) as answer:
+        if answer.status != 200:
+            raise _refused(session, "GET", url, answer)
+        data = _read(answer, "GET", session.current(url))
+        media_type = (answer.getheader("Content-Type") or "").split(";")[0].strip()
+    if digest_of(data, digest) != digest:
+        # Re-encoded bytes would be another manifest: the tag must name the verified one.
+        raise _failed(
+            "GET", session.current(url), None, f"the registry answered bytes that are not {digest}"
+        )
+    if not media_type or media_type == "application/json":
+        media_type = _own_media_type(data) or media_type  # a registry that doesn't say
+    manifest = Manifest(digest, media_type, data, ())
+    _put_manifest(session, manifest, tag)
+
+
+def delete_tag(
+    repository: str, tag: str, *, config_dir: Path | None, timeout: float = 30.0
+) -> bool:
+    """Remove `tag` alone; False when the registry can't delete by tag (distribution 2.x).
+
+    Never by digest: that would remove the manifest from under every tag naming it.
+    """
+    validate_tag(tag, "the tag to delete")
+    session = _Session(repository, config_dir, timeout, actions="delete")
+    url = session.url(f"manifests/{tag}")
+    with session.send("DELETE", url) as answer:
+        if answer.status == 202:
+            return True
+        codes = _codes(answer)
+        if answer.status in (400, 405) or "UNSUPPORTED" in codes:
+            return False
+        raise _failed("DELETE", session.current(url), answer.status, answer.reason, codes=codes)
+
+
+class _Session:
+    """One repository at one registry for one call: where it is, the login, and the
+    Authorization that worked, so a Bearer token is asked for once, not once per blob."""
+
+    def __init__(
+        self, repository: str, config_dir: Path | None, timeout: float, *, actions: str
+    ) -> None:
+        validate_repository(repository, "the repository")
+        registry = registry_of(repository)
+        name = repository.removeprefix(registry + "/")
+        if registry == DEFAULT_REGISTRY and "/" not in name:
+            name = f"library/{name}"  # as docker names Docker Hub's official images
+        self.name = name
+        self.host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
+        self.base = f"https://{self.host}"
+        self.login = _login(config_dir, registry)  # may raise UseTheTool
+        self.scope = f"repository:{self.name}:{actions}"
+        self.timeout = timeout
+        # Over TLS with a login, Basic goes first: a registry that wants a token answers 401.
+        self.authorization = _basic(self.login)
+        self.scheme_known = False
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/v2/{self.name}/{path}"
+
+    def resolve(self, answered: str, location: str) -> str:
+        """An upload's Location, relative or absolute, as a URL of this registry."""
+        url = urllib.parse.urljoin(answered, location)
+        parts = urllib.parse.urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" != self.base:
+            # Our login goes to the registry only; the tool knows how docker treats this.
+            raise UseTheTool(f"upload location on {parts.scheme}://{parts.netloc}")
+        return url
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | Path | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> http.client.HTTPResponse:
+        """The registry's answer, after one (re-)authorization if it answered 401: a token can
+        expire in the middle of a long push."""
+        answer = self._once(method, url, body, headers)
+        if answer.status != 401:
+            return answer
+        challenge = answer.getheader("WWW-Authenticate") or ""
+        answer.close()
+        self.authorization = _authorize(
+            challenge, self.login, self.name, self.timeout, scope=self.scope, method=method
+        )
+        return self._once(method, self.current(url), body, headers)
+
+    def _once(
+        self,
+        method: str,
+        url: str,
+        body: bytes | Path | None,
+        headers: Mapping[str, str] | None,
+    ) -> http.client.HTTPResponse:
+        try:
+            answer = self._request(method, url, body, headers)
+        except PlainHTTP:
+            if self.scheme_known:
+                raise _failed(method, url, None, "tls handshake failed: plain HTTP") from None
+            # As docker does: a loopback registry may speak plain HTTP. Credentials go only in
+            # answer to its 401 then, never in the clear before.
+            self.base, self.authorization = f"http://{self.host}", None
+            answer = self._request(method, self.current(url), body, headers)
+        self.scheme_known = True
+        return answer
+
+    def current(self, url: str) -> str:
+        """`url` on the scheme the registry turned out to speak."""
+        if self.base.startswith("http:") and url.startswith(f"https://{self.host}/"):
+            return "http" + url[len("https") :]
+        return url
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | Path | None,
+        headers: Mapping[str, str] | None,
+    ) -> http.client.HTTPResponse:
+        if not isinstance(body, Path):
+            return _request(method, url, self.authorization, self.timeout, body=body,
+                            headers=headers)  # fmt: skip
+        # Opened anew for each attempt: a retried upload starts from the first byte.
+        sized = {**(headers or {}), "Content-Length": str(body.stat().st_size)}
+        with body.open("rb") as stream:
+            return _request(method, url, self.authorization, self.timeout, body=stream,
+                            headers=sized)  # fmt: skip
+
+
+def _push_blob(session: _Session, blob: Blob) -> None:
+    url = session.url(f"blobs/{blob.digest}")
+    with session.send("HEAD", url) as found:
+        if found.status == 200:
+            return  # already there: an earlier push, attempt, or another image shares it
+        if found.status != 404:
+            raise _refused(session, "HEAD", url, found)
+    start = session.url("blobs/uploads/")
+    with session.send("POST", start, body=b"") as opened:
+        location = opened.getheader("Location")
+        if opened.status != 202 or not location:
+            raise _refused(session, "POST", start, opened)
+    # After the POST: a registry that turned out to speak plain HTTP answered on http.
+    target = session.resolve(session.current(start), location)
+    joiner = "" if target.endswith(("?", "&")) else "&" if "?" in target else "?"
+    target += joiner + urllib.parse.urlencode({"digest": blob.digest})
+    headers = {"Content-Type": "application/octet-stream"}
+    with session.send("PUT", target, body=blob.path, headers=headers) as stored:
+        if stored.status != 201:
+            raise _refused(session, "PUT", target, stored)
+        _check_digest(session, "PUT", target, stored, blob.digest)
+
+
+def _put_manifest(session: _Session, manifest: Manifest, reference: str) -> None:
+    """PUT the manifest's exact bytes under `reference`: its digest, or a tag."""
+    url = session.url(f"manifests/{reference}")
+    headers = {"Content-Type": manifest.media_type}
+    with session.send("PUT", url, body=manifest.data, headers=headers) as stored:
+        if stored.status != 201:
+            raise _refused(session, "PUT", url, stored)
+        _check_digest(session, "PUT", url, stored, manifest.digest)
+
+
+def _check_digest(
+    session: _Session, method: str, url: str, answer: http.client.HTTPResponse, digest: str
+) -> None:
+    said = answer.getheader("Docker-Content-Digest")
+    if said and said != digest:
+        raise _failed(
+            method, session.current(url), None, f"the registry stored {said}, not {digest}"
+        )
+
+
+def _refused(
+    session: _Session, method: str, url: str, answer: http.client.HTTPResponse
+) -> CommandFailed:
+    """The failure of an unexpected answer, named by the URL on the scheme actually spoken."""
+    url = session.current(url)
+    return _failed(method, url, answer.status, answer.reason, codes=_codes(answer))
+
+
+def _codes(answer: http.client.HTTPResponse) -> tuple[str, ...]:
+    """The error codes of a distribution-spec error body ("DENIED", "MANIFEST_INVALID"), the
+    words `classify()` knows. Only the codes: a message may quote what was sent."""
+    with contextlib.suppress(OSError, http.client.HTTPException, ValueError, TypeError,
+                             AttributeError):  # fmt: skip
+        errors = json.loads(answer.read(_ERROR_BODY_MAX) or b"{}").get("errors")
+        found = (e.get("code") for e in errors if isinstance(e, dict))
+        return tuple(dict.fromkeys(c for c in found if isinstance(c, str) and _CODE.fullmatch(c)))
+    return ()
+
+
+def _read(answer: http.client.HTTPResponse, method: str, url: str) -> bytes:
+    try:
+        return answer.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise _failed(method, url, None, _why(exc)) from None
+
+
+def _own_media_type(data: bytes) -> str | None:
+    with contextlib.suppress(ValueError, AttributeError):
+        found = json.loads(data).get("mediaType")
+        return found if isinstance(found, str) else None
+    return None
