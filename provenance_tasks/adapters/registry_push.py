@@ -26,6 +26,7 @@ import contextlib
 import http.client
 import json
 import re
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,12 +83,19 @@ def push_layout(
     """
     image = read_layout(layout)  # refuse a broken layout before any request
     session = _Session(repository, config_dir, timeout, actions="pull,push")
-    sent: set[str] = set()
+    blobs = list({b.digest: b for m in image.manifests for b in m.blobs}.values())
+    if blobs:
+        # The first one alone: it settles the scheme (TLS or loopback HTTP) and the token.
+        _push_blob(session, blobs[0])
+    if len(blobs) > 1:
+        # The others side by side, as docker pushes layers: each is a HEAD, or a POST and a PUT,
+        # mostly waiting on the registry. Every blob is there before any manifest names it.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(blobs) - 1)) as pool:
+            for done in [pool.submit(_push_blob, session, blob) for blob in blobs[1:]]:
+                done.result()
     for manifest in image.manifests:
-        for blob in manifest.blobs:
-            if blob.digest not in sent:
-                _push_blob(session, blob)
-                sent.add(blob.digest)
         _put_manifest(session, manifest, manifest.digest)
     root = image.root
     return PushedImage(
@@ -162,6 +170,7 @@ class _Session:
         # Over TLS with a login, Basic goes first: a registry that wants a token answers 401.
         self.authorization = _basic(self.login)
         self.scheme_known = False
+        self._renewing = threading.Lock()
 
     def url(self, path: str) -> str:
         return f"{self.base}/v2/{self.name}/{path}"
@@ -185,15 +194,18 @@ class _Session:
     ) -> http.client.HTTPResponse:
         """The registry's answer, after one (re-)authorization if it answered 401: a token can
         expire in the middle of a long push."""
-        answer = self._once(method, url, body, headers)
+        answer, used = self._once(method, url, body, headers)
         if answer.status != 401:
             return answer
         challenge = answer.getheader("WWW-Authenticate") or ""
         answer.close()
-        self.authorization = _authorize(
-            challenge, self.login, self.name, self.timeout, scope=self.scope, method=method
-        )
-        return self._once(method, self.current(url), body, headers)
+        with self._renewing:  # blobs go up side by side: one renewal serves them all
+            if self.authorization is used:  # else another thread renewed what was refused
+                self.authorization = _authorize(
+                    challenge, self.login, self.name, self.timeout, scope=self.scope,
+                    method=method,
+                )  # fmt: skip
+        return self._once(method, self.current(url), body, headers)[0]
 
     def _once(
         self,
@@ -201,18 +213,21 @@ class _Session:
         url: str,
         body: bytes | Path | None,
         headers: Mapping[str, str] | None,
-    ) -> http.client.HTTPResponse:
+    ) -> tuple[http.client.HTTPResponse, str | None]:
+        """The answer, and the Authorization the request carried."""
+        sent = self.authorization
         try:
-            answer = self._request(method, url, body, headers)
+            answer = self._request(method, url, body, headers, sent)
         except PlainHTTP:
             if self.scheme_known:
                 raise _failed(method, url, None, "tls handshake failed: plain HTTP") from None
             # As docker does: a loopback registry may speak plain HTTP. Credentials go only in
             # answer to its 401 then, never in the clear before.
             self.base, self.authorization = f"http://{self.host}", None
-            answer = self._request(method, self.current(url), body, headers)
+            sent = None
+            answer = self._request(method, self.current(url), body, headers, sent)
         self.scheme_known = True
-        return answer
+        return answer, sent
 
     def current(self, url: str) -> str:
         """`url` on the scheme the registry turned out to speak."""
@@ -226,14 +241,15 @@ class _Session:
         url: str,
         body: bytes | Path | None,
         headers: Mapping[str, str] | None,
+        authorization: str | None,
     ) -> http.client.HTTPResponse:
         if not isinstance(body, Path):
-            return _request(method, url, self.authorization, self.timeout, body=body,
+            return _request(method, url, authorization, self.timeout, body=body,
                             headers=headers)  # fmt: skip
         # Opened anew for each attempt: a retried upload starts from the first byte.
         sized = {**(headers or {}), "Content-Length": str(body.stat().st_size)}
         with body.open("rb") as stream:
-            return _request(method, url, self.authorization, self.timeout, body=stream,
+            return _request(method, url, authorization, self.timeout, body=stream,
                             headers=sized)  # fmt: skip
 
 
