@@ -1,1 +1,1 @@
-"""Adapters around the real tools: docker (through python-on-whales) and the cosign CLI."""
+"""Adapters around the real tools: docker and buildx, the registry's HTTP API, the cosign CLI."""

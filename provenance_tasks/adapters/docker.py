@@ -1,27 +1,26 @@
-"""docker and buildx through python-on-whales, with a private config folder for the run.
+"""docker and buildx, as argv lists run through process.run, with a private config folder.
 
-The registry password reaches docker on stdin (python-on-whales' login uses --password-stdin) and
-lands in a config folder that belongs to this run, never in the user's ~/.docker/config.json, which
-on a shell runner outlives the job. python-on-whales' errors carry the whole command line: they are
-turned into CommandFailed with everything redacted before they can reach a log.
+The registry password reaches docker on stdin (`login --password-stdin`) and lands in a config
+folder that belongs to this run, never in the user's ~/.docker/config.json, which on a shell
+runner outlives the job. Every command goes through process.run: output streamed and redacted,
+a failure raised as CommandFailed with its redacted command and stderr.
+
+The buildx command line is built here, one flag per setting, as the cosign adapter builds its
+own: python-on-whales built it before, and its import (pydantic underneath, about 0.15 s) sat
+between the login and the build of every run. A dry run renders the same argv it would run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from provenance_tasks.adapters.process import LineSink, run
 from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.redaction import Redactor
-
-if TYPE_CHECKING:
-    from python_on_whales import DockerClient
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,7 @@ class BuildRequest:
     secrets: Sequence[str] = ()  # buildx --secret specs (id=...,env=... / src=...)
     metadata_file: Path | None = None
     provenance: bool | None = None  # buildx's own attestation; None leaves buildx's default
+    layout: Path | None = None  # export an OCI layout folder here instead of pushing the tags
 
 
 class Docker:
@@ -57,22 +57,6 @@ class Docker:
         self.config_dir = config_dir
         self.host = host
         self.dry_run = dry_run
-        self._client: DockerClient | None = None
-
-    @property
-    def client(self) -> DockerClient:
-        if self._client is None:
-            from python_on_whales import DockerClient  # slow import: only when a step runs
-
-            # A dry run swaps the docker binary for a recorder that prints the argv it was given,
-            # so the dry run shows exactly the command python-on-whales would have run.
-            call = [sys.executable, "-m", "provenance_tasks.adapters.argv_recorder", "docker"]
-            self._client = DockerClient(
-                config=self.config_dir,
-                host=self.host,
-                client_call=call if self.dry_run else ["docker"],
-            )
-        return self._client
 
     def environ(self) -> dict[str, str]:
         """The environment that makes other tools (cosign) see the same engine and logins."""
@@ -101,41 +85,53 @@ class Docker:
         return [*self._docker_argv(), "login", "--username", username, "--password-stdin", registry]
 
     def build(self, request: BuildRequest, *, on_line: LineSink | None = None) -> list[str]:
-        """Build and push to every tag; stream progress lines. Returns the redacted argv it ran."""
-        from python_on_whales.exceptions import DockerException
-
-        recorded: list[str] = []
-        stream: Any = self.client.buildx.build(
-            request.context,
-            file=request.dockerfile,
-            tags=list(request.tags),
-            build_args=dict(request.build_args),
-            labels=dict(request.labels),
-            platforms=list(request.platforms) or None,
-            target=request.target,
-            builder=request.builder,
-            pull=request.pull,
-            cache_from=[buildx_options(spec) for spec in request.cache_from] or None,
-            cache_to=request.cache_to,
-            secrets=list(request.secrets),
-            metadata_file=request.metadata_file,
-            provenance=request.provenance,
-            push=True,
-            progress="plain",
-            stream_logs=True,
-        )
+        """Build and push to every tag, or export to `request.layout`; stream progress lines.
+        Returns the redacted argv; a dry run runs nothing and only returns it."""
+        argv = self.build_argv(request)
+        if self.dry_run:
+            return self.redactor.redact_argv(argv)
         try:
-            for line in stream:  # stdout and stderr merged, already decoded
-                if self.dry_run and line.startswith("argv:"):
-                    # Parse, then redact: a secret JSON escapes would not match its escaped form.
-                    recorded = self.redactor.redact_argv(json.loads(line[len("argv:") :]))
-                    continue
-                text = self.redactor.redact(line.rstrip("\n"))
-                if on_line is not None:
-                    on_line("build", text)
-        except DockerException as exc:
-            raise self._failed(exc) from None
-        return recorded
+            run(argv, redactor=self.redactor, env=self._env(), on_line=on_line)
+        except CommandFailed as failed:
+            _missing_buildx_or_builder(failed, request.builder)
+            raise
+        return self.redactor.redact_argv(argv)
+
+    def build_argv(self, request: BuildRequest) -> list[str]:
+        """`docker buildx build`, one flag per setting, the context last (as buildx reads it)."""
+        argv = [*self._docker_argv(), "buildx", "build", "--progress", "plain"]
+        for tag in request.tags:
+            argv += ["--tag", tag]
+        for name, value in request.build_args.items():
+            argv += ["--build-arg", f"{name}={value}"]
+        for name, value in request.labels.items():
+            argv += ["--label", f"{name}={value}"]
+        if request.platforms:
+            argv += ["--platform", ",".join(request.platforms)]
+        if request.target:
+            argv += ["--target", request.target]
+        if request.builder:
+            argv += ["--builder", request.builder]
+        if request.pull:
+            argv.append("--pull")
+        for spec in request.cache_from:
+            options = buildx_options(spec)
+            argv += ["--cache-from", ",".join(f"{k}={v}" for k, v in options.items())]
+        if request.cache_to:
+            argv += ["--cache-to", request.cache_to]
+        for secret in request.secrets:
+            argv += ["--secret", secret]
+        if request.metadata_file is not None:
+            argv += ["--metadata-file", str(request.metadata_file)]
+        if request.provenance is not None:
+            argv.append(f"--provenance={'true' if request.provenance else 'false'}")
+        if request.dockerfile is not None:
+            argv += ["--file", str(request.dockerfile)]
+        if request.layout is not None:
+            argv += ["--output", f"type=oci,dest={request.layout},tar=false"]
+        else:
+            argv.append("--push")
+        return [*argv, str(request.context)]
 
     def resolve(self, reference: str) -> str:
         """The digest a tag points at now, read from the registry (not from the local store):
@@ -156,31 +152,18 @@ class Docker:
             raise ToolError(f"could not read the digest of {reference} from the registry") from exc
         return str(digest)
 
-    def check_buildx(self, builder: str | None) -> None:
-        """docker and its buildx plugin are there, and so is the builder asked for (InputError)."""
-        import shutil
-
+    def check_builder(self, builder: str) -> None:
+        """The buildx builder asked for exists (InputError). Only a named builder is probed:
+        the build itself tells that buildx is missing (_missing_buildx_or_builder)."""
         from provenance_tasks.errors import InputError, last_lines
 
-        if not shutil.which("docker"):
+        argv = [*self._docker_argv(), "buildx", "inspect", builder]
+        done = run(argv, redactor=self.redactor, env=self._env(), check=False)
+        if done.returncode != 0:
             raise InputError(
-                "docker is not installed (not found on PATH)",
-                hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
+                f"no buildx builder named {builder!r}: {''.join(last_lines(done.stderr))}",
+                hint="see `docker buildx ls` for the builders, or drop --builder",
             )
-        docker = self._docker_argv()
-        checks = [([*docker, "buildx", "version"], "the docker buildx plugin is missing")]
-        if builder:
-            checks.append(
-                ([*docker, "buildx", "inspect", builder],
-                 f"no buildx builder named {builder!r}")
-            )  # fmt: skip
-        for argv, problem in checks:
-            done = run(argv, redactor=self.redactor, env=self._env(), check=False)
-            if done.returncode != 0:
-                raise InputError(
-                    f"{problem}: {''.join(last_lines(done.stderr))}",
-                    hint="see `docker buildx ls` for the builders; install buildx 0.13 or newer",
-                )
 
     def _docker_argv(self) -> list[str]:
         argv = ["docker"]
@@ -191,21 +174,27 @@ class Docker:
     def _env(self) -> dict[str, str]:
         return {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
 
-    def _failed(self, exc: Exception) -> CommandFailed:
-        argv = [str(a) for a in getattr(exc, "docker_command", [])]
-        stderr = getattr(exc, "stderr", "") or ""
-        if isinstance(stderr, bytes):
-            stderr = stderr.decode(errors="replace")
-        return CommandFailed(
-            "docker",
-            self.redactor.redact_argv(argv),
-            int(getattr(exc, "return_code", 1) or 1),
-            self.redactor.redact(str(stderr)),
-        )
+
+def _missing_buildx_or_builder(failed: CommandFailed, builder: str | None) -> None:
+    """The build is buildx's own probe (no `buildx version` first): its plugin or the builder
+    asked for being absent is bad input, said as such (exit 2), not a tool failure."""
+    from provenance_tasks.errors import InputError
+
+    text = failed.stderr
+    if "'buildx' is not a docker command" in text or "unknown command: docker buildx" in text:
+        raise InputError(
+            "the docker buildx plugin is missing",
+            hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
+        ) from None
+    if builder and f'no builder "{builder}" found' in text:
+        raise InputError(
+            f"no buildx builder named {builder!r}",
+            hint="see `docker buildx ls` for the builders, or drop --builder",
+        ) from None
 
 
 def buildx_options(spec: str) -> dict[str, str]:
-    """A buildx cache spec as python-on-whales takes a list of them: "type=registry,ref=r" → dict.
+    """A buildx cache spec as a mapping: "type=registry,ref=r" → dict.
 
     A bare reference ("registry/app:cache") means a registry cache, as buildx reads it.
     """

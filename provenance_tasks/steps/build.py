@@ -1,45 +1,67 @@
-"""Build with buildx, push to every tag, and take the digest from buildx's own metadata.
+"""Build with buildx, then push the image by its digest; the digest comes from buildx's metadata.
 
 Never `docker inspect ... RepoDigests 0`: once the same image was pushed to two repositories, it
-names the other one. After the push every tag is resolved at the registry and must point at the
-digest about to be signed.
+names the other one.
+
+The build writes an OCI layout on this machine and pushes nothing, so it can run while the
+preflight still checks the signing key: a wrong password stops the run with nothing pushed, and
+the build's time is not added to the check's. The push then puts the image at REPO@DIGEST with
+no tag (adapters/registry_push.py); steps/publish.py moves the tags once it is signed and
+verified. Where no layout can be made (the classic engine's docker driver has no OCI exporter)
+or pushed (a credential helper holds the login), buildx pushes to a per-run staging tag instead,
+and says so.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.adapters.process import render
-from provenance_tasks.errors import ToolError
+from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.models import ImageRef, Target
 from provenance_tasks.references import registry_of, validate_digest
 from provenance_tasks.retry import with_retries
-from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.plan import BuildInputs
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
 DRY_RUN_DIGEST = "sha256:" + "0" * 64
+# buildx's words when the builder can't write an OCI layout (docker driver, classic image store).
+_NO_OCI_EXPORTER = "OCI exporter is not supported"
+
+
+@dataclass(frozen=True)
+class LocalBuild:
+    """What the build left on this machine: an OCI layout, or nothing to push from (staging)."""
+
+    layout: Path | None
+    digest: str | None
+    media_type: str | None = None
 
 
 @dataclass(frozen=True)
 class BuildResult:
     repository: str
     digest: str
-    tags: tuple[str, ...]
+    tags: tuple[str, ...]  # the tags to publish once verified (or published, for `build`)
     media_type: str | None = None
+    staging_tag: str | None = None  # the per-run tag the image was pushed under, if any
+    tags_pushed: bool = False  # buildx pushed `tags` itself (`build` where no layout pushes)
 
     @property
     def image(self) -> ImageRef:
         return ImageRef(self.repository, self.digest)
 
 
-def request(run: Run, target: Target, inputs: BuildInputs, metadata_file: Path) -> BuildRequest:
+def request(
+    run: Run, target: Target, inputs: BuildInputs, folder: Path, tags: tuple[str, ...] = ()
+) -> BuildRequest:
+    """The buildx call: into `folder`/layout, or (`tags`) pushed to those tags."""
     s = run.settings
     labels = dict(run.ci.labels)
     labels.setdefault(
@@ -49,7 +71,7 @@ def request(run: Run, target: Target, inputs: BuildInputs, metadata_file: Path) 
     return BuildRequest(
         context=inputs.context,
         dockerfile=inputs.dockerfile,
-        tags=[f"{target.repository}:{tag}" for tag in target.tags],
+        tags=[f"{target.repository}:{tag}" for tag in tags],
         build_args=inputs.build_args,
         labels=labels,
         platforms=s.platforms,
@@ -59,34 +81,113 @@ def request(run: Run, target: Target, inputs: BuildInputs, metadata_file: Path) 
         cache_from=s.cache_from,
         cache_to=s.cache_to,
         secrets=s.secrets,
-        metadata_file=metadata_file,
+        metadata_file=folder / "metadata.json",
         provenance=s.provenance,
+        layout=None if tags else folder / "layout",
     )
 
 
-def build(run: Run, tools: Tools, log: RunLog, target: Target, inputs: BuildInputs) -> BuildResult:
-    with tempfile.TemporaryDirectory(prefix="provenance-build-") as folder:
-        metadata_file = Path(folder) / "metadata.json"
-        build_request = request(run, target, inputs, metadata_file)
-        with log.step("build", f"Build and push {target.repository}") as record:
-            argv = with_retries(
-                log,
-                tools.retry_policy,
-                "build",
-                f"push to {target.repository}",
-                registry_of(target.repository),
-                lambda _: tools.docker.build(build_request, on_line=log.tool_output("build")),
-            )
+def build_local(
+    run: Run, tools: Tools, log: RunLog, target: Target, inputs: BuildInputs
+) -> LocalBuild:
+    """Build into an OCI layout in the run's private folder; nothing leaves the machine."""
+    folder = tools.private_folder() / "build"
+    folder.mkdir(exist_ok=True)
+    build_request = request(run, target, inputs, folder)
+    with log.step("build", f"Build {target.repository}") as record:
+        try:
+            argv = _buildx(tools, log, build_request, f"build {target.repository}")
+        except CommandFailed as exc:
+            if _NO_OCI_EXPORTER not in exc.stderr:
+                raise
+            record.detail = {"layout": False}
+            return LocalBuild(None, None)  # push() builds again, to a staging tag
+        if run.settings.dry_run:
+            log.info("dry-run", command=render(argv, run.redactor))
+            return LocalBuild(build_request.layout, DRY_RUN_DIGEST)
+        digest, media_type = read_metadata(folder / "metadata.json")
+        record.detail = {"digest": digest}
+    return LocalBuild(build_request.layout, digest, media_type)
+
+
+def push(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    target: Target,
+    inputs: BuildInputs,
+    local: LocalBuild,
+    *,
+    staged: bool,
+) -> BuildResult:
+    """Put the image at the registry under its digest. With no layout to push, buildx pushes
+    to a staging tag (`staged`: build-sign-verify, which publishes later) or to the tags."""
+    from provenance_tasks.adapters import registry_push
+
+    repository = target.repository
+    with log.step("push", f"Push {repository} by digest") as record:
+        if local.layout is not None and local.digest is not None:
             if run.settings.dry_run:
-                log.info("dry-run", command=render(argv, run.redactor))
-                return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags)
-            digest, media_type = read_metadata(metadata_file)
-            record.detail = {"digest": digest}
-        result = BuildResult(target.repository, digest, target.tags, media_type)
-    log.bind_image(result.repository, result.digest)
-    audit_tags(tools, log, result)
-    log.results.build = result
+                log.info("dry-run: push the OCI layout by digest, no tag", image=repository)
+                return BuildResult(repository, local.digest, target.tags, local.media_type)
+            try:
+                pushed = with_retries(
+                    log,
+                    tools.retry_policy,
+                    "push",
+                    f"push to {repository}",
+                    registry_of(repository),
+                    lambda left: registry_push.push_layout(
+                        local.layout,  # type: ignore[arg-type]
+                        repository,
+                        config_dir=tools.docker_config,
+                        timeout=min(left, 300.0),
+                    ),
+                )
+            except registry_push.UseTheTool as exc:
+                log.info(f"the login for {exc} is a credential helper's: buildx pushes")
+            else:
+                if pushed.digest != local.digest:
+                    raise ToolError(
+                        f"pushed {pushed.digest}, but buildx built {local.digest}",
+                        hint="the OCI layout changed under the run: nothing was signed",
+                    )
+                record.detail = {"digest": pushed.digest, "manifests": len(pushed.manifests)}
+                return BuildResult(repository, pushed.digest, target.tags, local.media_type)
+        result = _push_with_buildx(run, tools, log, target, inputs, staged=staged)
+        record.detail = {"digest": result.digest, "staging_tag": result.staging_tag}
     return result
+
+
+def _push_with_buildx(
+    run: Run, tools: Tools, log: RunLog, target: Target, inputs: BuildInputs, *, staged: bool
+) -> BuildResult:
+    staging = f"provenance-staging-{secrets.token_hex(6)}" if staged else None
+    if staging:
+        log.warning(
+            f"this builder can't push without a tag: pushing to the staging tag {staging}, "
+            "which is removed after publishing where the registry allows it"
+        )
+    folder = tools.private_folder() / "build"
+    folder.mkdir(exist_ok=True)
+    build_request = request(run, target, inputs, folder, (staging,) if staging else target.tags)
+    argv = _buildx(tools, log, build_request, f"push to {target.repository}")
+    if run.settings.dry_run:
+        log.info("dry-run", command=render(argv, run.redactor))
+        return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags, staging_tag=staging)
+    digest, media_type = read_metadata(folder / "metadata.json")
+    return BuildResult(target.repository, digest, target.tags, media_type, staging, not staging)
+
+
+def _buildx(tools: Tools, log: RunLog, build_request: BuildRequest, what: str) -> list[str]:
+    return with_retries(
+        log,
+        tools.retry_policy,
+        "build",
+        what,
+        registry_of(build_request.tags[0]) if build_request.tags else "the builder",
+        lambda _: tools.docker.build(build_request, on_line=log.tool_output("build")),
+    )
 
 
 def read_metadata(path: Path) -> tuple[str, str | None]:
@@ -100,15 +201,3 @@ def read_metadata(path: Path) -> tuple[str, str | None]:
         ) from exc
     media_type = (metadata.get("containerimage.descriptor") or {}).get("mediaType")
     return validate_digest(digest, "buildx metadata"), media_type
-
-
-def audit_tags(tools: Tools, log: RunLog, result: BuildResult) -> None:
-    """Each pushed tag must point, at the registry, at the digest about to be signed."""
-    with log.step("audit", "Check every tag points at the built digest", collapsed=False):
-        for tag in result.tags:
-            found = read_digest(tools, log, "audit", f"{result.repository}:{tag}", lag=True)
-            if found != result.digest:
-                raise ToolError(
-                    f"{result.repository}:{tag} points at {found}, not the built {result.digest}",
-                    hint="another push raced this one; nothing was signed",
-                )

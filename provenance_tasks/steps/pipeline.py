@@ -7,28 +7,93 @@ flags into Settings, and get back what the steps returned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from provenance_tasks.errors import InputError
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps import outputs, plan
+from provenance_tasks.steps import publish as publish_step
 from provenance_tasks.steps import sign as sign_step
 from provenance_tasks.steps import verify as verify_step
 from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
+T = TypeVar("T")
 
-def _prepared(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
+
+def _resolved(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
     log.plan(steps)
     planned = plan.resolve(run, tools, steps)
     log.bind_image(planned.target.repository, planned.image.digest if planned.image else None)
-    return preflight(run, tools, log, planned)
+    return planned
+
+
+def _prepared(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
+    return preflight(run, tools, log, _resolved(run, tools, log, steps))
+
+
+def _beside_preflight(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    planned: plan.Plan,
+    work: Callable[[RunLog], T],
+) -> tuple[plan.Plan, T]:
+    """The probes and `work` (login, and a build that pushes nothing) side by side, so the key's
+    decryption no longer adds to the build's time. What `work` prints is kept and printed once
+    the probes passed: a run that bad input stops shows one message, and nothing was pushed."""
+    if login_step.credentials(run) is not None:
+        tools.private_docker_config()  # made before the threads: every tool sees the login
+    if run.settings.dry_run:
+        return preflight(run, tools, log, planned), work(log)
+    beside = log.deferred()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
+    done = pool.submit(work, beside)
+    try:
+        completed = preflight(run, tools, log, planned)
+    except BaseException:
+        # Raised once the work has stopped (a thread can't be cut short); it is never printed.
+        pool.shutdown(wait=True)
+        raise
+    if isinstance(done.exception() if done.done() else None, InputError):
+        pool.shutdown(wait=True)
+        raise done.exception()  # type: ignore[misc]  # bad input (no buildx): one message
+    beside.go_live(log)  # the build's lines stream from here on, as they come
+    try:
+        return completed, done.result()
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _login_and_build(
+    run: Run, tools: Tools, planned: plan.Plan
+) -> Callable[[RunLog], build_step.LocalBuild]:
+    assert planned.build is not None
+    inputs = planned.build
+
+    def work(log: RunLog) -> build_step.LocalBuild:
+        login_step.login(run, tools, log)
+        return build_step.build_local(run, tools, log, planned.target, inputs)
+
+    return work
 
 
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
-    p = _prepared(run, tools, log, ("build", "audit"))
+    planned = _resolved(run, tools, log, ("build", "push", "publish", "audit"))
+    work = _login_and_build(run, tools, planned)
+    p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None
-    login_step.login(run, tools, log)
-    built = build_step.build(run, tools, log, p.target, p.build)
+    built = build_step.push(run, tools, log, p.target, p.build, local, staged=False)
+    log.bind_image(built.repository, built.digest)
+    log.results.build = built
+    if not built.tags_pushed:
+        publish_step.publish(run, tools, log, built)
+    if not run.settings.dry_run:
+        publish_step.audit_tags(tools, log, built)
     outputs.write_all(run, log, outputs.image_outputs(built.repository, built.digest, built.tags))
     return built
 
@@ -56,26 +121,27 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
 
 
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
-    p = _prepared(run, tools, log, ("build", "audit", "sign", "verify"))
+    steps = ("build", "push", "sign", "verify", "publish", "audit")
+    planned = _resolved(run, tools, log, steps)
+    work = _login_and_build(run, tools, planned)
+    p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None and p.mode is not None and p.signing is not None
     assert p.policy is not None
-    login_step.login(run, tools, log)
-    built = build_step.build(run, tools, log, p.target, p.build)
+    built = build_step.push(run, tools, log, p.target, p.build, local, staged=True)
+    log.bind_image(built.repository, built.digest)
+    log.results.build = built
     values = outputs.image_outputs(built.repository, built.digest, built.tags)
-    sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing)
     try:
-        # The audit just read every tag at the registry: not read again. One format: the signed.
-        return verify_step.verify(
-            run,
-            tools,
-            log,
-            p.target,
-            built.image,
-            p.policy,
-            check_tags=() if run.settings.dry_run else built.tags,
-            known_tags=dict.fromkeys(built.tags, built.digest),
-            formats=(run.settings.bundle_format,),
-        )
+        sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing)
+        # The tags are published after this, on what was verified: nothing to check at the
+        # registry yet. One format: the one signed.
+        report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
+                                    formats=(run.settings.bundle_format,))  # fmt: skip
+        publish_step.publish(run, tools, log, built)
+        if not run.settings.dry_run:
+            publish_step.audit_tags(tools, log, built)
+            report.tags = dict.fromkeys(built.tags, built.digest)  # what the audit just read
+        return report
     finally:
         if not run.settings.dry_run:
             outputs.write_all(run, log, values)

@@ -2,9 +2,10 @@
 
 The probes are independent and each waits on a process or the network: cosign's age and the
 signing key (the slowest: `cosign public-key` decrypts the key, so a wrong password is found
-before the build), buildx and its builder, the Sigstore services, and the import of
-python-on-whales that the build will need. They run in parallel and their errors are raised in a
-fixed order, the signing side's first, so the same bad input always gives the same message.
+before anything is pushed), docker's presence, the Sigstore services, and the imports the build
+will need. A build that pushes nothing runs beside them (steps/pipeline.py). They run in
+parallel and their errors are raised in a fixed order, the signing side's first, so the same bad
+input always gives the same message.
 
 What the probes learn completes the plan: the signer a GitHub token names, and the trusted root
 a certificate chain needs, written into the run's private folder.
@@ -54,8 +55,13 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
             lambda: signing_key(run, tools, material, found),
             lambda: signing_services(run, tools, log, material, found),
         ]
-    if plan.build is not None and not run.settings.dry_run:
-        probes += [lambda: tools.docker.check_buildx(run.settings.builder), _import_whales]
+    if plan.build is not None:
+        # buildx needs no probe: the build, which runs beside these, is one (adapters/docker.py
+        # says when it is missing); a builder asked for by name is. The push's imports are
+        # paid here, in the shade.
+        probes += [_docker_present, _import_for_the_build]
+        if run.settings.builder and not run.settings.dry_run:
+            probes.append(lambda: tools.docker.check_builder(run.settings.builder or ""))
     if run.settings.dry_run or len(probes) < 2:
         for probe in probes:
             probe()
@@ -154,6 +160,15 @@ def signing_services(
             )
 
 
-def _import_whales() -> None:
-    """A slow import (pydantic underneath), paid while the other probes wait on their tools."""
-    import python_on_whales  # noqa: F401
+def _docker_present() -> None:
+    if not shutil.which("docker"):
+        raise InputError(
+            "docker is not installed (not found on PATH)",
+            hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
+        )
+
+
+def _import_for_the_build() -> None:
+    """The push's slow imports (http.client, ssl, urllib), paid while the other probes wait on
+    their tools."""
+    from provenance_tasks.adapters import registry_push  # noqa: F401

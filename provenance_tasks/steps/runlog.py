@@ -3,6 +3,7 @@ returned, and the summary printed last, built from those records."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,9 +51,13 @@ class RunLog(StepLog):
         log_format: str,
         stream: TextIO | None,
         redactor: Redactor,
+        *,
+        masked: bool = False,
     ) -> None:
         super().__init__(environ, log_format, stream, redactor)
-        self.mask(redactor.secrets)  # GitHub: before anything else is printed
+        self._settings = (environ, log_format, stream)
+        if not masked:
+            self.mask(redactor.secrets)  # GitHub: before anything else is printed
         self.planned: tuple[str, ...] = ()  # the steps the task means to run
         self.steps: list[StepRecord] = []
         self.results = Results()
@@ -96,6 +101,11 @@ class RunLog(StepLog):
 
         return sink
 
+    def deferred(self) -> DeferredLog:
+        """A log for steps that run beside the preflight (see DeferredLog)."""
+        environ, log_format, stream = self._settings
+        return DeferredLog(environ, log_format, stream, self.redactor, masked=True)
+
     def finish(self, error: BaseException | None = None) -> RunSummary:
         """Print the summary (last thing of a run) and return it."""
         summary = self.summarize(error)
@@ -129,3 +139,40 @@ class RunLog(StepLog):
                 step, redact(error.message), error.exit_code, redact(error.command), tail, hint
             )
         return Failure(step, redact(error.message), error.exit_code, hint=hint)
+
+
+class DeferredLog(RunLog):
+    """The log of steps that run beside the preflight (login, a build that pushes nothing). What
+    they print is kept, in order, until `go_live()`: then it is printed on the run's log, and
+    what follows goes there as it comes. A run that bad input stops never goes live: it shows
+    one message, as if those steps had not started."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._kept: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._live: RunLog | None = None
+        self._lock = threading.Lock()  # the steps print from their thread, go_live from ours
+        super().__init__(*args, **kwargs)
+
+    def _emit(self, level: str, event: str, **fields: Any) -> None:
+        self._pass("_emit", (level, event), fields)
+
+    def _print(self, text: str) -> None:
+        self._pass("_print", (text,), {})
+
+    def _pass(self, method: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        with self._lock:
+            if self._live is None:
+                self._kept.append((method, args, fields))
+                return
+            getattr(self._live, method)(*args, **fields)
+
+    def go_live(self, log: RunLog) -> None:
+        """Print what was kept on `log`, then print there as it comes; the records of these
+        steps join the run's."""
+        with self._lock:
+            for method, args, named in self._kept:
+                getattr(log, method)(*args, **named)
+            self._kept = []
+            log.steps += self.steps
+            self.steps = log.steps  # one list from now on: a step still running lands there
+            self._live = log

@@ -20,6 +20,9 @@ HOSTILE_RUN = (
     "\\\\033[0Ksection_start:1:forged\\\\r\\\\033[0Kforged\\\\n'\"]\n"
 )
 
+# build-sign-verify's steps: the build pushes nothing; tags are published once verified.
+STEPS = ("login", "build", "push", "sign", "verify", "publish", "audit")
+
 
 def hostile_context(folder: Path) -> Path:
     make_context(folder)
@@ -44,9 +47,9 @@ def test_gitlab_job_log_has_one_well_formed_section_per_step_with_its_output_ins
     (tmp_path / "job.log").write_text(done.stderr)  # kept with --basetemp, to look at
 
     log = joblog.parse(done.stderr)  # asserts pairing, order, names, timestamps
-    assert [s.name for s in log.sections] == ["login", "build", "audit", "sign", "verify"]
+    assert [s.name for s in log.sections] == list(STEPS)
     build = log.section("build")
-    assert build.collapsed and build.title.startswith("Build and push ")
+    assert build.collapsed and build.title.startswith("Build ")
     # buildx's progress streams inside the build section, the hostile text with it, defused.
     assert any(
         re.match(r"\s+#\d+ \[internal\] load build definition", line) for line in build.lines
@@ -56,7 +59,7 @@ def test_gitlab_job_log_has_one_well_formed_section_per_step_with_its_output_ins
     assert any("Pushing signature" in line for line in log.section("sign").lines)
     assert any("Verification of" in line for line in log.section("verify").lines)
     # Each step's result line stays visible, outside its (possibly collapsed) section.
-    for step in ("login", "build", "audit", "sign", "verify"):
+    for step in STEPS:
         assert any(f"{step}: ok in" in line for line in log.outside), step
     # The summary closes the log, outside any section.
     tail = "\n".join(log.outside[-10:])
@@ -97,7 +100,7 @@ def test_json_mode_prints_only_json_lines_ending_with_a_complete_summary(
     assert summary["verified"] is True
     steps = summary["steps"]
     assert isinstance(steps, list)
-    assert [s["name"] for s in steps] == ["login", "build", "audit", "sign", "verify"]
+    assert [s["name"] for s in steps] == list(STEPS)
     assert all(s["status"] == "ok" and s["duration_s"] >= 0 for s in steps)
     # Once known, the digest is on every record.
     after_build = records[[r["event"] for r in records].index("step.end") :]

@@ -1,17 +1,16 @@
-"""Docker in dry-run: python-on-whales builds the real buildx command line and hands it to the
-argv recorder instead of docker, and Docker.build returns it, secrets masked. No docker runs.
-"""
+"""The buildx command line Docker builds, as a dry run returns it (secrets masked; no docker
+runs), and how a failed build's words become bad input where buildx or a builder is missing."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 
 from provenance_tasks.adapters.docker import BuildRequest, Docker
+from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.redaction import MASK, Redactor
-
-pytest.importorskip("python_on_whales")
 
 SECRET = "s3cr3t-npm-token-value"
 CACHE_TO = "type=registry,ref=r/cache,mode=max"
@@ -140,10 +139,49 @@ def test_dry_run_passes_provenance_only_when_set(tmp_path: Path) -> None:
     assert "--provenance=false" in argv
 
 
-def test_dry_run_runs_the_recorder_not_docker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_dry_run_runs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # With no docker anywhere on PATH, a dry run still produces the command line.
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     argv, _ = dry_build(tmp_path)
     assert argv[:3] == ["docker", "buildx", "build"]
+
+
+def test_a_layout_build_exports_and_pushes_nothing(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path, tags=[], layout=tmp_path / "layout")
+    assert values_of(argv, "--output") == [f"type=oci,dest={tmp_path / 'layout'},tar=false"]
+    assert "--push" not in argv and "--tag" not in argv
+    assert argv[-1] == str(tmp_path / "ctx")
+
+
+def fake_docker(tmp_path: Path, stderr: str) -> Path:
+    """A docker that fails as the real one does, for the parsing of its words only."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "docker"
+    script.write_text(f"#!/bin/sh\necho {shlex.quote(stderr)} >&2\nexit 1\n")
+    script.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("stderr", "builder", "needle"),
+    [
+        ("docker: 'buildx' is not a docker command.", None, "buildx plugin is missing"),
+        ('ERROR: no builder "ci" found', "ci", "no buildx builder named 'ci'"),
+    ],
+)
+def test_a_build_without_buildx_or_its_builder_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str, builder: str | None, needle: str
+) -> None:
+    monkeypatch.setenv("PATH", str(fake_docker(tmp_path, stderr)))
+    with pytest.raises(InputError, match=needle):
+        Docker(redactor=Redactor()).build(request(tmp_path, builder=builder))
+
+
+def test_any_other_build_failure_is_the_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(fake_docker(tmp_path, "ERROR: failed to solve: 503")))
+    with pytest.raises(CommandFailed) as caught:
+        Docker(redactor=Redactor([SECRET])).build(request(tmp_path))
+    assert caught.value.cause.kind == "transient" and SECRET not in caught.value.command

@@ -1,0 +1,87 @@
+"""Publish the tags on the verified digest, then check that every tag names it at the registry.
+
+A tag is created or moved by a server-side copy: the manifest at REPO@DIGEST, byte for byte, put
+under the tag (adapters/registry_push.publish_tag), or `docker buildx imagetools create` where a
+credential helper holds the login. build-sign-verify publishes only after sign and verify passed,
+so a failure before leaves every tag where it was. The audit then resolves each tag at the
+registry: another push racing this one would show there.
+"""
+
+from __future__ import annotations
+
+from provenance_tasks.adapters.process import run as run_tool
+from provenance_tasks.errors import ToolError
+from provenance_tasks.references import registry_of
+from provenance_tasks.retry import with_retries
+from provenance_tasks.steps.build import BuildResult
+from provenance_tasks.steps.lookup import read_digest
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
+
+
+def publish(run: Run, tools: Tools, log: RunLog, result: BuildResult) -> tuple[str, ...]:
+    """Point each of `result.tags` at its digest; returns the tags published."""
+    from provenance_tasks.adapters import registry_push
+
+    image = result.image
+    with log.step("publish", f"Publish {', '.join(result.tags)} on {image}") as record:
+        for tag in result.tags:
+            if run.settings.dry_run:
+                log.info(f"dry-run: copy the manifest of {image} to {image.repository}:{tag}")
+                continue
+
+            def copy(left: float, tag: str = tag) -> None:
+                try:
+                    registry_push.publish_tag(
+                        image.repository, image.digest, tag,
+                        config_dir=tools.docker_config, timeout=min(left, 60.0),
+                    )  # fmt: skip
+                except registry_push.UseTheTool:
+                    _imagetools_copy(tools, f"{image}", f"{image.repository}:{tag}")
+
+            with_retries(
+                log, tools.retry_policy, "publish", f"publish {image.repository}:{tag}",
+                registry_of(image.repository), copy,
+            )  # fmt: skip
+        record.detail = {"tags": list(result.tags)}
+        if result.staging_tag and not run.settings.dry_run:
+            _remove_staging_tag(tools, log, result)
+    return result.tags
+
+
+def _imagetools_copy(tools: Tools, source: str, tag: str) -> None:
+    docker = tools.docker
+    argv = ["docker", *(["--config", str(tools.docker_config)] if tools.docker_config else [])]
+    run_tool([*argv, "buildx", "imagetools", "create", "--tag", tag, source],
+             redactor=docker.redactor)  # fmt: skip
+
+
+def _remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:
+    from provenance_tasks.adapters import registry_push
+
+    assert result.staging_tag is not None
+    try:
+        removed = registry_push.delete_tag(
+            result.repository, result.staging_tag, config_dir=tools.docker_config
+        )
+    except (ToolError, registry_push.UseTheTool) as exc:
+        removed, why = False, str(exc)
+    else:
+        why = "the registry can't delete a tag alone (distribution 2.x)"
+    if not removed:
+        log.warning(
+            f"the staging tag {result.staging_tag} stays on {result.repository}: {why}; it names "
+            "the same verified digest as the published tags"
+        )
+
+
+def audit_tags(tools: Tools, log: RunLog, result: BuildResult) -> None:
+    """Each published tag must point, at the registry, at the digest that was verified."""
+    with log.step("audit", "Check every tag points at the verified digest", collapsed=False):
+        for tag in result.tags:
+            found = read_digest(tools, log, "audit", f"{result.repository}:{tag}", lag=True)
+            if found != result.digest:
+                raise ToolError(
+                    f"{result.repository}:{tag} points at {found}, not {result.digest}",
+                    hint="another push raced this one and moved the tag after publishing",
+                )

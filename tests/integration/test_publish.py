@@ -1,0 +1,93 @@
+"""Tags only on verified images: the user's tags move after sign and verify passed, never before.
+
+The current engine pushes an OCI layout by digest, with no tag at all; the classic engine (no
+OCI exporter in its docker driver) pushes to a per-run staging tag, which distribution 2.8 can't
+delete, and says so. Either way a sign that fails after the push leaves every user tag where it
+was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration import pipelines
+from tests.integration.conftest import COSIGNS, Registry, Runner, make_context
+
+pytestmark = pytest.mark.integration
+
+
+def failing_cosign(folder: Path, real: str) -> Path:
+    """cosign whose `sign` fails after the push (its --help probe still answers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "cosign-that-cannot-sign"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = sign ] && [ "$2" != --help ]; then\n'
+        '  echo "Error: signing [image]: the signer is broken" >&2; exit 1\n'
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def user_tags(registry: Registry, repository: str) -> list[str]:
+    """The tags a user would pull: no signature tags (sha256-….sig) and no staging tag."""
+    if registry.holds_nothing(repository):
+        return []
+    return [
+        t for t in registry.tags(repository)
+        if not t.startswith(("sha256-", "provenance-staging-"))
+    ]  # fmt: skip
+
+
+@pytest.mark.classic
+def test_a_sign_that_fails_after_the_push_leaves_the_users_tag_where_it_was(
+    runner: Runner, registry: Registry, tmp_path: Path, key_pair: tuple[Path, Path, str]
+) -> None:
+    key, _, password = key_pair
+    real = str(COSIGNS["cosign3"])
+    env = pipelines.gitlab_key_mode(runner.testbed, real, password)
+    repository = env["CI_REGISTRY_IMAGE"]
+    first = make_context(tmp_path / "first", content="release 1")
+    done = runner.run("build-sign-verify", "--context", str(first), "--key", str(key),
+                      "--tag", "stable", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    verified = registry.digest(f"{repository}:stable")
+
+    env["INVOKE_PROVENANCE_COSIGN"] = str(failing_cosign(tmp_path / "bin", real))
+    second = make_context(tmp_path / "second", content="release 2")
+    done = runner.run("build-sign-verify", "--context", str(second), "--key", str(key),
+                      "--tag", "stable", "--tag", "new-tag", env=env)  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert "the signer is broken" in done.stderr
+    # The existing tag still names the verified image; the new tag was never made.
+    assert registry.digest(f"{repository}:stable") == verified
+    assert user_tags(registry, repository) == ["stable"]
+
+
+@pytest.mark.classic
+def test_the_tags_are_published_after_verify_and_the_staging_tag_is_said(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str]
+) -> None:
+    key, _, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, str(COSIGNS["cosign3"]), password)
+    env["INVOKE_PROVENANCE_LOG_FORMAT"] = "json"
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    order = [r["step"] for r in records if r["event"] == "step.start"]
+    assert order.index("publish") > order.index("verify") > order.index("sign")
+    repository, tag = env["CI_REGISTRY_IMAGE"], env["CI_COMMIT_SHORT_SHA"]
+    assert registry.digest(f"{repository}:{tag}") == records[-1]["digest"]
+    staging = [t for t in registry.tags(repository) if t.startswith("provenance-staging-")]
+    if runner.testbed.engine == "classic":
+        # No OCI exporter: a staging tag, said in the log, which distribution 2.8 keeps.
+        assert len(staging) == 1 and any(staging[0] in r["event"] for r in records)
+        assert registry.digest(f"{repository}:{staging[0]}") == records[-1]["digest"]
+    else:
+        assert staging == []  # pushed by digest: no tag but the user's
