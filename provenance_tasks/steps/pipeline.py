@@ -142,6 +142,10 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
             publish_step.audit_tags(tools, log, built)
             report.tags = dict.fromkeys(built.tags, built.digest)  # what the audit just read
         return report
+    except BaseException:
+        if built.staging_tag and not run.settings.dry_run:
+            publish_step.remove_staging_tag(tools, log, built)  # it names an unverified image
+        raise
     finally:
         if not run.settings.dry_run:
             outputs.write_all(run, log, values)

@@ -45,7 +45,7 @@ def publish(run: Run, tools: Tools, log: RunLog, result: BuildResult) -> tuple[s
             )  # fmt: skip
         record.detail = {"tags": list(result.tags)}
         if result.staging_tag and not run.settings.dry_run:
-            _remove_staging_tag(tools, log, result)
+            remove_staging_tag(tools, log, result)
     return result.tags
 
 
@@ -56,7 +56,7 @@ def _imagetools_copy(tools: Tools, source: str, tag: str) -> None:
              redactor=docker.redactor)  # fmt: skip
 
 
-def _remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:
+def remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:
     from provenance_tasks.adapters import registry_push
 
     assert result.staging_tag is not None
@@ -70,8 +70,8 @@ def _remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:
         why = "the registry can't delete a tag alone (distribution 2.x)"
     if not removed:
         log.warning(
-            f"the staging tag {result.staging_tag} stays on {result.repository}: {why}; it names "
-            "the same verified digest as the published tags"
+            f"the staging tag {result.staging_tag} stays on {result.repository}: {why}; only "
+            "the published tags name a verified image"
         )
 
 

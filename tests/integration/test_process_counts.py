@@ -49,6 +49,7 @@ def kinds(log: Path) -> Counter[str]:
     return counted
 
 
+@pytest.mark.classic
 @pytest.mark.parametrize("major", ["cosign2", "cosign3"])
 def test_build_sign_verify_starts_each_tool_once_per_need(
     runner: Runner, tmp_path: Path, key_pair: tuple[Path, Path, str], major: str
@@ -74,7 +75,7 @@ def test_build_sign_verify_starts_each_tool_once_per_need(
             # Push, publish and the tag audit speak HTTP (adapters/registry*.py).
             "cosign public-key": 1,  # the key, decrypted once, beside the build
             "cosign verify": 1,  # one verify, in the format that was signed
-            "git -c": 1,  # buildx's own look at the context's git (for its VCS metadata)
+            "git -c": builds,  # buildx's own look at the context's git (its VCS metadata)
             **probes,  # `sign --help` (and cosign 2's `verify --help`) once, then the real call
         }
     ), log.read_text()
