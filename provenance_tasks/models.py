@@ -126,6 +126,11 @@ class KeyPolicy:
     public_key: str
     of_signing_key: str | None = None
 
+    def admits(self, subject: str | None) -> bool:
+        """Whether a signature cosign verified against this key is this policy's: it is (a key
+        signature names no signer)."""
+        return True
+
     def describe(self) -> str:
         if self.of_signing_key:
             return f"the public key of the signing key {self.of_signing_key}"
@@ -145,6 +150,12 @@ class IdentityPolicy:
     issuer: str
     chain: Path | None = None
     chain_root: Path | None = None
+
+    def admits(self, subject: str | None) -> bool:
+        """Whether a signature cosign verified is this signer's: cosign matched the identity
+        already, and a certificate subject that is there must be it (a payload without one is
+        cosign's word alone)."""
+        return subject is None or subject == self.identity
 
     def describe(self) -> str:
         return f"identity {self.identity} issued by {self.issuer}"

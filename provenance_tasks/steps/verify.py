@@ -106,8 +106,8 @@ def check(report: VerifyReport, repository: str, digest: str, policy: Verificati
             continue
         if sig.reference and sig.reference.split("@", 1)[0] != repository:
             continue  # signed for another repository: listed, not used
-        if isinstance(policy, IdentityPolicy) and sig.subject and sig.subject != policy.identity:
-            continue
+        if not policy.admits(sig.subject):
+            continue  # not this signer's: listed, not used
         usable.append(index)
     for expectation in report.expectations:
         label = expectation.tag or "*"
