@@ -1,8 +1,9 @@
 """Which CI the run is in, and what it knows: `detect(environ)` returns a resolved `CIContext`.
 
 Detection keys only on the variable each CI sets to exactly "true" for its own jobs
-(`GITLAB_CI`, then `GITHUB_ACTIONS`). `CI=true` alone is set by many systems and by people
-running tests, and says nothing about where the provenance variables would be, so it means local.
+(`GITLAB_CI`, then `GITHUB_ACTIONS`). `CI=true` alone is set by many systems and says nothing
+about where the provenance variables would be: it is an unknown CI, which gets no default image
+and no key pair (a guess made in CI would sign something silently wrong). Without `CI`, a laptop.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Protocol
 from provenance_tasks.ci.base import Annotation, CIContext
 from provenance_tasks.ci.github import GitHubProvider
 from provenance_tasks.ci.gitlab import GitLabProvider
-from provenance_tasks.ci.local import LocalProvider
+from provenance_tasks.ci.local import LocalProvider, UnknownCIProvider
 
 __all__ = ["Annotation", "CIContext", "Provider", "detect", "providers", "select_provider"]
 
@@ -32,7 +33,7 @@ class Provider(Protocol):
 
 def providers(*, cwd: Path | None = None) -> tuple[Provider, ...]:
     """The providers in the order detection tries them; the last one always matches."""
-    return (GitLabProvider(), GitHubProvider(), LocalProvider(cwd=cwd))
+    return (GitLabProvider(), GitHubProvider(), UnknownCIProvider(cwd=cwd), LocalProvider(cwd=cwd))
 
 
 def select_provider(environ: Mapping[str, str], *, cwd: Path | None = None) -> Provider:

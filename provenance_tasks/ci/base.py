@@ -18,7 +18,7 @@ class CIContext:
     or in its environment; `secrets` lists every secret value so logs and errors can redact them.
     """
 
-    provider: str  # "gitlab", "github" or "local"
+    provider: str  # "gitlab", "github", "unknown-ci" or "local"
     annotations: tuple[Annotation, ...]  # provenance annotations, without "tag"
     labels: Mapping[str, str]  # OCI labels for the build (org.opencontainers.image.*)
     default_repository: str | None
@@ -43,3 +43,8 @@ class CIContext:
     # Fulcio puts after this prefix: it beats the identity read from the variables.
     identity_claim: str | None = None
     identity_prefix: str = ""
+    # What was detected, in the words the run's first line says it, and what to pass where the
+    # provider gives no default (an unknown CI gives none: nothing is guessed there).
+    detected: str = ""
+    image_hint: str = "pass --image REPOSITORY or set provenance.image"
+    key_hint: str = "pass --key (a file, env://VAR or a KMS URI)"

@@ -135,6 +135,7 @@ class GitHubProvider:
 
         return CIContext(
             provider=self.name,
+            detected="GitHub Actions (GITHUB_ACTIONS=true)",
             annotations=annotations,
             labels=MappingProxyType(labels),
             default_repository=default_repository,

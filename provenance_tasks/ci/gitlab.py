@@ -157,6 +157,7 @@ class GitLabProvider:
 
         return CIContext(
             provider=self.name,
+            detected="GitLab CI (GITLAB_CI=true)",
             annotations=annotations,
             labels=MappingProxyType(labels),
             default_repository=default_repository,

@@ -12,7 +12,7 @@ import re
 import subprocess
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar
@@ -22,7 +22,13 @@ from provenance_tasks.ci.base import CIContext
 from provenance_tasks.models import Annotation
 from provenance_tasks.references import validate_repository
 
-__all__ = ["LOCAL_REGISTRY", "LocalProvider", "repository_component", "strip_credentials"]
+__all__ = [
+    "LOCAL_REGISTRY",
+    "LocalProvider",
+    "UnknownCIProvider",
+    "repository_component",
+    "strip_credentials",
+]
 
 #: The registry a local run pushes to by default (`docker run -p 5000:5000 registry:2`).
 LOCAL_REGISTRY = "localhost:5000"
@@ -190,4 +196,42 @@ class LocalProvider:
             id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
             secrets=tuple(dict.fromkeys([*secrets, *credentials])),
             local_keys=True,
+            detected="no CI (CI is not set): a laptop, with local defaults",
+        )
+
+
+#: What `CI` says when a CI system sets it (most do, to "true"; some to "1").
+_CI_VALUES = ("true", "1", "yes")
+
+
+@dataclass(frozen=True)
+class UnknownCIProvider(LocalProvider):
+    """`CI=true`, but neither GitLab's nor GitHub's own variable: a CI we don't know (Jenkins,
+    gitlab-ci-local). Provenance still comes from git, but nothing is assumed about where the
+    image goes or what signs it: no localhost registry, no throwaway key pair."""
+
+    name: ClassVar[str] = "unknown-ci"
+
+    def matches(self, environ: Mapping[str, str]) -> bool:
+        return environ.get("CI", "").strip().lower() in _CI_VALUES
+
+    def context(self, environ: Mapping[str, str]) -> CIContext:
+        why = "CI=true, but neither GITLAB_CI=true nor GITHUB_ACTIONS=true"
+        if environ.get("GITLAB_CI") == "false":
+            # gitlab-ci-local sets it so, on purpose: its users ask for GitLab's behaviour.
+            why += (
+                " (GITLAB_CI=false is what gitlab-ci-local sets: run it with "
+                "--variable GITLAB_CI=true to get GitLab's defaults)"
+            )
+        return replace(
+            super().context(environ),
+            provider=self.name,
+            default_repository=None,
+            local_keys=False,
+            detected=f"an unknown CI: {why}",
+            image_hint=f"this CI is not one provenance-tasks knows ({why}); pass --image "
+            "REPOSITORY: no default is guessed in CI",
+            key_hint=f"this CI is not one provenance-tasks knows ({why}); pass --key (a file, "
+            "env://VAR or a KMS URI), or --mode keyless with SIGSTORE_ID_TOKEN: no key pair is "
+            "made in CI",
         )

@@ -88,9 +88,7 @@ def target(run: Run) -> Target:
     s = run.settings
     repository = s.image or run.ci.default_repository
     if not repository:
-        raise InputError(
-            "no image repository", hint="pass --image REPOSITORY or set provenance.image"
-        )
+        raise InputError("no image repository", hint=run.ci.image_hint)
     repository = validate_repository(
         repository, "--image" if s.image else f"the {run.ci.provider} default"
     )
@@ -198,7 +196,7 @@ def signing_material(run: Run, mode: str) -> SigningMaterial:
     if s.key:
         return KeySigning(_check_key_ref(run, s.key, "signing key"))
     if not run.ci.local_keys:
-        raise InputError("key mode needs a key", hint="pass --key (a file, env://VAR or a KMS URI)")
+        raise InputError("key mode needs a key", hint=run.ci.key_hint)
     return KeySigning(str(local_key_folder(run) / "cosign.key"))  # made on first use
 
 
@@ -307,7 +305,7 @@ def untagged_target(run: Run) -> Target:
         ref = outputs.read_image_ref(run)
         repository = split_image_ref(ref)[0] if ref else None
     if not repository:
-        raise InputError("no image repository", hint="pass --image REPOSITORY")
+        raise InputError("no image repository", hint=run.ci.image_hint)
     user = tuple(parse_annotation_flag(t, "--annotation") for t in s.annotations)
     return Target(validate_repository(repository, "--image"), (), run.ci.annotations, user)
 

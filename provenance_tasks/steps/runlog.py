@@ -64,6 +64,14 @@ class RunLog(StepLog):
         self.image: str | None = None  # the repository this run works on, once known
         self.digest: str | None = None  # the digest it signs or verifies, once known
 
+    def detected(self, provider: str, detected: str) -> None:
+        """The run's first line (after GitHub's masks): the CI it found itself in, so that a
+        default taken from it is never a silent guess."""
+        if self.json:
+            self._emit("info", "run.start", provider=provider, detected=detected)
+        else:
+            self._raw(f"CI: {detected}")
+
     @contextmanager
     def step(self, name: str, title: str, *, collapsed: bool = True) -> Iterator[StepRecord]:
         record = StepRecord(name)

@@ -185,6 +185,7 @@ def test_github_masks_every_secret_before_printing_anything_else(
     # Every secret is masked, and the masks come first, before any other line.
     assert {m.removeprefix("::add-mask::") for m in masks} >= set(canaries)
     assert lines[: len(masks)] == masks
+    assert lines[len(masks)] == "CI: GitHub Actions (GITHUB_ACTIONS=true)"  # then what it found
     assert_no_canary(canaries, done.stdout, done.stderr, allow_masks=True)
     assert "::group::Build " in done.stderr and "::endgroup::" in done.stderr
     output = (tmp_path / "github-output").read_text()

@@ -71,8 +71,10 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ("environ", "provider"),
     [
         ({}, "local"),
-        ({"CI": "true"}, "local"),
-        ({"CI": "true", "GITLAB_CI": "false"}, "local"),
+        ({"CI": "true"}, "unknown-ci"),
+        ({"CI": "1"}, "unknown-ci"),
+        ({"CI": "true", "GITLAB_CI": "false"}, "unknown-ci"),
+        ({"CI": "false"}, "local"),
         ({"GITLAB_CI": "1"}, "local"),
         ({"GITHUB_ACTIONS": "TRUE"}, "local"),
         ({"GITLAB_CI": "true"}, "gitlab"),
@@ -84,11 +86,24 @@ def test_select_provider(environ: dict[str, str], provider: str, folder: Path) -
     assert select_provider(environ, cwd=folder).name == provider
 
 
-def test_ci_true_alone_is_local(folder: Path) -> None:
+def test_ci_true_alone_is_an_unknown_ci_that_guesses_nothing(folder: Path) -> None:
     ctx = detect({"CI": "true", **GITHUB, "GITHUB_ACTIONS": ""}, cwd=folder)
-    assert ctx.provider == "local"
-    assert ctx.default_repository == "localhost:5000/proj"
+    assert ctx.provider == "unknown-ci"
+    assert ctx.default_repository is None  # never localhost:5000/<folder> in a CI
+    assert not ctx.local_keys  # never a throwaway key pair in a CI
     assert ctx.identity is None
+    assert "CI=true" in ctx.detected and "--image" in ctx.image_hint and "--key" in ctx.key_hint
+
+
+def test_gitlab_ci_local_is_named_with_what_its_users_pass(folder: Path) -> None:
+    ctx = detect({"CI": "true", "GITLAB_CI": "false"}, cwd=folder)
+    assert "gitlab-ci-local" in ctx.detected and "--variable GITLAB_CI=true" in ctx.image_hint
+
+
+def test_a_laptop_keeps_its_local_defaults(folder: Path) -> None:
+    ctx = detect({}, cwd=folder)
+    assert ctx.provider == "local" and ctx.local_keys
+    assert ctx.default_repository == "localhost:5000/proj"
 
 
 def test_gitlab_detected(folder: Path) -> None:
