@@ -1,23 +1,63 @@
-"""What later jobs read: a dotenv for GitLab, $GITHUB_OUTPUT lines, and a JSON report of the run."""
+"""What later jobs read: a dotenv for GitLab, $GITHUB_OUTPUT lines, and a JSON report of the run.
+
+Outputs are tied to the run that wrote them: a build removes earlier ones when it starts (a build
+that then fails leaves none, never the last good one), and every output records the run's id,
+the commit and the source repository. `earlier()` hands them back to sign and verify with that
+record, and the plan refuses what another commit or repository wrote.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
 
+#: The report's layout; a reader checks it before trusting a field.
+REPORT_SCHEMA = 2
+REVISION, SOURCE = "org.opencontainers.image.revision", "org.opencontainers.image.source"
 
-def image_outputs(repository: str, digest: str, tags: tuple[str, ...]) -> dict[str, str]:
+
+def image_outputs(
+    run: Run,
+    repository: str,
+    digest: str,
+    tags: tuple[str, ...],
+    published: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The values later jobs read: the image, the tags to publish and those published, and
+    the run that wrote them (its id, commit and source repository)."""
     return {
         "IMAGE_URI": f"{repository}:{tags[0]}" if tags else repository,
         "IMAGE_DIGEST": digest,
         "IMAGE_REF": f"{repository}@{digest}",
         "IMAGE_TAGS": ",".join(tags),
+        "IMAGE_PUBLISHED": ",".join(published),
+        "PROVENANCE_RUN_ID": run.id,
+        "PROVENANCE_COMMIT": run.ci.labels.get(REVISION, ""),
+        "PROVENANCE_SOURCE": run.ci.labels.get(SOURCE, ""),
     }
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """IMAGE_REF as an earlier run left it, with the record of that run."""
+
+    ref: str
+    commit: str | None
+    source: str | None
+    where: str  # the environment (GitLab's dotenv artifacts), the dotenv, or the report
+
+
+def invalidate(run: Run) -> None:
+    """Remove the outputs an earlier run left here: this run's build replaces them, or fails
+    and leaves none (a stale IMAGE_REF would get the previous digest signed)."""
+    for name in (run.settings.dotenv, run.settings.report):
+        if name:
+            (run.cwd / name).unlink(missing_ok=True)
 
 
 def write_dotenv(path: Path, values: dict[str, str]) -> None:
@@ -37,6 +77,13 @@ def write_github_output(run: Run, values: dict[str, str]) -> None:
 def report(run: Run, log: RunLog, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     results = {name: _plain(value) for name, value in log.results.items()}
     return {
+        "schema": REPORT_SCHEMA,
+        "run": {
+            "id": run.id,
+            "provider": run.ci.provider,
+            "commit": run.ci.labels.get(REVISION),
+            "source": run.ci.labels.get(SOURCE),
+        },
         "provider": run.ci.provider,
         "steps": [
             {"name": r.name, "status": r.status, "duration_s": round(r.duration_s, 3)}
@@ -61,20 +108,30 @@ def write_all(
         (run.cwd / s.report).write_text(text + "\n")
 
 
-def read_image_ref(run: Run) -> str | None:
-    """IMAGE_REF from the environment (GitLab's dotenv artifacts), the dotenv, or the report."""
-    if run.environ.get("IMAGE_REF"):
-        return run.environ["IMAGE_REF"]
+def earlier(run: Run) -> Earlier | None:
+    """IMAGE_REF and its run's record from the environment (GitLab's dotenv artifacts), the
+    dotenv, or the report; None when there is none."""
+    env = run.environ
+    if env.get("IMAGE_REF"):
+        return Earlier(env["IMAGE_REF"], env.get("PROVENANCE_COMMIT"), env.get("PROVENANCE_SOURCE"),
+                       "IMAGE_REF in the environment")  # fmt: skip
     s = run.settings
     if s.dotenv and (run.cwd / s.dotenv).is_file():
-        for line in (run.cwd / s.dotenv).read_text().splitlines():
-            if line.startswith("IMAGE_REF="):
-                return line.split("=", 1)[1]
+        values = dict(
+            line.split("=", 1)
+            for line in (run.cwd / s.dotenv).read_text().splitlines()
+            if "=" in line
+        )
+        if values.get("IMAGE_REF"):
+            return Earlier(values["IMAGE_REF"], values.get("PROVENANCE_COMMIT"),
+                           values.get("PROVENANCE_SOURCE"), s.dotenv)  # fmt: skip
     if s.report and (run.cwd / s.report).is_file():
         try:
             data = json.loads((run.cwd / s.report).read_text())
-            return str(data["outputs"]["IMAGE_REF"])
-        except (ValueError, KeyError, TypeError):
+            found = data["outputs"]
+            return Earlier(str(found["IMAGE_REF"]), found.get("PROVENANCE_COMMIT"),
+                           found.get("PROVENANCE_SOURCE"), s.report)  # fmt: skip
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
     return None
 

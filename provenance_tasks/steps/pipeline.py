@@ -83,6 +83,7 @@ def _login_and_build(
 
 
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
+    outputs.invalidate(run)  # a build that fails from here leaves no earlier run's digest
     planned = _resolved(run, tools, log, ("build", "push", "publish", "audit"))
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
@@ -94,7 +95,8 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
         publish_step.publish(run, tools, log, built)
     if not run.settings.dry_run:
         publish_step.audit_tags(tools, log, built)
-    outputs.write_all(run, log, outputs.image_outputs(built.repository, built.digest, built.tags))
+    values = outputs.image_outputs(run, built.repository, built.digest, built.tags, built.tags)
+    outputs.write_all(run, log, values)
     return built
 
 
@@ -104,7 +106,7 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
     login_step.login(run, tools, log)
     sign_step.ensure_at_registry(run, tools, log, p.image)
     signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing)
-    values = outputs.image_outputs(p.image.repository, p.image.digest, p.target.tags)
+    values = outputs.image_outputs(run, p.image.repository, p.image.digest, p.target.tags)
     outputs.write_all(run, log, values)
     return signed
 
@@ -121,6 +123,7 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
 
 
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
+    outputs.invalidate(run)  # a build that fails from here leaves no earlier run's digest
     steps = ("build", "push", "sign", "verify", "publish", "audit")
     planned = _resolved(run, tools, log, steps)
     work = _login_and_build(run, tools, planned)
@@ -130,14 +133,14 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=True)
     log.bind_image(built.repository, built.digest)
     log.results.build = built
-    values = outputs.image_outputs(built.repository, built.digest, built.tags)
+    published: tuple[str, ...] = ()
     try:
         sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing)
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
                                     formats=(run.settings.bundle_format,))  # fmt: skip
-        publish_step.publish(run, tools, log, built)
+        published = publish_step.publish(run, tools, log, built)
         if not run.settings.dry_run:
             publish_step.audit_tags(tools, log, built)
             report.tags = dict.fromkeys(built.tags, built.digest)  # what the audit just read
@@ -148,4 +151,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
         raise
     finally:
         if not run.settings.dry_run:
+            values = outputs.image_outputs(
+                run, built.repository, built.digest, built.tags, published
+            )
             outputs.write_all(run, log, values)

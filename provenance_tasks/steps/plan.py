@@ -278,17 +278,19 @@ def _no_public_half(key: str) -> bool:
 
 
 def given_image(run: Run, target: Target) -> ImageRef:
-    """The image to sign or verify: --digest, else IMAGE_REF of an earlier run."""
+    """The image to sign or verify: --digest, else IMAGE_REF of an earlier run of this commit
+    and repository (an output another build wrote would get the wrong digest signed)."""
     s = run.settings
     if s.digest:
         return target.at(validate_digest(s.digest, "--digest"))
-    ref = outputs.read_image_ref(run)
-    if not ref:
+    found = outputs.earlier(run)
+    if found is None:
         raise InputError(
             "no digest to work on",
             hint="pass --digest sha256:..., or run where IMAGE_REF (dotenv or report) is available",
         )
-    repository, digest = split_image_ref(ref)
+    _same_build(run, found)
+    repository, digest = split_image_ref(found.ref)
     if s.image and validate_repository(s.image, "--image") != repository:
         raise InputError(
             f"IMAGE_REF names {repository}, not --image {s.image}",
@@ -297,13 +299,37 @@ def given_image(run: Run, target: Target) -> ImageRef:
     return ImageRef(repository, digest)
 
 
+def _same_build(run: Run, found: outputs.Earlier) -> None:
+    commit = run.ci.labels.get(outputs.REVISION)
+    source = run.ci.labels.get(outputs.SOURCE)
+    again = "run build (or build-sign-verify) for this commit, or pass --digest for the image"
+    if found.commit is None and found.source is None:
+        raise InputError(
+            f"{found.where} names no commit or repository: it can't be told apart from another "
+            "build's",
+            hint=again,
+        )
+    if (found.commit or None) != commit:
+        raise InputError(
+            f"{found.where} was written for commit {found.commit or 'none'}, not this run's "
+            f"{commit or '(none)'}",
+            hint=again,
+        )
+    if (found.source or None) != source:
+        raise InputError(
+            f"{found.where} was written for {found.source or 'no repository'}, not this run's "
+            f"{source or '(none)'}",
+            hint=again,
+        )
+
+
 def untagged_target(run: Run) -> Target:
     """verify without --tag: the repository from --image, IMAGE_REF or the CI default."""
     s = run.settings
     repository = s.image or run.ci.default_repository
     if not repository:
-        ref = outputs.read_image_ref(run)
-        repository = split_image_ref(ref)[0] if ref else None
+        found = outputs.earlier(run)
+        repository = split_image_ref(found.ref)[0] if found else None
     if not repository:
         raise InputError("no image repository", hint=run.ci.image_hint)
     user = tuple(parse_annotation_flag(t, "--annotation") for t in s.annotations)

@@ -13,6 +13,7 @@ The log of the run is `steps/runlog.py`'s.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ class Run:
     ci: CIContext
     redactor: Redactor
     password: str | None = None  # a registry password given on stdin, if any
+    id: str = ""  # this run's own id, recorded in its outputs
 
     @classmethod
     def start(
@@ -62,7 +64,7 @@ class Run:
         ci = detect(env, cwd=cwd)
         for secret in ci.secrets:
             redactor.add(secret)
-        return cls(settings, env, cwd, ci, redactor, password)
+        return cls(settings, env, cwd, ci, redactor, password, secrets.token_hex(8))
 
     def path(self, value: str) -> Path:
         """A path setting, relative to the run's folder."""

@@ -6,6 +6,7 @@ and Fulcio issuer extensions, signed offline, makes verify check identity and is
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -94,12 +95,18 @@ def test_a_wrong_project_ref_or_issuer_fails(
     )
     sign_in_pipeline(runner, context, env, leaf, cosign)
 
-    # A later verify job whose expectations differ: the signature must not pass.
+    # A later verify job whose expectations differ: the signature must not pass. The digest is
+    # given (another project's dotenv would be refused before any verify, exit 2).
     verify_env = {**env, **change}
+    digest = json.loads((runner.cwd / "provenance-report.json").read_text())["outputs"][
+        "IMAGE_DIGEST"
+    ]
     done = runner.run(
         "verify",
         "--image",
         env["CI_REGISTRY_IMAGE"],
+        "--digest",
+        digest,
         "--mode",
         "certificate",
         "--certificate-chain",

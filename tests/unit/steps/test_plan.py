@@ -489,9 +489,44 @@ def test_sign_takes_the_image_of_an_earlier_run_and_refuses_another_repository(
 ) -> None:
     (tmp_path / "cosign.key").write_text("key")
     ref = "registry.example.com/group/proj@sha256:" + DIGEST_HEX
-    env = {**GITLAB_ENV, "IMAGE_REF": ref}
+    env = {**GITLAB_ENV, **earlier_run(ref)}
     p = resolved(make_run(tmp_path, env, key="cosign.key"), ("sign",))
     assert str(p.image) == ref and p.policy is None
     other = make_run(tmp_path, env, key="cosign.key", image="registry.example.com/group/other")
     with pytest.raises(InputError, match="IMAGE_REF names"):
         resolved(other, ("sign",))
+
+
+def earlier_run(ref: str, **changes: str) -> dict[str, str]:
+    """What a build of GITLAB_ENV's commit hands a later job (its dotenv, as variables)."""
+    record = {
+        "IMAGE_REF": ref,
+        "PROVENANCE_COMMIT": SHA,
+        "PROVENANCE_SOURCE": GITLAB_ENV["CI_PROJECT_URL"],
+    }
+    return {**record, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"PROVENANCE_COMMIT": "f" * 40}, "was written for commit ffff"),
+        ({"PROVENANCE_SOURCE": "https://gitlab.example.com/other/proj"}, "other/proj"),
+    ],
+)
+def test_outputs_of_another_commit_or_repository_are_refused(
+    tmp_path: Path, no_processes: None, changes: dict[str, str], needle: str
+) -> None:
+    (tmp_path / "cosign.key").write_text("key")
+    ref = "registry.example.com/group/proj@sha256:" + DIGEST_HEX
+    run = make_run(tmp_path, {**GITLAB_ENV, **earlier_run(ref, **changes)}, key="cosign.key")
+    with pytest.raises(InputError, match=needle) as caught:
+        resolved(run, ("sign",))
+    assert "--digest" in (caught.value.hint or "")
+
+
+def test_outputs_that_name_no_run_are_refused(tmp_path: Path, no_processes: None) -> None:
+    (tmp_path / "cosign.key").write_text("key")
+    env = {**GITLAB_ENV, "IMAGE_REF": "registry.example.com/group/proj@sha256:" + DIGEST_HEX}
+    with pytest.raises(InputError, match="names no commit or repository"):
+        resolved(make_run(tmp_path, env, key="cosign.key"), ("sign",))
