@@ -46,5 +46,11 @@ class CIContext:
     # What was detected, in the words the run's first line says it, and what to pass where the
     # provider gives no default (an unknown CI gives none: nothing is guessed there).
     detected: str = ""
+    # Annotations that hold only for the job that signed: a later job verifies them against
+    # the values that job wrote in its dotenv (annotation key -> dotenv variable).
+    own_annotations: Mapping[str, str] = field(default_factory=dict)
+    # Annotations of the pipeline run (who, which pipeline, which job): a verify outside that
+    # run (another pipeline, a release script) can't know them, and checks the rest.
+    run_annotations: tuple[str, ...] = ()
     image_hint: str = "pass --image REPOSITORY or set provenance.image"
     key_hint: str = "pass --key (a file, env://VAR or a KMS URI)"

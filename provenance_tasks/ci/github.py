@@ -42,6 +42,17 @@ SECRET_VARIABLES = (
 
 _LABEL = "org.opencontainers.image."
 
+#: A re-run job's attempt is its own (the run's id and URL are the workflow run's): a later job
+#: reads the signing job's from the dotenv.
+OWN_ANNOTATIONS = MappingProxyType({"com.github.actions.run.attempt": "PROVENANCE_RUN_ATTEMPT"})
+#: What only the workflow run that signed can know.
+RUN_ANNOTATIONS = (
+    "com.github.actions.run.id",
+    "com.github.actions.run.url",
+    "com.github.actions.run.attempt",
+    "com.github.actions.actor",
+)
+
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
     """A variable's value, with empty treated as unset."""
@@ -136,6 +147,8 @@ class GitHubProvider:
         return CIContext(
             provider=self.name,
             detected="GitHub Actions (GITHUB_ACTIONS=true)",
+            own_annotations=OWN_ANNOTATIONS,
+            run_annotations=RUN_ANNOTATIONS,
             annotations=annotations,
             labels=MappingProxyType(labels),
             default_repository=default_repository,

@@ -49,6 +49,19 @@ ANNOTATION_VARIABLES: tuple[tuple[str, str], ...] = (
     ("org.opencontainers.image.revision", "CI_COMMIT_SHA"),
 )
 
+#: The signing job's own values: a later job of the pipeline reads them from the dotenv.
+OWN_ANNOTATIONS = MappingProxyType(
+    {"com.gitlab.ci.job.id": "PROVENANCE_JOB_ID", "com.gitlab.ci.job.url": "PROVENANCE_JOB_URL"}
+)
+#: What only the pipeline that signed can know: who ran it, which pipeline, which job.
+RUN_ANNOTATIONS = (
+    "com.gitlab.ci.user.name",
+    "com.gitlab.ci.pipeline.id",
+    "com.gitlab.ci.pipeline.url",
+    "com.gitlab.ci.job.id",
+    "com.gitlab.ci.job.url",
+)
+
 #: The variables a registry password is read from, the first set one wins.
 JOB_TOKEN_VARIABLE = "CI_JOB_TOKEN"  # noqa: S105 - a variable name
 PASSWORD_VARIABLES = ("CI_REGISTRY_PASSWORD", JOB_TOKEN_VARIABLE)
@@ -158,6 +171,8 @@ class GitLabProvider:
         return CIContext(
             provider=self.name,
             detected="GitLab CI (GITLAB_CI=true)",
+            own_annotations=OWN_ANNOTATIONS,
+            run_annotations=RUN_ANNOTATIONS,
             annotations=annotations,
             labels=MappingProxyType(labels),
             default_repository=default_repository,

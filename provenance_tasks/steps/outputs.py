@@ -9,7 +9,8 @@ record, and the plan refuses what another commit or repository wrote.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, is_dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ def image_outputs(
 ) -> dict[str, str]:
     """The values later jobs read: the image, the tags to publish and those published, and
     the run that wrote them (its id, commit and source repository)."""
+    signed = {a.key: a.value for a in run.ci.annotations}
+    own = {var: signed[key] for key, var in run.ci.own_annotations.items() if key in signed}
     return {
         "IMAGE_URI": f"{repository}:{tags[0]}" if tags else repository,
         "IMAGE_DIGEST": digest,
@@ -39,6 +42,7 @@ def image_outputs(
         "PROVENANCE_RUN_ID": run.id,
         "PROVENANCE_COMMIT": run.ci.labels.get(REVISION, ""),
         "PROVENANCE_SOURCE": run.ci.labels.get(SOURCE, ""),
+        **own,  # the signing job's own values, for a later job's verify
     }
 
 
@@ -50,6 +54,7 @@ class Earlier:
     commit: str | None
     source: str | None
     where: str  # the environment (GitLab's dotenv artifacts), the dotenv, or the report
+    values: Mapping[str, str] = field(default_factory=dict)  # every value it recorded
 
 
 def invalidate(run: Run) -> None:
@@ -114,7 +119,7 @@ def earlier(run: Run) -> Earlier | None:
     env = run.environ
     if env.get("IMAGE_REF"):
         return Earlier(env["IMAGE_REF"], env.get("PROVENANCE_COMMIT"), env.get("PROVENANCE_SOURCE"),
-                       "IMAGE_REF in the environment")  # fmt: skip
+                       "IMAGE_REF in the environment", env)  # fmt: skip
     s = run.settings
     if s.dotenv and (run.cwd / s.dotenv).is_file():
         values = dict(
@@ -124,13 +129,13 @@ def earlier(run: Run) -> Earlier | None:
         )
         if values.get("IMAGE_REF"):
             return Earlier(values["IMAGE_REF"], values.get("PROVENANCE_COMMIT"),
-                           values.get("PROVENANCE_SOURCE"), s.dotenv)  # fmt: skip
+                           values.get("PROVENANCE_SOURCE"), s.dotenv, values)  # fmt: skip
     if s.report and (run.cwd / s.report).is_file():
         try:
             data = json.loads((run.cwd / s.report).read_text())
             found = data["outputs"]
             return Earlier(str(found["IMAGE_REF"]), found.get("PROVENANCE_COMMIT"),
-                           found.get("PROVENANCE_SOURCE"), s.report)  # fmt: skip
+                           found.get("PROVENANCE_SOURCE"), s.report, dict(found))  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
     return None

@@ -19,6 +19,7 @@ from provenance_tasks.errors import InputError
 from provenance_tasks.logs import StepLog
 from provenance_tasks.models import (
     KMS_SCHEMES,
+    Annotation,
     CertificateSigning,
     IdentityPolicy,
     IdentityToken,
@@ -76,12 +77,42 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     policy = verification_policy(run, tools, mode, signing) if mode and "verify" in steps else None
     image = None
     if not building:
-        image = given_image(run, plan_target)
-        plan_target = Target(
-            image.repository, plan_target.tags, plan_target.ci_annotations,
-            plan_target.user_annotations,
-        )  # fmt: skip
+        found = None if run.settings.digest else outputs.earlier(run)
+        image = given_image(run, plan_target, found)
+        expected = plan_target.ci_annotations
+        if "sign" not in steps:  # a verify of another job's signature: what it can know
+            expected = expected_of_signer(run, found)
+        plan_target = Target(image.repository, plan_target.tags, expected,
+                             plan_target.user_annotations)  # fmt: skip
     return Plan(steps, plan_target, build, mode, signing, policy, image)
+
+
+def expected_of_signer(run: Run, found: outputs.Earlier | None) -> tuple[Annotation, ...]:
+    """The annotations a verify task expects of a signature another job made.
+
+    With that job's outputs (a later job of the pipeline, with its dotenv): every annotation,
+    the signing job's own values (its id and URL) as it recorded them. Without (another
+    pipeline, a release script, --digest): what identifies the build (commit, ref, project),
+    not who ran which pipeline or job, which only the signing run knew.
+    """
+    ci = run.ci
+    if found is None:
+        return tuple(a for a in ci.annotations if a.key not in ci.run_annotations)
+    expected = []
+    for annotation in ci.annotations:
+        variable = ci.own_annotations.get(annotation.key)
+        if variable is None:
+            expected.append(annotation)
+        elif found.values.get(variable):
+            expected.append(Annotation(annotation.key, found.values[variable],
+                                       f"{variable} in {found.where}"))  # fmt: skip
+        else:
+            raise InputError(
+                f"{found.where} has no {variable}: the signing job's {annotation.key} can't be "
+                "checked",
+                hint="verify with the dotenv of the job that signed, or pass --digest",
+            )
+    return tuple(expected)
 
 
 def target(run: Run) -> Target:
@@ -146,7 +177,7 @@ def signing_mode(run: Run) -> str:
         return s.mode
     if s.certificate:
         return "certificate"
-    if s.key:
+    if s.key or s.public_key:  # verify --public-key means a key signature, even in keyless CI
         return "key"
     return "keyless" if run.ci.keyless_by_default else "key"
 
@@ -277,13 +308,12 @@ def _no_public_half(key: str) -> bool:
     return path.exists() and not (key.endswith(".key") and path.with_suffix(".pub").is_file())
 
 
-def given_image(run: Run, target: Target) -> ImageRef:
+def given_image(run: Run, target: Target, found: outputs.Earlier | None) -> ImageRef:
     """The image to sign or verify: --digest, else IMAGE_REF of an earlier run of this commit
     and repository (an output another build wrote would get the wrong digest signed)."""
     s = run.settings
     if s.digest:
         return target.at(validate_digest(s.digest, "--digest"))
-    found = outputs.earlier(run)
     if found is None:
         raise InputError(
             "no digest to work on",

@@ -294,12 +294,20 @@ def print_report(run: Run, log: RunLog, report: VerifyReport) -> None:
         out.append(
             f"  tag {tag} -> {at} {'ok' if report.reference.endswith('@' + at) else 'MISMATCH'}"
         )
-    for expectation in report.expectations:
+    if not report.signatures:
+        # Nothing was read to compare with: say so once, not "found None" on every line.
+        out.append("  no signature could be read that satisfies the signer above")
+        out += [f"    expected: {k} = {v!r}" for e in report.expectations[:1]
+                for k, v in e.annotations.items()]  # fmt: skip
+    for expectation in report.expectations if report.signatures else ():
         label = expectation.tag or "*"
         index = report.matches.get(label)
         found = report.signatures[index].annotations if index is not None else {}
         head = f"signature {index + 1}" if index is not None else "no matching signature"
         out.append(f"  expected for tag {label}: {head}")
+        job = [f"{k}={found[k]}" for k in run.ci.own_annotations if found.get(k)]
+        if job:
+            out.append(f"    signed by: {', '.join(job)}")  # which job signed what was found
         for key, value in expectation.annotations.items():
             got = found.get(key)
             mark = "ok" if got == value else "MISMATCH"

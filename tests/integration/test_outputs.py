@@ -59,3 +59,75 @@ def test_a_failed_build_leaves_no_earlier_digest_to_sign(
     assert done.returncode == 2, done.stderr
     assert "was written for commit" in done.stderr and "--digest" in done.stderr
     assert not any(t.startswith("sha256-") for t in registry.tags(env["CI_REGISTRY_IMAGE"]))
+
+
+def dotenv_variables(path: Path) -> dict[str, str]:
+    """What GitLab hands the later jobs of a pipeline from a `reports: dotenv` artifact."""
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def test_a_later_job_verifies_the_build_jobs_image_from_its_dotenv(
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    tmp_path: Path,
+    key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:
+    key, pub, password = key_pair
+    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      env=build_job)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    handed = dotenv_variables(runner.cwd / "provenance.env")
+    assert handed["PROVENANCE_JOB_ID"] == build_job["CI_JOB_ID"]
+
+    # The deploy job: same pipeline, its own job id and URL, the dotenv as variables, no files.
+    job_url = build_job["CI_JOB_URL"].replace("98765", "98766")
+    deploy_job = {**build_job, "CI_JOB_ID": "98766", "CI_JOB_URL": job_url, **handed}
+    elsewhere = tmp_path / "deploy"
+    elsewhere.mkdir()
+    later = Runner(runner.testbed, elsewhere, runner.sigstore)
+    done = later.run("verify", "--public-key", str(pub), env=deploy_job)
+    assert done.returncode == 0, done.stderr
+    assert "VERIFIED" in done.stderr and "MISMATCH" not in done.stderr
+    assert f"signed by: com.gitlab.ci.job.id={build_job['CI_JOB_ID']}" in done.stderr
+
+    # A dotenv whose job id was changed on the way: that job did not sign it.
+    forged = {**deploy_job, "PROVENANCE_JOB_ID": "11111"}
+    done = later.run("verify", "--public-key", str(pub), env=forged)
+    assert done.returncode == 3, done.stderr
+    assert "com.gitlab.ci.job.id" in done.stderr and "MISMATCH" in done.stderr
+
+
+def test_another_pipeline_verifies_by_digest_what_identifies_the_build(
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    tmp_path: Path,
+    key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:
+    key, pub, password = key_pair
+    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      env=build_job)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    digest = dotenv_variables(runner.cwd / "provenance.env")["IMAGE_DIGEST"]
+    # A release pipeline of the same commit: other pipeline, job and user; no dotenv.
+    release = {**build_job, "CI_PIPELINE_ID": "5000", "CI_JOB_ID": "6000",
+               "CI_PIPELINE_URL": "https://gitlab.example.com/x/-/pipelines/5000",
+               "CI_JOB_URL": "https://gitlab.example.com/x/-/jobs/6000",
+               "GITLAB_USER_NAME": "Release Bot"}  # fmt: skip
+    elsewhere = tmp_path / "release"
+    elsewhere.mkdir()
+    later = Runner(runner.testbed, elsewhere, runner.sigstore)
+    done = later.run("verify", "--digest", digest, "--public-key", str(pub), env=release)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "com.gitlab.ci.commit.sha" in done.stderr and "com.gitlab.ci.pipeline.id" not in done.stderr
+    )
+    # Another commit's pipeline is not satisfied by this signature.
+    other = {**release, "CI_COMMIT_SHA": "f" * 40}
+    done = later.run("verify", "--digest", digest, "--public-key", str(pub), env=other)
+    assert done.returncode == 3, done.stderr
