@@ -67,7 +67,11 @@ _TRANSIENT: tuple[tuple[str, str], ...] = (
 )
 # Right after a push a tag can be a moment away at the registry (read-after-write lag).
 _NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|: not found$"
+# GHCR answers a throttled push with a 403: "403 Forbidden ... secondary rate limit". It is a rate
+# limit, not a refusal, and comes before the 403 rule; every other 403 still fails at once.
+_SECONDARY_RATE_LIMIT = (r"secondary rate limit", "rate limited (403)")
 _KINDS = (
+    ("rate-limited", (_SECONDARY_RATE_LIMIT,)),
     ("transient", (_TLOG_CONFLICT,)),
     ("permanent", _PERMANENT),
     ("rate-limited", ((_RATE_LIMITED, "rate limited (429)"),)),

@@ -38,6 +38,39 @@ def unreachable(
     return reason
 
 
+def refuses_connections(
+    registry: str,
+    *,
+    tries: int = 3,
+    timeout: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Why `registry` (host[:port]) can't be reached at all after a few quick tries: it refuses
+    the connection, or its name doesn't resolve (a typo'd host or port); None otherwise. Only
+    those two: a timeout, a reset after connecting or any HTTP answer are for the retry policy
+    of the real calls, which a registry that is restarting may well pass."""
+    import socket
+
+    where = urllib.parse.urlsplit(f"//{registry}")
+    host, port = where.hostname or registry, where.port or 443
+    if registry == "docker.io":
+        host = "registry-1.docker.io"
+    reason = None
+    for attempt in range(tries):
+        if attempt:
+            sleep(0.5 * 2 ** (attempt - 1))  # 0.5 s, then 1 s: within about 5 s in all
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            return None
+        except ConnectionRefusedError:
+            reason = f"{registry} refuses connections"
+        except socket.gaierror as exc:
+            reason = f"{host} does not resolve ({exc.strerror or exc})"
+        except OSError:
+            return None  # a timeout or anything else: the real call's retries decide
+    return reason
+
+
 def github_id_token(
     request_url: str, request_token: str, audience: str, *, timeout: float = 10.0
 ) -> str:

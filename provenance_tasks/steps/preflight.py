@@ -62,6 +62,8 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         probes += [_docker_present, _import_for_the_build]
         if run.settings.builder and not run.settings.dry_run:
             probes.append(lambda: tools.docker.check_builder(run.settings.builder or ""))
+    if not run.settings.dry_run and any(step in plan.steps for step in ("build", "sign", "verify")):
+        probes.append(lambda: registry_answers(plan.target.repository))
     if run.settings.dry_run or len(probes) < 2:
         for probe in probes:
             probe()
@@ -158,6 +160,21 @@ def signing_services(
                 hint="check provenance.fulcio_url / rekor_url / tsa_url and the network; "
                 "sign with --key --no-tlog where no Sigstore can be reached",
             )
+
+
+def registry_answers(repository: str) -> None:
+    """A registry that refuses connections or doesn't resolve fails the run within seconds,
+    not after the retry budget (300 s by default) of the first real call."""
+    from provenance_tasks.adapters.services import refuses_connections
+    from provenance_tasks.references import registry_of
+
+    registry = registry_of(repository)
+    reason = refuses_connections(registry)
+    if reason is not None:
+        raise ToolError(
+            f"cannot reach the registry: {reason}",
+            hint=f"check the registry's host and port in {repository}, and that it is up",
+        )
 
 
 def _docker_present() -> None:

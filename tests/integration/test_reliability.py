@@ -160,3 +160,35 @@ def test_a_sign_retried_after_its_signature_upload_failed_leaves_one_signature_t
         "manifest", f"{direct(image, proxy)}:{digest.replace(':', '-')}.sig"
     )
     assert len(json.loads(signatures)["layers"]) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("where", ["refused", "unresolvable"])
+def test_a_registry_that_cannot_be_reached_fails_before_the_build_not_after_the_budget(
+    runner: Runner, tmp_path: Path, where: str
+) -> None:
+    import socket
+
+    with socket.socket() as unused:  # bound, never listening: connections are refused
+        unused.bind(("127.0.0.1", 0))
+        registry = (
+            f"127.0.0.1:{unused.getsockname()[1]}"
+            if where == "refused"
+            else "no-such-registry.invalid:5000"  # a typo'd host: .invalid never resolves
+        )
+        cosign = str(COSIGNS["cosign3"])
+        key, _ = make_key_pair(cosign, tmp_path / "keys" / "cosign")
+        started = time.monotonic()
+        done = runner.run("build-sign-verify", "--context", str(make_context(tmp_path / "ctx")),
+                          "--image", f"{registry}/app", "--tag", "v1", "--key", str(key),
+                          "--log-format", "json",
+                          env={"INVOKE_PROVENANCE_COSIGN": cosign})  # fmt: skip
+        took = time.monotonic() - started
+    assert done.returncode == 4, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert not retries(records)  # a few quick tries of its own, not the retry policy's
+    failure = records[-1]["failure"]
+    assert isinstance(failure, dict) and "cannot reach the registry" in failure["message"]
+    assert not any(r["event"] == "step.start" for r in records)  # nothing started, or shown
+    # The fail-fast contract (seconds, not the 300 s budget), not a speed benchmark.
+    assert took < 30, took

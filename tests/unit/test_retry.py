@@ -339,3 +339,19 @@ def test_json_records_of_each_attempt_carry_its_number(tmp_path: Path) -> None:
     lines = [r["attempt"] for r in records if r["event"] == "tool.output"]
     assert lines == [1, 2]
     assert records[-1]["event"] == "after" and records[-1]["attempt"] is None
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "failed to push ghcr.io/o/app: unexpected status from PUT request: 403 Forbidden: "
+        "You have exceeded a secondary rate limit",
+        "denied: 403 Forbidden (secondary rate limit)",
+    ],
+)
+def test_ghcrs_secondary_rate_limit_is_a_rate_limit_not_a_refusal(stderr: str) -> None:
+    assert classify(stderr, 1).kind == "rate-limited"
+
+
+def test_any_other_403_still_fails_at_once() -> None:
+    assert classify("unexpected status: 403 Forbidden", 1).kind == "permanent"

@@ -80,3 +80,35 @@ def test_github_id_token_refused_or_empty_is_a_tool_error_without_secrets(
         github_id_token(f"{server}/token", "request-secret", "sigstore")
     assert "request-secret" not in caught.value.diagnostics()
     assert "id-token: write" in (caught.value.hint or "")
+
+
+def test_a_registry_that_refuses_connections_is_told_after_quick_tries() -> None:
+    import socket
+
+    from provenance_tasks.adapters.services import refuses_connections
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        slept: list[float] = []
+        reason = refuses_connections(f"127.0.0.1:{port}", sleep=slept.append)
+    assert reason == f"127.0.0.1:{port} refuses connections"
+    assert slept == [0.5, 1.0]  # three tries, about 1.5 s of waiting
+
+
+def test_a_registry_name_that_does_not_resolve_is_told() -> None:
+    from provenance_tasks.adapters.services import refuses_connections
+
+    reason = refuses_connections("no-such-registry.invalid:5000", sleep=lambda _: None)
+    assert reason is not None and "does not resolve" in reason
+
+
+def test_a_listening_registry_is_reachable() -> None:
+    import socket
+
+    from provenance_tasks.adapters.services import refuses_connections
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert refuses_connections(f"127.0.0.1:{server.getsockname()[1]}") is None
