@@ -119,7 +119,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("rate_limit_wait", 5, "seconds before the attempt after a 429, doubling up to 30"),
     # outputs and behaviour
     _o("dry_run", False, "print the exact commands, secrets redacted, and change nothing",
-       "login", BUILDS, SIGNS),
+       "login", BUILDS, SIGNS, VERIFIES),
     _o("report", "provenance-report.json", "path of the JSON report (default: "
        "provenance-report.json)", RUNS),
     _o("dotenv", "provenance.env", "path of the dotenv for later jobs"),

@@ -34,6 +34,7 @@ class RunSummary:
     digest: str | None = None
     verified: bool | None = None  # None: verify did not run
     failure: Failure | None = None
+    dry_run: bool = False  # the steps were planned and shown, not run
 
     @property
     def status(self) -> str:
@@ -49,6 +50,7 @@ class RunSummary:
             "image": self.image,
             "digest": self.digest,
             "verified": self.verified,
+            "dry_run": self.dry_run,
             "duration_s": round(sum(s.duration_s or 0.0 for s in self.steps), 2),
         }
         if self.failure:
@@ -69,7 +71,9 @@ class RunSummary:
         for s in self.steps:
             took = f"{s.duration_s:.1f}s" if s.duration_s is not None else "-"
             out.append(f"{s.name:<{width}}  {s.status:<8}  {took:>5}")
-        if self.image and self.digest:
+        if self.dry_run:
+            out.append("DRY RUN: the commands above were shown, not run; nothing pushed or signed")
+        elif self.image and self.digest:
             out.append(f"image: {self.image}@{self.digest}")
         if self.verified is not None:
             out.append("verification: " + ("VERIFIED" if self.verified else "FAILED"))

@@ -74,7 +74,7 @@ def request(
         tags=[f"{target.repository}:{tag}" for tag in tags],
         build_args=inputs.build_args,
         labels=labels,
-        platforms=s.platforms,
+        platforms=inputs.platforms,
         target=s.target,
         builder=s.builder,
         pull=s.pull,

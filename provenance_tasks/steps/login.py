@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provenance_tasks.adapters.process import render
+from provenance_tasks.adapters.process import LineSink, render
 from provenance_tasks.errors import InputError
 from provenance_tasks.retry import with_retries
 from provenance_tasks.steps.run import Run, Tools
@@ -52,10 +52,29 @@ def login(run: Run, tools: Tools, log: RunLog) -> str | None:
                 f"log in to {registry}",
                 registry,
                 lambda _: tools.docker.login(
-                    registry, username, password, on_line=log.tool_output("login")
+                    registry, username, password, on_line=_without_store_warning(log, config)
                 ),
             )
         else:
             argv = tools.docker.login_argv(registry, username)
             log.info("dry-run", command=render(argv, run.redactor))
     return registry
+
+
+# docker's warning about its config file, which is this run's private folder, removed at exit.
+_STORE_WARNING = ("WARNING! Your credentials are stored unencrypted", "Configure a credential",
+                  "https://docs.docker.com/go/credential-store/")  # fmt: skip
+
+
+def _without_store_warning(log: RunLog, config: object) -> LineSink:
+    """The login's output, docker's "stored unencrypted" warning said as what it is here."""
+    sink = log.tool_output("login")
+
+    def line(stream: str, text: str) -> None:
+        if text.startswith(_STORE_WARNING[0]):
+            sink(stream, f"the login is in this run's private docker config ({config}), "
+                         "removed when the run ends")  # fmt: skip
+        elif not text.startswith(_STORE_WARNING[1:]):
+            sink(stream, text)
+
+    return line

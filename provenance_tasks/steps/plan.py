@@ -51,6 +51,11 @@ class BuildInputs:
     context: Path
     dockerfile: Path
     build_args: dict[str, str] = field(default_factory=dict)
+    platforms: tuple[str, ...] = ()
+
+
+# os/arch[/variant], as buildx takes them: linux/amd64, linux/arm64/v8, windows/amd64.
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9.]+)?")
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     building = "build" in steps
     tagged = building or "sign" in steps or bool(run.settings.tags)
     plan_target = target(run) if tagged else untagged_target(run)
-    build = BuildInputs(*build_inputs(run), build_args(run)) if building else None
+    build = BuildInputs(*build_inputs(run), build_args(run), platforms(run)) if building else None
     mode = signing_mode(run) if ("sign" in steps or "verify" in steps) else None
     signing = signing_material(run, mode) if mode and "sign" in steps else None
     policy = verification_policy(run, tools, mode, signing) if mode and "verify" in steps else None
@@ -164,6 +169,21 @@ def build_inputs(run: Run) -> tuple[Path, Path]:
     if not dockerfile.is_file():
         raise InputError(f"no Dockerfile at {dockerfile}", hint="pass --file PATH")
     return context, dockerfile
+
+
+def platforms(run: Run) -> tuple[str, ...]:
+    """The --platform values, each os/arch[/variant] (a comma-separated flag counts as many),
+    checked before anything is built rather than by buildx halfway."""
+    found: list[str] = []
+    for text in run.settings.platforms:
+        for value in (v.strip() for v in text.split(",")):
+            if not _PLATFORM.fullmatch(value):
+                raise InputError(
+                    f"--platform {value!r} is not os/arch[/variant]",
+                    hint="pass e.g. --platform linux/amd64 --platform linux/arm64",
+                )
+            found.append(value)
+    return tuple(dict.fromkeys(found))
 
 
 def signing_mode(run: Run) -> str:

@@ -61,6 +61,7 @@ class RunLog(StepLog):
         self.planned: tuple[str, ...] = ()  # the steps the task means to run
         self.steps: list[StepRecord] = []
         self.results = Results()
+        self.dry_run = False  # a dry run's steps are "planned", its summary says DRY RUN
         self.image: str | None = None  # the repository this run works on, once known
         self.digest: str | None = None  # the digest it signs or verifies, once known
 
@@ -112,7 +113,9 @@ class RunLog(StepLog):
     def deferred(self) -> DeferredLog:
         """A log for steps that run beside the preflight (see DeferredLog)."""
         environ, log_format, stream = self._settings
-        return DeferredLog(environ, log_format, stream, self.redactor, masked=True)
+        beside = DeferredLog(environ, log_format, stream, self.redactor, masked=True)
+        beside.dry_run = self.dry_run
+        return beside
 
     def finish(self, error: BaseException | None = None) -> RunSummary:
         """Print the summary (last thing of a run) and return it."""
@@ -122,7 +125,11 @@ class RunLog(StepLog):
 
     def summarize(self, error: BaseException | None) -> RunSummary:
         ran = {record.name for record in self.steps}
-        steps = [StepStatus(r.name, r.status, round(r.duration_s, 2)) for r in self.steps]
+
+        def status(record: StepRecord) -> str:
+            return "planned" if self.dry_run and record.status == "ok" else record.status
+
+        steps = [StepStatus(r.name, status(r), round(r.duration_s, 2)) for r in self.steps]
         steps += [StepStatus(name, "not run", None) for name in self.planned if name not in ran]
         verify = self.results.verify
         failed_verify = any(r.name == "verify" and r.status == "failed" for r in self.steps)
@@ -130,8 +137,11 @@ class RunLog(StepLog):
             steps=tuple(steps),
             image=self.image,
             digest=self.digest,
-            verified=verify.ok if verify is not None else (False if failed_verify else None),
+            verified=None
+            if self.dry_run
+            else (verify.ok if verify is not None else (False if failed_verify else None)),
             failure=self._failure(error) if error is not None else None,
+            dry_run=self.dry_run,
         )
 
     def _failure(self, error: BaseException) -> Failure:

@@ -167,7 +167,7 @@ def verify(
     report = VerifyReport(reference, policy.describe(), expectations(target))
     warn_unchecked(run, tools, log, policy)
     with log.step("verify", f"Verify {reference}", collapsed=False) as record:
-        for tag in check_tags:
+        for tag in check_tags if not s.dry_run else ():
             at_registry = (known_tags or {}).get(tag) or read_digest(
                 tools, log, "verify", f"{image.repository}:{tag}"
             )

@@ -70,6 +70,7 @@ def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
         run = Run.start(settings, password=password)
         redactor = run.redactor
         log = RunLog(run.environ, settings.log_format, None, redactor)
+        log.dry_run = settings.dry_run
         log.detected(run.ci.provider, run.ci.detected)
         tools = Tools(run)
         result = body(run, tools, log)

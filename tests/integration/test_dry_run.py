@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,24 @@ def test_dry_run_prints_every_command_and_pushes_nothing(
         assert secret not in out
     assert registry.holds_nothing(repository)  # nothing reached the registry
     assert not (runner.cwd / "provenance.env").exists()
+    # The summary says what a dry run is: planned steps, no verdict.
+    assert "DRY RUN: the commands above were shown, not run" in out
+    assert "verification: VERIFIED" not in out and not re.search(r"\bsign\s+ok\b", out)
+    assert re.search(r"\bsign\s+planned\b", out)
+
+
+@pytest.mark.integration
+def test_verify_has_a_dry_run_that_reads_nothing(
+    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str], cosign: str
+) -> None:
+    _, pub, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    digest = "sha256:" + "c" * 64
+    done = runner.run("verify", "--digest", digest, "--public-key", str(pub), "--tag", "v1",
+                      "--dry-run", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"verify --output json --key {pub}" in done.stderr and digest in done.stderr
+    assert "DRY RUN" in done.stderr
 
 
 @pytest.mark.integration

@@ -36,6 +36,9 @@ def test_branch_pipeline_signs_and_verifies_the_digest_the_registry_holds(
     folder = re.search(r"docker_config=(\S+)", joblog.plain(done.stderr))
     assert folder and folder.group(1).startswith("/tmp/provenance-docker-")
     assert not Path(folder.group(1)).exists()
+    # docker's "stored unencrypted" warning is said as what it is here, once.
+    assert "stored unencrypted" not in done.stderr
+    assert "the login is in this run's private docker config" in done.stderr
     # No secret reached the output.
     for secret in (env["CI_JOB_TOKEN"], env["CI_REGISTRY_PASSWORD"], password):
         assert secret not in done.stdout + done.stderr

@@ -530,3 +530,16 @@ def test_outputs_that_name_no_run_are_refused(tmp_path: Path, no_processes: None
     env = {**GITLAB_ENV, "IMAGE_REF": "registry.example.com/group/proj@sha256:" + DIGEST_HEX}
     with pytest.raises(InputError, match="names no commit or repository"):
         resolved(make_run(tmp_path, env, key="cosign.key"), ("sign",))
+
+
+@pytest.mark.parametrize("value", ["linux", "linux/", "Linux/AMD64", "linux/amd64/v8/x", "amd64 "])
+def test_a_platform_that_is_not_os_arch_variant_is_refused_before_the_build(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(InputError, match="is not os/arch"):
+        plan.platforms(make_run(tmp_path, platforms=[value]))
+
+
+def test_platforms_may_come_comma_separated_and_once_each(tmp_path: Path) -> None:
+    run = make_run(tmp_path, platforms=["linux/amd64,linux/arm64/v8", "linux/amd64"])
+    assert plan.platforms(run) == ("linux/amd64", "linux/arm64/v8")

@@ -15,7 +15,9 @@ FLAGS = {
     "login": LOGIN | {"dry_run"},
     "build": BUILD | LOGIN | {"dry_run"},
     "sign": SIGNING | LOGIN | {"digest", "certificate", "bundle_format", "dry_run"},
-    "verify": SIGNING | LOGIN | {"digest", "public_key", "trusted_root", "identity", "issuer"},
+    "verify": SIGNING | LOGIN | {
+        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
+    },
     "build-sign-verify": BUILD | SIGNING | LOGIN | {
         "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
         "keep_docker_config", "dry_run",
