@@ -31,10 +31,10 @@ class Option:
         return self.flag or self.key
 
 
-LOGIN = frozenset({"login", "build", "sign", "verify", "build-sign-verify"})
+LOGIN = frozenset({"login", "build", "sign", "verify", "publish", "build-sign-verify"})
 BUILDS = frozenset({"build", "build-sign-verify"})
 SIGNS = frozenset({"sign", "build-sign-verify"})
-VERIFIES = frozenset({"verify", "build-sign-verify"})
+VERIFIES = frozenset({"verify", "publish", "build-sign-verify"})
 RUNS = LOGIN - {"login"}
 ALL = SIGNS | VERIFIES
 B, S, V = "build-sign-verify", "sign", "verify"
@@ -100,7 +100,12 @@ OPTIONS: tuple[Option, ...] = (
     # verify
     _o("identity", None, "expected certificate identity (default: derived from CI)", VERIFIES),
     _o("issuer", None, "expected OIDC issuer (default: derived from CI)", VERIFIES),
-    _o("digest", None, "digest to sign or verify (default: IMAGE_REF of an earlier run)", S, V),
+    _o("digest", None, "digest to sign or verify (default: IMAGE_REF of an earlier run)", S, V,
+       "publish"),
+    _o("stage", False, "push by digest only, no tag: the publish task tags it once verified",
+       "build"),
+    _o("push_then_sign", False, "publish the tags right after the push, before signing (the "
+       "tutorial's order: a sign that fails leaves them on an unsigned image)", B),
     # registry and tools
     _o("registry", None, "registry to log in to (default: from CI)", LOGIN),
     _o("username", None, "registry user (default: from CI)", LOGIN),
@@ -201,6 +206,8 @@ class Settings:
     retry_wait: float
     rate_limit_wait: float
     dry_run: bool
+    stage: bool
+    push_then_sign: bool
     report: str | None
     dotenv: str | None
     log_format: str

@@ -84,20 +84,50 @@ def _login_and_build(
 
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     outputs.invalidate(run)  # a build that fails from here leaves no earlier run's digest
-    planned = _resolved(run, tools, log, ("build", "push", "publish", "audit"))
+    staged = run.settings.stage  # publish later, once verified (the publish task)
+    steps = ("build", "push") if staged else ("build", "push", "publish", "audit")
+    planned = _resolved(run, tools, log, steps)
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None
-    built = build_step.push(run, tools, log, p.target, p.build, local, staged=False)
+    built = build_step.push(run, tools, log, p.target, p.build, local, staged=staged)
     log.bind_image(built.repository, built.digest)
     log.results.build = built
-    if not built.tags_pushed:
-        publish_step.publish(run, tools, log, built)
-    if not run.settings.dry_run:
-        publish_step.audit_tags(tools, log, built)
-    values = outputs.image_outputs(run, built.repository, built.digest, built.tags, built.tags)
+    published: tuple[str, ...] = ()
+    if not staged:
+        published = built.tags if built.tags_pushed else _publish(run, tools, log, built)
+    values = outputs.image_outputs(run, built.repository, built.digest, built.tags, published)
     outputs.write_all(run, log, values)
     return built
+
+
+def _publish(run: Run, tools: Tools, log: RunLog, built: build_step.BuildResult) -> tuple[str, ...]:
+    """The tags on the digest, then read back from the registry (not in a dry run)."""
+    published = publish_step.publish(run, tools, log, built)
+    if not run.settings.dry_run:
+        publish_step.audit_tags(tools, log, built)
+    return published
+
+
+def run_publish(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
+    """The last step of a task-by-task flow (build --stage, sign, verify, publish): verify the
+    digest again, here, then move the tags onto it. Never a tag on what this run didn't verify."""
+    p = _prepared(run, tools, log, ("verify", "publish", "audit"))
+    assert p.image is not None and p.policy is not None
+    login_step.login(run, tools, log)
+    staged = build_step.BuildResult(p.image.repository, p.image.digest, p.target.tags)
+    log.bind_image(staged.repository, staged.digest)
+    published: tuple[str, ...] = ()
+    try:
+        report = verify_step.verify(run, tools, log, p.target, p.image, p.policy)
+        published = _publish(run, tools, log, staged)
+        report.tags = dict.fromkeys(published, staged.digest)
+        return report
+    finally:
+        if not run.settings.dry_run:
+            values = outputs.image_outputs(run, staged.repository, staged.digest, staged.tags,
+                                           published)  # fmt: skip
+            outputs.write_all(run, log, values)
 
 
 def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
@@ -130,19 +160,25 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
     p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None and p.mode is not None and p.signing is not None
     assert p.policy is not None
-    built = build_step.push(run, tools, log, p.target, p.build, local, staged=True)
+    early_tags = run.settings.push_then_sign  # buildx may push them itself, then
+    built = build_step.push(run, tools, log, p.target, p.build, local, staged=not early_tags)
     log.bind_image(built.repository, built.digest)
     log.results.build = built
     published: tuple[str, ...] = ()
+    early = run.settings.push_then_sign
     try:
+        if early:
+            log.warning("provenance.push_then_sign: the tags are published before signing; a "
+                        "sign or verify that fails leaves them on an unsigned image")  # fmt: skip
+            published = built.tags if built.tags_pushed else _publish(run, tools, log, built)
         sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing)
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
                                     formats=(run.settings.bundle_format,))  # fmt: skip
-        published = publish_step.publish(run, tools, log, built)
+        if not early:
+            published = _publish(run, tools, log, built)
         if not run.settings.dry_run:
-            publish_step.audit_tags(tools, log, built)
             report.tags = dict.fromkeys(built.tags, built.digest)  # what the audit just read
         return report
     except BaseException:

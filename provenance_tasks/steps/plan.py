@@ -74,7 +74,7 @@ class Plan:
 def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     """The plan of a task running `steps` (build, sign, verify), every input checked now."""
     building = "build" in steps
-    tagged = building or "sign" in steps or bool(run.settings.tags)
+    tagged = building or "sign" in steps or "publish" in steps or bool(run.settings.tags)
     plan_target = target(run) if tagged else untagged_target(run)
     build = BuildInputs(*build_inputs(run), build_args(run), platforms(run)) if building else None
     mode = signing_mode(run) if ("sign" in steps or "verify" in steps) else None

@@ -1,7 +1,7 @@
 """Build a container image, push it, sign it with cosign and provenance annotations, verify it.
 
     invoke build-sign-verify          the whole job (GitLab CI, GitHub Actions or a laptop)
-    invoke login | build | sign | verify    one step each
+    invoke login | build | sign | verify | publish    one step each
 
 Settings live under `provenance` in invoke's config (invoke.yaml, INVOKE_PROVENANCE_* variables);
 flags win over config, config over defaults. Exit codes: 2 bad input or configuration (nothing
@@ -19,9 +19,9 @@ from __future__ import annotations
 from invoke.collection import Collection
 
 from provenance_tasks.settings import invoke_defaults
-from provenance_tasks.tasks.image import build, build_sign_verify, login, sign, verify
+from provenance_tasks.tasks.image import build, build_sign_verify, login, publish, sign, verify
 
-ns = Collection("provenance", login, build, sign, verify, build_sign_verify)
+ns = Collection("provenance", login, build, sign, verify, publish, build_sign_verify)
 ns.configure({"provenance": invoke_defaults()})
 
-__all__ = ["build", "build_sign_verify", "login", "ns", "sign", "verify"]
+__all__ = ["build", "build_sign_verify", "login", "ns", "publish", "sign", "verify"]

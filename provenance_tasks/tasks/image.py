@@ -216,6 +216,13 @@ verify = provenance_task(
     """,
     extra=(PASSWORD_STDIN,),
 )
+publish = provenance_task(
+    "publish",
+    _pipeline("publish"),
+    """Verify IMAGE@DIGEST here, then create or move the tags onto it (a copy of its manifest)
+    and read each tag back. The end of build --stage, sign, verify, publish.""",
+    extra=(PASSWORD_STDIN,),
+)
 build_sign_verify = provenance_task(
     "build-sign-verify",
     _pipeline("build_sign_verify"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from provenance_tasks.settings import DEFAULTS, OPTIONS
-from provenance_tasks.tasks import build, build_sign_verify, login, ns, sign, verify
+from provenance_tasks.tasks import build, build_sign_verify, login, ns, publish, sign, verify
 
 LOGIN = {"registry", "username", "password_env", "password_stdin", "docker_config", "log_format"}
 BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "target",
@@ -13,19 +13,22 @@ BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "
 SIGNING = {"image", "tag", "annotation", "mode", "key", "certificate_chain", "no_tlog", "report"}
 FLAGS = {
     "login": LOGIN | {"dry_run"},
-    "build": BUILD | LOGIN | {"dry_run"},
+    "build": BUILD | LOGIN | {"dry_run", "stage"},
     "sign": SIGNING | LOGIN | {"digest", "certificate", "bundle_format", "dry_run"},
     "verify": SIGNING | LOGIN | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
+    "publish": SIGNING | LOGIN | {
+        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
+    },
     "build-sign-verify": BUILD | SIGNING | LOGIN | {
         "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
-        "keep_docker_config", "dry_run",
+        "keep_docker_config", "dry_run", "push_then_sign",
     },
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("task", [login, build, sign, verify, build_sign_verify])
+@pytest.mark.parametrize("task", [login, build, sign, verify, publish, build_sign_verify])
 def test_each_task_takes_the_flags_the_table_gives_it(task: object) -> None:
     name = task.name  # type: ignore[attr-defined]
     flags = {arg.name.replace("-", "_") for arg in task.get_arguments()}  # type: ignore[attr-defined]
