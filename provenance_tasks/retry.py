@@ -44,6 +44,8 @@ _PERMANENT: tuple[tuple[str, str], ...] = (
     # dockerd retries a loopback registry over plain HTTP after a refused HTTPS login, and
     # reports that second answer: a 400 from a login is a refused login.
     (r"login attempt to \S+ failed with status: 400", "unauthorized"),
+    # The run ended the process itself (process.run's cancel): never worth another attempt.
+    (r"cancelled by the run", "cancelled"),
 )
 _RATE_LIMITED = r"\b429\b|toomanyrequests|too many requests|rate limit"
 # Rekor answers 409 to a body it already holds: cosign's own HTTP retry replays an upload whose

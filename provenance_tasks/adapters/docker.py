@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +53,13 @@ class Docker:
         config_dir: Path | None = None,
         host: str | None = None,
         dry_run: bool = False,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.redactor = redactor
         self.config_dir = config_dir
         self.host = host
         self.dry_run = dry_run
+        self.cancel = cancel  # set by the run to end a build it no longer wants
 
     def environ(self) -> dict[str, str]:
         """The environment that makes other tools (cosign) see the same engine and logins."""
@@ -91,7 +94,8 @@ class Docker:
         if self.dry_run:
             return self.redactor.redact_argv(argv)
         try:
-            run(argv, redactor=self.redactor, env=self._env(), on_line=on_line)
+            run(argv, redactor=self.redactor, env=self._env(), on_line=on_line,
+                cancel=self.cancel)  # fmt: skip
         except CommandFailed as failed:
             _missing_buildx_or_builder(failed, request.builder)
             raise

@@ -49,6 +49,7 @@ def run(
     on_line: LineSink | None = None,
     timeout: float | None = None,
     check: bool = True,
+    cancel: threading.Event | None = None,
 ) -> Completed:
     """Run argv; secrets must come in `env` or `stdin`, never in argv."""
     tool = argv[0].rsplit("/", 1)[-1]
@@ -99,12 +100,28 @@ def run(
     if timer is not None:
         timer.daemon = True
         timer.start()
+    ended = threading.Event()
+    cancelled = threading.Event()
+    if cancel is not None:
+
+        def stop_when_cancelled() -> None:
+            # The run gave up on this process (a preflight failed beside it): end it now.
+            while not ended.wait(0.05):
+                if cancel.is_set():
+                    cancelled.set()
+                    process.kill()
+                    return
+
+        threading.Thread(target=stop_when_cancelled, daemon=True).start()
     try:
         returncode = process.wait()
     finally:
+        ended.set()
         if timer is not None:
             timer.cancel()
-    if killed.is_set():
+    if cancelled.is_set():
+        captured["stderr"].append(f"\n{tool}: cancelled by the run\n")
+    elif killed.is_set():
         captured["stderr"].append(f"\n{tool}: killed after {timeout:.0f}s\n")
     for reader in readers:
         reader.join()

@@ -28,6 +28,7 @@ def image_outputs(
     digest: str,
     tags: tuple[str, ...],
     published: tuple[str, ...] = (),
+    staging_tag: str | None = None,
 ) -> dict[str, str]:
     """The values later jobs read: the image, the tags to publish and those published, and
     the run that wrote them (its id, commit and source repository)."""
@@ -43,6 +44,8 @@ def image_outputs(
         "PROVENANCE_COMMIT": run.ci.labels.get(REVISION, ""),
         "PROVENANCE_SOURCE": run.ci.labels.get(SOURCE, ""),
         **own,  # the signing job's own values, for a later job's verify
+        # `build --stage` where only a tag could be pushed: the publish task removes it.
+        **({"IMAGE_STAGING_TAG": staging_tag} if staging_tag else {}),
     }
 
 
@@ -60,6 +63,8 @@ class Earlier:
 def invalidate(run: Run) -> None:
     """Remove the outputs an earlier run left here: this run's build replaces them, or fails
     and leaves none (a stale IMAGE_REF would get the previous digest signed)."""
+    if run.settings.dry_run:
+        return  # a dry run changes nothing
     for name in (run.settings.dotenv, run.settings.report):
         if name:
             (run.cwd / name).unlink(missing_ok=True)
@@ -102,8 +107,10 @@ def report(run: Run, log: RunLog, extra: dict[str, Any] | None = None) -> dict[s
 def write_all(
     run: Run, log: RunLog, values: dict[str, str] | None, extra: dict[str, Any] | None = None
 ) -> None:
-    """Write the dotenv, $GITHUB_OUTPUT and the report; all of it passes through the redactor."""
+    """Write the dotenv, $GITHUB_OUTPUT and the report (redacted); a dry run writes none."""
     s = run.settings
+    if s.dry_run:
+        return
     if values and s.dotenv:
         write_dotenv(run.cwd / s.dotenv, values)
         write_github_output(run, values)
@@ -114,12 +121,9 @@ def write_all(
 
 
 def earlier(run: Run) -> Earlier | None:
-    """IMAGE_REF and its run's record from the environment (GitLab's dotenv artifacts), the
-    dotenv, or the report; None when there is none."""
-    env = run.environ
-    if env.get("IMAGE_REF"):
-        return Earlier(env["IMAGE_REF"], env.get("PROVENANCE_COMMIT"), env.get("PROVENANCE_SOURCE"),
-                       "IMAGE_REF in the environment", env)  # fmt: skip
+    """IMAGE_REF and its run's record from this folder's dotenv or report, else from the
+    environment (GitLab hands later jobs the dotenv of every earlier job as variables: a job
+    that built here itself must use its own, not another job's); None when there is none."""
     s = run.settings
     if s.dotenv and (run.cwd / s.dotenv).is_file():
         values = dict(
@@ -128,16 +132,21 @@ def earlier(run: Run) -> Earlier | None:
             if "=" in line
         )
         if values.get("IMAGE_REF"):
-            return Earlier(values["IMAGE_REF"], values.get("PROVENANCE_COMMIT"),
-                           values.get("PROVENANCE_SOURCE"), s.dotenv, values)  # fmt: skip
+            return Earlier(values["IMAGE_REF"], values.get("PROVENANCE_COMMIT") or None,
+                           values.get("PROVENANCE_SOURCE") or None, s.dotenv, values)  # fmt: skip
     if s.report and (run.cwd / s.report).is_file():
         try:
             data = json.loads((run.cwd / s.report).read_text())
-            found = data["outputs"]
-            return Earlier(str(found["IMAGE_REF"]), found.get("PROVENANCE_COMMIT"),
-                           found.get("PROVENANCE_SOURCE"), s.report, dict(found))  # fmt: skip
+            found = dict(data["outputs"])
+            return Earlier(str(found["IMAGE_REF"]), found.get("PROVENANCE_COMMIT") or None,
+                           found.get("PROVENANCE_SOURCE") or None, s.report, found)  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError):
-            return None
+            pass
+    env = run.environ
+    if env.get("IMAGE_REF"):
+        return Earlier(env["IMAGE_REF"], env.get("PROVENANCE_COMMIT") or None,
+                       env.get("PROVENANCE_SOURCE") or None, "IMAGE_REF in the environment",
+                       env)  # fmt: skip
     return None
 
 

@@ -1,8 +1,9 @@
 """What each task runs: resolve one plan, probe once, then the steps in order, then the outputs.
 
 Everything that can be wrong up front is found by `plan.resolve` and `preflight` before anything
-is built, pushed or signed. Each function here is what one invoke task runs; the tasks only turn
-flags into Settings, and get back what the steps returned.
+is pushed or signed (a local build, which pushes nothing, runs beside the probes). Each function
+here is what one invoke task runs; the tasks only turn flags into Settings, and get back what the
+steps returned.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def _beside_preflight(
     try:
         completed = preflight(run, tools, log, planned)
     except BaseException:
-        # Raised once the work has stopped (a thread can't be cut short); it is never printed.
+        # The build is ended (its buildx killed), so the error comes now, not when a long build
+        # would have finished; what it printed is never shown.
+        tools.cancelled.set()
         pool.shutdown(wait=True)
         raise
     if isinstance(done.exception() if done.done() else None, InputError):
@@ -93,20 +96,28 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=staged)
     log.bind_image(built.repository, built.digest)
     log.results.build = built
-    published: tuple[str, ...] = ()
-    if not staged:
-        published = built.tags if built.tags_pushed else _publish(run, tools, log, built)
-    values = outputs.image_outputs(run, built.repository, built.digest, built.tags, published)
-    outputs.write_all(run, log, values)
+    published: list[str] = []
+    try:
+        if not staged:
+            _publish(run, tools, log, built, published)
+    finally:
+        values = outputs.image_outputs(run, built.repository, built.digest, built.tags,
+                                       tuple(published), built.staging_tag)  # fmt: skip
+        outputs.write_all(run, log, values)
     return built
 
 
-def _publish(run: Run, tools: Tools, log: RunLog, built: build_step.BuildResult) -> tuple[str, ...]:
-    """The tags on the digest, then read back from the registry (not in a dry run)."""
-    published = publish_step.publish(run, tools, log, built)
+def _publish(
+    run: Run, tools: Tools, log: RunLog, built: build_step.BuildResult, done: list[str]
+) -> None:
+    """The tags on the digest (unless buildx pushed them), then each read back from the
+    registry (not in a dry run). `done` says which tags moved, even when this fails."""
+    if built.tags_pushed:
+        done += built.tags
+    else:
+        publish_step.publish(run, tools, log, built, done)
     if not run.settings.dry_run:
         publish_step.audit_tags(tools, log, built)
-    return published
 
 
 def run_publish(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
@@ -115,19 +126,19 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport
     p = _prepared(run, tools, log, ("verify", "publish", "audit"))
     assert p.image is not None and p.policy is not None
     login_step.login(run, tools, log)
-    staged = build_step.BuildResult(p.image.repository, p.image.digest, p.target.tags)
+    staged = build_step.BuildResult(p.image.repository, p.image.digest, p.target.tags,
+                                    staging_tag=p.staging_tag)  # fmt: skip
     log.bind_image(staged.repository, staged.digest)
-    published: tuple[str, ...] = ()
+    published: list[str] = []
     try:
         report = verify_step.verify(run, tools, log, p.target, p.image, p.policy)
-        published = _publish(run, tools, log, staged)
+        _publish(run, tools, log, staged, published)
         report.tags = dict.fromkeys(published, staged.digest)
         return report
     finally:
-        if not run.settings.dry_run:
-            values = outputs.image_outputs(run, staged.repository, staged.digest, staged.tags,
-                                           published)  # fmt: skip
-            outputs.write_all(run, log, values)
+        values = outputs.image_outputs(run, staged.repository, staged.digest, staged.tags,
+                                       tuple(published))  # fmt: skip
+        outputs.write_all(run, log, values)
 
 
 def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
@@ -164,30 +175,29 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=not early_tags)
     log.bind_image(built.repository, built.digest)
     log.results.build = built
-    published: tuple[str, ...] = ()
+    published: list[str] = []
     early = run.settings.push_then_sign
     try:
         if early:
             log.warning("provenance.push_then_sign: the tags are published before signing; a "
                         "sign or verify that fails leaves them on an unsigned image")  # fmt: skip
-            published = built.tags if built.tags_pushed else _publish(run, tools, log, built)
+            _publish(run, tools, log, built, published)
         sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing)
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
                                     formats=(run.settings.bundle_format,))  # fmt: skip
         if not early:
-            published = _publish(run, tools, log, built)
+            _publish(run, tools, log, built, published)
         if not run.settings.dry_run:
             report.tags = dict.fromkeys(built.tags, built.digest)  # what the audit just read
         return report
     except BaseException:
-        if built.staging_tag and not run.settings.dry_run:
-            publish_step.remove_staging_tag(tools, log, built)  # it names an unverified image
+        # A staging tag names an image nobody verified: removed, unless publish already did.
+        if built.staging_tag and len(published) < len(built.tags) and not run.settings.dry_run:
+            publish_step.remove_staging_tag(tools, log, built)
         raise
     finally:
-        if not run.settings.dry_run:
-            values = outputs.image_outputs(
-                run, built.repository, built.digest, built.tags, published
-            )
-            outputs.write_all(run, log, values)
+        values = outputs.image_outputs(run, built.repository, built.digest, built.tags,
+                                       tuple(published))  # fmt: skip
+        outputs.write_all(run, log, values)

@@ -69,6 +69,7 @@ class Plan:
     signing: SigningMaterial | None = None
     policy: VerificationPolicy | None = None
     image: ImageRef | None = None  # sign and verify: the digest given, or an earlier run's
+    staging_tag: str | None = None  # publish: the tag `build --stage` had to push, to remove
 
 
 def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
@@ -80,16 +81,17 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     mode = signing_mode(run) if ("sign" in steps or "verify" in steps) else None
     signing = signing_material(run, mode) if mode and "sign" in steps else None
     policy = verification_policy(run, tools, mode, signing) if mode and "verify" in steps else None
-    image = None
+    image, staging = None, None
     if not building:
         found = None if run.settings.digest else outputs.earlier(run)
+        staging = found.values.get("IMAGE_STAGING_TAG") or None if found else None
         image = given_image(run, plan_target, found)
         expected = plan_target.ci_annotations
         if "sign" not in steps:  # a verify of another job's signature: what it can know
             expected = expected_of_signer(run, found)
         plan_target = Target(image.repository, plan_target.tags, expected,
                              plan_target.user_annotations)  # fmt: skip
-    return Plan(steps, plan_target, build, mode, signing, policy, image)
+    return Plan(steps, plan_target, build, mode, signing, policy, image, staging)
 
 
 def expected_of_signer(run: Run, found: outputs.Earlier | None) -> tuple[Annotation, ...]:
@@ -350,22 +352,22 @@ def given_image(run: Run, target: Target, found: outputs.Earlier | None) -> Imag
 
 
 def _same_build(run: Run, found: outputs.Earlier) -> None:
-    commit = run.ci.labels.get(outputs.REVISION)
-    source = run.ci.labels.get(outputs.SOURCE)
+    commit = run.ci.labels.get(outputs.REVISION) or None
+    source = run.ci.labels.get(outputs.SOURCE) or None
     again = "run build (or build-sign-verify) for this commit, or pass --digest for the image"
-    if found.commit is None and found.source is None:
+    if found.commit is None and found.source is None and (commit or source):
         raise InputError(
             f"{found.where} names no commit or repository: it can't be told apart from another "
             "build's",
             hint=again,
         )
-    if (found.commit or None) != commit:
+    if found.commit != commit:
         raise InputError(
-            f"{found.where} was written for commit {found.commit or 'none'}, not this run's "
+            f"{found.where} was written for commit {found.commit or '(none)'}, not this run's "
             f"{commit or '(none)'}",
             hint=again,
         )
-    if (found.source or None) != source:
+    if found.source != source:
         raise InputError(
             f"{found.where} was written for {found.source or 'no repository'}, not this run's "
             f"{source or '(none)'}",

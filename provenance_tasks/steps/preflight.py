@@ -169,12 +169,22 @@ def registry_answers(repository: str) -> None:
     from provenance_tasks.references import registry_of
 
     registry = registry_of(repository)
+    if _proxied(registry):
+        return  # docker and cosign go through the proxy: a direct connection proves nothing
     reason = refuses_connections(registry)
     if reason is not None:
         raise ToolError(
             f"cannot reach the registry: {reason}",
             hint=f"check the registry's host and port in {repository}, and that it is up",
         )
+
+
+def _proxied(registry: str) -> bool:
+    import urllib.parse
+    import urllib.request
+
+    host = urllib.parse.urlsplit(f"//{registry}").hostname or registry
+    return bool(urllib.request.getproxies().get("https")) and not urllib.request.proxy_bypass(host)
 
 
 def _docker_present() -> None:

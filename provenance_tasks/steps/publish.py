@@ -19,8 +19,11 @@ from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
 
-def publish(run: Run, tools: Tools, log: RunLog, result: BuildResult) -> tuple[str, ...]:
-    """Point each of `result.tags` at its digest; returns the tags published."""
+def publish(
+    run: Run, tools: Tools, log: RunLog, result: BuildResult, done: list[str]
+) -> tuple[str, ...]:
+    """Point each of `result.tags` at its digest, adding each to `done` once it is there (a
+    failure halfway leaves `done` saying which moved); returns the tags published."""
     from provenance_tasks.adapters import registry_push
 
     image = result.image
@@ -43,6 +46,7 @@ def publish(run: Run, tools: Tools, log: RunLog, result: BuildResult) -> tuple[s
                 log, tools.retry_policy, "publish", f"publish {image.repository}:{tag}",
                 registry_of(image.repository), copy,
             )  # fmt: skip
+            done.append(tag)
         record.detail = {"tags": list(result.tags)}
         if result.staging_tag and not run.settings.dry_run:
             remove_staging_tag(tools, log, result)
@@ -52,8 +56,10 @@ def publish(run: Run, tools: Tools, log: RunLog, result: BuildResult) -> tuple[s
 def _imagetools_copy(tools: Tools, source: str, tag: str) -> None:
     docker = tools.docker
     argv = ["docker", *(["--config", str(tools.docker_config)] if tools.docker_config else [])]
-    run_tool([*argv, "buildx", "imagetools", "create", "--tag", tag, source],
-             redactor=docker.redactor)  # fmt: skip
+    # --prefer-index=false: a carbon copy. By default imagetools wraps a single manifest in a
+    # new index, a new digest that nobody signed.
+    run_tool([*argv, "buildx", "imagetools", "create", "--prefer-index=false", "--tag", tag,
+              source], redactor=docker.redactor)  # fmt: skip
 
 
 def remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -80,6 +81,7 @@ class Tools:
         self._docker_config: Path | None = Path(s.docker_config) if s.docker_config else None
         self._owns_docker_config = False
         self._private: Path | None = None  # trust files, TUF cache and ID tokens of this run
+        self.cancelled = threading.Event()  # the run gave up: tools it started end at once
 
     @cached_property
     def docker(self) -> Docker:
@@ -91,6 +93,7 @@ class Tools:
             config_dir=self._docker_config,
             host=s.docker_host,
             dry_run=s.dry_run,
+            cancel=self.cancelled,
         )
 
     @cached_property

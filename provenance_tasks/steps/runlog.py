@@ -76,7 +76,7 @@ class RunLog(StepLog):
     @contextmanager
     def step(self, name: str, title: str, *, collapsed: bool = True) -> Iterator[StepRecord]:
         record = StepRecord(name)
-        self.steps.append(record)
+        self._record(record)
         self.start(name, title, collapsed=collapsed)
         started = time.monotonic()
         try:
@@ -91,6 +91,9 @@ class RunLog(StepLog):
         record.status = "ok" if record.status == "running" else record.status
         record.duration_s = time.monotonic() - started
         self.end(name, record.status, record.duration_s, **record.detail)
+
+    def _record(self, record: StepRecord) -> None:
+        self.steps.append(record)
 
     def plan(self, steps: tuple[str, ...]) -> None:
         """The steps this run means to take; the summary lists those that never ran."""
@@ -176,6 +179,10 @@ class DeferredLog(RunLog):
 
     def _print(self, text: str) -> None:
         self._pass("_print", (text,), {})
+
+    def _record(self, record: StepRecord) -> None:
+        with self._lock:  # go_live swaps the list: a step starting then must not be lost
+            self.steps.append(record)
 
     def _pass(self, method: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
         with self._lock:

@@ -198,7 +198,7 @@ login = provenance_task(
 build = provenance_task(
     "build",
     _pipeline("build"),
-    "Build with buildx and push to every tag; the digest comes from buildx's metadata.",
+    "Build with buildx, push by digest, then tag it (--stage: no tag, for publish later).",
     extra=(PASSWORD_STDIN,),
 )
 sign = provenance_task(

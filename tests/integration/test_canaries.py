@@ -115,6 +115,12 @@ def test_no_canary_in_any_output_of_a_passing_run_or_of_failing_ones(
     assert "the npm token is [MASKED]" in passed.stderr
     pipeline.assert_clean(passed)
 
+    # A verify that fails, on the passed run's outputs (the failing builds below remove them).
+    _, other_pub = make_key_pair(cosign, tmp_path / "other" / "cosign", canary("other"))
+    failed = pipeline.run("verify", "--public-key", str(other_pub))
+    assert failed.returncode == 3, failed.stderr
+    pipeline.assert_clean(failed)
+
     wrong = pipeline.run(
         "build-sign-verify", *pipeline.args(), CI_REGISTRY_PASSWORD=canary("wrong")
     )
@@ -131,11 +137,6 @@ def test_no_canary_in_any_output_of_a_passing_run_or_of_failing_ones(
     )
     assert unreachable.returncode == 4, unreachable.stderr
     pipeline.assert_clean(unreachable)
-
-    _, other_pub = make_key_pair(cosign, tmp_path / "other" / "cosign", canary("other"))
-    failed = pipeline.run("verify", "--public-key", str(other_pub))
-    assert failed.returncode == 3, failed.stderr
-    pipeline.assert_clean(failed)
 
 
 @pytest.mark.integration

@@ -39,3 +39,17 @@ def test_render_quotes_for_a_shell_redacts_and_prefixes_the_environment() -> Non
     ]  # fmt: skip
     assert "s3cret-value" not in line
     assert render(["docker", "login"], redactor) == "docker login"
+
+
+def test_a_cancelled_run_ends_its_process_and_is_never_retried() -> None:
+    import threading
+
+    from provenance_tasks.redaction import Redactor
+
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    with pytest.raises(CommandFailed) as caught:
+        run(["sleep", "30"], redactor=Redactor(), cancel=cancel)
+    assert caught.value.returncode < 0  # killed, not waited for
+    assert "cancelled by the run" in caught.value.stderr
+    assert caught.value.cause.kind == "permanent"

@@ -543,3 +543,39 @@ def test_a_platform_that_is_not_os_arch_variant_is_refused_before_the_build(
 def test_platforms_may_come_comma_separated_and_once_each(tmp_path: Path) -> None:
     run = make_run(tmp_path, platforms=["linux/amd64,linux/arm64/v8", "linux/amd64"])
     assert plan.platforms(run) == ("linux/amd64", "linux/arm64/v8")
+
+
+def test_this_folders_own_dotenv_beats_another_jobs_image_ref_in_the_environment(
+    tmp_path: Path, no_processes: None
+) -> None:
+    # GitLab hands every earlier job's dotenv to a job as variables; a job that built here
+    # itself signs what it built.
+    (tmp_path / "cosign.key").write_text("key")
+    own = "registry.example.com/group/proj@sha256:" + "1" * 64
+    other = "registry.example.com/group/proj@sha256:" + "2" * 64
+    record = earlier_run(own)
+    (tmp_path / "provenance.env").write_text("".join(f"{k}={v}\n" for k, v in record.items()))
+    env = {**GITLAB_ENV, **earlier_run(other)}
+    assert str(resolved(make_run(tmp_path, env, key="cosign.key"), ("sign",)).image) == own
+
+
+def test_a_dotenv_whose_record_is_empty_is_refused_where_the_run_has_a_commit(
+    tmp_path: Path, no_processes: None
+) -> None:
+    (tmp_path / "cosign.key").write_text("key")
+    ref = "registry.example.com/group/proj@sha256:" + DIGEST_HEX
+    (tmp_path / "provenance.env").write_text(
+        f"IMAGE_REF={ref}\nPROVENANCE_COMMIT=\nPROVENANCE_SOURCE=\n"  # a build outside git
+    )
+    with pytest.raises(InputError, match="names no commit or repository"):
+        resolved(make_run(tmp_path, GITLAB_ENV, key="cosign.key"), ("sign",))
+
+
+def test_a_dry_run_leaves_earlier_outputs_alone(tmp_path: Path) -> None:
+    from provenance_tasks.steps import outputs
+
+    (tmp_path / "provenance.env").write_text("IMAGE_REF=kept\n")
+    outputs.invalidate(make_run(tmp_path, dry_run=True))
+    assert (tmp_path / "provenance.env").read_text() == "IMAGE_REF=kept\n"
+    outputs.invalidate(make_run(tmp_path))
+    assert not (tmp_path / "provenance.env").exists()
