@@ -147,7 +147,8 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
     login_step.login(run, tools, log)
     sign_step.ensure_at_registry(run, tools, log, p.image)
     signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing)
-    values = outputs.image_outputs(run, p.image.repository, p.image.digest, p.target.tags)
+    values = outputs.image_outputs(run, p.image.repository, p.image.digest, p.target.tags,
+                                   staging_tag=p.staging_tag)  # fmt: skip
     outputs.write_all(run, log, values)
     return signed
 
