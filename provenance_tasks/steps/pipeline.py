@@ -19,6 +19,7 @@ from provenance_tasks.steps import outputs, plan
 from provenance_tasks.steps import publish as publish_step
 from provenance_tasks.steps import sign as sign_step
 from provenance_tasks.steps import verify as verify_step
+from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
@@ -155,11 +156,22 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
 
 def run_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
     p = _prepared(run, tools, log, ("verify",))
-    assert p.image is not None and p.policy is not None
+    assert p.policy is not None
     login_step.login(run, tools, log)
+    image, known = p.image, {}
+    if image is None:  # verify --tag T with no digest and no outputs: what T names now
+        first = p.target.tags[0]
+        digest = (
+            build_step.DRY_RUN_DIGEST
+            if run.settings.dry_run
+            else read_digest(tools, log, "verify", f"{p.target.repository}:{first}")
+        )
+        image, known = p.target.at(digest), {first: digest}
+        log.bind_image(image.repository, image.digest)
+        log.info(f"{p.target.repository}:{first} names {digest} at the registry: verifying that")
     try:
-        return verify_step.verify(run, tools, log, p.target, p.image, p.policy,
-                                  check_tags=p.target.tags)  # fmt: skip
+        return verify_step.verify(run, tools, log, p.target, image, p.policy,
+                                  check_tags=p.target.tags, known_tags=known)  # fmt: skip
     finally:
         outputs.write_all(run, log, None)
 

@@ -68,7 +68,8 @@ class Plan:
     mode: str | None = None  # key, keyless or certificate
     signing: SigningMaterial | None = None
     policy: VerificationPolicy | None = None
-    image: ImageRef | None = None  # sign and verify: the digest given, or an earlier run's
+    image: ImageRef | None = None  # sign and verify: the digest given, or an earlier run's;
+    # None for `verify --tag T` alone: the digest T names at the registry, read after login
     staging_tag: str | None = None  # publish: the tag `build --stage` had to push, to remove
 
 
@@ -85,11 +86,14 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     if not building:
         found = None if run.settings.digest else outputs.earlier(run)
         staging = found.values.get("IMAGE_STAGING_TAG") or None if found else None
-        image = given_image(run, plan_target, found)
+        by_tag = steps == ("verify",) and found is None and not run.settings.digest
+        if not (by_tag and plan_target.tags):  # verify --tag T alone: the registry says which
+            image = given_image(run, plan_target, found)
         expected = plan_target.ci_annotations
         if "sign" not in steps:  # a verify of another job's signature: what it can know
             expected = expected_of_signer(run, found)
-        plan_target = Target(image.repository, plan_target.tags, expected,
+        repository = image.repository if image else plan_target.repository
+        plan_target = Target(repository, plan_target.tags, expected,
                              plan_target.user_annotations)  # fmt: skip
     return Plan(steps, plan_target, build, mode, signing, policy, image, staging)
 

@@ -8,6 +8,7 @@ compared, by its encoded value, against the verified signatures. One cosign call
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,12 +153,14 @@ def verify(
     policy: VerificationPolicy,
     *,
     check_tags: tuple[str, ...] = (),
+    known_tags: Mapping[str, str] | None = None,
     formats: tuple[str, ...] | None = None,
 ) -> VerifyReport:
     """Verify `image`: cosign checks signature and signer, then we check every annotation.
 
     `check_tags`: tags that must name the digest at the registry already (verify --tag; a run
-    that publishes reads its tags back after publishing, in the audit). `formats`: the formats
+    that publishes reads its tags back after publishing, in the audit); `known_tags`: those this
+    run just read (verify --tag T took its digest from T), not read again. `formats`: the formats
     that were signed; None (a later job) tries the configured one first and the other only when
     the first finds no signature that satisfies the policy.
     """
@@ -167,7 +170,9 @@ def verify(
     warn_unchecked(run, tools, log, policy)
     with log.step("verify", f"Verify {reference}", collapsed=False) as record:
         for tag in check_tags if not s.dry_run else ():
-            at_registry = read_digest(tools, log, "verify", f"{image.repository}:{tag}")
+            at_registry = (known_tags or {}).get(tag) or read_digest(
+                tools, log, "verify", f"{image.repository}:{tag}"
+            )
             report.tags[tag] = at_registry
             if at_registry != digest:
                 report.problems.append(f"tag {tag} points at {at_registry}, not {digest}")

@@ -131,3 +131,29 @@ def test_another_pipeline_verifies_by_digest_what_identifies_the_build(
     other = {**release, "CI_COMMIT_SHA": "f" * 40}
     done = later.run("verify", "--digest", digest, "--public-key", str(pub), env=other)
     assert done.returncode == 3, done.stderr
+
+
+def test_verify_tag_alone_resolves_the_tag_at_the_registry_and_verifies_that_digest(
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    tmp_path: Path,
+    key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:
+    key, pub, password = key_pair
+    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      env=build_job)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tag = build_job["CI_COMMIT_SHORT_SHA"]
+    digest = registry.digest(f"{build_job['CI_REGISTRY_IMAGE']}:{tag}")
+    # A release script elsewhere: no dotenv, no digest, just the tag.
+    release = {**build_job, "CI_PIPELINE_ID": "7000", "CI_JOB_ID": "7001"}
+    elsewhere = tmp_path / "release-script"
+    elsewhere.mkdir()
+    later = Runner(runner.testbed, elsewhere, runner.sigstore)
+    done = later.run("verify", "--tag", tag, "--public-key", str(pub), env=release)
+    assert done.returncode == 0, done.stderr
+    assert f":{tag} names {digest} at the registry" in done.stderr
+    assert f"tag {tag} -> {digest} ok" in done.stderr and "VERIFIED" in done.stderr
