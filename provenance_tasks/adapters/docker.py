@@ -156,6 +156,14 @@ class Docker:
             raise ToolError(f"could not read the digest of {reference} from the registry") from exc
         return str(digest)
 
+    def copy_image(self, source: str, tag: str) -> None:
+        """Put the manifest at `source` (REPO@DIGEST) under `tag`, server side, as it is:
+        --prefer-index=false, since by default imagetools wraps a single manifest in a new index,
+        a new digest that nobody signed. (The HTTP copy of registry_push is used first.)"""
+        argv = [*self._docker_argv(), "buildx", "imagetools", "create", "--prefer-index=false",
+                "--tag", tag, source]  # fmt: skip
+        run(argv, redactor=self.redactor, env=self._env())
+
     def check_builder(self, builder: str) -> None:
         """The buildx builder asked for exists (InputError). Only a named builder is probed:
         the build itself tells that buildx is missing (_missing_buildx_or_builder)."""

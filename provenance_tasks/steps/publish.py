@@ -9,7 +9,6 @@ registry: another push racing this one would show there.
 
 from __future__ import annotations
 
-from provenance_tasks.adapters.process import run as run_tool
 from provenance_tasks.errors import ToolError
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
@@ -40,7 +39,7 @@ def publish(
                         config_dir=tools.docker_config, timeout=min(left, 60.0),
                     )  # fmt: skip
                 except registry_push.UseTheTool:
-                    _imagetools_copy(tools, f"{image}", f"{image.repository}:{tag}")
+                    tools.docker.copy_image(f"{image}", f"{image.repository}:{tag}")
 
             with_retries(
                 log, tools.retry_policy, "publish", f"publish {image.repository}:{tag}",
@@ -51,15 +50,6 @@ def publish(
         if result.staging_tag and not run.settings.dry_run:
             remove_staging_tag(tools, log, result)
     return result.tags
-
-
-def _imagetools_copy(tools: Tools, source: str, tag: str) -> None:
-    docker = tools.docker
-    argv = ["docker", *(["--config", str(tools.docker_config)] if tools.docker_config else [])]
-    # --prefer-index=false: a carbon copy. By default imagetools wraps a single manifest in a
-    # new index, a new digest that nobody signed.
-    run_tool([*argv, "buildx", "imagetools", "create", "--prefer-index=false", "--tag", tag,
-              source], redactor=docker.redactor)  # fmt: skip
 
 
 def remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:

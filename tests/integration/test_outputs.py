@@ -61,6 +61,23 @@ def test_a_failed_build_leaves_no_earlier_digest_to_sign(
     assert not any(t.startswith("sha256-") for t in registry.tags(env["CI_REGISTRY_IMAGE"]))
 
 
+def signed_in_a_build_job(
+    runner: Runner, context: Path, key: Path, password: str, cosign: str
+) -> dict[str, str]:
+    """build-sign-verify in a GitLab build job; returns the job's environment."""
+    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      env=build_job)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return build_job
+
+
+def job_elsewhere(runner: Runner, folder: Path) -> Runner:
+    """Another job, or a script, in a folder of its own: none of the build job's files."""
+    folder.mkdir()
+    return Runner(runner.testbed, folder, runner.sigstore)
+
+
 def dotenv_variables(path: Path) -> dict[str, str]:
     """What GitLab hands the later jobs of a pipeline from a `reports: dotenv` artifact."""
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
@@ -75,19 +92,14 @@ def test_a_later_job_verifies_the_build_jobs_image_from_its_dotenv(
     cosign: str,
 ) -> None:
     key, pub, password = key_pair
-    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      env=build_job)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    build_job = signed_in_a_build_job(runner, context, key, password, cosign)
     handed = dotenv_variables(runner.cwd / "provenance.env")
     assert handed["PROVENANCE_JOB_ID"] == build_job["CI_JOB_ID"]
 
     # The deploy job: same pipeline, its own job id and URL, the dotenv as variables, no files.
     job_url = build_job["CI_JOB_URL"].replace("98765", "98766")
     deploy_job = {**build_job, "CI_JOB_ID": "98766", "CI_JOB_URL": job_url, **handed}
-    elsewhere = tmp_path / "deploy"
-    elsewhere.mkdir()
-    later = Runner(runner.testbed, elsewhere, runner.sigstore)
+    later = job_elsewhere(runner, tmp_path / "deploy")
     done = later.run("verify", "--public-key", str(pub), env=deploy_job)
     assert done.returncode == 0, done.stderr
     assert "VERIFIED" in done.stderr and "MISMATCH" not in done.stderr
@@ -109,19 +121,14 @@ def test_another_pipeline_verifies_by_digest_what_identifies_the_build(
     cosign: str,
 ) -> None:
     key, pub, password = key_pair
-    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      env=build_job)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    build_job = signed_in_a_build_job(runner, context, key, password, cosign)
     digest = dotenv_variables(runner.cwd / "provenance.env")["IMAGE_DIGEST"]
     # A release pipeline of the same commit: other pipeline, job and user; no dotenv.
     release = {**build_job, "CI_PIPELINE_ID": "5000", "CI_JOB_ID": "6000",
                "CI_PIPELINE_URL": "https://gitlab.example.com/x/-/pipelines/5000",
                "CI_JOB_URL": "https://gitlab.example.com/x/-/jobs/6000",
                "GITLAB_USER_NAME": "Release Bot"}  # fmt: skip
-    elsewhere = tmp_path / "release"
-    elsewhere.mkdir()
-    later = Runner(runner.testbed, elsewhere, runner.sigstore)
+    later = job_elsewhere(runner, tmp_path / "release")
     done = later.run("verify", "--digest", digest, "--public-key", str(pub), env=release)
     assert done.returncode == 0, done.stderr
     assert (
@@ -142,17 +149,12 @@ def test_verify_tag_alone_resolves_the_tag_at_the_registry_and_verifies_that_dig
     cosign: str,
 ) -> None:
     key, pub, password = key_pair
-    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      env=build_job)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    build_job = signed_in_a_build_job(runner, context, key, password, cosign)
     tag = build_job["CI_COMMIT_SHORT_SHA"]
     digest = registry.digest(f"{build_job['CI_REGISTRY_IMAGE']}:{tag}")
     # A release script elsewhere: no dotenv, no digest, just the tag.
     release = {**build_job, "CI_PIPELINE_ID": "7000", "CI_JOB_ID": "7001"}
-    elsewhere = tmp_path / "release-script"
-    elsewhere.mkdir()
-    later = Runner(runner.testbed, elsewhere, runner.sigstore)
+    later = job_elsewhere(runner, tmp_path / "release-script")
     done = later.run("verify", "--tag", tag, "--public-key", str(pub), env=release)
     assert done.returncode == 0, done.stderr
     assert f":{tag} names {digest} at the registry" in done.stderr

@@ -185,3 +185,19 @@ def test_any_other_build_failure_is_the_tools(
     with pytest.raises(CommandFailed) as caught:
         Docker(redactor=Redactor([SECRET])).build(request(tmp_path))
     assert caught.value.cause.kind == "transient" and SECRET not in caught.value.command
+
+
+def test_a_copy_is_a_carbon_copy_never_a_new_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    log = tmp_path / "argv"
+    (folder / "docker").write_text(f'#!/bin/sh\necho "$@" > {log}\n')
+    (folder / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    Docker(redactor=Redactor()).copy_image("r.test/app@sha256:" + "a" * 64, "r.test/app:v1")
+    assert log.read_text().split() == [
+        "buildx", "imagetools", "create", "--prefer-index=false", "--tag", "r.test/app:v1",
+        "r.test/app@sha256:" + "a" * 64,
+    ]  # fmt: skip
