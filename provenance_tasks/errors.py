@@ -71,8 +71,12 @@ class CommandFailed(ToolError):
         stderr: str,
         *,
         hint: str | None = None,
+        streamed: bool = False,
     ) -> None:
         self.tool = tool
+        # Its stderr was printed, line by line, in the step's section: the summary then points
+        # there instead of printing it again.
+        self.streamed = streamed
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stderr = stderr
@@ -93,7 +97,9 @@ class CommandFailed(ToolError):
 
     def with_message(self, message: str, *, hint: str | None = None) -> CommandFailed:
         """The same failure (command, exit, stderr) told in other words."""
-        explained = CommandFailed(self.tool, self.argv, self.returncode, self.stderr, hint=hint)
+        explained = CommandFailed(
+            self.tool, self.argv, self.returncode, self.stderr, hint=hint, streamed=self.streamed
+        )
         explained.message = message
         explained.args = (message,)
         return explained

@@ -244,11 +244,13 @@ class Cosign:
         # Never prompt: no COSIGN_PASSWORD means an unencrypted key (as made for laptops); an
         # encrypted one then fails with a clear "decryption failed" instead of hanging.
         env = {"COSIGN_PASSWORD": "", **self.env, "COSIGN_YES": "true"}  # see cosign_env.py
-        if stdout_is_data:
+        if stdout_is_data and on_line is not None:
+            shown = on_line
+
             # The JSON on stdout is parsed, not shown; only stderr streams to the log.
             def sink(stream: str, line: str) -> None:
-                if stream == "stderr" and on_line is not None:
-                    on_line(stream, line)
+                if stream == "stderr":
+                    shown(stream, line)
 
             return run(
                 argv, redactor=self.redactor, env=env, on_line=sink, timeout=self._kill_after

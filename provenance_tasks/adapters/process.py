@@ -132,5 +132,5 @@ def run(
         redactor.redact("".join(captured["stderr"])),
     )
     if check and returncode != 0:
-        raise CommandFailed(tool, shown, returncode, result.stderr)
+        raise CommandFailed(tool, shown, returncode, result.stderr, streamed=on_line is not None)
     return result

@@ -1,7 +1,8 @@
 """The end of a run in a few lines: each step's status and time, the digest, the verdict.
 
 On failure it names the failing step, its command (redacted) and the last lines of the tool's
-stderr, so the reason is on screen without scrolling back through a collapsed build log.
+stderr, so the reason is on screen without scrolling back through a collapsed build log; a
+stderr already printed in the step's section is pointed at, not printed twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Failure:
     command: str | None = None
     stderr_tail: tuple[str, ...] = ()
     hint: str | None = None
+    stderr_shown: bool = False  # the tool's stderr is in the step's section: not repeated
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RunSummary:
                 "exit_code": self.failure.exit_code,
                 "command": self.failure.command,
                 "stderr_tail": list(self.failure.stderr_tail),
+                "stderr_shown": self.failure.stderr_shown,
             }
         return record
 
@@ -82,7 +85,9 @@ class RunSummary:
             out.append(f"FAILED{where} (exit {self.failure.exit_code})")
             if self.failure.command:
                 out.append(f"command: {self.failure.command}")
-            if self.failure.stderr_tail:
+            if self.failure.stderr_shown and self.failure.step:
+                out.append(f"its stderr: above, in the {self.failure.step} section")
+            elif self.failure.stderr_tail:
                 out.append("last lines of its stderr:")
                 out += [f"  {line}" for line in self.failure.stderr_tail]
         return out

@@ -155,10 +155,10 @@ class RunLog(StepLog):
             return Failure(step, redact(f"unexpected {type(error).__name__}: {error}"), 1)
         hint = redact(error.hint) if error.hint else None
         if isinstance(error, CommandFailed):
-            tail = tuple(redact(line) for line in error.stderr_tail)
-            return Failure(
-                step, redact(error.message), error.exit_code, redact(error.command), tail, hint
-            )
+            shown = error.streamed and step is not None  # printed in that step's section
+            tail = () if shown else tuple(redact(line) for line in error.stderr_tail)
+            return Failure(step, redact(error.message), error.exit_code, redact(error.command),
+                           tail, hint, stderr_shown=shown)  # fmt: skip
         return Failure(step, redact(error.message), error.exit_code, hint=hint)
 
 

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from provenance_tasks.errors import InputError
+from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.redaction import Redactor
 from provenance_tasks.steps.runlog import RunLog
 
@@ -64,3 +64,27 @@ def test_steps_of_the_deferred_log_join_the_runs_records() -> None:
     with beside.step("build", "Build"):  # still running when it went live: lands there too
         pass
     assert [r.name for r in log.steps] == ["login", "build"]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_tools_stderr_is_printed_once(streamed: bool) -> None:
+    """Streamed into the step's section, the summary points there; a probe's stderr, which no
+    section showed, is printed in the summary."""
+    from provenance_tasks.adapters.process import run
+
+    log, out = console()
+    sink = log.tool_output("sign") if streamed else None
+    failure = None
+    with pytest.raises(CommandFailed), log.step("sign", "Sign it"):
+        try:
+            run(["sh", "-c", "echo 'Error: the signer is broken' >&2; exit 1"],
+                redactor=Redactor([]), on_line=sink)  # fmt: skip
+        except CommandFailed as exc:
+            failure = exc
+            raise
+    assert failure is not None
+    log.finish(failure)
+    text = out.getvalue()
+    assert text.count("Error: the signer is broken") == 2  # the section, or the summary's tail
+    assert ("its stderr: above, in the sign section" in text) == streamed
+    assert ("last lines of its stderr" in text) == (not streamed)
