@@ -4,6 +4,11 @@ Precedence: task flag, then invoke config (INVOKE_PROVENANCE_* variables over in
 the defaults below. Every key is declared here, because invoke only lets an environment variable
 override a key that exists. invoke can't cast a list from an environment variable, so every list
 setting also accepts a comma-separated string.
+
+Lists given as flags (or by a Python caller) replace the configured list, except annotations and
+labels (ADDITIVE_KEYS): those add to the configured ones, a key given both ways taking the flag's
+value, so a wrapper task's `annotation=[...]` keeps the team's invoke.yaml annotations. Tags and
+platforms are also split on commas, so `--tag "$IMAGE_TAGS"` takes a dotenv's list back.
 """
 
 from __future__ import annotations
@@ -69,7 +74,14 @@ OPTIONS: tuple[Option, ...] = (
     _o("cache_to", None, "buildx --cache-to spec", BUILDS),
     _o("secrets", [], "buildx --secret spec, e.g. id=npmrc,env=NPM_TOKEN (repeatable)", BUILDS,
        flag="secret"),
+    _o("labels", [], "KEY=VALUE image label, added to the CI's OCI labels (repeatable)", BUILDS,
+       flag="label"),
     _o("provenance", None, "buildx's own SLSA attestation: true/false (default: buildx's)"),
+    _o("reproducible", False, "the same commit builds the same digest: layer times from "
+       "SOURCE_DATE_EPOCH or the commit date, buildx's provenance off (needs an OCI export)",
+       BUILDS),
+    _o("require_clean", False, "refuse to build when tracked files differ from the commit "
+       "(default: warn, and record them in the report)", BUILDS),
     # sign
     _o("mode", "auto", "signing mode: auto, key, keyless or certificate", ALL),
     _o("key", None, "private key: a file, env://VAR or a KMS URI (password from "
@@ -135,6 +147,10 @@ OPTIONS: tuple[Option, ...] = (
 DEFAULTS: dict[str, Any] = {o.key: o.default for o in OPTIONS}
 
 LIST_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, list))
+#: Lists a flag adds to rather than replaces (KEY=VALUE items: the flag's value wins per key).
+ADDITIVE_KEYS = frozenset({"annotations", "labels"})
+#: Lists whose items never hold a comma, so one item may carry several (`--tag a,b`).
+COMMA_LISTS = frozenset({"tags", "platforms"})
 BOOL_KEYS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, bool))
 NUMBER_KEYS = frozenset(
     k for k, v in DEFAULTS.items() if isinstance(v, int | float) and not isinstance(v, bool)
@@ -165,6 +181,7 @@ class Settings:
     image: str | None
     tags: tuple[str, ...]
     build_args: tuple[str, ...]
+    labels: tuple[str, ...]
     platforms: tuple[str, ...]
     target: str | None
     builder: str | None
@@ -173,6 +190,8 @@ class Settings:
     cache_to: str | None
     secrets: tuple[str, ...]
     provenance: bool | None
+    reproducible: bool
+    require_clean: bool
     mode: str
     key: str | None
     public_key: str | None
@@ -256,6 +275,7 @@ def resolve(
     """Flags (None means "not given") over environment over config over DEFAULTS."""
     merged: dict[str, Any] = dict(DEFAULTS)
     config = {**(config or {}), **environment_overrides(environ or {})}
+    added: dict[str, tuple[str, ...]] = {}
     for source in (config, flags or {}):
         for key, value in source.items():
             if key not in DEFAULTS:
@@ -267,12 +287,20 @@ def resolve(
                 raise KeyError(key)  # a task passed a flag this module does not know: a bug
             if value is None or (key in LIST_KEYS and source is flags and value == []):
                 continue
+            if key in ADDITIVE_KEYS and source is flags:
+                added[key] = as_list(value, key)
+                continue
             merged[key] = value
+    for key, given in added.items():
+        merged[key] = _add_by_key(as_list(merged[key], key), given)
     values: dict[str, Any] = {}
     for f in fields(Settings):
         value = merged[f.name]
         if f.name in LIST_KEYS:
             value = as_list(value, f.name)
+            if f.name in COMMA_LISTS:
+                value = tuple(part.strip() for item in value for part in item.split(",")
+                              if part.strip())  # fmt: skip
         elif f.name in BOOL_KEYS:
             value = as_bool(value, f.name)
         values[f.name] = value
@@ -290,6 +318,13 @@ def resolve(
     if values["provenance"] is not None:
         values["provenance"] = as_bool(values["provenance"], "provenance")
     return Settings(**values)
+
+
+def _add_by_key(configured: tuple[str, ...], given: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured KEY=VALUE items whose key the flags don't give, then the flags' own (a
+    key given twice in the flags stays twice, for the caller to refuse if the values differ)."""
+    keys = {item.partition("=")[0] for item in given}
+    return (*(item for item in configured if item.partition("=")[0] not in keys), *given)
 
 
 def _number(key: str, value: Any, kind: type[float] | type[int], what: str) -> Any:

@@ -90,6 +90,29 @@ def test_flag_list_replaces_the_config_list(tmp_path: Path) -> None:
     assert settings.tags == ("f1",)
 
 
+def test_annotations_and_labels_from_flags_add_to_the_configured_ones(tmp_path: Path) -> None:
+    yaml = "provenance:\n  annotations: [com.example.team=platform, com.example.tier=gold]\n"
+    (tmp_path / "invoke.yaml").write_text(yaml + "  labels: [com.example.owner=ops]\n")
+    settings = resolve(invoke_config(tmp_path), {
+        "annotations": ["com.example.tier=silver", "com.example.app=web"],
+        "labels": ["com.example.cost=42"],
+    })  # fmt: skip
+    # The team's annotation stays; a key given both ways takes the flag's value.
+    assert settings.annotations == (
+        "com.example.team=platform", "com.example.tier=silver", "com.example.app=web",
+    )  # fmt: skip
+    assert settings.labels == ("com.example.owner=ops", "com.example.cost=42")
+    assert resolve(invoke_config(tmp_path)).annotations[0] == "com.example.team=platform"
+
+
+def test_a_dotenvs_comma_joined_tags_are_taken_back_by_tag() -> None:
+    # IMAGE_TAGS=a,b from a dotenv, given back as --tag "$IMAGE_TAGS": two tags, not one bad one.
+    settings = resolve({}, {"tags": ["1.2.3,latest", "extra"], "platforms": ["linux/amd64,linux/arm64"]})
+    assert settings.tags == ("1.2.3", "latest", "extra")
+    assert settings.platforms == ("linux/amd64", "linux/arm64")
+    assert resolve({}, {"build_args": ["LIST=a,b"]}).build_args == ("LIST=a,b",)  # not split
+
+
 def test_environment_list_is_a_comma_separated_string(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
