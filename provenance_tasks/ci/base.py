@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from provenance_tasks.models import Annotation
 
-__all__ = ["Annotation", "CIContext"]
+__all__ = ["Annotation", "CIContext", "iso_time"]
 
 
 @dataclass(frozen=True)
@@ -52,5 +53,22 @@ class CIContext:
     # Annotations of the pipeline run (who, which pipeline, which job): a verify outside that
     # run (another pipeline, a release script) can't know them, and checks the rest.
     run_annotations: tuple[str, ...] = ()
+    # When the commit was made (seconds since the epoch), where the CI says it: what the image's
+    # `created` is made of when no SOURCE_DATE_EPOCH is given. None: ask git when building.
+    commit_time: int | None = None
+    commit_time_source: str | None = None
     image_hint: str = "pass --image REPOSITORY or set provenance.image"
     key_hint: str = "pass --key (a file, env://VAR or a KMS URI)"
+
+
+def iso_time(environ: Mapping[str, str], name: str) -> int | None:
+    """The ISO 8601 time in variable `name` as seconds since the epoch; None when it is unset
+    or unreadable (then git is asked: a commit date is never made up)."""
+    text = environ.get(name, "").strip()
+    try:
+        moment = datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None  # a time without its zone could be hours off
+    return int(moment.timestamp())

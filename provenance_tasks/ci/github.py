@@ -11,11 +11,13 @@ GITHUB_WORKFLOW_REF names, so an ID token at hand is the authority.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 
 from provenance_tasks.annotations import validate_annotation
-from provenance_tasks.ci.base import CIContext
+from provenance_tasks.ci.base import CIContext, iso_time
 from provenance_tasks.ci.oidc import claim, decode_claims
 from provenance_tasks.errors import InputError
 from provenance_tasks.models import Annotation
@@ -52,6 +54,19 @@ RUN_ANNOTATIONS = (
     "com.github.actions.run.attempt",
     "com.github.actions.actor",
 )
+
+
+def _head_commit_time(environ: Mapping[str, str]) -> int | None:
+    """When GITHUB_SHA was committed, if the event says (a push's head_commit); else None."""
+    path = environ.get("GITHUB_EVENT_PATH")
+    try:
+        event = json.loads(Path(path).read_text()) if path else None
+        head = event.get("head_commit") or {} if isinstance(event, dict) else {}
+    except (OSError, ValueError):
+        return None
+    if not isinstance(head, dict) or head.get("id") != environ.get("GITHUB_SHA"):
+        return None  # another commit's time is no answer
+    return iso_time({"t": str(head.get("timestamp") or "")}, "t")
 
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
@@ -168,4 +183,7 @@ class GitHubProvider:
             output_file_variable="GITHUB_OUTPUT",
             identity_claim="job_workflow_ref",
             identity_prefix=f"{server}/",
+            # A push event says when its head commit was made; other events ask git.
+            commit_time=_head_commit_time(environ),
+            commit_time_source="the push event's head_commit.timestamp",
         )

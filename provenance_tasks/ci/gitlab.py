@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from provenance_tasks.annotations import validate_annotation
-from provenance_tasks.ci.base import CIContext
+from provenance_tasks.ci.base import CIContext, iso_time
 from provenance_tasks.ci.oidc import claim, decode_claims
 from provenance_tasks.errors import InputError
 from provenance_tasks.models import Annotation
@@ -157,9 +157,6 @@ class GitLabProvider:
             f"{_LABEL}source": project_url,
             f"{_LABEL}revision": sha,
         }
-        created = _get(environ, "CI_PIPELINE_CREATED_AT")
-        if created is not None:
-            labels[f"{_LABEL}created"] = created
         labels[f"{_LABEL}version"] = commit_tag or short_sha
         title = (
             _get(environ, "CI_PROJECT_NAME")
@@ -188,4 +185,6 @@ class GitLabProvider:
             secrets=_secrets(environ, SECRET_VARIABLES),
             keyless_by_default=True,
             keyless_hint=f"add to the job: {GITLAB_ID_TOKEN_HINT}",
+            commit_time=iso_time(environ, "CI_COMMIT_TIMESTAMP"),
+            commit_time_source="CI_COMMIT_TIMESTAMP",
         )

@@ -27,6 +27,7 @@ __all__ = [
     "LocalProvider",
     "UnknownCIProvider",
     "repository_component",
+    "source_url",
     "strip_credentials",
 ]
 
@@ -117,6 +118,30 @@ def strip_credentials(url: str) -> tuple[str, tuple[str, ...]]:
     return rest, tuple(s for s in dict.fromkeys(secrets) if s)
 
 
+_SCHEMED_RE = re.compile(r"(?P<scheme>https?|ssh|git|git\+ssh)://(?:[^/@]*@)?(?P<host>[^/:]+)(?::\d*)?"
+                         r"(?P<path>/.*)", re.I)  # fmt: skip
+_SCP_RE = re.compile(r"(?:[^/@:]+@)?(?P<host>[A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost):(?!//)(?P<path>.+)")
+
+
+def source_url(remote: str) -> str | None:
+    """The web address of a git remote, as `org.opencontainers.image.source` wants one: an SSH
+    remote (`git@host:group/app.git`, `ssh://git@host:22/group/app`) becomes
+    `https://host/group/app`, `.git` goes, http(s) stays as it is. A local path or `file://`
+    remote names no place anyone else can look: None, and the source is left out."""
+    match = _SCHEMED_RE.fullmatch(remote)
+    if match:
+        scheme = match.group("scheme").lower()
+        host, path = match.group("host"), match.group("path")
+        if scheme in ("http", "https"):
+            return remote.removesuffix("/").removesuffix(".git")
+    else:
+        match = _SCP_RE.fullmatch(remote)
+        if not match:
+            return None
+        host, path = match.group("host"), "/" + match.group("path").lstrip("/")
+    return f"https://{host.lower()}{path.removesuffix('/').removesuffix('.git')}"
+
+
 def repository_component(folder_name: str) -> str:
     """`folder_name` made into one valid repository path component, e.g. `My App` -> `my-app`."""
     ascii_name = (
@@ -150,14 +175,15 @@ class LocalProvider:
     def context(self, environ: Mapping[str, str]) -> CIContext:
         cwd = self.cwd if self.cwd is not None else Path.cwd()
         facts = git_facts(cwd)
-        source_url, credentials = (
+        remote, credentials = (
             strip_credentials(facts.remote_url) if facts.remote_url else (None, ())
         )
+        source = source_url(remote) if remote else None
 
         candidates = (
             ("dev.provenance.local.commit.sha", facts.sha, "git rev-parse HEAD"),
             ("dev.provenance.local.commit.ref.name", facts.ref_name, "git rev-parse --abbrev-ref"),
-            ("org.opencontainers.image.source", source_url, "git remote.origin.url"),
+            ("org.opencontainers.image.source", source, "git remote.origin.url"),
             ("org.opencontainers.image.revision", facts.sha, "git rev-parse HEAD"),
         )
         annotations = tuple(
@@ -173,8 +199,8 @@ class LocalProvider:
         short_sha = facts.sha[:8] if facts.sha else None
 
         labels: dict[str, str] = {}
-        if source_url is not None:
-            labels[f"{_LABEL}source"] = source_url
+        if source is not None:
+            labels[f"{_LABEL}source"] = source
         if facts.sha is not None:
             labels[f"{_LABEL}revision"] = facts.sha
         if short_sha is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +173,19 @@ def test_repr_hides_secrets() -> None:
     text = repr(context(SIGSTORE_ID_TOKEN=token, COSIGN_PASSWORD=COSIGN_PASSWORD))
     for secret in (GITHUB_TOKEN, REQUEST_TOKEN, token, COSIGN_PASSWORD):
         assert secret not in text
+
+
+def test_the_commit_time_is_the_push_events_head_commit(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps({"head_commit": {"id": SHA, "timestamp": "2024-05-01T12:00:00+02:00"}})
+    )
+    assert context(GITHUB_EVENT_PATH=str(event)).commit_time == 1714557600
+    # Another commit's time (or no head_commit: a pull request) is no answer: git is asked.
+    event.write_text(
+        json.dumps({"head_commit": {"id": "f" * 40, "timestamp": "2024-05-01T10:00:00Z"}})
+    )
+    assert context(GITHUB_EVENT_PATH=str(event)).commit_time is None
+    event.write_text(json.dumps({"pull_request": {}}))
+    assert context(GITHUB_EVENT_PATH=str(event)).commit_time is None
+    assert context(GITHUB_EVENT_PATH=str(tmp_path / "missing.json")).commit_time is None

@@ -230,16 +230,30 @@ def test_short_sha_falls_back_to_commit_sha() -> None:
 
 
 def test_labels() -> None:
+    # `created` is no CI label: it is the commit's time (or SOURCE_DATE_EPOCH), set at the build.
     ctx = context(CI_PIPELINE_CREATED_AT="2024-05-01T10:00:00Z")
     assert dict(ctx.labels) == {
         "org.opencontainers.image.source": "https://gitlab.example.com/group/proj",
         "org.opencontainers.image.revision": SHA,
-        "org.opencontainers.image.created": "2024-05-01T10:00:00Z",
         "org.opencontainers.image.version": SHA[:8],
         "org.opencontainers.image.title": "proj",
         "org.opencontainers.image.url": "https://gitlab.example.com/group/proj",
     }
-    assert "org.opencontainers.image.created" not in GitLabProvider().context(BRANCH_ENV).labels
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "epoch"),
+    [
+        ("2024-05-01T10:00:00Z", 1714557600),
+        ("2024-05-01T12:00:00+02:00", 1714557600),
+        ("2024-05-01T10:00:00", None),  # no zone: hours off, so git is asked instead
+        ("yesterday", None),
+        (None, None),
+    ],
+)
+def test_the_commit_time_is_ci_commit_timestamp(timestamp: str | None, epoch: int | None) -> None:
+    ctx = context(CI_COMMIT_TIMESTAMP=timestamp, CI_PIPELINE_CREATED_AT="2030-01-01T00:00:00Z")
+    assert ctx.commit_time == epoch
 
 
 def test_control_character_in_a_variable_names_it() -> None:

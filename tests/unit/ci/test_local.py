@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from provenance_tasks.ci.base import CIContext
-from provenance_tasks.ci.local import LocalProvider, repository_component, strip_credentials
+from provenance_tasks.ci.local import (
+    LocalProvider,
+    repository_component,
+    source_url,
+    strip_credentials,
+)
 from provenance_tasks.references import validate_repository
 
 GIT_ENV = {
@@ -66,7 +71,7 @@ def test_repository_with_commit_and_remote(tmp_path: Path) -> None:
     assert [(a.key, a.value) for a in ctx.annotations] == [
         ("dev.provenance.local.commit.sha", sha),
         ("dev.provenance.local.commit.ref.name", "main"),
-        ("org.opencontainers.image.source", "https://git.example.com/team/app.git"),
+        ("org.opencontainers.image.source", "https://git.example.com/team/app"),
         ("org.opencontainers.image.revision", sha),
     ]
     assert ctx.default_repository == "localhost:5000/my-app"
@@ -78,7 +83,7 @@ def test_repository_with_commit_and_remote(tmp_path: Path) -> None:
     assert "s3cr3t-p4ss" in ctx.secrets
     assert "s3cr3t-p4ss" not in repr(ctx)
     assert dict(ctx.labels) == {
-        "org.opencontainers.image.source": "https://git.example.com/team/app.git",
+        "org.opencontainers.image.source": "https://git.example.com/team/app",
         "org.opencontainers.image.revision": sha,
         "org.opencontainers.image.version": sha[:8],
         "org.opencontainers.image.title": "My App",
@@ -90,10 +95,36 @@ def test_repository_without_commits(tmp_path: Path) -> None:
     make_repo(folder, commit=False, remote="git@github.com:o/app.git")
     ctx = context(folder)
     assert [(a.key, a.value) for a in ctx.annotations] == [
-        ("org.opencontainers.image.source", "git@github.com:o/app.git"),
+        ("org.opencontainers.image.source", "https://github.com/o/app"),  # SSH: its web URL
     ]
     assert ctx.default_tags == ("latest",)
     assert "org.opencontainers.image.revision" not in ctx.labels
+
+
+@pytest.mark.parametrize(
+    ("remote", "source"),
+    [
+        ("git@gitlab.com:group/app.git", "https://gitlab.com/group/app"),
+        ("ssh://git@gitlab.example.com:2222/group/sub/app.git",
+         "https://gitlab.example.com/group/sub/app"),
+        ("git://git.example.org/app.git", "https://git.example.org/app"),
+        ("https://github.com/o/r.git", "https://github.com/o/r"),
+        ("http://gitea.test:3000/o/r", "http://gitea.test:3000/o/r"),
+        ("/srv/git/app.git", None),  # a path on this machine names nothing others can open
+        ("file:///srv/git/app.git", None),
+        ("../app", None),
+    ],
+)  # fmt: skip
+def test_the_source_is_a_url_never_a_local_path(remote: str, source: str | None) -> None:
+    assert source_url(remote) == source
+
+
+def test_a_local_path_remote_leaves_the_source_out(tmp_path: Path) -> None:
+    folder = tmp_path / "app"
+    make_repo(folder, remote=str(tmp_path / "upstream.git"))
+    ctx = context(folder)
+    assert "org.opencontainers.image.source" not in ctx.labels
+    assert all(a.key != "org.opencontainers.image.source" for a in ctx.annotations)
 
 
 def test_repository_without_remote(tmp_path: Path) -> None:
