@@ -41,6 +41,7 @@ class BuildRequest:
     metadata_file: Path | None = None
     provenance: bool | None = None  # buildx's own attestation; None leaves buildx's default
     layout: Path | None = None  # export an OCI layout folder here instead of pushing the tags
+    rewrite_timestamp: bool = False  # the layout's layer times become SOURCE_DATE_EPOCH
 
 
 class Docker:
@@ -132,7 +133,8 @@ class Docker:
         if request.dockerfile is not None:
             argv += ["--file", str(request.dockerfile)]
         if request.layout is not None:
-            argv += ["--output", f"type=oci,dest={request.layout},tar=false"]
+            rewrite = ",rewrite-timestamp=true" if request.rewrite_timestamp else ""
+            argv += ["--output", f"type=oci,dest={request.layout},tar=false{rewrite}"]
         else:
             argv.append("--push")
         return [*argv, str(request.context)]

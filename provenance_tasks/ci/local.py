@@ -26,6 +26,7 @@ __all__ = [
     "LOCAL_REGISTRY",
     "LocalProvider",
     "UnknownCIProvider",
+    "git_output",
     "repository_component",
     "source_url",
     "strip_credentials",
@@ -59,8 +60,8 @@ class GitFacts:
     remote_url: str | None = None
 
 
-def _git(cwd: Path, *args: str) -> str | None:
-    """One line of git output, or None if git is missing, fails or says nothing."""
+def git_output(cwd: Path, *args: str) -> str | None:
+    """git's whole output in `cwd`, or None if git is missing, fails or finds no repository."""
     try:
         result = subprocess.run(
             ["git", "-C", str(cwd), *args],
@@ -73,10 +74,12 @@ def _git(cwd: Path, *args: str) -> str | None:
         )
     except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
         return None
-    if result.returncode != 0:
-        return None
-    out = result.stdout.strip()
-    return out or None
+    return result.stdout if result.returncode == 0 else None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """One line of git output, or None if git is missing, fails or says nothing."""
+    return (git_output(cwd, *args) or "").strip() or None
 
 
 def git_facts(cwd: Path) -> GitFacts:
@@ -118,9 +121,15 @@ def strip_credentials(url: str) -> tuple[str, tuple[str, ...]]:
     return rest, tuple(s for s in dict.fromkeys(secrets) if s)
 
 
-_SCHEMED_RE = re.compile(r"(?P<scheme>https?|ssh|git|git\+ssh)://(?:[^/@]*@)?(?P<host>[^/:]+)(?::\d*)?"
-                         r"(?P<path>/.*)", re.I)  # fmt: skip
-_SCP_RE = re.compile(r"(?:[^/@:]+@)?(?P<host>[A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost):(?!//)(?P<path>.+)")
+# A remote with a scheme (its user and port dropped), or scp-like `user@host:path`, whose host
+# must look like a host name: an ssh-config alias names nothing outside this machine.
+_SCHEMED_RE = re.compile(
+    r"(?P<scheme>https?|ssh|git|git\+ssh)://(?:[^/@]*@)?(?P<host>[^/:]+)(?::\d*)?(?P<path>/.*)",
+    re.I,
+)
+_SCP_RE = re.compile(
+    r"(?:[^/@:]+@)?(?P<host>[A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost):(?!//)(?P<path>.+)"
+)
 
 
 def source_url(remote: str) -> str | None:

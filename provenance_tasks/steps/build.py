@@ -17,16 +17,21 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.adapters.process import render
-from provenance_tasks.errors import CommandFailed, ToolError
+from provenance_tasks.errors import CommandFailed, InputError, ToolError
 from provenance_tasks.models import ImageRef, Target
 from provenance_tasks.references import registry_of, validate_digest
 from provenance_tasks.retry import with_retries
-from provenance_tasks.steps.plan import BuildInputs
+from provenance_tasks.steps.build_inputs import (
+    CREATED,
+    EPOCH_ARG,
+    BuildInputs,
+    SourceFacts,
+    source_facts,
+)
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -41,6 +46,7 @@ class LocalBuild:
 
     layout: Path | None
     digest: str | None
+    facts: SourceFacts
     media_type: str | None = None
 
 
@@ -59,20 +65,25 @@ class BuildResult:
 
 
 def request(
-    run: Run, target: Target, inputs: BuildInputs, folder: Path, tags: tuple[str, ...] = ()
+    run: Run,
+    target: Target,
+    inputs: BuildInputs,
+    facts: SourceFacts,
+    folder: Path,
+    tags: tuple[str, ...] = (),
 ) -> BuildRequest:
-    """The buildx call: into `folder`/layout, or (`tags`) pushed to those tags."""
+    """The buildx call: into `folder`/layout, or (`tags`) pushed to those tags. The image's
+    times are the commit's (SOURCE_DATE_EPOCH), never the build's."""
     s = run.settings
-    labels = dict(run.ci.labels)
-    labels.setdefault(
-        "org.opencontainers.image.created",
-        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
+    labels, build_args = dict(inputs.labels), dict(inputs.build_args)
+    if facts.epoch is not None and facts.created is not None:
+        labels[CREATED] = facts.created
+        build_args.setdefault(EPOCH_ARG, str(facts.epoch))
     return BuildRequest(
         context=inputs.context,
         dockerfile=inputs.dockerfile,
         tags=[f"{target.repository}:{tag}" for tag in tags],
-        build_args=inputs.build_args,
+        build_args=build_args,
         labels=labels,
         platforms=inputs.platforms,
         target=s.target,
@@ -82,8 +93,10 @@ def request(
         cache_to=s.cache_to,
         secrets=s.secrets,
         metadata_file=folder / "metadata.json",
-        provenance=s.provenance,
+        # buildx's provenance holds the build's own time and host: no two builds would match.
+        provenance=False if inputs.reproducible else s.provenance,
         layout=None if tags else folder / "layout",
+        rewrite_timestamp=inputs.reproducible,
     )
 
 
@@ -93,21 +106,46 @@ def build_local(
     """Build into an OCI layout in the run's private folder; nothing leaves the machine."""
     folder = tools.private_folder() / "build"
     folder.mkdir(exist_ok=True)
-    build_request = request(run, target, inputs, folder)
     with log.step("build", f"Build {target.repository}") as record:
+        facts = source_facts(run, inputs)
+        _say(log, facts)
+        build_request = request(run, target, inputs, facts, folder)
         try:
             argv = _buildx(tools, log, build_request, f"build {target.repository}")
         except CommandFailed as exc:
             if _NO_OCI_EXPORTER not in exc.stderr:
                 raise
+            if inputs.reproducible:
+                raise InputError(
+                    "provenance.reproducible needs an OCI export, which this builder can't "
+                    "make (the docker driver with the classic image store)",
+                    hint="use an engine with the containerd image store, or a "
+                    "docker-container builder (--builder), or drop provenance.reproducible",
+                ) from None
             record.detail = {"layout": False}
-            return LocalBuild(None, None)  # push() builds again, to a staging tag
+            return LocalBuild(None, None, facts)  # push() builds again, to a staging tag
         if run.settings.dry_run:
             log.info("dry-run", command=render(argv, run.redactor))
-            return LocalBuild(build_request.layout, DRY_RUN_DIGEST)
+            return LocalBuild(build_request.layout, DRY_RUN_DIGEST, facts)
         digest, media_type = read_metadata(folder / "metadata.json")
         record.detail = {"digest": digest}
-    return LocalBuild(build_request.layout, digest, media_type)
+    return LocalBuild(build_request.layout, digest, facts, media_type)
+
+
+def _say(log: RunLog, facts: SourceFacts) -> None:
+    """What the image will claim that isn't quite so, said before it is built."""
+    if facts.changed:
+        shown = ", ".join(facts.changed[:5]) + (" …" if len(facts.changed) > 5 else "")
+        log.warning(
+            f"{len(facts.changed)} tracked file(s) differ from the commit: {shown}. The image "
+            "names a revision it wasn't built from exactly (recorded in the report; "
+            "provenance.require_clean makes this an error)"
+        )
+    if facts.epoch is None:
+        log.warning(
+            f"no {EPOCH_ARG} and no commit to take the time from: the image's created is the "
+            "build's time, and its label is left out"
+        )
 
 
 def push(
@@ -154,13 +192,20 @@ def push(
                     )
                 record.detail = {"digest": pushed.digest, "manifests": len(pushed.manifests)}
                 return BuildResult(repository, pushed.digest, target.tags, local.media_type)
-        result = _push_with_buildx(run, tools, log, target, inputs, staged=staged)
+        result = _push_with_buildx(run, tools, log, target, inputs, local.facts, staged=staged)
         record.detail = {"digest": result.digest, "staging_tag": result.staging_tag}
     return result
 
 
 def _push_with_buildx(
-    run: Run, tools: Tools, log: RunLog, target: Target, inputs: BuildInputs, *, staged: bool
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    target: Target,
+    inputs: BuildInputs,
+    facts: SourceFacts,
+    *,
+    staged: bool,
 ) -> BuildResult:
     staging = f"provenance-staging-{secrets.token_hex(6)}" if staged else None
     if staging:
@@ -170,7 +215,8 @@ def _push_with_buildx(
         )
     folder = tools.private_folder() / "build"
     folder.mkdir(exist_ok=True)
-    build_request = request(run, target, inputs, folder, (staging,) if staging else target.tags)
+    tags = (staging,) if staging else target.tags
+    build_request = request(run, target, inputs, facts, folder, tags)
     argv = _buildx(tools, log, build_request, f"push to {target.repository}")
     if run.settings.dry_run:
         log.info("dry-run", command=render(argv, run.redactor))

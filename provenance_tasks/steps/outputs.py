@@ -4,6 +4,10 @@ Outputs are tied to the run that wrote them: a build removes earlier ones when i
 that then fails leaves none, never the last good one), and every output records the run's id,
 the commit and the source repository. `earlier()` hands them back to sign and verify with that
 record, and the plan refuses what another commit or repository wrote.
+
+One report per run: every task writes it, failed or not (for GitLab's `artifacts: when: always`),
+and a task that continues a run (build --stage, then sign, verify, publish, even in a later job
+that was handed the report) adds its section to that run's report instead of replacing it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
 
 #: The report's layout; a reader checks it before trusting a field.
-REPORT_SCHEMA = 2
+REPORT_SCHEMA = 3
 REVISION, SOURCE = "org.opencontainers.image.revision", "org.opencontainers.image.source"
 
 
@@ -29,6 +33,7 @@ def image_outputs(
     tags: tuple[str, ...],
     published: tuple[str, ...] = (),
     staging_tag: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, str]:
     """The values later jobs read: the image, the tags to publish and those published, and
     the run that wrote them (its id, commit and source repository)."""
@@ -40,7 +45,7 @@ def image_outputs(
         "IMAGE_REF": f"{repository}@{digest}",
         "IMAGE_TAGS": ",".join(tags),
         "IMAGE_PUBLISHED": ",".join(published),
-        "PROVENANCE_RUN_ID": run.id,
+        "PROVENANCE_RUN_ID": run_id or run.id,  # a task continuing a run keeps its id
         "PROVENANCE_COMMIT": run.ci.labels.get(REVISION, ""),
         "PROVENANCE_SOURCE": run.ci.labels.get(SOURCE, ""),
         **own,  # the signing job's own values, for a later job's verify
@@ -59,15 +64,47 @@ class Earlier:
     where: str  # the environment (GitLab's dotenv artifacts), the dotenv, or the report
     values: Mapping[str, str] = field(default_factory=dict)  # every value it recorded
 
+    @property
+    def run_id(self) -> str | None:
+        return self.values.get("PROVENANCE_RUN_ID") or None
 
-def invalidate(run: Run) -> None:
+
+@dataclass(frozen=True)
+class Rebuild:
+    """This commit was built here before: the digest it had then, against this build's."""
+
+    previous_digest: str
+    previous_run: str | None
+    digest: str
+
+    def as_dict(self) -> dict[str, Any]:
+        same = self.previous_digest == self.digest
+        return {
+            "previous_digest": self.previous_digest,
+            "previous_run": self.previous_run,
+            "same_digest": same,
+            "note": "reproduced: the same digest" if same else REBUILT,
+        }
+
+
+REBUILT = (
+    "the same commit built a different digest: BuildKit's provenance and the layers' times "
+    "differ between builds (provenance.reproducible makes them equal); this digest was signed "
+    "and verified on its own"
+)
+
+
+def invalidate(run: Run) -> Earlier | None:
     """Remove the outputs an earlier run left here: this run's build replaces them, or fails
-    and leaves none (a stale IMAGE_REF would get the previous digest signed)."""
+    and leaves none (a stale IMAGE_REF would get the previous digest signed). Returns what they
+    said, for `rebuild()` to compare with."""
+    before = earlier(run, here_only=True)
     if run.settings.dry_run:
-        return  # a dry run changes nothing
+        return before  # a dry run changes nothing
     for name in (run.settings.dotenv, run.settings.report):
         if name:
             (run.cwd / name).unlink(missing_ok=True)
+    return before
 
 
 def write_dotenv(path: Path, values: dict[str, str]) -> None:
@@ -84,43 +121,75 @@ def write_github_output(run: Run, values: dict[str, str]) -> None:
             out.write(f"{key.lower()}={value}\n")
 
 
-def report(run: Run, log: RunLog, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_outputs(run: Run, log: RunLog, values: dict[str, str]) -> None:
+    """The dotenv and $GITHUB_OUTPUT; the report carries `values` too. A dry run writes none."""
+    log.outputs = values
+    if run.settings.dry_run or not run.settings.dotenv:
+        return
+    write_dotenv(run.cwd / run.settings.dotenv, values)
+    write_github_output(run, values)
+
+
+def task_report(run: Run, log: RunLog, task: str, error: BaseException | None) -> dict[str, Any]:
+    """What one task did: its steps, what they returned, the outputs, and how it ended."""
+    summary = log.summarize(error)
+    failure = summary.as_event().get("failure")
+    steps = [
+        {"task": task, "name": r.name, "status": r.status, "duration_s": round(r.duration_s, 3)}
+        for r in log.steps
+    ]
     results = {name: _plain(value) for name, value in log.results.items()}
     return {
         "schema": REPORT_SCHEMA,
         "run": {
-            "id": run.id,
+            "id": log.run_id or run.id,
             "provider": run.ci.provider,
+            "detected": run.ci.detected,
             "commit": run.ci.labels.get(REVISION),
             "source": run.ci.labels.get(SOURCE),
         },
         "provider": run.ci.provider,
-        "steps": [
-            {"name": r.name, "status": r.status, "duration_s": round(r.duration_s, 3)}
-            for r in log.steps
-        ],
+        "status": summary.status,
+        "failure": failure,
+        "tasks": [{"task": task, "id": run.id, "status": summary.status, "failure": failure}],
+        "steps": steps,
         **results,
-        **(extra or {}),
+        **({"outputs": log.outputs} if log.outputs is not None else {}),
     }
 
 
-def write_all(
-    run: Run, log: RunLog, values: dict[str, str] | None, extra: dict[str, Any] | None = None
-) -> None:
-    """Write the dotenv, $GITHUB_OUTPUT and the report (redacted); a dry run writes none."""
+def write_report(run: Run, log: RunLog, task: str, error: BaseException | None) -> None:
+    """The run's report, written whether the task passed or failed (redacted; a dry run writes
+    none). A report this folder holds of the same commit and source is this run's: the task
+    adds its section there."""
     s = run.settings
-    if s.dry_run:
+    if s.dry_run or not s.report:
         return
-    if values and s.dotenv:
-        write_dotenv(run.cwd / s.dotenv, values)
-        write_github_output(run, values)
-    if s.report:
-        data = report(run, log, {"outputs": values or {}, **(extra or {})})
-        text = run.redactor.redact(json.dumps(data, indent=2, default=str))
-        (run.cwd / s.report).write_text(text + "\n")
+    path = run.cwd / s.report
+    mine = task_report(run, log, task, error)
+    data = _continued(path, mine) or mine
+    text = run.redactor.redact(json.dumps(data, indent=2, default=str))
+    path.write_text(text + "\n")
 
 
-def earlier(run: Run) -> Earlier | None:
+def _continued(path: Path, mine: dict[str, Any]) -> dict[str, Any] | None:
+    """The report at `path` with this task's part added, if it is this run's; else None."""
+    try:
+        existing = json.loads(path.read_text())
+        run = existing["run"]
+        same = existing.get("schema") == REPORT_SCHEMA and (run["commit"], run["source"]) == (
+            mine["run"]["commit"], mine["run"]["source"])  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not same:
+        return None  # another commit's or another repository's: this run starts its own
+    merged = {**existing, **{k: v for k, v in mine.items() if k not in ("run", "tasks", "steps")}}
+    merged["tasks"] = [*existing.get("tasks", []), *mine["tasks"]]
+    merged["steps"] = [*existing.get("steps", []), *mine["steps"]]
+    return merged
+
+
+def earlier(run: Run, *, here_only: bool = False) -> Earlier | None:
     """IMAGE_REF and its run's record from this folder's dotenv or report, else from the
     environment (GitLab hands later jobs the dotenv of every earlier job as variables: a job
     that built here itself must use its own, not another job's); None when there is none."""
@@ -143,11 +212,23 @@ def earlier(run: Run) -> Earlier | None:
         except (ValueError, KeyError, TypeError, AttributeError):
             pass
     env = run.environ
-    if env.get("IMAGE_REF"):
+    if env.get("IMAGE_REF") and not here_only:
         return Earlier(env["IMAGE_REF"], env.get("PROVENANCE_COMMIT") or None,
                        env.get("PROVENANCE_SOURCE") or None, "IMAGE_REF in the environment",
                        env)  # fmt: skip
     return None
+
+
+def rebuild(run: Run, before: Earlier | None, repository: str, digest: str) -> Rebuild | None:
+    """This commit's earlier build here (`before`, read before the outputs were removed), if
+    it was built to the same repository; said in the log, and kept for the report."""
+    commit = run.ci.labels.get(REVISION)
+    if before is None or not commit or before.commit != commit:
+        return None
+    previous_repository, _, previous_digest = before.ref.partition("@")
+    if previous_repository != repository or not previous_digest:
+        return None
+    return Rebuild(previous_digest, before.run_id, digest)
 
 
 def _plain(value: Any) -> Any:

@@ -27,10 +27,25 @@ from provenance_tasks.steps.runlog import RunLog
 T = TypeVar("T")
 
 
+def run_task(task: str, run: Run, tools: Tools, log: RunLog) -> object:
+    """The pipeline of `task` (build, sign, verify, publish, build_sign_verify), then its part
+    of the run's report, whether it passed or failed."""
+    body: Callable[[Run, Tools, RunLog], object] = globals()[f"run_{task}"]
+    name = task.replace("_", "-")  # as the user typed it
+    try:
+        result = body(run, tools, log)
+    except Exception as error:
+        outputs.write_report(run, log, name, error)
+        raise
+    outputs.write_report(run, log, name, None)
+    return result
+
+
 def _resolved(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
     log.plan(steps)
     planned = plan.resolve(run, tools, steps)
     log.bind_image(planned.target.repository, planned.image.digest if planned.image else None)
+    log.run_id = planned.continues
     return planned
 
 
@@ -86,17 +101,34 @@ def _login_and_build(
     return work
 
 
+def _built(
+    run: Run, log: RunLog, before: outputs.Earlier | None, built: build_step.BuildResult
+) -> None:
+    """The build's results for the summary and the report, and what an earlier build of the
+    same commit here had made."""
+    log.bind_image(built.repository, built.digest)
+    log.results.build = built
+    again = outputs.rebuild(run, before, built.repository, built.digest)
+    if again is not None and not run.settings.dry_run:
+        log.results.rebuild = again
+        if again.previous_digest == built.digest:
+            log.info(f"this commit built {built.digest} here before too: reproduced")
+        else:
+            log.info(f"this commit built {again.previous_digest} here before; now "
+                     f"{built.digest}: {outputs.REBUILT}")  # fmt: skip
+
+
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
-    outputs.invalidate(run)  # a build that fails from here leaves no earlier run's digest
+    before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
     staged = run.settings.stage  # publish later, once verified (the publish task)
     steps = ("build", "push") if staged else ("build", "push", "publish", "audit")
     planned = _resolved(run, tools, log, steps)
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None
+    log.results.source = local.facts
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=staged)
-    log.bind_image(built.repository, built.digest)
-    log.results.build = built
+    _built(run, log, before, built)
     published: list[str] = []
     try:
         if not staged:
@@ -104,7 +136,7 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     finally:
         values = outputs.image_outputs(run, built.repository, built.digest, built.tags,
                                        tuple(published), built.staging_tag)  # fmt: skip
-        outputs.write_all(run, log, values)
+        outputs.write_outputs(run, log, values)
     return built
 
 
@@ -138,8 +170,8 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport
         return report
     finally:
         values = outputs.image_outputs(run, staged.repository, staged.digest, staged.tags,
-                                       tuple(published))  # fmt: skip
-        outputs.write_all(run, log, values)
+                                       tuple(published), run_id=p.continues)  # fmt: skip
+        outputs.write_outputs(run, log, values)
 
 
 def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
@@ -149,8 +181,8 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
     sign_step.ensure_at_registry(run, tools, log, p.image)
     signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing)
     values = outputs.image_outputs(run, p.image.repository, p.image.digest, p.target.tags,
-                                   staging_tag=p.staging_tag)  # fmt: skip
-    outputs.write_all(run, log, values)
+                                   staging_tag=p.staging_tag, run_id=p.continues)  # fmt: skip
+    outputs.write_outputs(run, log, values)
     return signed
 
 
@@ -169,15 +201,12 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
         image, known = p.target.at(digest), {first: digest}
         log.bind_image(image.repository, image.digest)
         log.info(f"{p.target.repository}:{first} names {digest} at the registry: verifying that")
-    try:
-        return verify_step.verify(run, tools, log, p.target, image, p.policy,
-                                  check_tags=p.target.tags, known_tags=known)  # fmt: skip
-    finally:
-        outputs.write_all(run, log, None)
+    return verify_step.verify(run, tools, log, p.target, image, p.policy,
+                              check_tags=p.target.tags, known_tags=known)  # fmt: skip
 
 
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
-    outputs.invalidate(run)  # a build that fails from here leaves no earlier run's digest
+    before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
     steps = ("build", "push", "sign", "verify", "publish", "audit")
     planned = _resolved(run, tools, log, steps)
     work = _login_and_build(run, tools, planned)
@@ -185,9 +214,9 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
     assert p.build is not None and p.mode is not None and p.signing is not None
     assert p.policy is not None
     early_tags = run.settings.push_then_sign  # buildx may push them itself, then
+    log.results.source = local.facts
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=not early_tags)
-    log.bind_image(built.repository, built.digest)
-    log.results.build = built
+    _built(run, log, before, built)
     published: list[str] = []
     early = run.settings.push_then_sign
     try:
@@ -213,4 +242,4 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
     finally:
         values = outputs.image_outputs(run, built.repository, built.digest, built.tags,
                                        tuple(published))  # fmt: skip
-        outputs.write_all(run, log, values)
+        outputs.write_outputs(run, log, values)

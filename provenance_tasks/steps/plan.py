@@ -8,8 +8,7 @@ starts no process and writes nothing; the tool probes are steps/preflight.py's, 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from provenance_tasks.adapters.services import github_id_token
@@ -37,26 +36,11 @@ from provenance_tasks.references import (
     validate_repository,
     validate_tag,
 )
-from provenance_tasks.steps import outputs
+from provenance_tasks.steps import build_inputs, outputs
+from provenance_tasks.steps.build_inputs import BuildInputs
 from provenance_tasks.steps.run import Run, Tools
 
 ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
-
-# Build args with these names carry secrets: they belong in --secret, which never reaches a layer.
-_SECRET_ARG = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|CREDENTIAL|API_KEY", re.I)
-
-
-@dataclass(frozen=True)
-class BuildInputs:
-    context: Path
-    dockerfile: Path
-    build_args: dict[str, str] = field(default_factory=dict)
-    platforms: tuple[str, ...] = ()
-
-
-# os/arch[/variant], as buildx takes them: linux/amd64, linux/arm64/v8, windows/amd64.
-_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9.]+)?")
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -71,6 +55,7 @@ class Plan:
     image: ImageRef | None = None  # sign and verify: the digest given, or an earlier run's;
     # None for `verify --tag T` alone: the digest T names at the registry, read after login
     staging_tag: str | None = None  # publish: the tag `build --stage` had to push, to remove
+    continues: str | None = None  # the run whose outputs this task takes up (its run id)
 
 
 def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
@@ -78,14 +63,15 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     building = "build" in steps
     tagged = building or "sign" in steps or "publish" in steps or bool(run.settings.tags)
     plan_target = target(run) if tagged else untagged_target(run)
-    build = BuildInputs(*build_inputs(run), build_args(run), platforms(run)) if building else None
+    build = build_inputs.resolve(run) if building else None
     mode = signing_mode(run) if ("sign" in steps or "verify" in steps) else None
     signing = signing_material(run, mode) if mode and "sign" in steps else None
     policy = verification_policy(run, tools, mode, signing) if mode and "verify" in steps else None
-    image, staging = None, None
+    image, staging, continues = None, None, None
     if not building:
         found = None if run.settings.digest else outputs.earlier(run)
         staging = found.values.get("IMAGE_STAGING_TAG") or None if found else None
+        continues = found.run_id if found else None
         by_tag = steps == ("verify",) and found is None and not run.settings.digest
         if not (by_tag and plan_target.tags):  # verify --tag T alone: the registry says which
             image = given_image(run, plan_target, found)
@@ -95,7 +81,7 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
         repository = image.repository if image else plan_target.repository
         plan_target = Target(repository, plan_target.tags, expected,
                              plan_target.user_annotations)  # fmt: skip
-    return Plan(steps, plan_target, build, mode, signing, policy, image, staging)
+    return Plan(steps, plan_target, build, mode, signing, policy, image, staging, continues)
 
 
 def expected_of_signer(run: Run, found: outputs.Earlier | None) -> tuple[Annotation, ...]:
@@ -144,52 +130,6 @@ def target(run: Run) -> Target:
     for tag in tags:  # values are checked now, not halfway through signing
         t.annotations_for(tag)
     return t
-
-
-def build_args(run: Run) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for text in run.settings.build_args:
-        name, sep, value = text.partition("=")
-        if not sep:
-            value = run.environ.get(name, "")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise InputError(
-                f"build arg {text!r} is not NAME=value", hint="pass --build-arg NAME=value"
-            )
-        if _SECRET_ARG.search(name) or any(secret in value for secret in run.redactor.secrets):
-            raise InputError(
-                f"build arg {name} carries a secret; build args end up in the image's history",
-                hint=f"pass it as a build secret: --secret id={name.lower()},env={name}",
-            )
-        args[name] = value
-    return args
-
-
-def build_inputs(run: Run) -> tuple[Path, Path]:
-    context = (run.cwd / run.settings.context).resolve()
-    if not context.is_dir():
-        raise InputError(f"build context {context} is not a folder", hint="pass --context FOLDER")
-    dockerfile = context / "Dockerfile"
-    if run.settings.file:
-        dockerfile = (run.cwd / run.settings.file).resolve()
-    if not dockerfile.is_file():
-        raise InputError(f"no Dockerfile at {dockerfile}", hint="pass --file PATH")
-    return context, dockerfile
-
-
-def platforms(run: Run) -> tuple[str, ...]:
-    """The --platform values, each os/arch[/variant] (a comma-separated flag counts as many),
-    checked before anything is built rather than by buildx halfway."""
-    found: list[str] = []
-    for text in run.settings.platforms:
-        for value in (v.strip() for v in text.split(",")):
-            if not _PLATFORM.fullmatch(value):
-                raise InputError(
-                    f"--platform {value!r} is not os/arch[/variant]",
-                    hint="pass e.g. --platform linux/amd64 --platform linux/arm64",
-                )
-            found.append(value)
-    return tuple(dict.fromkeys(found))
 
 
 def signing_mode(run: Run) -> str:

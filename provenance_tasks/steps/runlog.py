@@ -16,6 +16,8 @@ from provenance_tasks.redaction import Redactor
 
 if TYPE_CHECKING:
     from provenance_tasks.steps.build import BuildResult
+    from provenance_tasks.steps.build_inputs import SourceFacts
+    from provenance_tasks.steps.outputs import Rebuild
     from provenance_tasks.steps.sign import SignResult
     from provenance_tasks.steps.verify import VerifyReport
 
@@ -33,7 +35,9 @@ class StepRecord:
 class Results:
     """What the steps of this run returned, for the summary and the report."""
 
+    source: SourceFacts | None = None  # the commit's time, and what differs from it
     build: BuildResult | None = None
+    rebuild: Rebuild | None = None  # this commit was built here before
     sign: SignResult | None = None
     verify: VerifyReport | None = None
 
@@ -64,6 +68,8 @@ class RunLog(StepLog):
         self.dry_run = False  # a dry run's steps are "planned", its summary says DRY RUN
         self.image: str | None = None  # the repository this run works on, once known
         self.digest: str | None = None  # the digest it signs or verifies, once known
+        self.run_id: str | None = None  # the run a task continues (its outputs' run id)
+        self.outputs: dict[str, str] | None = None  # what the dotenv got, for the report
 
     def detected(self, provider: str, detected: str) -> None:
         """The run's first line (after GitHub's masks): the CI it found itself in, so that a

@@ -179,7 +179,7 @@ def _pipeline(step: str) -> Body[Any]:
     def body(run: Any, tools: Any, log: Any) -> Any:
         from provenance_tasks.steps import pipeline
 
-        return getattr(pipeline, f"run_{step}")(run, tools, log)
+        return pipeline.run_task(step, run, tools, log)
 
     return body
 

@@ -22,6 +22,10 @@ ANNOTATION_VARIABLES = {
 }
 
 
+#: When the fake commits were made: GitLab says it in CI_COMMIT_TIMESTAMP.
+COMMIT_TIMESTAMP = "2026-11-30T12:00:00+00:00"
+
+
 def gitlab(
     testbed: TestBed,
     *,
@@ -46,6 +50,7 @@ def gitlab(
         "CI_COMMIT_SHA": sha,
         "CI_COMMIT_SHORT_SHA": sha[:8],
         "CI_COMMIT_REF_NAME": tag or ref,
+        "CI_COMMIT_TIMESTAMP": COMMIT_TIMESTAMP,
         "CI_PIPELINE_ID": pipeline,
         "CI_PIPELINE_URL": f"{url}/-/pipelines/{pipeline}",
         "CI_JOB_ID": job,

@@ -60,7 +60,6 @@ def test_same_image_in_a_second_repository_first_signs_the_right_one(
         {
             "COSIGN_PASSWORD": password,
             "INVOKE_PROVENANCE_COSIGN": cosign,
-            "CI_PIPELINE_CREATED_AT": "2026-11-30T00:00:00Z",
             "INVOKE_PROVENANCE_PROVENANCE": "false",
             "INVOKE_PROVENANCE_BUILD_ARGS": "SOURCE_DATE_EPOCH=1700000000",
         }

@@ -38,7 +38,7 @@ def test_a_failed_build_leaves_no_earlier_digest_to_sign(
     assert "PROVENANCE_RUN_ID=" in written
     assert f"IMAGE_PUBLISHED={env['CI_COMMIT_SHORT_SHA']}\n" in written
     report = json.loads((runner.cwd / "provenance-report.json").read_text())
-    assert report["schema"] == 2 and report["run"]["commit"] == env["CI_COMMIT_SHA"]
+    assert report["schema"] == 3 and report["run"]["commit"] == env["CI_COMMIT_SHA"]
     kept = tmp_path / "kept.env"
     shutil.copy(dotenv, kept)
 
@@ -49,9 +49,19 @@ def test_a_failed_build_leaves_no_earlier_digest_to_sign(
     broken.mkdir()
     done = runner.run("build", "--context", str(broken), env=env)
     assert done.returncode == 2, done.stderr
-    assert not dotenv.exists() and not (runner.cwd / "provenance-report.json").exists()
+    assert not dotenv.exists()
+    # The failed build still reports (GitLab's `artifacts: when: always`), with no digest.
+    failed = json.loads((runner.cwd / "provenance-report.json").read_text())
+    assert (failed["status"], failed["run"]["commit"]) == ("failed", sha)
+    assert failed["failure"]["exit_code"] == 2 and "no Dockerfile" in failed["failure"]["message"]
+    assert "outputs" not in failed and "build" not in failed
     done = runner.run("sign", "--key", str(key), env=env)
     assert done.returncode == 2 and "no digest to work on" in done.stderr, done.stderr
+    # The same run's report: the failed sign is added to the failed build's.
+    failed = json.loads((runner.cwd / "provenance-report.json").read_text())
+    assert [(t["task"], t["status"]) for t in failed["tasks"]] == [
+        ("build", "failed"), ("sign", "failed")
+    ]  # fmt: skip
 
     # An old dotenv put back by hand (or by a cache) is refused: it names another commit.
     shutil.copy(kept, dotenv)

@@ -107,7 +107,8 @@ def test_annotations_and_labels_from_flags_add_to_the_configured_ones(tmp_path: 
 
 def test_a_dotenvs_comma_joined_tags_are_taken_back_by_tag() -> None:
     # IMAGE_TAGS=a,b from a dotenv, given back as --tag "$IMAGE_TAGS": two tags, not one bad one.
-    settings = resolve({}, {"tags": ["1.2.3,latest", "extra"], "platforms": ["linux/amd64,linux/arm64"]})
+    flags = {"tags": ["1.2.3,latest", "extra"], "platforms": ["linux/amd64,linux/arm64"]}
+    settings = resolve({}, flags)
     assert settings.tags == ("1.2.3", "latest", "extra")
     assert settings.platforms == ("linux/amd64", "linux/arm64")
     assert resolve({}, {"build_args": ["LIST=a,b"]}).build_args == ("LIST=a,b",)  # not split

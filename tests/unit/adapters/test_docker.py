@@ -153,6 +153,13 @@ def test_a_layout_build_exports_and_pushes_nothing(tmp_path: Path) -> None:
     assert argv[-1] == str(tmp_path / "ctx")
 
 
+def test_a_reproducible_layout_rewrites_the_layer_times(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path, tags=[], layout=tmp_path / "l", rewrite_timestamp=True)
+    assert values_of(argv, "--output") == [
+        f"type=oci,dest={tmp_path / 'l'},tar=false,rewrite-timestamp=true"
+    ]
+
+
 def fake_docker(tmp_path: Path, stderr: str) -> Path:
     """A docker that fails as the real one does, for the parsing of its words only."""
     folder = tmp_path / "bin"

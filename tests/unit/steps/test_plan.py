@@ -24,7 +24,7 @@ from provenance_tasks.models import (
     KeySigning,
 )
 from provenance_tasks.settings import resolve
-from provenance_tasks.steps import plan
+from provenance_tasks.steps import build_inputs, plan
 from provenance_tasks.steps.run import Run
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -83,107 +83,10 @@ def with_dockerfile(tmp_path: Path) -> Path:
 # --- build args --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", ["NPM_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GH_API_KEY", "npm_token"]
-)
-def test_build_arg_named_like_a_secret_is_refused_with_a_secret_hint(
-    tmp_path: Path, name: str
-) -> None:
-    run = make_run(tmp_path, build_args=[f"{name}=x"])
-    with pytest.raises(InputError) as caught:
-        plan.build_args(run)
-    assert name in caught.value.message
-    assert caught.value.hint is not None
-    assert f"--secret id={name.lower()},env={name}" in caught.value.hint
-
-
-def test_build_arg_whose_value_is_a_known_secret_is_refused(tmp_path: Path) -> None:
-    run = make_run(tmp_path, {"COSIGN_PASSWORD": "supersecret"}, build_args=["FOO=supersecret"])
-    with pytest.raises(InputError) as caught:
-        plan.build_args(run)
-    assert "FOO" in caught.value.message
-    assert "supersecret" not in caught.value.diagnostics()
-    assert caught.value.hint is not None and "--secret" in caught.value.hint
-
-
-def test_build_arg_taken_from_the_environment_is_refused_when_it_is_a_secret(
-    tmp_path: Path,
-) -> None:
-    environ = {"COSIGN_PASSWORD": "supersecret", "FOO": "supersecret"}
-    run = make_run(tmp_path, environ, build_args=["FOO"])
-    with pytest.raises(InputError, match="FOO carries a secret"):
-        plan.build_args(run)
-
-
 def test_build_arg_equal_to_the_gitlab_job_token_is_refused(tmp_path: Path) -> None:
     run = make_run(tmp_path, GITLAB_ENV, build_args=[f"X={GITLAB_ENV['CI_JOB_TOKEN']}"])
     with pytest.raises(InputError, match="X carries a secret"):
-        plan.build_args(run)
-
-
-def test_ordinary_build_args_pass_and_a_bare_name_reads_the_environment(tmp_path: Path) -> None:
-    run = make_run(
-        tmp_path, {"FROM_ENV": "hello"},
-        build_args=["VERSION=1.2=3", "EMPTY=", "FROM_ENV", "UNSET_IN_ENV"],
-    )  # fmt: skip
-    assert plan.build_args(run) == {
-        "VERSION": "1.2=3",
-        "EMPTY": "",
-        "FROM_ENV": "hello",
-        "UNSET_IN_ENV": "",
-    }
-
-
-@pytest.mark.parametrize("text", ["1BAD=x", "=x", "WITH SPACE=x", "DASH-ED=x"])
-def test_build_arg_with_an_invalid_name_is_refused(tmp_path: Path, text: str) -> None:
-    run = make_run(tmp_path, build_args=[text])
-    with pytest.raises(InputError, match="is not NAME=value"):
-        plan.build_args(run)
-
-
-# --- build inputs ------------------------------------------------------------------------------
-
-
-def test_build_inputs_are_the_context_and_its_dockerfile(tmp_path: Path) -> None:
-    context = tmp_path / "app"
-    context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\n")
-    run = make_run(tmp_path, context="app")
-    assert plan.build_inputs(run) == (context.resolve(), (context / "Dockerfile").resolve())
-
-
-def test_missing_context_folder_is_refused_naming_the_path(tmp_path: Path) -> None:
-    run = make_run(tmp_path, context="no-such-folder")
-    with pytest.raises(InputError) as caught:
-        plan.build_inputs(run)
-    assert str((tmp_path / "no-such-folder").resolve()) in caught.value.message
-    assert caught.value.hint is not None and "--context" in caught.value.hint
-
-
-def test_context_that_is_a_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    run = make_run(tmp_path, context="Dockerfile")
-    with pytest.raises(InputError, match="is not a folder"):
-        plan.build_inputs(run)
-
-
-def test_missing_dockerfile_is_refused_naming_the_path(tmp_path: Path) -> None:
-    run = make_run(tmp_path)
-    with pytest.raises(InputError) as caught:
-        plan.build_inputs(run)
-    assert str((tmp_path / "Dockerfile").resolve()) in caught.value.message
-    assert caught.value.hint is not None and "--file" in caught.value.hint
-
-
-def test_missing_dockerfile_given_with_file_is_refused_naming_that_path(tmp_path: Path) -> None:
-    with_dockerfile(tmp_path)  # the default one exists, the asked-for one does not
-    run = make_run(tmp_path, file="docker/Release.Dockerfile")
-    with pytest.raises(InputError) as caught:
-        plan.build_inputs(run)
-    assert str((tmp_path / "docker" / "Release.Dockerfile").resolve()) in caught.value.message
-
-
-# --- signing mode and material -----------------------------------------------------------------
+        build_inputs.build_args(run)
 
 
 @pytest.mark.parametrize(
@@ -466,9 +369,11 @@ def test_the_whole_job_is_planned_at_once(tmp_path: Path, no_processes: None) ->
     p = resolved(run, ("build", "audit", "sign", "verify"))
     assert p.target.repository == "registry.example.com/group/proj"
     assert p.target.tags == (SHA[:8],)
-    assert p.build == plan.BuildInputs(
+    assert p.build is not None
+    assert (p.build.context, p.build.dockerfile, p.build.build_args) == (
         tmp_path.resolve(), tmp_path.resolve() / "Dockerfile", {"A": "1"}
-    )
+    )  # fmt: skip
+    assert p.build.labels["org.opencontainers.image.revision"] == SHA
     assert (p.mode, p.signing) == ("key", KeySigning(str(tmp_path.resolve() / "cosign.key")))
     assert p.policy == KeyPolicy(str(tmp_path.resolve() / "cosign.pub"))
     assert p.image is None  # the build will say which digest
@@ -530,19 +435,6 @@ def test_outputs_that_name_no_run_are_refused(tmp_path: Path, no_processes: None
     env = {**GITLAB_ENV, "IMAGE_REF": "registry.example.com/group/proj@sha256:" + DIGEST_HEX}
     with pytest.raises(InputError, match="names no commit or repository"):
         resolved(make_run(tmp_path, env, key="cosign.key"), ("sign",))
-
-
-@pytest.mark.parametrize("value", ["linux", "linux/", "Linux/AMD64", "linux/amd64/v8/x", "amd64 "])
-def test_a_platform_that_is_not_os_arch_variant_is_refused_before_the_build(
-    tmp_path: Path, value: str
-) -> None:
-    with pytest.raises(InputError, match="is not os/arch"):
-        plan.platforms(make_run(tmp_path, platforms=[value]))
-
-
-def test_platforms_may_come_comma_separated_and_once_each(tmp_path: Path) -> None:
-    run = make_run(tmp_path, platforms=["linux/amd64,linux/arm64/v8", "linux/amd64"])
-    assert plan.platforms(run) == ("linux/amd64", "linux/arm64/v8")
 
 
 def test_this_folders_own_dotenv_beats_another_jobs_image_ref_in_the_environment(
