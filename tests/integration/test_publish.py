@@ -8,7 +8,9 @@ was.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +70,12 @@ def test_a_sign_that_fails_after_the_push_leaves_the_users_tag_where_it_was(
     assert shown[0].strip() == "Error: signing [image]: the signer is broken"
     assert len(shown) == 2 and shown[1].startswith("provenance-tasks: "), done.stderr
     assert "its stderr: above, in the sign section" in done.stderr
+    # The failed run reports too: the step that failed, cosign's words, and nothing published.
+    report = json.loads((runner.cwd / "provenance-report.json").read_text())
+    assert report["status"] == "failed" and report["failure"]["step"] == "sign"
+    assert report["failure"]["exit_code"] == 4
+    assert "signer is broken" in report["failure"]["message"]
+    assert report["outputs"]["IMAGE_PUBLISHED"] == ""
     # The existing tag still names the verified image; the new tag was never made.
     assert registry.digest(f"{repository}:stable") == verified
     assert user_tags(registry, repository) == ["stable"]
@@ -82,8 +90,6 @@ def test_the_tags_are_published_after_verify_and_the_staging_tag_is_said(
     env["INVOKE_PROVENANCE_LOG_FORMAT"] = "json"
     done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
     assert done.returncode == 0, done.stderr
-    import json
-
     records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     order = [r["step"] for r in records if r["event"] == "step.start"]
     assert order.index("publish") > order.index("verify") > order.index("sign")
@@ -123,6 +129,17 @@ def test_task_by_task_build_stage_sign_verify_publish_tags_only_at_the_end(
     digest = registry.digest(f"{repository}:{tag}")
     assert f"IMAGE_REF={repository}@{digest}\n" in (runner.cwd / "provenance.env").read_text()
     assert f"IMAGE_PUBLISHED={tag}\n" in (runner.cwd / "provenance.env").read_text()
+    # One report for the run: each task added its section, under the build's run id.
+    report = json.loads((runner.cwd / "provenance-report.json").read_text())
+    assert [t["task"] for t in report["tasks"]] == ["build", "sign", "verify", "publish"]
+    assert f"PROVENANCE_RUN_ID={report['run']['id']}\n" in staged
+    assert report["run"]["id"] == report["tasks"][0]["id"] != report["tasks"][1]["id"]
+    assert [(s["task"], s["name"]) for s in report["steps"] if s["name"] != "login"] == [
+        ("build", "build"), ("build", "push"), ("sign", "sign"), ("verify", "verify"),
+        ("publish", "verify"), ("publish", "publish"), ("publish", "audit"),
+    ]  # fmt: skip
+    assert report["build"]["digest"] == digest and report["sign"]["reference"].endswith(digest)
+    assert report["verify"]["verified"] is True and report["outputs"]["IMAGE_PUBLISHED"] == tag
 
 
 def test_publish_refuses_a_digest_that_does_not_verify(
@@ -152,3 +169,62 @@ def test_push_then_sign_brings_back_the_tutorials_order(
     assert "published before signing" in done.stderr
     # As the tutorial's job: the tag is there, on an image nobody signed. Asked for.
     assert user_tags(registry, env["CI_REGISTRY_IMAGE"]) == [env["CI_COMMIT_SHORT_SHA"]]
+
+
+HELPER = """#!/usr/bin/env python3
+# docker's credential-helper protocol (store, get, erase, list), the logins kept in a file beside
+# it: what pass, secretservice or a cloud helper do, with no keychain to unlock.
+import json, pathlib, sys
+store = pathlib.Path(__file__).with_suffix(".json")
+data = json.loads(store.read_text()) if store.exists() else {}
+command, body = sys.argv[1], sys.stdin.read()
+if command == "store":
+    entry = json.loads(body)
+    data[entry["ServerURL"]] = [entry["Username"], entry["Secret"]]
+    store.write_text(json.dumps(data))
+elif command == "get":
+    if body.strip() not in data:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    user, secret = data[body.strip()]
+    print(json.dumps({"ServerURL": body.strip(), "Username": user, "Secret": secret}))
+elif command == "erase":
+    data.pop(body.strip(), None)
+    store.write_text(json.dumps(data))
+else:
+    print(json.dumps({url: entry[0] for url, entry in data.items()}))
+"""
+
+
+def test_a_login_a_credential_helper_holds_is_published_by_the_tool_after_verify(
+    runner: Runner, registry: Registry, context: Path, tmp_path: Path,
+    key_pair: tuple[Path, Path, str],
+) -> None:  # fmt: skip
+    """The login lives in a credential helper, which our HTTP client can't read: buildx pushes
+    (to a staging tag) and `imagetools create` publishes, still only after verify."""
+    key, _, password = key_pair
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    (helpers / "docker-credential-file").write_text(HELPER)
+    (helpers / "docker-credential-file").chmod(0o755)
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"credsStore": "file"}))
+    env = pipelines.gitlab_key_mode(runner.testbed, str(COSIGNS["cosign3"]), password)
+    env["PATH"] = f"{helpers}:{runner.env()['PATH']}"
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--docker-config", str(config), env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads((helpers / "docker-credential-file.json").read_text())  # the helper has it
+    assert "is a credential helper's: buildx pushes" in done.stderr
+    repository, tag = env["CI_REGISTRY_IMAGE"], env["CI_COMMIT_SHORT_SHA"]
+    report = report_of_run(runner)
+    assert registry.digest(f"{repository}:{tag}") == report["build"]["digest"]
+    assert report["build"]["staging_tag"].startswith("provenance-staging-")
+    order = [s["name"] for s in report["steps"]]
+    assert order.index("publish") > order.index("verify") > order.index("sign")
+
+
+def report_of_run(runner: Runner) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
+    return found
