@@ -285,6 +285,8 @@ def resolve(
                         hint=f"known settings: {', '.join(sorted(DEFAULTS))}",
                     )
                 raise KeyError(key)  # a task passed a flag this module does not know: a bug
+            if key in LIST_KEYS and source is flags and isinstance(value, list | tuple):
+                value = [item for item in value if str(item).strip()]  # `--tag "$UNSET"`
             if value is None or (key in LIST_KEYS and source is flags and value == []):
                 continue
             if key in ADDITIVE_KEYS and source is flags:

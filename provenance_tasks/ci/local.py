@@ -127,6 +127,9 @@ _SCHEMED_RE = re.compile(
     r"(?P<scheme>https?|ssh|git|git\+ssh)://(?:[^/@]*@)?(?P<host>[^/:]+)(?::\d*)?(?P<path>/.*)",
     re.I,
 )
+# Hosts that serve SSH only, under another name than their web pages' (GitHub's port-443 SSH,
+# Azure DevOps, AWS CodeCommit): their remotes give no source rather than a wrong one.
+_SSH_ONLY = re.compile(r"[@/]ssh\.|^ssh\.|git-codecommit\.", re.I)
 _SCP_RE = re.compile(
     r"(?:[^/@:]+@)?(?P<host>[A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost):(?!//)(?P<path>.+)"
 )
@@ -138,6 +141,8 @@ def source_url(remote: str) -> str | None:
     `https://host/group/app`, `.git` goes, http(s) stays as it is. A local path or `file://`
     remote names no place anyone else can look: None, and the source is left out."""
     match = _SCHEMED_RE.fullmatch(remote)
+    if _SSH_ONLY.search(remote):
+        return None  # an SSH endpoint whose web address is another: no guess
     if match:
         scheme = match.group("scheme").lower()
         host, path = match.group("host"), match.group("path")
@@ -147,7 +152,9 @@ def source_url(remote: str) -> str | None:
         match = _SCP_RE.fullmatch(remote)
         if not match:
             return None
-        host, path = match.group("host"), "/" + match.group("path").lstrip("/")
+        if match.group("path").startswith("/"):
+            return None  # `host:/srv/app.git`: a path on an SSH server, no web page
+        host, path = match.group("host"), "/" + match.group("path")
     return f"https://{host.lower()}{path.removesuffix('/').removesuffix('.git')}"
 
 

@@ -78,7 +78,8 @@ def request(
     labels, build_args = dict(inputs.labels), dict(inputs.build_args)
     if facts.epoch is not None and facts.created is not None:
         labels[CREATED] = facts.created
-        build_args.setdefault(EPOCH_ARG, str(facts.epoch))
+        if not build_args.get(EPOCH_ARG):  # `--build-arg SOURCE_DATE_EPOCH` of an unset one
+            build_args[EPOCH_ARG] = str(facts.epoch)
     return BuildRequest(
         context=inputs.context,
         dockerfile=inputs.dockerfile,
@@ -108,7 +109,7 @@ def build_local(
     folder.mkdir(exist_ok=True)
     with log.step("build", f"Build {target.repository}") as record:
         facts = source_facts(run, inputs)
-        _say(log, facts)
+        _say(run, log, facts)
         build_request = request(run, target, inputs, facts, folder)
         try:
             argv = _buildx(tools, log, build_request, f"build {target.repository}")
@@ -132,8 +133,11 @@ def build_local(
     return LocalBuild(build_request.layout, digest, facts, media_type)
 
 
-def _say(log: RunLog, facts: SourceFacts) -> None:
+def _say(run: Run, log: RunLog, facts: SourceFacts) -> None:
     """What the image will claim that isn't quite so, said before it is built."""
+    if facts.changed is None and "org.opencontainers.image.revision" in run.ci.labels:
+        log.warning("git can't say whether the build's files match the commit the image "
+                    "names: the report says clean: null")  # fmt: skip
     if facts.changed:
         shown = ", ".join(facts.changed[:5]) + (" …" if len(facts.changed) > 5 else "")
         log.warning(
@@ -183,6 +187,13 @@ def push(
                     ),
                 )
             except registry_push.UseTheTool as exc:
+                if inputs.reproducible:  # buildx would push a new build, its times not rewritten
+                    raise InputError(
+                        f"provenance.reproducible: the login for {exc} is a credential "
+                        "helper's, and only a push of the OCI export keeps its digest",
+                        hint="log in with docker login into the run's docker config (the "
+                        "default), or drop provenance.reproducible",
+                    ) from None
                 log.info(f"the login for {exc} is a credential helper's: buildx pushes")
             else:
                 if pushed.digest != local.digest:

@@ -24,6 +24,8 @@ _SECRET_ARG = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|PRIVATE_KEY|CREDENTIAL|A
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9.]+)?")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 CREATED = "org.opencontainers.image.created"
+# The labels that say what the signature's annotations say: the CI's, never the user's.
+_SIGNED = frozenset({"org.opencontainers.image.revision", "org.opencontainers.image.source"})
 EPOCH_ARG = "SOURCE_DATE_EPOCH"  # BuildKit sets the config's and history's times from it
 _SHOWN_CHANGES = 20  # the report lists this many changed files, and counts the rest
 
@@ -44,7 +46,7 @@ class SourceFacts:
 
     epoch: int | None
     epoch_source: str | None
-    changed: tuple[str, ...] = ()  # tracked files of the build's inputs that differ
+    changed: tuple[str, ...] | None = ()  # tracked inputs that differ; None: git can't tell
 
     @property
     def created(self) -> str | None:
@@ -53,12 +55,13 @@ class SourceFacts:
         return datetime.fromtimestamp(self.epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def as_dict(self) -> dict[str, object]:
+        changed = self.changed or ()
         return {
             "created": self.created,
             "created_from": self.epoch_source,
-            "clean": not self.changed,
-            "changed": list(self.changed[:_SHOWN_CHANGES]),
-            "changed_count": len(self.changed),
+            "clean": None if self.changed is None else not changed,  # None: unknown
+            "changed": list(changed[:_SHOWN_CHANGES]),
+            "changed_count": len(changed),
         }
 
 
@@ -123,6 +126,7 @@ def labels(run: Run) -> dict[str, str]:
     """The CI's OCI labels, then the user's (`--label`, provenance.labels), which win per key;
     `created` is the commit's time, set by the build (source_facts), never the user's."""
     found = dict(run.ci.labels)
+    given: dict[str, str] = {}
     for text in run.settings.labels:
         key, sep, value = text.partition("=")
         if not sep or not _LABEL_KEY.fullmatch(key):
@@ -135,6 +139,21 @@ def labels(run: Run) -> dict[str, str]:
                 f"--label {CREATED}=... is not allowed: it is the commit's time",
                 hint=f"set {EPOCH_ARG} to choose it (seconds since 1970)",
             )
+        if key in _SIGNED and key in run.ci.labels:
+            raise InputError(
+                f"--label {key}=... is not allowed: it is the {run.ci.provider} run's own, and "
+                "the signature's annotations say the same",
+                hint="drop it; the label and the annotation come from the CI",
+            )
+        if key in given and given[key] != value:
+            raise InputError(f"--label {key} is given twice with different values",
+                             hint=f"pass {key} once")  # fmt: skip
+        if any(secret in value for secret in run.redactor.secrets):
+            raise InputError(
+                f"--label {key} carries a secret; labels end up in the image's config",
+                hint="labels are public: pass secrets as --secret",
+            )
+        given[key] = value
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
             raise InputError(
                 f"--label {key} holds a control character", hint="labels are one line of text"
@@ -145,9 +164,17 @@ def labels(run: Run) -> dict[str, str]:
 
 def source_facts(run: Run, inputs: BuildInputs) -> SourceFacts:
     """When the commit was made and which of the build's tracked inputs differ from it; with
-    provenance.require_clean, a difference is an error (nothing is built)."""
+    provenance.require_clean, a difference (or a tree git can't answer for) is an error, and
+    nothing is built."""
     epoch, where = commit_time(run, inputs)
     changed = tracked_changes(run, inputs)
+    if run.settings.require_clean and changed is None:
+        raise InputError(
+            f"provenance.require_clean: git can't say whether {inputs.context} matches the "
+            "commit (no repository, the Dockerfile outside it, or git refused it)",
+            hint="build from a git checkout (git may need `safe.directory` for this folder), "
+            "or drop provenance.require_clean",
+        )
     if changed and run.settings.require_clean:
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         shown = ", ".join(changed[:5]) + more
@@ -165,36 +192,53 @@ def source_facts(run: Run, inputs: BuildInputs) -> SourceFacts:
     return SourceFacts(epoch, where, changed)
 
 
+_EPOCH = re.compile(r"[0-9]{1,11}")  # seconds, up to the year 5138: not milliseconds
+
+
 def commit_time(run: Run, inputs: BuildInputs) -> tuple[int | None, str | None]:
     """SOURCE_DATE_EPOCH if the user set it (a build arg, or the variable), else the CI's word,
     else `git log`; else None."""
     given = (inputs.build_args.get(EPOCH_ARG) or run.environ.get(EPOCH_ARG, "")).strip()
     if given:
-        if not given.isdigit():
+        if not _EPOCH.fullmatch(given):
             raise InputError(
-                f"{EPOCH_ARG} is {given!r}, not a number of seconds",
+                f"{EPOCH_ARG} is {given!r}, not a number of seconds since 1970",
                 hint=f"set {EPOCH_ARG} to e.g. $(git log -1 --format=%ct), or unset it",
             )
         return int(given), EPOCH_ARG
     if run.ci.commit_time is not None:
         return run.ci.commit_time, run.ci.commit_time_source
     out = (git_output(inputs.context, "log", "-1", "--format=%ct", "HEAD") or "").strip()
-    if out.isdigit():
+    if _EPOCH.fullmatch(out):
         return int(out), "git log -1 --format=%ct"
     return None, None
 
 
-def tracked_changes(run: Run, inputs: BuildInputs) -> tuple[str, ...]:
+def repository_root(folder: Path) -> Path | None:
+    """The work tree `folder` is in, found on disk (no process): None outside any."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def tracked_changes(run: Run, inputs: BuildInputs) -> tuple[str, ...] | None:
     """Tracked files of the build context and the Dockerfile that differ from the commit, our
-    own outputs aside. Untracked files (an earlier job's artifacts) are not counted."""
-    paths = ["."]
-    if not inputs.dockerfile.is_relative_to(inputs.context):
-        paths.append(str(inputs.dockerfile))
+    own outputs aside; untracked files (an earlier job's artifacts) are not counted. None when
+    git can't tell: no repository, a Dockerfile outside it, or git refusing the folder."""
+    root = repository_root(inputs.context)
+    if root is None or not inputs.dockerfile.is_relative_to(root):
+        return None
     out = git_output(inputs.context, "status", "--porcelain", "--untracked-files=no", "-z",
-                     "--", *paths)  # fmt: skip
-    if not out:
-        return ()
-    ours = {Path(name).name for name in (run.settings.dotenv, run.settings.report) if name}
+                     "--", ".", str(inputs.dockerfile))  # fmt: skip
+    if out is None:
+        return None
+    # Porcelain paths are relative to the work tree's root; so are those of our outputs here.
+    ours = set()
+    for name in (run.settings.dotenv, run.settings.report):
+        path = (run.cwd / name).resolve() if name else None
+        if path is not None and path.is_relative_to(root):
+            ours.add(path.relative_to(root).as_posix())
     changed: list[str] = []
     entries = iter(out.split("\0"))
     for entry in entries:
@@ -202,9 +246,6 @@ def tracked_changes(run: Run, inputs: BuildInputs) -> tuple[str, ...]:
             continue
         if entry[0] in "RC":
             next(entries, None)  # a rename's second field is its old path
-        path = entry[3:]
-        if Path(path).name not in ours:
-            changed.append(path)
+        if entry[3:] not in ours:
+            changed.append(entry[3:])
     return tuple(changed)
-
-

@@ -77,13 +77,20 @@ class Rebuild:
     previous_run: str | None
     digest: str
 
+    reproducible: bool = False  # this build was asked to reproduce the digest
+
+    @property
+    def note(self) -> str:
+        if self.previous_digest == self.digest:
+            return "reproduced: the same digest"
+        return REBUILT_ANYWAY if self.reproducible else REBUILT
+
     def as_dict(self) -> dict[str, Any]:
-        same = self.previous_digest == self.digest
         return {
             "previous_digest": self.previous_digest,
             "previous_run": self.previous_run,
-            "same_digest": same,
-            "note": "reproduced: the same digest" if same else REBUILT,
+            "same_digest": self.previous_digest == self.digest,
+            "note": self.note,
         }
 
 
@@ -91,6 +98,11 @@ REBUILT = (
     "the same commit built a different digest: BuildKit's provenance and the layers' times "
     "differ between builds (provenance.reproducible makes them equal); this digest was signed "
     "and verified on its own"
+)
+REBUILT_ANYWAY = (
+    "the same commit built a different digest although provenance.reproducible was on: the "
+    "earlier build wasn't reproducible, or its inputs differed (build args, platforms, a base "
+    "image, a changed file); this digest was signed and verified on its own"
 )
 
 
@@ -167,25 +179,38 @@ def write_report(run: Run, log: RunLog, task: str, error: BaseException | None) 
         return
     path = run.cwd / s.report
     mine = task_report(run, log, task, error)
-    data = _continued(path, mine) or mine
+    continues = log.run_id
+    if continues is None and not task.startswith("build"):  # failed before its plan said
+        found = earlier(run, here_only=True)
+        same = found is not None and found.commit == run.ci.labels.get(REVISION)
+        continues = found.run_id if found is not None and same else None
+    data = _continued(path, mine, continues) if continues else None
+    data = data or mine
     text = run.redactor.redact(json.dumps(data, indent=2, default=str))
     path.write_text(text + "\n")
 
 
-def _continued(path: Path, mine: dict[str, Any]) -> dict[str, Any] | None:
-    """The report at `path` with this task's part added, if it is this run's; else None."""
+def _continued(path: Path, mine: dict[str, Any], continues: str) -> dict[str, Any] | None:
+    """The report at `path` with this task's part added, if it is the report of the run this
+    task continues (its id, commit and source); else None."""
     try:
         existing = json.loads(path.read_text())
         run = existing["run"]
-        same = existing.get("schema") == REPORT_SCHEMA and (run["commit"], run["source"]) == (
-            mine["run"]["commit"], mine["run"]["source"])  # fmt: skip
+        same = existing.get("schema") == REPORT_SCHEMA and (
+            run["id"], run["commit"], run["source"]) == (
+            continues, mine["run"]["commit"], mine["run"]["source"])  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not same:
-        return None  # another commit's or another repository's: this run starts its own
+        return None  # another run's: this task starts its own report
     merged = {**existing, **{k: v for k, v in mine.items() if k not in ("run", "tasks", "steps")}}
     merged["tasks"] = [*existing.get("tasks", []), *mine["tasks"]]
     merged["steps"] = [*existing.get("steps", []), *mine["steps"]]
+    # The run failed while a task's last try failed: a later task passing doesn't undo that.
+    last = {t["task"]: t for t in merged["tasks"]}
+    failed = [t for t in last.values() if t["status"] == "failed"]
+    merged["status"] = "failed" if failed else "ok"
+    merged["failure"] = failed[-1]["failure"] if failed else None
     return merged
 
 
@@ -228,7 +253,7 @@ def rebuild(run: Run, before: Earlier | None, repository: str, digest: str) -> R
     previous_repository, _, previous_digest = before.ref.partition("@")
     if previous_repository != repository or not previous_digest:
         return None
-    return Rebuild(previous_digest, before.run_id, digest)
+    return Rebuild(previous_digest, before.run_id, digest, run.settings.reproducible)
 
 
 def _plain(value: Any) -> Any:

@@ -34,11 +34,18 @@ def run_task(task: str, run: Run, tools: Tools, log: RunLog) -> object:
     name = task.replace("_", "-")  # as the user typed it
     try:
         result = body(run, tools, log)
-    except Exception as error:
-        outputs.write_report(run, log, name, error)
+    except BaseException as error:  # a cancelled job (SIGTERM) reports too
+        _report(run, log, name, error)
         raise
-    outputs.write_report(run, log, name, None)
+    _report(run, log, name, None)
     return result
+
+
+def _report(run: Run, log: RunLog, task: str, error: BaseException | None) -> None:
+    try:
+        outputs.write_report(run, log, task, error)
+    except OSError as exc:  # the run's own exit says more than a report it couldn't write
+        log.warning(f"the report could not be written: {exc}")
 
 
 def _resolved(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
@@ -115,7 +122,7 @@ def _built(
             log.info(f"this commit built {built.digest} here before too: reproduced")
         else:
             log.info(f"this commit built {again.previous_digest} here before; now "
-                     f"{built.digest}: {outputs.REBUILT}")  # fmt: skip
+                     f"{built.digest}: {again.note}")  # fmt: skip
 
 
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:

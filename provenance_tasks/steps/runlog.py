@@ -157,6 +157,9 @@ class RunLog(StepLog):
         failed = [r for r in self.steps if r.status == "failed"]
         step = failed[-1].name if failed else None
         redact = self.redactor.redact
+        if isinstance(error, SystemExit | KeyboardInterrupt):  # SIGTERM (a cancelled job), ^C
+            code = error.code if isinstance(error, SystemExit) else 130
+            return Failure(step, "cancelled", code if isinstance(code, int) else 1)
         if not isinstance(error, ProvenanceError):
             return Failure(step, redact(f"unexpected {type(error).__name__}: {error}"), 1)
         hint = redact(error.hint) if error.hint else None

@@ -112,6 +112,8 @@ def test_a_dotenvs_comma_joined_tags_are_taken_back_by_tag() -> None:
     assert settings.tags == ("1.2.3", "latest", "extra")
     assert settings.platforms == ("linux/amd64", "linux/arm64")
     assert resolve({}, {"build_args": ["LIST=a,b"]}).build_args == ("LIST=a,b",)  # not split
+    # `--tag "$IMAGE_TAGS"` of an unset variable is no tag given: the configured ones stay.
+    assert resolve({"tags": ["configured"]}, {"tags": [""]}).tags == ("configured",)
 
 
 def test_environment_list_is_a_comma_separated_string(

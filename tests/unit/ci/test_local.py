@@ -113,6 +113,10 @@ def test_repository_without_commits(tmp_path: Path) -> None:
         ("/srv/git/app.git", None),  # a path on this machine names nothing others can open
         ("file:///srv/git/app.git", None),
         ("../app", None),
+        # SSH endpoints whose web pages live under another name: no source rather than a wrong one
+        ("ssh://git@ssh.github.com:443/o/app.git", None),
+        ("git@ssh.dev.azure.com:v3/org/project/app", None),
+        ("host.example.com:/srv/git/app.git", None),  # a path on an SSH server
     ],
 )  # fmt: skip
 def test_the_source_is_a_url_never_a_local_path(remote: str, source: str | None) -> None:

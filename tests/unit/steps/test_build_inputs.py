@@ -261,3 +261,44 @@ def test_reproducible_refuses_buildx_provenance(tmp_path: Path) -> None:
         build_inputs.resolve(
             make_run(with_dockerfile(tmp_path), reproducible=True, provenance=True)
         )
+
+
+def test_a_tracked_file_named_like_our_output_elsewhere_still_counts(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "provenance.env").write_text("A=1\n")
+    committed(with_dockerfile(tmp_path))
+    (tmp_path / "sub" / "provenance.env").write_text("A=2\n")  # not ours: ours is ./provenance.env
+    run = make_run(tmp_path)
+    assert build_inputs.tracked_changes(run, build_inputs.resolve(run)) == ("sub/provenance.env",)
+
+
+def test_no_repository_is_unknown_not_clean(tmp_path: Path) -> None:
+    run = make_run(with_dockerfile(tmp_path))
+    facts = build_inputs.source_facts(run, build_inputs.resolve(run))
+    assert facts.changed is None and facts.as_dict()["clean"] is None
+    strict = make_run(tmp_path, require_clean=True)
+    with pytest.raises(InputError, match="git can't say"):
+        build_inputs.source_facts(strict, build_inputs.resolve(strict))
+
+
+@pytest.mark.parametrize("value", ["²", "1700000000000", "-1", "1.5", "10" * 10])
+def test_an_epoch_out_of_seconds_is_bad_input_not_a_traceback(tmp_path: Path, value: str) -> None:
+    run = make_run(with_dockerfile(tmp_path), {"SOURCE_DATE_EPOCH": value})
+    with pytest.raises(InputError, match="not a number of seconds"):
+        build_inputs.source_facts(run, build_inputs.resolve(run))
+
+
+def test_labels_that_would_contradict_the_signature_or_carry_a_secret_are_refused(
+    tmp_path: Path,
+) -> None:
+    run = make_run(tmp_path, labels=["org.opencontainers.image.revision=other"])
+    run = replace(run, ci=replace(run.ci, labels={"org.opencontainers.image.revision": "abc"}))
+    with pytest.raises(InputError, match="the local run's own"):
+        build_inputs.labels(run)
+    with pytest.raises(InputError, match="given twice"):
+        build_inputs.labels(make_run(tmp_path, labels=["a.b=1", "a.b=2"]))
+    secret = make_run(
+        tmp_path, {"COSIGN_PASSWORD": "hunter2-secret"}, labels=["a.b=x-hunter2-secret"]
+    )
+    with pytest.raises(InputError, match="carries a secret"):
+        build_inputs.labels(secret)
