@@ -154,7 +154,7 @@ def task_report(run: Run, log: RunLog, task: str, error: BaseException | None) -
     return {
         "schema": REPORT_SCHEMA,
         "run": {
-            "id": log.run_id or run.id,
+            "id": log.run_id or run.id,  # the run continued, else this one
             "provider": run.ci.provider,
             "detected": run.ci.detected,
             "commit": run.ci.labels.get(REVISION),
@@ -180,14 +180,22 @@ def write_report(run: Run, log: RunLog, task: str, error: BaseException | None) 
     path = run.cwd / s.report
     mine = task_report(run, log, task, error)
     continues = log.run_id
-    if continues is None and not task.startswith("build"):  # failed before its plan said
-        found = earlier(run, here_only=True)
-        same = found is not None and found.commit == run.ci.labels.get(REVISION)
-        continues = found.run_id if found is not None and same else None
+    if continues is None and not task.startswith("build"):
+        # Failed before its plan said which run it continues (a failed build left no outputs,
+        # bad input): the run whose report this folder holds for this very commit.
+        continues = _run_of_commit(path, run.ci.labels.get(REVISION))
     data = _continued(path, mine, continues) if continues else None
     data = data or mine
     text = run.redactor.redact(json.dumps(data, indent=2, default=str))
     path.write_text(text + "\n")
+
+
+def _run_of_commit(path: Path, commit: str | None) -> str | None:
+    try:
+        run = json.loads(path.read_text())["run"]
+        return str(run["id"]) if commit and run["commit"] == commit else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _continued(path: Path, mine: dict[str, Any], continues: str) -> dict[str, Any] | None:

@@ -52,7 +52,7 @@ def _resolved(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> pl
     log.plan(steps)
     planned = plan.resolve(run, tools, steps)
     log.bind_image(planned.target.repository, planned.image.digest if planned.image else None)
-    log.run_id = planned.continues
+    log.run_id = planned.continues or ""  # "": planned, and it continues no earlier run
     return planned
 
 

@@ -68,7 +68,9 @@ class RunLog(StepLog):
         self.dry_run = False  # a dry run's steps are "planned", its summary says DRY RUN
         self.image: str | None = None  # the repository this run works on, once known
         self.digest: str | None = None  # the digest it signs or verifies, once known
-        self.run_id: str | None = None  # the run a task continues (its outputs' run id)
+        # The run a task continues (its outputs' run id); "" once planned with none, None
+        # while the plan hasn't said (a task that fails before it may still join its run).
+        self.run_id: str | None = None
         self.outputs: dict[str, str] | None = None  # what the dotenv got, for the report
 
     def detected(self, provider: str, detected: str) -> None:

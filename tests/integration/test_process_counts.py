@@ -76,7 +76,8 @@ def test_build_sign_verify_starts_each_tool_once_per_need(
             "cosign public-key": 1,  # the key, decrypted once, beside the build
             "cosign verify": 1,  # one verify, in the format that was signed
             "git -c": builds,  # buildx's own look at the context's git (its VCS metadata)
-            "git -C": 1,  # our look for tracked changes; GitLab says when the commit was made
+            # No git of ours: GitLab says when the commit was made, and a context outside any
+            # work tree (found on disk) has no tracked changes to ask git about.
             **probes,  # `sign --help` (and cosign 2's `verify --help`) once, then the real call
         }
     ), log.read_text()
