@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from provenance_tasks.errors import InputError
+from provenance_tasks.errors import InputError, ProvenanceError
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps import outputs, plan
@@ -148,14 +148,27 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
 
 
 def _publish(
-    run: Run, tools: Tools, log: RunLog, built: build_step.BuildResult, done: list[str]
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    built: build_step.BuildResult,
+    done: list[str],
+    *,
+    verified: bool = False,
 ) -> None:
     """The tags on the digest (unless buildx pushed them), then each read back from the
     registry (not in a dry run). `done` says which tags moved, even when this fails."""
-    if built.tags_pushed:
-        done += built.tags
-    else:
-        publish_step.publish(run, tools, log, built, done)
+    try:
+        if built.tags_pushed:
+            done += built.tags
+        else:
+            publish_step.publish(run, tools, log, built, done)
+    except ProvenanceError:
+        if verified:  # a protected or immutable tag: what holds, said before the error
+            left = [tag for tag in built.tags if tag not in done]
+            log.warning(f"{built.image} is signed and verified, not published: "
+                        f"{', '.join(left)} stay where they were")  # fmt: skip
+        raise
     if not run.settings.dry_run:
         publish_step.audit_tags(tools, log, built)
 
@@ -172,7 +185,7 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport
     published: list[str] = []
     try:
         report = verify_step.verify(run, tools, log, p.target, p.image, p.policy)
-        _publish(run, tools, log, staged, published)
+        _publish(run, tools, log, staged, published, verified=True)
         report.tags = dict.fromkeys(published, staged.digest)
         return report
     finally:
@@ -237,7 +250,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
                                     formats=(run.settings.bundle_format,))  # fmt: skip
         if not early:
-            _publish(run, tools, log, built, published)
+            _publish(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:
             report.tags = dict.fromkeys(built.tags, built.digest)  # what the audit just read
         return report

@@ -228,3 +228,28 @@ def test_a_login_a_credential_helper_holds_is_published_by_the_tool_after_verify
 def report_of_run(runner: Runner) -> dict[str, Any]:
     found: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
     return found
+
+
+def test_a_tag_the_registry_refuses_to_move_fails_with_the_image_verified_not_published(
+    runner: Runner, registry: Registry, tmp_path: Path
+) -> None:
+    """A protected or immutable tag: the registry refuses the tag's manifest PUT (403 DENIED,
+    as GitLab's protected tags answer). Exit 4, the image signed and verified, no tag on it."""
+    from tests.testbed.faultproxy import FaultProxy, Faults
+
+    cosign = str(COSIGNS["cosign3"])
+    key, _ = make_key_pair(cosign, tmp_path / "keys" / "cosign")
+    with FaultProxy(upstream=runner.testbed.plain_registry) as proxy:
+        proxy.set_faults(Faults(rate=1.0, kinds={"403": 1}, only=r"^PUT .*/manifests/stable$"))
+        image = f"{proxy.address}/protected/app-{tmp_path.name[-6:].lower()}"
+        direct = image.replace(proxy.address, proxy.upstream, 1)  # around the proxy
+        done = runner.run("build-sign-verify", "--context", str(make_context(tmp_path / "ctx")),
+                          "--image", image, "--tag", "stable", "--key", str(key),
+                          env={"INVOKE_PROVENANCE_COSIGN": cosign})  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    report = report_of_run(runner)
+    assert report["failure"]["step"] == "publish" and report["verify"]["verified"] is True
+    assert report["outputs"]["IMAGE_PUBLISHED"] == ""
+    assert "verified, not published" in done.stderr
+    assert any(t.startswith("sha256-") for t in registry.tags(direct))  # signed, read back
+    assert user_tags(registry, direct) == []
