@@ -110,7 +110,7 @@ class Cosign:
 
     def sign_argv(
         self,
-        image_ref: str,
+        image_ref: str | Sequence[str],
         material: SigningMaterial,
         annotations: Mapping[str, str],
         *,
@@ -118,9 +118,12 @@ class Cosign:
         new_bundle_format: bool = False,
         identity_token: Path | None = None,
     ) -> list[str]:
-        """`cosign sign` for one IMAGE@DIGEST; annotation values must already be encoded."""
-        if "@" not in image_ref:
-            raise ValueError(f"refusing to sign a tag, not a digest: {image_ref}")
+        """`cosign sign` of IMAGE@DIGEST (or several, in one call: each gets its own signature
+        with the same annotations); annotation values must already be encoded."""
+        refs = [image_ref] if isinstance(image_ref, str) else list(image_ref)
+        for ref in refs:
+            if "@" not in ref:
+                raise ValueError(f"refusing to sign a tag, not a digest: {ref}")
         argv = [self.binary, "sign", "--yes"]
         if isinstance(material, KeySigning):
             argv += ["--key", material.key]
@@ -141,7 +144,7 @@ class Cosign:
             new_bundle_format=new_bundle_format,
             identity_token=identity_token,
         )
-        return argv + self._annotations_timeout_and(image_ref, annotations)
+        return argv + self._annotations_timeout_and(refs, annotations)
 
     def verify_argv(
         self,
@@ -172,22 +175,24 @@ class Cosign:
             tlog=tlog,
             new_bundle_format=new_bundle_format,
         )
-        return argv + self._annotations_timeout_and(image_ref, annotations)
+        return argv + self._annotations_timeout_and([image_ref], annotations)
 
-    def _annotations_timeout_and(self, image_ref: str, annotations: Mapping[str, str]) -> list[str]:
-        """The tail both subcommands share: -a per annotation, the timeout, the image last."""
+    def _annotations_timeout_and(
+        self, image_refs: Sequence[str], annotations: Mapping[str, str]
+    ) -> list[str]:
+        """The tail both subcommands share: -a per annotation, the timeout, the images last."""
         tail: list[str] = []
         for key, value in annotations.items():
             tail += ["-a", cosign_annotation_arg(key, value)]
         if self.timeout:
             tail += ["--timeout", f"{int(self.timeout)}s"]
-        return [*tail, image_ref]
+        return [*tail, *image_refs]
 
     # --- running ---------------------------------------------------------------------------------
 
     def sign(
         self,
-        image_ref: str,
+        image_ref: str | Sequence[str],
         material: SigningMaterial,
         annotations: Mapping[str, str],
         *,

@@ -158,6 +158,23 @@ class Docker:
             raise ToolError(f"could not read the digest of {reference} from the registry") from exc
         return str(digest)
 
+    def manifest(self, reference: str) -> tuple[str, bytes]:
+        """The media type and bytes of the manifest or index at `reference` (REPO@DIGEST), read
+        over HTTP with the run's login, or with imagetools where a credential helper holds it."""
+        from provenance_tasks.adapters import registry
+
+        try:
+            return registry.read_manifest(reference, config_dir=self.config_dir)
+        except registry.UseTheTool:
+            pass
+        argv = [*self._docker_argv(), "buildx", "imagetools", "inspect", "--raw", reference]
+        data = run(argv, redactor=self.redactor, env=self._env()).stdout.encode()
+        try:
+            media_type = str(json.loads(data).get("mediaType") or "")
+        except (ValueError, AttributeError) as exc:
+            raise ToolError(f"could not read the manifest of {reference}") from exc
+        return media_type, data
+
     def copy_image(self, source: str, tag: str) -> None:
         """Put the manifest at `source` (REPO@DIGEST) under `tag`, server side, as it is:
         --prefer-index=false, since by default imagetools wraps a single manifest in a new index,

@@ -21,13 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from provenance_tasks.errors import ToolError
+from provenance_tasks.image_index import INDEX_TYPES
 
-INDEX_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
 MANIFEST_TYPES = frozenset(
     {
         "application/vnd.oci.image.manifest.v1+json",

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from provenance_tasks.errors import CommandFailed
+from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
 
 ACCEPT = ", ".join(
@@ -72,6 +72,26 @@ class _SameOrigin(urllib.request.HTTPRedirectHandler):
 
 def manifest_digest(reference: str, *, config_dir: Path | None, timeout: float = 30.0) -> str:
     """The digest `reference` (REPO:TAG or REPO@DIGEST) names at the registry now."""
+    return _manifest("HEAD", reference, config_dir, timeout)[0]
+
+
+def read_manifest(
+    reference: str, *, config_dir: Path | None, timeout: float = 30.0
+) -> tuple[str, bytes]:
+    """The media type and exact bytes of the manifest or index `reference` names; a REPO@DIGEST
+    whose bytes don't hash to that digest is refused (a registry or proxy that lies)."""
+    digest, media_type, data = _manifest("GET", reference, config_dir, timeout)
+    if "@" in reference and data is not None:
+        wanted = reference.rsplit("@", 1)[1]
+        if digest != wanted:
+            raise ToolError(f"the registry's {reference} hashes to {digest}, not {wanted}")
+    return media_type, data or b""
+
+
+def _manifest(
+    method: str, reference: str, config_dir: Path | None, timeout: float
+) -> tuple[str, str, bytes | None]:
+    """(digest, media type, body of a GET) of `reference`, with the run's login."""
     registry = registry_of(reference)
     host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
     name, ref = _split(reference, registry)
@@ -80,26 +100,30 @@ def manifest_digest(reference: str, *, config_dir: Path | None, timeout: float =
     # Over TLS with a login, Basic goes first: a registry that wants a token answers 401 anyway.
     authorization = _basic(login)
     try:
-        answer = _request("HEAD", url, authorization, timeout)
+        answer = _request(method, url, authorization, timeout)
     except PlainHTTP:
         # As docker does: a loopback registry may speak plain HTTP. Credentials go only in
         # answer to its 401 then, and never in the clear to any other host.
         url = f"http://{host}/v2/{name}/manifests/{ref}"
         authorization = None
-        answer = _request("HEAD", url, None, timeout)
+        answer = _request(method, url, None, timeout)
     if answer.status == 401:
         authorization = _authorize(answer.getheader("WWW-Authenticate") or "", login, name,
                                    timeout)  # fmt: skip
-        answer = _request("HEAD", url, authorization, timeout)
+        answer = _request(method, url, authorization, timeout)
     if answer.status != 200:
-        raise _failed("HEAD", url, answer.status, answer.reason)
+        raise _failed(method, url, answer.status, answer.reason)
+    media_type = (answer.getheader("Content-Type") or "").split(";")[0].strip()
+    if method == "GET":
+        data = answer.read()
+        return "sha256:" + hashlib.sha256(data).hexdigest(), media_type, data
     digest = answer.getheader("Docker-Content-Digest")
     if digest:
-        return digest
+        return digest, media_type, None
     body = _request("GET", url, authorization, timeout)  # a registry that doesn't say: count
     if body.status != 200:
         raise _failed("GET", url, body.status, body.reason)
-    return "sha256:" + hashlib.sha256(body.read()).hexdigest()
+    return "sha256:" + hashlib.sha256(body.read()).hexdigest(), media_type, None
 
 
 def _split(reference: str, registry: str) -> tuple[str, str]:

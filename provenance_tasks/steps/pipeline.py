@@ -244,11 +244,13 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
             log.warning("provenance.push_then_sign: the tags are published before signing; a "
                         "sign or verify that fails leaves them on an unsigned image")  # fmt: skip
             _publish(run, tools, log, built, published)
-        sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing)
+        sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing,
+                       media_type=built.media_type)  # fmt: skip
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
-                                    formats=(run.settings.bundle_format,))  # fmt: skip
+                                    formats=(run.settings.bundle_format,),
+                                    media_type=built.media_type)  # fmt: skip
         if not early:
             _publish(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from provenance_tasks.adapters.cosign import Cosign
     from provenance_tasks.adapters.docker import Docker
     from provenance_tasks.ci.base import CIContext
+    from provenance_tasks.image_index import IndexContents
     from provenance_tasks.retry import RetryPolicy
     from provenance_tasks.sigstore import SigstoreInstance
 
@@ -82,6 +83,9 @@ class Tools:
         self._owns_docker_config = False
         self._private: Path | None = None  # trust files, TUF cache and ID tokens of this run
         self.cancelled = threading.Event()  # the run gave up: tools it started end at once
+        # Indexes read by digest (content-addressed, so a second look would say the same):
+        # sign and verify of one run read each once.
+        self.indexes: dict[str, IndexContents] = {}
 
     @cached_property
     def docker(self) -> Docker:

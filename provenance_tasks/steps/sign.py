@@ -13,6 +13,7 @@ from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
 from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.plan import fresh_token, local_key_folder
+from provenance_tasks.steps.platforms import platforms_of
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -30,6 +31,7 @@ class SignResult:
     signatures: tuple[Signature, ...]
     bundle_format: str
     tlog: bool
+    platforms: tuple[dict[str, str], ...] = ()  # each platform manifest signed: platform, digest
 
 
 def ensure_local_key(run: Run, tools: Tools, log: RunLog, material: SigningMaterial) -> None:
@@ -71,13 +73,15 @@ def sign_once(
     run: Run,
     tools: Tools,
     log: RunLog,
-    reference: str,
+    reference: str | list[str],
     material: SigningMaterial,
     annotations: dict[str, str],
 ) -> None:
-    """One signature, retried on registry failures; each attempt's cosign --timeout fits the
-    budget. A retry after a partial upload may leave a second, identical signature: verify
-    accepts any that matches."""
+    """One signature (of each reference, in one cosign call), retried on registry failures;
+    each attempt's cosign --timeout fits the budget. A retry after a partial upload may leave a
+    second, identical signature: verify accepts any that matches."""
+    first = reference if isinstance(reference, str) else reference[0]
+    what = reference if isinstance(reference, str) else f"{len(reference)} platform manifests"
     s = run.settings
 
     def attempt(left: float) -> object:
@@ -96,9 +100,7 @@ def sign_once(
             if token is not None:
                 token.unlink(missing_ok=True)  # the token lives on disk only while cosign runs
 
-    with_retries(
-        log, tools.retry_policy, "sign", f"sign {reference}", registry_of(reference), attempt
-    )
+    with_retries(log, tools.retry_policy, "sign", f"sign {what}", registry_of(first), attempt)
 
 
 def token_file(
@@ -124,7 +126,11 @@ def sign(
     image: ImageRef,
     mode: str,
     material: SigningMaterial,
+    *,
+    media_type: str | None = None,
 ) -> SignResult:
+    """A signature of the digest per tag (`tag=T`: the tags name it), then, for an index, one of
+    each platform manifest by its own digest, with the annotations every tag shares."""
     s = run.settings
     reference = str(image)
     if not s.tlog:
@@ -151,7 +157,14 @@ def sign(
             else:
                 sign_once(run, tools, log, reference, material, annotations)
             signatures.append(Signature(tag, annotations))
-        record.detail = {"signatures": len(signatures), "mode": mode}
-    result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog)
+        children = platforms_of(run, tools, log, "sign", image, media_type).platforms
+        if children:
+            refs = [str(ImageRef(image.repository, child.digest)) for child in children]
+            names = ", ".join(child.platform for child in children)
+            log.info(f"signing each platform manifest by its own digest: {names}")
+            sign_once(run, tools, log, refs, material, target.annotations_for(None))
+        record.detail = {"signatures": len(signatures) + len(children), "mode": mode}
+    signed = tuple({"platform": c.platform, "digest": c.digest} for c in children)
+    result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog, signed)
     log.results.sign = result
     return result

@@ -19,6 +19,7 @@ from provenance_tasks.models import IdentityPolicy, ImageRef, Target, Verificati
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import REGISTRY_FAILURES, with_retries
 from provenance_tasks.steps.lookup import read_digest
+from provenance_tasks.steps.platforms import platforms_of
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -53,6 +54,8 @@ class VerifyReport:
     matches: dict[str, int] = field(default_factory=dict)  # expectation label -> signature index
     problems: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)  # tag -> digest at the registry
+    # One row per platform manifest of an index: platform, digest, signed, verified, problem.
+    platforms: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,7 @@ class VerifyReport:
             "verified": self.ok,
             "problems": self.problems,
             "tags": self.tags,
+            "platforms": self.platforms,
             "expected": [{"tag": e.tag, "annotations": e.annotations} for e in self.expectations],
             "signatures": [s.__dict__ for s in self.signatures],
             "matches": self.matches,
@@ -155,6 +159,7 @@ def verify(
     check_tags: tuple[str, ...] = (),
     known_tags: Mapping[str, str] | None = None,
     formats: tuple[str, ...] | None = None,
+    media_type: str | None = None,
 ) -> VerifyReport:
     """Verify `image`: cosign checks signature and signer, then we check every annotation.
 
@@ -201,6 +206,7 @@ def verify(
             report.problems, report.matches = list(tag_problems), {}
             check(report, image.repository, digest, policy)
             if report.ok:
+                verify_platforms(run, tools, log, report, target, image, policy, fmt, media_type)
                 break
         if s.dry_run:
             return report
@@ -221,6 +227,44 @@ def verify(
                 hint="see the report above: expected against found",
             )
     return report
+
+
+def verify_platforms(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    report: VerifyReport,
+    target: Target,
+    image: ImageRef,
+    policy: VerificationPolicy,
+    fmt: str,
+    media_type: str | None,
+) -> None:
+    """Each platform manifest of the verified index, by its own digest: the signer and the
+    annotations every tag shares. Being listed in the index this verify read by its digest makes
+    it a member; a platform that fails fails the run, by name."""
+    children = platforms_of(run, tools, log, "verify", image, media_type).platforms
+    expected = [Expectation(None, target.annotations_for(None))]
+    for child in children:
+        reference = f"{image.repository}@{child.digest}"
+        row: dict[str, Any] = {"platform": child.platform, "digest": child.digest,
+                               "signed": False, "verified": False, "problem": None}  # fmt: skip
+        one = VerifyReport(reference, report.policy, expected)
+        try:
+            payloads = cosign_verify(run, tools, log, reference, policy, fmt)
+        except CommandFailed as exc:
+            if registry_failed(exc):
+                raise
+            one.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
+        else:
+            row["signed"] = True
+            one.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
+            check(one, image.repository, child.digest, policy)
+        row["verified"] = one.ok
+        row["problem"] = "; ".join(one.problems) or None
+        report.platforms.append(row)
+        if not one.ok:
+            report.problems.append(f"platform {child.platform} ({child.digest}): {row['problem']}")
 
 
 def _found_signer(cosign_error: str) -> str | None:
@@ -320,6 +364,9 @@ def print_report(run: Run, log: RunLog, report: VerifyReport) -> None:
     for i in others:
         sig = report.signatures[i]
         out.append(f"  other signature {i + 1} ({sig.format}): tag={sig.annotations.get('tag')!r}")
+    for row in report.platforms:
+        mark = "ok" if row["verified"] else "FAILED"
+        out.append(f"  platform {row['platform']} {row['digest']}: {mark}")
     out.append("  result: " + ("VERIFIED" if report.ok else "FAILED"))
     out += [f"  problem: {p}" for p in report.problems]
     for line in out:

@@ -61,6 +61,16 @@ def test_sign_puts_the_digest_reference_last_and_always_says_yes(major: int) -> 
     assert argv.count(REF) == 1
 
 
+@pytest.mark.parametrize("major", [2, 3])
+def test_several_platform_digests_are_signed_in_one_call_and_none_may_be_a_tag(major: int) -> None:
+    first, second = REF, REF.rsplit("@", 1)[0] + "@sha256:" + "e" * 64
+    argv = cosign(major).sign_argv([first, second], KeySigning("cosign.key"), {"k": "v"})
+    assert argv[-2:] == [first, second] and argv.count("-a") == 1
+    with pytest.raises(ValueError, match="refusing to sign a tag"):
+        cosign(major).sign_argv([first, "registry.example.com/group/app:v1"],
+                                KeySigning("cosign.key"), {})  # fmt: skip
+
+
 # --- sign: transparency log and bundle format, per major -------------------------------------
 
 

@@ -1,0 +1,37 @@
+"""The platform manifests of an image, read once from the registry by the index's digest: what
+sign signs and verify verifies, each by its own digest, beside the index.
+
+A single manifest (one platform, the classic engine) has none: nothing is read for it when its
+media type is known. BuildKit's attestation manifests are recognised and said, never signed as
+platforms.
+"""
+
+from __future__ import annotations
+
+from provenance_tasks.image_index import IndexContents, contents, is_index
+from provenance_tasks.models import ImageRef
+from provenance_tasks.references import registry_of
+from provenance_tasks.retry import with_retries
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
+
+
+def platforms_of(
+    run: Run, tools: Tools, log: RunLog, step: str, image: ImageRef, media_type: str | None
+) -> IndexContents:
+    """The index's platforms and attestations; none for a single manifest or a dry run."""
+    if run.settings.dry_run or (media_type is not None and not is_index(media_type)):
+        return IndexContents()
+    reference = str(image)
+    if reference in tools.indexes:
+        return tools.indexes[reference]
+    found_type, data = with_retries(
+        log, tools.retry_policy, step, f"read {reference}", registry_of(reference),
+        lambda _: tools.docker.manifest(reference),
+    )  # fmt: skip
+    found = contents(data, reference) if is_index(found_type) else IndexContents()
+    tools.indexes[reference] = found
+    if found.attestations:
+        log.info(f"{len(found.attestations)} attestation manifest(s) of BuildKit in the index: "
+                 "recognised, not platforms, not signed")  # fmt: skip
+    return found
