@@ -36,10 +36,11 @@ class Option:
         return self.flag or self.key
 
 
-LOGIN = frozenset({"login", "build", "sign", "verify", "publish", "build-sign-verify"})
+LOGIN = frozenset({"login", "build", "sign", "attest", "verify", "verify-attestation", "publish",
+                   "build-sign-verify"})  # fmt: skip
 BUILDS = frozenset({"build", "build-sign-verify"})
-SIGNS = frozenset({"sign", "build-sign-verify"})
-VERIFIES = frozenset({"verify", "publish", "build-sign-verify"})
+SIGNS = frozenset({"sign", "attest", "build-sign-verify"})
+VERIFIES = frozenset({"verify", "verify-attestation", "publish", "build-sign-verify"})
 RUNS = LOGIN - {"login"}
 ALL = SIGNS | VERIFIES
 B, S, V = "build-sign-verify", "sign", "verify"
@@ -96,7 +97,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("tlog", True, "sign and verify without a transparency log (key and certificate modes; "
        "warns)", ALL, flag="no_tlog"),
     _o("bundle_format", "classic", "signature format: classic (default, read by every cosign) "
-       "or new (cosign 3)", SIGNS),
+       "or new (cosign 3)", "sign", B),
     _o("key_folder", ".provenance/keys", "where a laptop's key pair is made on first use"),
     # the Sigstore instance (see provenance_tasks/sigstore.py): None everywhere is the public one
     _o("fulcio_url", None, "Fulcio of a private Sigstore"),
@@ -113,7 +114,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("identity", None, "expected certificate identity (default: derived from CI)", VERIFIES),
     _o("issuer", None, "expected OIDC issuer (default: derived from CI)", VERIFIES),
     _o("digest", None, "digest to sign or verify (default: IMAGE_REF of an earlier run)", S, V,
-       "publish"),
+       "publish", "attest", "verify-attestation"),
+    _o("attest", True, "don't attach (and verify) signed SLSA v1 provenance", B,
+       flag="no_attest"),
     _o("stage", False, "push by digest only, no tag: the publish task tags it once verified",
        "build"),
     _o("push_then_sign", False, "publish the tags right after the push, before signing (the "
@@ -225,6 +228,7 @@ class Settings:
     retry_wait: float
     rate_limit_wait: float
     dry_run: bool
+    attest: bool
     stage: bool
     push_then_sign: bool
     report: str | None

@@ -124,18 +124,7 @@ class Cosign:
         for ref in refs:
             if "@" not in ref:
                 raise ValueError(f"refusing to sign a tag, not a digest: {ref}")
-        argv = [self.binary, "sign", "--yes"]
-        if isinstance(material, KeySigning):
-            argv += ["--key", material.key]
-        elif isinstance(material, CertificateSigning):
-            argv += [
-                "--key",
-                material.key,
-                "--certificate",
-                str(material.certificate),
-                "--certificate-chain",
-                str(material.chain),
-            ]
+        argv = [self.binary, "sign", "--yes", *material_flags(material)]
         argv += sign_flags(
             self.major,
             self.sigstore,
@@ -228,6 +217,17 @@ class Cosign:
         completed = self._run(argv, on_line=on_line, stdout_is_data=True)
         return completed, parse_verify_output(completed.stdout)
 
+    def attest(self, argv: Sequence[str], *, on_line: LineSink | None = None) -> Completed:
+        """Run a `cosign attest` line (adapters/cosign_attest.py builds it)."""
+        return self._run(argv, on_line=on_line)
+
+    def verify_attestation(
+        self, argv: Sequence[str], *, on_line: LineSink | None = None
+    ) -> list[dict[str, Any]]:
+        """Run a `cosign verify-attestation` line; its DSSE envelopes, one per attestation."""
+        completed = self._run(argv, on_line=on_line, stdout_is_data=True)
+        return parse_verify_output(completed.stdout)
+
     def generate_key_pair(self, folder: Path) -> tuple[Path, Path]:
         """A key pair with an empty password, files 0600, for local key-mode signing."""
         folder.mkdir(parents=True, exist_ok=True)
@@ -266,6 +266,16 @@ class Cosign:
     def _kill_after(self) -> float | None:
         # cosign's --timeout covers its registry calls; this covers a cosign that hangs anyway.
         return self.timeout + 30 if self.timeout else None
+
+
+def material_flags(material: SigningMaterial) -> list[str]:
+    """What signs: a key, or a key with its certificate and chain (keyless: the token, later)."""
+    if isinstance(material, KeySigning):
+        return ["--key", material.key]
+    if isinstance(material, CertificateSigning):
+        return ["--key", material.key, "--certificate", str(material.certificate),
+                "--certificate-chain", str(material.chain)]  # fmt: skip
+    return []
 
 
 def parse_verify_output(stdout: str) -> list[dict[str, Any]]:

@@ -57,6 +57,11 @@ class CIContext:
     # `created` is made of when no SOURCE_DATE_EPOCH is given. None: ask git when building.
     commit_time: int | None = None
     commit_time_source: str | None = None
+    # What signed SLSA provenance names (slsa.py): the builder, a stable id a verifier can
+    # expect (the project's CI configuration), this run of it, and the git ref built.
+    builder_id: str | None = None
+    invocation_id: str | None = None
+    source_ref: str | None = None
     image_hint: str = "pass --image REPOSITORY or set provenance.image"
     key_hint: str = "pass --key (a file, env://VAR or a KMS URI)"
 

@@ -186,4 +186,8 @@ class GitHubProvider:
             # A push event says when its head commit was made; other events ask git.
             commit_time=_head_commit_time(environ),
             commit_time_source="the push event's head_commit.timestamp",
+            builder_id=identity.rsplit("@", 1)[0],  # the workflow, not one ref of it
+            invocation_id=f"{repo_url}/actions/runs/{run_id}/attempts/"
+            f"{_require(environ, 'GITHUB_RUN_ATTEMPT')}",
+            source_ref=_require(environ, "GITHUB_REF"),
         )

@@ -136,14 +136,14 @@ class GitLabProvider:
         id_token = _get(environ, ID_TOKEN_VARIABLE)
         claims = decode_claims(id_token)
         config_ref_uri = claim(claims, "ci_config_ref_uri")
+        config_path = _get(environ, "CI_CONFIG_PATH") or DEFAULT_CONFIG_PATH
+        if commit_tag is not None:
+            ref = f"refs/tags/{commit_tag}"
+        else:
+            ref = f"refs/heads/{_require(environ, 'CI_COMMIT_REF_NAME')}"
         if config_ref_uri is not None:
             identity = _with_scheme(config_ref_uri)
         else:
-            config_path = _get(environ, "CI_CONFIG_PATH") or DEFAULT_CONFIG_PATH
-            if commit_tag is not None:
-                ref = f"refs/tags/{commit_tag}"
-            else:
-                ref = f"refs/heads/{_require(environ, 'CI_COMMIT_REF_NAME')}"
             identity = f"{project_url}//{config_path}@{ref}"
         issuer = claim(claims, "iss") or _require(environ, "CI_SERVER_URL")
 
@@ -187,4 +187,7 @@ class GitLabProvider:
             keyless_hint=f"add to the job: {GITLAB_ID_TOKEN_HINT}",
             commit_time=iso_time(environ, "CI_COMMIT_TIMESTAMP"),
             commit_time_source="CI_COMMIT_TIMESTAMP",
+            builder_id=identity.rsplit("@", 1)[0],  # the CI configuration, not one ref of it
+            invocation_id=_get(environ, "CI_JOB_URL"),
+            source_ref=ref,
         )

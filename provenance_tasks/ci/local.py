@@ -239,6 +239,7 @@ class LocalProvider:
             secrets=tuple(dict.fromkeys([*secrets, *credentials])),
             local_keys=True,
             detected="no CI (CI is not set): a laptop, with local defaults",
+            source_ref=f"refs/heads/{facts.ref_name}" if facts.ref_name else None,
         )
 
 

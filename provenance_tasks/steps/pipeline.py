@@ -8,14 +8,16 @@ steps returned.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from provenance_tasks.errors import InputError, ProvenanceError
+from provenance_tasks.steps import attest as attest_step
 from provenance_tasks.steps import build as build_step
+from provenance_tasks.steps import build_inputs, outputs, plan
 from provenance_tasks.steps import login as login_step
-from provenance_tasks.steps import outputs, plan
 from provenance_tasks.steps import publish as publish_step
 from provenance_tasks.steps import sign as sign_step
 from provenance_tasks.steps import verify as verify_step
@@ -225,9 +227,34 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
                               check_tags=p.target.tags, known_tags=known)  # fmt: skip
 
 
+def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
+    p = _prepared(run, tools, log, ("attest",))
+    assert p.image is not None and p.signing is not None
+    login_step.login(run, tools, log)
+    sign_step.ensure_at_registry(run, tools, log, p.image)
+    try:  # the build's inputs, where this job has them: the predicate names the Dockerfile
+        inputs: build_inputs.BuildInputs | None = build_inputs.resolve(run)
+    except InputError:
+        inputs = None
+    return attest_step.attest(run, tools, log, p.image, p.signing, inputs)
+
+
+def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
+    p = _prepared(run, tools, log, ("verify-attestation",))
+    assert p.policy is not None
+    login_step.login(run, tools, log)
+    if p.image is None:
+        raise InputError("no digest to verify the provenance of",
+                         hint="pass --digest, or run where the build's outputs are")  # fmt: skip
+    return attest_step.verify_attestations(run, tools, log, p.image, p.policy)
+
+
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
+    started = time.time()
     before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
-    steps = ("build", "push", "sign", "verify", "publish", "audit")
+    attesting = run.settings.attest  # signed SLSA provenance, verified before any tag moves
+    steps = ("build", "push", "sign", *(("attest",) if attesting else ()), "verify",
+             *(("verify-attestation",) if attesting else ()), "publish", "audit")  # fmt: skip
     planned = _resolved(run, tools, log, steps)
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
@@ -246,11 +273,17 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
             _publish(run, tools, log, built, published)
         sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing,
                        media_type=built.media_type)  # fmt: skip
+        if attesting:
+            attest_step.attest(run, tools, log, built.image, p.signing, p.build,
+                               media_type=built.media_type, started=started)  # fmt: skip
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
                                     formats=(run.settings.bundle_format,),
                                     media_type=built.media_type)  # fmt: skip
+        if attesting:
+            attest_step.verify_attestations(run, tools, log, built.image, p.policy,
+                                            media_type=built.media_type)  # fmt: skip
         if not early:
             _publish(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:

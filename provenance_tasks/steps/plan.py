@@ -64,9 +64,11 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     tagged = building or "sign" in steps or "publish" in steps or bool(run.settings.tags)
     plan_target = target(run) if tagged else untagged_target(run)
     build = build_inputs.resolve(run) if building else None
-    mode = signing_mode(run) if ("sign" in steps or "verify" in steps) else None
-    signing = signing_material(run, mode) if mode and "sign" in steps else None
-    policy = verification_policy(run, tools, mode, signing) if mode and "verify" in steps else None
+    signs = "sign" in steps or "attest" in steps
+    verifies = "verify" in steps or "verify-attestation" in steps
+    mode = signing_mode(run) if signs or verifies else None
+    signing = signing_material(run, mode) if mode and signs else None
+    policy = verification_policy(run, tools, mode, signing) if mode and verifies else None
     image, staging, continues = None, None, None
     if not building:
         found = None if run.settings.digest else outputs.earlier(run)
@@ -76,7 +78,7 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
         if not (by_tag and plan_target.tags):  # verify --tag T alone: the registry says which
             image = given_image(run, plan_target, found)
         expected = plan_target.ci_annotations
-        if "sign" not in steps:  # a verify of another job's signature: what it can know
+        if not signs:  # a verify of another job's signature: what it can know
             expected = expected_of_signer(run, found)
         repository = image.repository if image else plan_target.repository
         plan_target = Target(repository, plan_target.tags, expected,

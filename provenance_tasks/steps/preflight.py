@@ -44,6 +44,9 @@ class _Findings:
     public_key_pem: str | None = None  # the signing key's public half, from its check
 
 
+_REGISTRY_STEPS = ("build", "sign", "attest", "verify", "verify-attestation")
+
+
 def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
     """Probe what the plan's steps will use, once each; returns the plan, completed."""
     found = _Findings()
@@ -62,7 +65,7 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         probes += [_docker_present, _import_for_the_build]
         if run.settings.builder and not run.settings.dry_run:
             probes.append(lambda: tools.docker.check_builder(run.settings.builder or ""))
-    if not run.settings.dry_run and any(step in plan.steps for step in ("build", "sign", "verify")):
+    if not run.settings.dry_run and any(step in plan.steps for step in _REGISTRY_STEPS):
         probes.append(lambda: registry_answers(plan.target.repository))
     if run.settings.dry_run or len(probes) < 2:
         for probe in probes:

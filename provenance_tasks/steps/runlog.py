@@ -15,6 +15,7 @@ from provenance_tasks.logs import Failure, RunSummary, StepLog, StepStatus
 from provenance_tasks.redaction import Redactor
 
 if TYPE_CHECKING:
+    from provenance_tasks.steps.attest import AttestReport
     from provenance_tasks.steps.build import BuildResult
     from provenance_tasks.steps.build_inputs import SourceFacts
     from provenance_tasks.steps.outputs import Rebuild
@@ -39,7 +40,9 @@ class Results:
     build: BuildResult | None = None
     rebuild: Rebuild | None = None  # this commit was built here before
     sign: SignResult | None = None
+    attest: AttestReport | None = None  # the SLSA provenance attached
     verify: VerifyReport | None = None
+    attestations: AttestReport | None = None  # the SLSA provenance verified
 
     def items(self) -> Iterator[tuple[str, object]]:
         for f in fields(self):

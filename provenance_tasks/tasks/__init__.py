@@ -19,9 +19,31 @@ from __future__ import annotations
 from invoke.collection import Collection
 
 from provenance_tasks.settings import invoke_defaults
-from provenance_tasks.tasks.image import build, build_sign_verify, login, publish, sign, verify
+from provenance_tasks.tasks.image import (
+    attest,
+    build,
+    build_sign_verify,
+    login,
+    publish,
+    sign,
+    verify,
+    verify_attestation,
+)
 
-ns = Collection("provenance", login, build, sign, verify, publish, build_sign_verify)
+ns = Collection(
+    "provenance", login, build, sign, attest, verify, verify_attestation, publish,
+    build_sign_verify,
+)  # fmt: skip
 ns.configure({"provenance": invoke_defaults()})
 
-__all__ = ["build", "build_sign_verify", "login", "ns", "publish", "sign", "verify"]
+__all__ = [
+    "attest",
+    "build",
+    "build_sign_verify",
+    "login",
+    "ns",
+    "publish",
+    "sign",
+    "verify",
+    "verify_attestation",
+]

@@ -32,8 +32,8 @@ def _flags(given: dict[str, Any]) -> dict[str, Any]:
         if option.param not in given:
             continue
         value = given[option.param]
-        if option.param == "no_tlog":
-            flags["tlog"] = False if value else None
+        if option.param.startswith("no_") and option.default is True:  # --no-tlog, --no-attest
+            flags[option.key] = False if value else None
         elif isinstance(value, bool):
             flags[option.key] = True if value else None
         else:
@@ -221,6 +221,20 @@ publish = provenance_task(
     _pipeline("publish"),
     """Verify IMAGE@DIGEST here, then create or move the tags onto it (a copy of its manifest)
     and read each tag back. The end of build --stage, sign, verify, publish.""",
+    extra=(PASSWORD_STDIN,),
+)
+attest = provenance_task(
+    "attest",
+    _pipeline("attest"),
+    """Attach signed SLSA v1 provenance to IMAGE@DIGEST and each platform manifest (cosign
+    attest), made from the CI context and the build's inputs.""",
+    extra=(PASSWORD_STDIN,),
+)
+verify_attestation = provenance_task(
+    "verify-attestation",
+    _pipeline("verify_attestation"),
+    """Verify the SLSA v1 provenance of IMAGE@DIGEST and each platform: signer, subject,
+    builder id, source repository and commit.""",
     extra=(PASSWORD_STDIN,),
 )
 build_sign_verify = provenance_task(

@@ -75,6 +75,8 @@ def test_build_sign_verify_starts_each_tool_once_per_need(
             # Push, publish and the tag audit speak HTTP (adapters/registry*.py).
             "cosign public-key": 1,  # the key, decrypted once, beside the build
             "cosign verify": 1,  # one verify, in the format that was signed
+            "cosign attest": 1,  # signed SLSA provenance of the one manifest
+            "cosign verify-attestation": 1,  # and its verification, before publishing
             "git -c": builds,  # buildx's own look at the context's git (its VCS metadata)
             # No git of ours: GitLab says when the commit was made, and a context outside any
             # work tree (found on disk) has no tracked changes to ask git about.

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from provenance_tasks.settings import DEFAULTS, OPTIONS
-from provenance_tasks.tasks import build, build_sign_verify, login, ns, publish, sign, verify
+from provenance_tasks.tasks import (
+    attest,
+    build,
+    build_sign_verify,
+    login,
+    ns,
+    publish,
+    sign,
+    verify,
+    verify_attestation,
+)
 
 LOGIN = {"registry", "username", "password_env", "password_stdin", "docker_config", "log_format"}
 BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "target",
@@ -22,14 +32,20 @@ FLAGS = {
     "publish": SIGNING | LOGIN | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
+    "attest": SIGNING | LOGIN | {"digest", "certificate", "dry_run"},
+    "verify-attestation": SIGNING | LOGIN | {
+        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
+    },
     "build-sign-verify": BUILD | SIGNING | LOGIN | {
         "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
-        "keep_docker_config", "dry_run", "push_then_sign",
+        "keep_docker_config", "dry_run", "push_then_sign", "no_attest",
     },
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("task", [login, build, sign, verify, publish, build_sign_verify])
+@pytest.mark.parametrize(
+    "task", [login, build, sign, attest, verify, verify_attestation, publish, build_sign_verify]
+)
 def test_each_task_takes_the_flags_the_table_gives_it(task: object) -> None:
     name = task.name  # type: ignore[attr-defined]
     flags = {arg.name.replace("-", "_") for arg in task.get_arguments()}  # type: ignore[attr-defined]

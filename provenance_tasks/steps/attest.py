@@ -1,0 +1,234 @@
+"""Signed SLSA v1 provenance: attached to the image and to each platform manifest, one cosign
+call per digest (cosign 3's attest has no --recursive), then verified, predicate and all.
+
+cosign's verify-attestation checks the signature and the signer; the statement it prints is then
+read here: its predicate type, that its subject is the digest asked about, and that the predicate
+names the builder, the source repository and the commit this run expects. A downstream job
+expects what its own CI context says, as verify does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provenance_tasks import slsa
+from provenance_tasks.adapters.cosign_attest import (
+    attest_argv,
+    signing_config_for,
+    verify_attestation_argv,
+)
+from provenance_tasks.adapters.process import render
+from provenance_tasks.errors import CommandFailed, VerificationError
+from provenance_tasks.models import ImageRef, KeylessSigning, SigningMaterial, VerificationPolicy
+from provenance_tasks.references import registry_of
+from provenance_tasks.retry import with_retries
+from provenance_tasks.steps.build_inputs import BuildInputs
+from provenance_tasks.steps.platforms import platforms_of
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sign import token_file
+from provenance_tasks.steps.verify import registry_failed
+
+STEP = "verify-attestation"
+
+
+@dataclass
+class AttestReport:
+    """What was attested, or verified: one row per digest (the image, then each platform)."""
+
+    predicate_type: str
+    builder_id: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"predicate_type": self.predicate_type, "builder_id": self.builder_id,
+                "subjects": self.rows, "problems": self.problems}  # fmt: skip
+
+
+def subjects(run: Run, tools: Tools, log: RunLog, step: str, image: ImageRef,
+             media_type: str | None) -> list[tuple[str, str]]:  # fmt: skip
+    """(what, digest) of the image and each of its platform manifests."""
+    children = platforms_of(run, tools, log, step, image, media_type).platforms
+    return [("image", image.digest), *((c.platform, c.digest) for c in children)]
+
+
+def attest(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    image: ImageRef,
+    material: SigningMaterial,
+    inputs: BuildInputs | None,
+    *,
+    media_type: str | None = None,
+    started: float | None = None,
+) -> AttestReport:
+    s, ci = run.settings, run.ci
+    finished = time.time()
+    predicate = slsa.predicate(
+        provider=ci.provider, labels=ci.labels, ci_builder=ci.builder_id,
+        invocation_id=ci.invocation_id or f"urn:provenance-tasks:run:{run.id}",
+        source_ref=ci.source_ref,
+        context=inputs.context if inputs else run.cwd,
+        dockerfile=inputs.dockerfile if inputs else run.cwd / "Dockerfile",
+        target=s.target, platforms=inputs.platforms if inputs else (),
+        build_args=inputs.build_args if inputs else {},
+        base_images=slsa.base_images(_metadata(tools)),
+        started=started or finished, finished=finished,
+    )  # fmt: skip
+    path = tools.private_folder() / "slsa-provenance.json"
+    path.write_text(json.dumps(predicate, indent=2))
+    report = AttestReport(slsa.PREDICATE_TYPE, predicate["runDetails"]["builder"]["id"])
+    keyless = isinstance(material, KeylessSigning)
+    config = (signing_config_for(tools.sigstore, keyless=keyless, tlog=s.tlog,
+                                 folder=tools.private_folder())
+              if tools.cosign.major >= 3 else None)  # fmt: skip
+    with log.step("attest", f"Attest {image} (SLSA v1 provenance)") as record:
+        for what, digest in subjects(run, tools, log, "attest", image, media_type):
+            reference = str(ImageRef(image.repository, digest))
+            if s.dry_run:
+                argv = attest_argv(tools.cosign, reference, material, slsa.PREDICATE_TYPE, path,
+                                   tlog=s.tlog, signing_config=config,
+                                   identity_token=token_file(run, tools, log, material,
+                                                             write=False))  # fmt: skip
+                log.info("dry-run", command=render(argv, run.redactor))
+            else:
+                _attest_once(run, tools, log, material, reference, path, config)
+            report.rows.append({"subject": what, "digest": digest, "attested": not s.dry_run})
+        record.detail = {"attestations": len(report.rows)}
+    log.results.attest = report
+    return report
+
+
+def _attest_once(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    material: SigningMaterial,
+    reference: str,
+    predicate: Path,
+    config: Path | None,
+) -> None:
+    """One attestation of `reference`, retried on registry failures; the ID token is on disk
+    only while cosign runs."""
+
+    def attempt(left: float) -> object:
+        cosign = tools.cosign.within(left)
+        token = token_file(run, tools, log, material, write=True)
+        try:
+            argv = attest_argv(cosign, reference, material, slsa.PREDICATE_TYPE, predicate,
+                               tlog=run.settings.tlog, identity_token=token,
+                               signing_config=config)  # fmt: skip
+            return cosign.attest(argv, on_line=log.tool_output("attest"))
+        finally:
+            if token is not None:
+                token.unlink(missing_ok=True)
+
+    with_retries(log, tools.retry_policy, "attest", f"attest {reference}",
+                 registry_of(reference), attempt)  # fmt: skip
+
+
+def verify_attestations(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    image: ImageRef,
+    policy: VerificationPolicy,
+    *,
+    media_type: str | None = None,
+) -> AttestReport:
+    """Each digest's SLSA provenance: signer by cosign, then subject, builder, source, commit."""
+    ci = run.ci
+    expected = {
+        "builder": slsa.builder_id(ci.provider, ci.builder_id),
+        "source": ci.labels.get(slsa.SOURCE),
+        "commit": ci.labels.get(slsa.REVISION),
+    }
+    report = AttestReport(slsa.PREDICATE_TYPE, expected["builder"] or "")
+    with log.step(STEP, f"Verify the SLSA provenance of {image}", collapsed=False) as record:
+        for what, digest in subjects(run, tools, log, STEP, image, media_type):
+            reference = str(ImageRef(image.repository, digest))
+            argv = verify_attestation_argv(tools.cosign, reference, policy, slsa.PREDICATE_TYPE,
+                                           tlog=run.settings.tlog)  # fmt: skip
+            if run.settings.dry_run:
+                log.info("dry-run", command=render(argv, run.redactor))
+                continue
+            row: dict[str, Any] = {"subject": what, "digest": digest, "verified": False,
+                                   "problem": None}  # fmt: skip
+
+            def attempt(left: float, reference: str = reference) -> list[dict[str, Any]]:
+                cosign = tools.cosign.within(left)
+                argv = verify_attestation_argv(cosign, reference, policy, slsa.PREDICATE_TYPE,
+                                               tlog=run.settings.tlog)  # fmt: skip
+                return cosign.verify_attestation(argv, on_line=log.tool_output(STEP))
+
+            try:
+                envelopes = with_retries(log, tools.retry_policy, STEP, f"verify {reference}",
+                                         registry_of(reference), attempt)  # fmt: skip
+            except CommandFailed as exc:
+                if registry_failed(exc):
+                    raise
+                row["problem"] = f"no attestation verifies: {exc.stderr_tail[-1:] or exc.message}"
+            else:
+                found = [_problems(env, digest, expected) for env in envelopes]
+                good = [f for f in found if not f]
+                row["verified"] = bool(good)
+                row["problem"] = None if good else "; ".join(found[0] if found else ["none read"])
+            report.rows.append(row)
+            if row["problem"]:
+                report.problems.append(f"{what} ({digest}): {row['problem']}")
+        for row in report.rows:
+            mark = "ok" if row["verified"] else f"FAILED: {row['problem']}"
+            log.line(STEP, "report", f"  {row['subject']} {row['digest']}: {mark}")
+        record.detail = {"verified": not report.problems}
+        log.results.attestations = report
+        if report.problems:
+            raise VerificationError(
+                "verification of the SLSA provenance failed: " + "; ".join(report.problems),
+                hint="the attestation's signer, subject, builder, source or commit is not the "
+                "expected one (see above)",
+            )
+    return report
+
+
+def _problems(envelope: dict[str, Any], digest: str, expected: dict[str, str | None]) -> list[str]:
+    """What is wrong with one verified envelope's statement; [] when it is the expected one."""
+    try:
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        predicate = statement["predicate"]
+    except (KeyError, ValueError, TypeError):
+        return ["an attestation whose statement can't be read"]
+    problems: list[str] = []
+    if statement.get("predicateType") != slsa.PREDICATE_TYPE:
+        problems.append(f"predicate type {statement.get('predicateType')!r}")
+    algorithm, _, value = digest.partition(":")
+    if not any((s.get("digest") or {}).get(algorithm) == value
+               for s in statement.get("subject") or []):  # fmt: skip
+        problems.append(f"its subject is not {digest}")
+    definition, details = predicate.get("buildDefinition") or {}, predicate.get("runDetails") or {}
+    builder = (details.get("builder") or {}).get("id")
+    if builder != expected["builder"]:
+        problems.append(f"builder: expected {expected['builder']!r}, found {builder!r}")
+    source = (definition.get("externalParameters") or {}).get("source")
+    if expected["source"] and source != expected["source"]:
+        problems.append(f"source: expected {expected['source']!r}, found {source!r}")
+    commits = [(d.get("digest") or {}).get("gitCommit")
+               for d in definition.get("resolvedDependencies") or []]  # fmt: skip
+    if expected["commit"] and expected["commit"] not in commits:
+        problems.append(f"commit: expected {expected['commit']!r}, found {commits[:1] or None}")
+    return problems
+
+
+def _metadata(tools: Tools) -> dict[str, Any]:
+    """buildx's metadata file of this run's build, if it made one."""
+    try:
+        found = json.loads((tools.private_folder() / "build" / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}

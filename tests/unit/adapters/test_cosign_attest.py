@@ -1,0 +1,87 @@
+"""`cosign attest` and `verify-attestation` lines per major, and the signing config cosign 3's
+attest signs by (it has no service URLs of its own)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from provenance_tasks.adapters.cosign import Cosign
+from provenance_tasks.adapters.cosign_attest import (
+    attest_argv,
+    signing_config_for,
+    verify_attestation_argv,
+)
+from provenance_tasks.models import (
+    IdentityPolicy,
+    IdentityToken,
+    KeylessSigning,
+    KeyPolicy,
+    KeySigning,
+)
+from provenance_tasks.redaction import Redactor
+from provenance_tasks.sigstore import SigstoreInstance
+
+REF = "registry.example.com/group/app@sha256:" + "a" * 64
+TYPE = "https://slsa.dev/provenance/v1"
+PRIVATE = SigstoreInstance(
+    fulcio_url="http://127.0.0.1:9001", rekor_url="http://127.0.0.1:9002",
+    trusted_root=Path("/trust/trusted_root.json"),
+)  # fmt: skip
+
+
+def cosign(major: int, sigstore: SigstoreInstance = PRIVATE) -> Cosign:
+    return Cosign(binary="cosign", major=major, redactor=Redactor(), sigstore=sigstore)
+
+
+def test_cosign2_attests_by_service_urls_and_classic_att() -> None:
+    argv = attest_argv(cosign(2), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=True,
+                       identity_token=None, signing_config=None)  # fmt: skip
+    assert argv[:3] == ["cosign", "attest", "--yes"] and argv[-1] == REF
+    assert argv[argv.index("--type") + 1] == TYPE and "--rekor-url" in argv
+    assert not any(a.startswith("--new-bundle-format") for a in argv)
+    quiet = attest_argv(cosign(2), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=False,
+                        identity_token=None, signing_config=None)  # fmt: skip
+    assert "--tlog-upload=false" in quiet and "--rekor-url" not in quiet
+
+
+def test_cosign3_attests_by_a_signing_config_never_by_urls(tmp_path: Path) -> None:
+    config = signing_config_for(PRIVATE, keyless=True, tlog=True, folder=tmp_path)
+    assert config is not None
+    written = json.loads(config.read_text())
+    assert [u["url"] for u in written["caUrls"]] == ["http://127.0.0.1:9001"]
+    assert [u["url"] for u in written["rekorTlogUrls"]] == ["http://127.0.0.1:9002"]
+    token = tmp_path / "id-token"
+    keyless = KeylessSigning(IdentityToken("t", "SIGSTORE_ID_TOKEN"))
+    argv = attest_argv(cosign(3), REF, keyless, TYPE, Path("p.json"), tlog=True,
+                       identity_token=token, signing_config=config)  # fmt: skip
+    assert argv[argv.index("--signing-config") + 1] == str(config)
+    assert argv[argv.index("--identity-token") + 1] == str(token)  # a path, never the token
+    assert "--rekor-url" not in argv and "--fulcio-url" not in argv
+    assert not any(a.startswith(("--new-bundle-format", "--tlog-upload")) for a in argv)
+
+
+def test_without_a_log_the_signing_config_names_no_rekor(tmp_path: Path) -> None:
+    config = signing_config_for(PRIVATE, keyless=False, tlog=False, folder=tmp_path)
+    assert config is not None and json.loads(config.read_text())["rekorTlogUrls"] == []
+    public = SigstoreInstance()
+    assert signing_config_for(public, keyless=True, tlog=True, folder=tmp_path) is None  # TUF's
+
+
+@pytest.mark.parametrize("major", [2, 3])
+def test_verify_attestation_takes_verifys_trust_without_the_bundle_format_flag(major: int) -> None:
+    argv = verify_attestation_argv(cosign(major), REF, KeyPolicy("k.pub"), TYPE, tlog=False)
+    assert argv[:2] == ["cosign", "verify-attestation"] and argv[-1] == REF
+    assert "--insecure-ignore-tlog" in argv and argv[argv.index("--key") + 1] == "k.pub"
+    assert not any(a.startswith("--new-bundle-format") for a in argv)
+    keyless = verify_attestation_argv(cosign(major), REF, IdentityPolicy("https://id", "https://iss"),
+                                      TYPE, tlog=True)  # fmt: skip
+    assert keyless[keyless.index("--certificate-identity") + 1] == "https://id"
+
+
+def test_a_tag_is_never_attested() -> None:
+    with pytest.raises(ValueError, match="refusing to attest a tag"):
+        attest_argv(cosign(3), "registry.example.com/app:v1", KeySigning("k"), TYPE,
+                    Path("p"), tlog=True, identity_token=None, signing_config=None)  # fmt: skip
