@@ -40,7 +40,9 @@ def attest_argv(
     tlog: bool,
     identity_token: Path | None,
     signing_config: Path | None,
+    trusted_root: Path | None = None,
 ) -> list[str]:
+    """`trusted_root`: cosign 3's, when it isn't the instance's (a certificate's own chain)."""
     if "@" not in image_ref:
         raise ValueError(f"refusing to attest a tag, not a digest: {image_ref}")
     keyless = isinstance(material, KeylessSigning)
@@ -51,8 +53,9 @@ def attest_argv(
             argv += ["--identity-token", str(identity_token)]  # a path, never the token
         if signing_config is not None:
             argv += ["--signing-config", str(signing_config)]
-        if cosign.sigstore.trusted_root is not None:
-            argv += ["--trusted-root", str(cosign.sigstore.trusted_root)]
+        root = trusted_root or cosign.sigstore.trusted_root
+        if root is not None:
+            argv += ["--trusted-root", str(root)]
     else:
         argv += sign_flags(2, cosign.sigstore, keyless=keyless, tlog=tlog,
                            new_bundle_format=False, identity_token=identity_token)  # fmt: skip

@@ -23,10 +23,17 @@ from provenance_tasks.adapters.cosign_attest import (
     verify_attestation_argv,
 )
 from provenance_tasks.adapters.process import render
-from provenance_tasks.errors import CommandFailed, VerificationError
-from provenance_tasks.models import ImageRef, KeylessSigning, SigningMaterial, VerificationPolicy
+from provenance_tasks.errors import CommandFailed, ToolError, VerificationError
+from provenance_tasks.models import (
+    CertificateSigning,
+    ImageRef,
+    KeylessSigning,
+    SigningMaterial,
+    VerificationPolicy,
+)
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
+from provenance_tasks.sigstore import chain_trusted_root
 from provenance_tasks.steps.build_inputs import BuildInputs
 from provenance_tasks.steps.platforms import platforms_of
 from provenance_tasks.steps.run import Run, Tools
@@ -86,20 +93,24 @@ def attest(
     path.write_text(json.dumps(predicate, indent=2))
     report = AttestReport(slsa.PREDICATE_TYPE, predicate["runDetails"]["builder"]["id"])
     keyless = isinstance(material, KeylessSigning)
-    config = (signing_config_for(tools.sigstore, keyless=keyless, tlog=s.tlog,
-                                 folder=tools.private_folder())
-              if tools.cosign.major >= 3 else None)  # fmt: skip
+    config, root = None, None
+    if tools.cosign.major >= 3:  # a bundle: the services by a signing config, the leaf checked
+        config = signing_config_for(tools.sigstore, keyless=keyless, tlog=s.tlog,
+                                    folder=tools.private_folder())  # fmt: skip
+        if isinstance(material, CertificateSigning):  # against a root that holds its chain
+            root = chain_trusted_root(material.chain, tools.sigstore.trusted_root,
+                                      tools.private_folder() / "trust")  # fmt: skip
     with log.step("attest", f"Attest {image} (SLSA v1 provenance)") as record:
         for what, digest in subjects(run, tools, log, "attest", image, media_type):
             reference = str(ImageRef(image.repository, digest))
             if s.dry_run:
                 argv = attest_argv(tools.cosign, reference, material, slsa.PREDICATE_TYPE, path,
-                                   tlog=s.tlog, signing_config=config,
+                                   tlog=s.tlog, signing_config=config, trusted_root=root,
                                    identity_token=token_file(run, tools, log, material,
                                                              write=False))  # fmt: skip
                 log.info("dry-run", command=render(argv, run.redactor))
             else:
-                _attest_once(run, tools, log, material, reference, path, config)
+                _attest_once(run, tools, log, material, reference, path, config, root)
             report.rows.append({"subject": what, "digest": digest, "attested": not s.dry_run})
         record.detail = {"attestations": len(report.rows)}
     log.results.attest = report
@@ -114,6 +125,7 @@ def _attest_once(
     reference: str,
     predicate: Path,
     config: Path | None,
+    root: Path | None,
 ) -> None:
     """One attestation of `reference`, retried on registry failures; the ID token is on disk
     only while cosign runs."""
@@ -124,7 +136,7 @@ def _attest_once(
         try:
             argv = attest_argv(cosign, reference, material, slsa.PREDICATE_TYPE, predicate,
                                tlog=run.settings.tlog, identity_token=token,
-                               signing_config=config)  # fmt: skip
+                               signing_config=config, trusted_root=root)  # fmt: skip
             return cosign.attest(argv, on_line=log.tool_output("attest"))
         finally:
             if token is not None:
@@ -142,8 +154,14 @@ def verify_attestations(
     policy: VerificationPolicy,
     *,
     media_type: str | None = None,
+    just_attested: bool = False,
 ) -> AttestReport:
-    """Each digest's SLSA provenance: signer by cosign, then subject, builder, source, commit."""
+    """Each digest's SLSA provenance: signer by cosign, then subject, builder, source, commit.
+
+    `just_attested`: this run attached them a moment ago. cosign says "no matching
+    attestations" when a registry read behind it failed, too, so that answer is waited out
+    briefly, as a tag just pushed is; if it stays, the attestation didn't land (exit 4), which
+    is no verdict on the image."""
     ci = run.ci
     expected = {
         "builder": slsa.builder_id(ci.provider, ci.builder_id),
@@ -166,12 +184,24 @@ def verify_attestations(
                 cosign = tools.cosign.within(left)
                 argv = verify_attestation_argv(cosign, reference, policy, slsa.PREDICATE_TYPE,
                                                tlog=run.settings.tlog)  # fmt: skip
-                return cosign.verify_attestation(argv, on_line=log.tool_output(STEP))
+                try:
+                    return cosign.verify_attestation(argv, on_line=log.tool_output(STEP))
+                except CommandFailed as exc:
+                    if just_attested and _NONE_FOUND in exc.stderr:
+                        raise _not_yet_there(exc) from None
+                    raise
 
+            retry = tools.retry_policy.for_tag_audit() if just_attested else tools.retry_policy
             try:
-                envelopes = with_retries(log, tools.retry_policy, STEP, f"verify {reference}",
+                envelopes = with_retries(log, retry, STEP, f"verify {reference}",
                                          registry_of(reference), attempt)  # fmt: skip
             except CommandFailed as exc:
+                if just_attested and _NONE_FOUND in exc.stderr:
+                    raise ToolError(
+                        f"cosign attested {reference} in this run, but verify-attestation finds "
+                        "no attestation there",
+                        hint="the registry lost it or doesn't show it yet; run the job again",
+                    ) from None
                 if registry_failed(exc):
                     raise
                 row["problem"] = f"no attestation verifies: {exc.stderr_tail[-1:] or exc.message}"
@@ -195,6 +225,15 @@ def verify_attestations(
                 "expected one (see above)",
             )
     return report
+
+
+_NONE_FOUND = "no matching attestations"
+
+
+def _not_yet_there(exc: CommandFailed) -> CommandFailed:
+    """The same failure, read as a registry that doesn't show what was just put there."""
+    stderr = exc.stderr + "\nmanifest unknown (just attested)"
+    return CommandFailed(exc.tool, exc.argv, exc.returncode, stderr, streamed=exc.streamed)
 
 
 def _problems(envelope: dict[str, Any], digest: str, expected: dict[str, str | None]) -> list[str]:

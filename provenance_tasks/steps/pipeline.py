@@ -283,7 +283,8 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
                                     media_type=built.media_type)  # fmt: skip
         if attesting:
             attest_step.verify_attestations(run, tools, log, built.image, p.policy,
-                                            media_type=built.media_type)  # fmt: skip
+                                            media_type=built.media_type,
+                                            just_attested=True)  # fmt: skip
         if not early:
             _publish(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:

@@ -21,7 +21,8 @@ HOSTILE_RUN = (
 )
 
 # build-sign-verify's steps: the build pushes nothing; tags are published once verified.
-STEPS = ("login", "build", "push", "sign", "verify", "publish", "audit")
+STEPS = ("login", "build", "push", "sign", "attest", "verify", "verify-attestation", "publish",
+         "audit")  # fmt: skip
 
 
 def hostile_context(folder: Path) -> Path:
@@ -62,7 +63,7 @@ def test_gitlab_job_log_has_one_well_formed_section_per_step_with_its_output_ins
     for step in STEPS:
         assert any(f"{step}: ok in" in line for line in log.outside), step
     # The summary closes the log, outside any section.
-    tail = "\n".join(log.outside[-10:])
+    tail = "\n".join(log.outside[-len(STEPS) - 6 :])
     digest = registry.digest(f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
     assert f"image: {env['CI_REGISTRY_IMAGE']}@{digest}" in tail
     assert "verification: VERIFIED" in tail

@@ -69,14 +69,15 @@ def test_gitlab_keyless_signs_logs_and_verifies_by_identity(
     identity = pipelines.identity(env)
     assert f"identity {identity} issued by {pipelines.SERVER}" in done.stderr
 
-    # One certificate per signature and one Rekor entry each, by the major's own Fulcio API.
+    # One certificate per signature and one Rekor entry each, by the major's own Fulcio API,
+    # and one of each for the signed SLSA provenance of the image.
     fulcio = "/api/v2/signingCert" if cosign.endswith("3") else "/api/v1/signingCert"
     asked = requests_since(runner.sigstore, before)
     tags = [env["CI_COMMIT_SHORT_SHA"], *([pipeline["tag"]] if "tag" in pipeline else [])]
     assert asked.count(f"POST {fulcio} 201" if "v1" in fulcio else f"POST {fulcio} 200") == len(
         tags
-    )
-    assert asked.count("POST /api/v1/log/entries 201") == len(tags)
+    ) + 1
+    assert asked.count("POST /api/v1/log/entries 201") == len(tags) + 1
 
     # The tutorial's own verify, with our trust: identity, issuer and the tag annotation.
     repository = env["CI_REGISTRY_IMAGE"]
@@ -136,8 +137,9 @@ def test_github_keyless_asks_the_runner_for_a_token_per_attempt(
     env.update({**endpoint.environ, "INVOKE_PROVENANCE_COSIGN": cosign})
     done = runner.run("build-sign-verify", "--context", str(context), env=env)
     assert done.returncode == 0, done.stderr
-    # Once up front (a job without id-token: write fails before the push), once per signature.
-    assert endpoint.audiences == ["sigstore", "sigstore"]
+    # Once up front (a job without id-token: write fails before the push), once per signature,
+    # once for the attestation.
+    assert endpoint.audiences == ["sigstore", "sigstore", "sigstore"]
     identity = f"https://github.com/{env['GITHUB_WORKFLOW_REF']}"
     assert f"identity {identity} issued by {bed.GITHUB_ISSUER}" in done.stderr
     digest = registry.digest(f"{env['INVOKE_PROVENANCE_IMAGE']}:{env['GITHUB_SHA'][:8]}")
@@ -270,7 +272,7 @@ def test_key_and_certificate_modes_write_a_rekor_entry(
     done = runner.run("build-sign-verify", "--context", str(context), *args, env=env)
     assert done.returncode == 0, done.stderr
     asked = requests_since(runner.sigstore, before)
-    assert asked.count("POST /api/v1/log/entries 201") == 1
+    assert asked.count("POST /api/v1/log/entries 201") == 2  # the signature, the attestation
     assert not [r for r in asked if "signingCert" in r]  # no Fulcio in these modes
     if mode == "key":
         digest = registry.digest(f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
