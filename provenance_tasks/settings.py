@@ -117,6 +117,8 @@ OPTIONS: tuple[Option, ...] = (
        "publish", "attest", "verify-attestation"),
     _o("attest", True, "don't attach (and verify) signed SLSA v1 provenance", B,
        flag="no_attest"),
+    _o("predicates", [], "TYPE[@os/arch]=FILE attached as a signed attestation: cyclonedx, "
+       "spdxjson, slsaprovenance1 or a type URI (repeatable)", "attest", B, flag="predicate"),
     _o("stage", False, "push by digest only, no tag: the publish task tags it once verified",
        "build"),
     _o("push_then_sign", False, "publish the tags right after the push, before signing (the "
@@ -229,6 +231,7 @@ class Settings:
     rate_limit_wait: float
     dry_run: bool
     attest: bool
+    predicates: tuple[str, ...]
     stage: bool
     push_then_sign: bool
     report: str | None

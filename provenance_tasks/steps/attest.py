@@ -31,6 +31,7 @@ from provenance_tasks.models import (
     SigningMaterial,
     VerificationPolicy,
 )
+from provenance_tasks.predicates import Predicate
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
 from provenance_tasks.sigstore import chain_trusted_root
@@ -75,7 +76,10 @@ def attest(
     *,
     media_type: str | None = None,
     started: float | None = None,
+    extra: tuple[Predicate, ...] = (),
 ) -> AttestReport:
+    """Our SLSA provenance, and each predicate handed in (`extra`: SBOMs...), on the image and
+    each platform manifest (a predicate for one platform: on that one)."""
     s, ci = run.settings, run.ci
     finished = time.time()
     predicate = slsa.predicate(
@@ -100,18 +104,24 @@ def attest(
         if isinstance(material, CertificateSigning):  # against a root that holds its chain
             root = chain_trusted_root(material.chain, tools.sigstore.trusted_root,
                                       tools.private_folder() / "trust")  # fmt: skip
+    ours = [Predicate(slsa.PREDICATE_TYPE, path)] if s.attest or not extra else []
+    attached = [*ours, *extra]  # --no-attest with predicates: only those
     with log.step("attest", f"Attest {image} (SLSA v1 provenance)") as record:
-        for what, digest in subjects(run, tools, log, "attest", image, media_type):
-            reference = str(ImageRef(image.repository, digest))
-            if s.dry_run:
-                argv = attest_argv(tools.cosign, reference, material, slsa.PREDICATE_TYPE, path,
-                                   tlog=s.tlog, signing_config=config, trusted_root=root,
-                                   identity_token=token_file(run, tools, log, material,
-                                                             write=False))  # fmt: skip
-                log.info("dry-run", command=render(argv, run.redactor))
-            else:
-                _attest_once(run, tools, log, material, reference, path, config, root)
-            report.rows.append({"subject": what, "digest": digest, "attested": not s.dry_run})
+        targets = subjects(run, tools, log, "attest", image, media_type)
+        for predicate_file in attached:
+            for what, digest in _for(predicate_file, targets):
+                reference = str(ImageRef(image.repository, digest))
+                kind, file = predicate_file.kind, predicate_file.path
+                if s.dry_run:
+                    token = token_file(run, tools, log, material, write=False)
+                    argv = attest_argv(tools.cosign, reference, material, kind, file,
+                                       tlog=s.tlog, signing_config=config, trusted_root=root,
+                                       identity_token=token)  # fmt: skip
+                    log.info("dry-run", command=render(argv, run.redactor))
+                else:
+                    _attest_once(run, tools, log, material, reference, kind, file, config, root)
+                report.rows.append({"type": predicate_file.uri, "subject": what,
+                                    "digest": digest, "attested": not s.dry_run})  # fmt: skip
         record.detail = {"attestations": len(report.rows)}
     log.results.attest = report
     return report
@@ -123,6 +133,7 @@ def _attest_once(
     log: RunLog,
     material: SigningMaterial,
     reference: str,
+    kind: str,
     predicate: Path,
     config: Path | None,
     root: Path | None,
@@ -134,7 +145,7 @@ def _attest_once(
         cosign = tools.cosign.within(left)
         token = token_file(run, tools, log, material, write=True)
         try:
-            argv = attest_argv(cosign, reference, material, slsa.PREDICATE_TYPE, predicate,
+            argv = attest_argv(cosign, reference, material, kind, predicate,
                                tlog=run.settings.tlog, identity_token=token,
                                signing_config=config, trusted_root=root)  # fmt: skip
             return cosign.attest(argv, on_line=log.tool_output("attest"))
@@ -155,6 +166,7 @@ def verify_attestations(
     *,
     media_type: str | None = None,
     just_attested: bool = False,
+    extra: tuple[Predicate, ...] = (),
 ) -> AttestReport:
     """Each digest's SLSA provenance: signer by cosign, then subject, builder, source, commit.
 
@@ -169,62 +181,103 @@ def verify_attestations(
         "commit": ci.labels.get(slsa.REVISION),
     }
     report = AttestReport(slsa.PREDICATE_TYPE, expected["builder"] or "")
-    with log.step(STEP, f"Verify the SLSA provenance of {image}", collapsed=False) as record:
-        for what, digest in subjects(run, tools, log, STEP, image, media_type):
-            reference = str(ImageRef(image.repository, digest))
-            argv = verify_attestation_argv(tools.cosign, reference, policy, slsa.PREDICATE_TYPE,
-                                           tlog=run.settings.tlog)  # fmt: skip
-            if run.settings.dry_run:
-                log.info("dry-run", command=render(argv, run.redactor))
-                continue
-            row: dict[str, Any] = {"subject": what, "digest": digest, "verified": False,
-                                   "problem": None}  # fmt: skip
-
-            def attempt(left: float, reference: str = reference) -> list[dict[str, Any]]:
-                cosign = tools.cosign.within(left)
-                argv = verify_attestation_argv(cosign, reference, policy, slsa.PREDICATE_TYPE,
-                                               tlog=run.settings.tlog)  # fmt: skip
-                try:
-                    return cosign.verify_attestation(argv, on_line=log.tool_output(STEP))
-                except CommandFailed as exc:
-                    if just_attested and _NONE_FOUND in exc.stderr:
-                        raise _not_yet_there(exc) from None
-                    raise
-
-            retry = tools.retry_policy.for_tag_audit() if just_attested else tools.retry_policy
-            try:
-                envelopes = with_retries(log, retry, STEP, f"verify {reference}",
-                                         registry_of(reference), attempt)  # fmt: skip
-            except CommandFailed as exc:
-                if just_attested and _NONE_FOUND in exc.stderr:
-                    raise ToolError(
-                        f"cosign attested {reference} in this run, but verify-attestation finds "
-                        "no attestation there",
-                        hint="the registry lost it or doesn't show it yet; run the job again",
-                    ) from None
-                if registry_failed(exc):
-                    raise
-                row["problem"] = f"no attestation verifies: {exc.stderr_tail[-1:] or exc.message}"
-            else:
-                found = [_problems(env, digest, expected) for env in envelopes]
-                good = [f for f in found if not f]
-                row["verified"] = bool(good)
-                row["problem"] = None if good else "; ".join(found[0] if found else ["none read"])
-            report.rows.append(row)
-            if row["problem"]:
-                report.problems.append(f"{what} ({digest}): {row['problem']}")
+    ours = [Predicate(slsa.PREDICATE_TYPE, Path())] if run.settings.attest or not extra else []
+    checked = [*ours, *extra]
+    with log.step(STEP, f"Verify the attestations of {image}", collapsed=False) as record:
+        targets = subjects(run, tools, log, STEP, image, media_type)
+        for predicate_file in checked:
+            for what, digest in _for(predicate_file, targets):
+                reference = str(ImageRef(image.repository, digest))
+                if run.settings.dry_run:
+                    kind = predicate_file.kind
+                    argv = verify_attestation_argv(tools.cosign, reference, policy, kind,
+                                                   tlog=run.settings.tlog)  # fmt: skip
+                    log.info("dry-run", command=render(argv, run.redactor))
+                    continue
+                row = _verified(run, tools, log, policy, reference, predicate_file, expected,
+                                just_attested=just_attested)  # fmt: skip
+                row.update(subject=what)
+                report.rows.append(row)
+                if row["problem"]:
+                    report.problems.append(f"{row['type']} of {what} ({digest}): {row['problem']}")
         for row in report.rows:
             mark = "ok" if row["verified"] else f"FAILED: {row['problem']}"
-            log.line(STEP, "report", f"  {row['subject']} {row['digest']}: {mark}")
+            log.line(STEP, "report", f"  {row['type']} of {row['subject']} {row['digest']}: {mark}")
         record.detail = {"verified": not report.problems}
         log.results.attestations = report
         if report.problems:
             raise VerificationError(
-                "verification of the SLSA provenance failed: " + "; ".join(report.problems),
-                hint="the attestation's signer, subject, builder, source or commit is not the "
-                "expected one (see above)",
+                "verification of the attestations failed: " + "; ".join(report.problems),
+                hint="the attestation's signer, subject, content, builder, source or commit is "
+                "not the expected one (see above)",
             )
     return report
+
+
+def _for(predicate: Predicate, targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The subjects a predicate goes on: all, or its one platform (refused if there is none)."""
+    if predicate.platform is None:
+        return targets
+    found = [(what, digest) for what, digest in targets if what == predicate.platform]
+    if not found:
+        platforms = ", ".join(what for what, _ in targets[1:]) or "none"
+        raise ToolError(f"--predicate for {predicate.platform}: the image has no such platform",
+                        hint=f"its platforms: {platforms}")  # fmt: skip
+    return found
+
+
+def _verified(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    policy: VerificationPolicy,
+    reference: str,
+    predicate: Predicate,
+    expected: dict[str, str | None],
+    *,
+    just_attested: bool,
+) -> dict[str, Any]:
+    """One verify-attestation of one predicate type on one digest, and our reading of it."""
+    digest = reference.rsplit("@", 1)[1]
+    row: dict[str, Any] = {"type": predicate.uri, "digest": digest, "verified": False,
+                           "problem": None}  # fmt: skip
+
+    def attempt(left: float) -> list[dict[str, Any]]:
+        cosign = tools.cosign.within(left)
+        argv = verify_attestation_argv(cosign, reference, policy, predicate.kind,
+                                       tlog=run.settings.tlog)  # fmt: skip
+        try:
+            return cosign.verify_attestation(argv, on_line=log.tool_output(STEP))
+        except CommandFailed as exc:
+            if just_attested and _NONE_FOUND in exc.stderr:
+                raise _not_yet_there(exc) from None
+            raise
+
+    retry = tools.retry_policy.for_tag_audit() if just_attested else tools.retry_policy
+    try:
+        envelopes = with_retries(log, retry, STEP, f"verify {reference}",
+                                 registry_of(reference), attempt)  # fmt: skip
+    except CommandFailed as exc:
+        if just_attested and _NONE_FOUND in exc.stderr:
+            raise ToolError(
+                f"cosign attested {reference} in this run, but verify-attestation finds no "
+                f"{predicate.kind} attestation there",
+                hint="the registry lost it or doesn't show it yet; run the job again",
+            ) from None
+        if registry_failed(exc):
+            raise
+        last = exc.stderr_tail[-1] if exc.stderr_tail else exc.message
+        row["problem"] = f"no attestation verifies: {last}"
+        return row
+    if predicate.uri == slsa.PREDICATE_TYPE:
+        found = [_problems(envelope, digest, expected) for envelope in envelopes]
+    else:
+        content = json.loads(predicate.path.read_text()) if just_attested else None
+        found = [_file_problems(envelope, digest, predicate.uri, content) for envelope in envelopes]
+    good = [f for f in found if not f]
+    row["verified"] = bool(good)
+    row["problem"] = None if good else "; ".join(found[0] if found else ["none read"])
+    return row
 
 
 _NONE_FOUND = "no matching attestations"
@@ -234,6 +287,26 @@ def _not_yet_there(exc: CommandFailed) -> CommandFailed:
     """The same failure, read as a registry that doesn't show what was just put there."""
     stderr = exc.stderr + "\nmanifest unknown (just attested)"
     return CommandFailed(exc.tool, exc.argv, exc.returncode, stderr, streamed=exc.streamed)
+
+
+def _file_problems(
+    envelope: dict[str, Any], digest: str, uri: str, content: Any | None
+) -> list[str]:
+    """A handed-in predicate: its type, its subject, and (for this run's own) its content."""
+    try:
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+    except (KeyError, ValueError, TypeError):
+        return ["an attestation whose statement can't be read"]
+    problems = []
+    if statement.get("predicateType") != uri:
+        problems.append(f"predicate type {statement.get('predicateType')!r}")
+    algorithm, _, value = digest.partition(":")
+    if not any((s.get("digest") or {}).get(algorithm) == value
+               for s in statement.get("subject") or []):  # fmt: skip
+        problems.append(f"its subject is not {digest}")
+    if content is not None and statement.get("predicate") != content:
+        problems.append("its predicate is not the file's content")
+    return problems
 
 
 def _problems(envelope: dict[str, Any], digest: str, expected: dict[str, str | None]) -> list[str]:

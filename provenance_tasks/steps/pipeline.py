@@ -236,7 +236,7 @@ def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
         inputs: build_inputs.BuildInputs | None = build_inputs.resolve(run)
     except InputError:
         inputs = None
-    return attest_step.attest(run, tools, log, p.image, p.signing, inputs)
+    return attest_step.attest(run, tools, log, p.image, p.signing, inputs, extra=p.predicates)
 
 
 def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
@@ -252,7 +252,8 @@ def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.A
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
     started = time.time()
     before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
-    attesting = run.settings.attest  # signed SLSA provenance, verified before any tag moves
+    # Signed SLSA provenance (and the predicates handed in), verified before any tag moves.
+    attesting = run.settings.attest or bool(run.settings.predicates)
     steps = ("build", "push", "sign", *(("attest",) if attesting else ()), "verify",
              *(("verify-attestation",) if attesting else ()), "publish", "audit")  # fmt: skip
     planned = _resolved(run, tools, log, steps)
@@ -275,7 +276,8 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
                        media_type=built.media_type)  # fmt: skip
         if attesting:
             attest_step.attest(run, tools, log, built.image, p.signing, p.build,
-                               media_type=built.media_type, started=started)  # fmt: skip
+                               media_type=built.media_type, started=started,
+                               extra=p.predicates)  # fmt: skip
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
@@ -284,7 +286,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
         if attesting:
             attest_step.verify_attestations(run, tools, log, built.image, p.policy,
                                             media_type=built.media_type,
-                                            just_attested=True)  # fmt: skip
+                                            just_attested=True, extra=p.predicates)  # fmt: skip
         if not early:
             _publish(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:

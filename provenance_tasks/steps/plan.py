@@ -30,6 +30,8 @@ from provenance_tasks.models import (
     Target,
     VerificationPolicy,
 )
+from provenance_tasks.predicates import Predicate
+from provenance_tasks.predicates import parse as parse_predicate
 from provenance_tasks.references import (
     split_image_ref,
     validate_digest,
@@ -56,6 +58,7 @@ class Plan:
     # None for `verify --tag T` alone: the digest T names at the registry, read after login
     staging_tag: str | None = None  # publish: the tag `build --stage` had to push, to remove
     continues: str | None = None  # the run whose outputs this task takes up (its run id)
+    predicates: tuple[Predicate, ...] = ()  # files to attach as attestations, read and checked
 
 
 def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
@@ -83,7 +86,22 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
         repository = image.repository if image else plan_target.repository
         plan_target = Target(repository, plan_target.tags, expected,
                              plan_target.user_annotations)  # fmt: skip
-    return Plan(steps, plan_target, build, mode, signing, policy, image, staging, continues)
+    attached = attachments(run, build) if "attest" in steps else ()
+    return Plan(steps, plan_target, build, mode, signing, policy, image, staging, continues,
+                attached)  # fmt: skip
+
+
+def attachments(run: Run, build: BuildInputs | None) -> tuple[Predicate, ...]:
+    """The --predicate files, each read and checked against its type now; one meant for a
+    platform must name one the build makes."""
+    found = tuple(parse_predicate(spec, run.cwd) for spec in run.settings.predicates)
+    for predicate in found:
+        if build is not None and predicate.platform and predicate.platform not in build.platforms:
+            raise InputError(
+                f"--predicate for {predicate.platform}, which the build doesn't make",
+                hint=f"build it (--platform {predicate.platform}), or drop @{predicate.platform}",
+            )
+    return found
 
 
 def expected_of_signer(run: Run, found: outputs.Earlier | None) -> tuple[Annotation, ...]:

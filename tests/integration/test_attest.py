@@ -88,3 +88,41 @@ def test_provenance_from_another_builder_fails_verify_attestation_by_name(
                "--no-attest", env=env)  # fmt: skip
     report = json.loads((runner.cwd / "provenance-report.json").read_text())
     assert "attest" not in [s["name"] for s in report["steps"]]
+
+
+def test_a_cyclonedx_sbom_handed_in_is_attested_with_its_own_content(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:  # fmt: skip
+    key, pub, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    component = {"type": "application", "name": "busybox", "version": "1.35"}
+    sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+            "components": [component]}  # fmt: skip
+    (runner.cwd / "sbom.cdx.json").write_text(json.dumps(sbom))
+    (runner.cwd / "bad.json").write_text(json.dumps({"spdxVersion": "SPDX-2.3"}))
+
+    # A file that isn't the type it claims: refused before the build, nothing pushed.
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--predicate", "cyclonedx=bad.json", env=env)  # fmt: skip
+    assert done.returncode == 2 and "is not cyclonedx" in done.stderr, done.stderr
+    assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
+
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--predicate", "cyclonedx=sbom.cdx.json", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
+    types = sorted(row["type"] for row in report["attestations"]["subjects"] if row["verified"])
+    assert types == ["https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1"]
+    ref = f"{env['CI_REGISTRY_IMAGE']}@{report['build']['digest']}"
+    env2 = registry.env()
+    trust = ["--trusted-root", str(registry.sigstore.trusted_root)]
+    if not cosign.endswith("3"):
+        trust = []
+        env2.update(cosign2_trust_files(registry.sigstore.trusted_root, registry.config / "t2"))
+    found = subprocess.run([cosign, "verify-attestation", "--type", "cyclonedx", "--key", str(pub),
+                            "--insecure-ignore-tlog", *trust, ref],
+                           env=env2, capture_output=True, text=True)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    envelope = json.loads(next(line for line in found.stdout.splitlines() if line.startswith("{")))
+    assert json.loads(base64.b64decode(envelope["payload"]))["predicate"] == sbom

@@ -32,13 +32,13 @@ FLAGS = {
     "publish": SIGNING | LOGIN | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
-    "attest": SIGNING | LOGIN | {"digest", "certificate", "dry_run"},
+    "attest": SIGNING | LOGIN | {"digest", "certificate", "dry_run", "predicate"},
     "verify-attestation": SIGNING | LOGIN | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
     "build-sign-verify": BUILD | SIGNING | LOGIN | {
         "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
-        "keep_docker_config", "dry_run", "push_then_sign", "no_attest",
+        "keep_docker_config", "dry_run", "push_then_sign", "no_attest", "predicate",
     },
 }  # fmt: skip
 
