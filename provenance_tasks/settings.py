@@ -96,8 +96,9 @@ OPTIONS: tuple[Option, ...] = (
        flag="annotation"),
     _o("tlog", True, "sign and verify without a transparency log (key and certificate modes; "
        "warns)", ALL, flag="no_tlog"),
-    _o("bundle_format", "classic", "signature format: classic (default, read by every cosign) "
-       "or new (cosign 3)", "sign", B),
+    _o("bundle_format", "classic", "signature format: classic (default, read by every verifier "
+       "of image signatures), new (cosign 3), or both (cosign 3: each, for each reader)",
+       "sign", B),
     _o("key_folder", ".provenance/keys", "where a laptop's key pair is made on first use"),
     # the Sigstore instance (see provenance_tasks/sigstore.py): None everywhere is the public one
     _o("fulcio_url", None, "Fulcio of a private Sigstore"),
@@ -175,7 +176,7 @@ def invoke_defaults() -> dict[str, Any]:
 
 
 MODES = ("auto", "key", "keyless", "certificate")
-BUNDLE_FORMATS = ("classic", "new")
+BUNDLE_FORMATS = ("classic", "new", "both")
 LOG_FORMATS = ("auto", "console", "json")
 
 
@@ -237,6 +238,11 @@ class Settings:
     report: str | None
     dotenv: str | None
     log_format: str
+
+
+def bundle_formats(settings: Settings) -> tuple[str, ...]:
+    """The formats a signing run writes: `both` is classic, then the new bundle."""
+    return ("classic", "new") if settings.bundle_format == "both" else (settings.bundle_format,)
 
 
 def as_list(value: Any, key: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from provenance_tasks.errors import InputError, ProvenanceError
+from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps import attest as attest_step
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps import build_inputs, outputs, plan
@@ -281,7 +282,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
-                                    formats=(run.settings.bundle_format,),
+                                    formats=bundle_formats(run.settings),
                                     media_type=built.media_type)  # fmt: skip
         if attesting:
             attest_step.verify_attestations(run, tools, log, built.image, p.policy,

@@ -273,7 +273,7 @@ def verification_policy(
     if not chain.is_file():
         raise InputError(f"cannot read certificate chain {chain}", hint="pass --certificate-chain")
     sigstore = tools.sigstore
-    if not sigstore.private and s.bundle_format == "new" and s.tlog:
+    if not sigstore.private and s.bundle_format != "classic" and s.tlog:
         raise InputError(
             "certificate mode with the new bundle needs a trusted root: cosign 3 verifies it "
             "against one, made here from your chain and your Sigstore's trusted_root.json",

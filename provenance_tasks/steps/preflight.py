@@ -103,7 +103,7 @@ def _completed_policy(
         # names, is what Fulcio puts in the certificate.
         policy = replace(policy, identity=f"{ci.identity_prefix}{claimed}")
     sigstore = tools.sigstore
-    if policy.chain is not None and (sigstore.private or run.settings.bundle_format == "new"):
+    if policy.chain is not None and (sigstore.private or run.settings.bundle_format != "classic"):
         from provenance_tasks.sigstore import chain_trusted_root
 
         root = chain_trusted_root(
@@ -116,9 +116,10 @@ def _completed_policy(
 def signing_cosign(run: Run, tools: Tools) -> None:
     """cosign is there, new enough, and its major can sign in the format asked for."""
     cosign = tools.cosign  # detect now: a missing or too old cosign is bad input (exit 2)
-    if run.settings.bundle_format == "new" and cosign.major < 3:
+    if run.settings.bundle_format in ("new", "both") and cosign.major < 3:
         raise InputError(
-            "cosign 2 can't sign an image in the new bundle format (its sign has no such flag)",
+            f"provenance.bundle_format {run.settings.bundle_format}: cosign 2 can't sign an "
+            "image in the new bundle format (its sign has no such flag)",
             hint="set provenance.bundle_format to classic, or install cosign 3.0.3+",
         )
 

@@ -11,6 +11,7 @@ from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.models import ImageRef, KeylessSigning, KeySigning, SigningMaterial, Target
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
+from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.plan import fresh_token, local_key_folder
 from provenance_tasks.steps.platforms import platforms_of
@@ -76,10 +77,11 @@ def sign_once(
     reference: str | list[str],
     material: SigningMaterial,
     annotations: dict[str, str],
+    fmt: str = "classic",
 ) -> None:
-    """One signature (of each reference, in one cosign call), retried on registry failures;
-    each attempt's cosign --timeout fits the budget. A retry after a partial upload may leave a
-    second, identical signature: verify accepts any that matches."""
+    """One signature in format `fmt` (of each reference, in one cosign call), retried on
+    registry failures; each attempt's cosign --timeout fits the budget. A retry after a partial
+    upload may leave a second, identical signature: verify accepts any that matches."""
     first = reference if isinstance(reference, str) else reference[0]
     what = reference if isinstance(reference, str) else f"{len(reference)} platform manifests"
     s = run.settings
@@ -92,7 +94,7 @@ def sign_once(
                 material,
                 annotations,
                 tlog=s.tlog,
-                new_bundle_format=s.bundle_format == "new",
+                new_bundle_format=fmt == "new",
                 identity_token=token,
                 on_line=log.tool_output("sign"),
             )
@@ -141,28 +143,31 @@ def sign(
     ensure_local_key(run, tools, log, material)
     signatures: list[Signature] = []
     with log.step("sign", f"Sign {reference} ({mode})") as record:
-        for tag in target.tags:
-            annotations = target.annotations_for(tag)
-            if s.dry_run:
-                argv = tools.cosign.sign_argv(
-                    reference,
-                    material,
-                    annotations,
-                    tlog=s.tlog,
-                    new_bundle_format=s.bundle_format == "new",
-                    identity_token=token_file(run, tools, log, material, write=False),
-                )
-                env = shown(tools.cosign.env)
-                log.info("dry-run", command=render(argv, run.redactor, env))
-            else:
-                sign_once(run, tools, log, reference, material, annotations)
-            signatures.append(Signature(tag, annotations))
+        formats = bundle_formats(s)  # both: each, for the verifiers that read only one
+        for fmt in formats:
+            for tag in target.tags:
+                annotations = target.annotations_for(tag)
+                if s.dry_run:
+                    argv = tools.cosign.sign_argv(
+                        reference,
+                        material,
+                        annotations,
+                        tlog=s.tlog,
+                        new_bundle_format=fmt == "new",
+                        identity_token=token_file(run, tools, log, material, write=False),
+                    )
+                    env = shown(tools.cosign.env)
+                    log.info("dry-run", command=render(argv, run.redactor, env))
+                else:
+                    sign_once(run, tools, log, reference, material, annotations, fmt)
+                signatures.append(Signature(tag, annotations))
         children = platforms_of(run, tools, log, "sign", image, media_type).platforms
         if children:
             refs = [str(ImageRef(image.repository, child.digest)) for child in children]
             names = ", ".join(child.platform for child in children)
             log.info(f"signing each platform manifest by its own digest: {names}")
-            sign_once(run, tools, log, refs, material, target.annotations_for(None))
+            for fmt in formats:
+                sign_once(run, tools, log, refs, material, target.annotations_for(None), fmt)
         record.detail = {"signatures": len(signatures) + len(children), "mode": mode}
     signed = tuple({"platform": c.platform, "digest": c.digest} for c in children)
     result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog, signed)

@@ -184,7 +184,12 @@ def verify(
         tag_problems = list(report.problems)
         failures: list[str] = []
         verified = False
-        for fmt in formats or _format_order(run, tools):
+        if formats is not None and len(formats) > 1 and not s.dry_run:
+            # Each format was written for its own readers: each must verify on its own.
+            _verify_each(run, tools, log, report, target, image, policy, formats, media_type)
+            verified = True
+            formats = ()
+        for fmt in formats if formats is not None else _format_order(run, tools):
             if s.dry_run:
                 argv = tools.cosign.verify_argv(
                     reference, policy, tlog=s.tlog, new_bundle_format=fmt == "new"
@@ -229,6 +234,40 @@ def verify(
     return report
 
 
+def _verify_each(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    report: VerifyReport,
+    target: Target,
+    image: ImageRef,
+    policy: VerificationPolicy,
+    formats: tuple[str, ...],
+    media_type: str | None,
+) -> None:
+    """Every format in `formats` verifies by itself (provenance.bundle_format both), and each
+    platform in each; the report lists all signatures, and every problem by its format."""
+    for fmt in formats:
+        one = VerifyReport(report.reference, report.policy, report.expectations)
+        try:
+            payloads = cosign_verify(run, tools, log, report.reference, policy, fmt)
+        except CommandFailed as exc:
+            if registry_failed(exc):
+                raise
+            report.problems.append(f"{fmt} format: no signature verifies: {_last_line(exc.stderr)}")
+            continue
+        one.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
+        check(one, image.repository, image.digest, policy)
+        report.signatures += one.signatures
+        report.problems += [f"{fmt} format: {problem}" for problem in one.problems]
+        if one.ok:
+            verify_platforms(run, tools, log, report, target, image, policy, fmt, media_type)
+    matched = VerifyReport(report.reference, report.policy, report.expectations,
+                           signatures=report.signatures)  # fmt: skip
+    check(matched, image.repository, image.digest, policy)
+    report.matches = matched.matches
+
+
 def verify_platforms(
     run: Run,
     tools: Tools,
@@ -247,7 +286,7 @@ def verify_platforms(
     expected = [Expectation(None, target.annotations_for(None))]
     for child in children:
         reference = f"{image.repository}@{child.digest}"
-        row: dict[str, Any] = {"platform": child.platform, "digest": child.digest,
+        row: dict[str, Any] = {"platform": child.platform, "digest": child.digest, "format": fmt,
                                "signed": False, "verified": False, "problem": None}  # fmt: skip
         one = VerifyReport(reference, report.policy, expected)
         try:

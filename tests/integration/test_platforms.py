@@ -56,3 +56,41 @@ def test_a_two_platform_image_is_signed_and_verified_all_the_way_down(
     assert again.returncode == 3, again.stderr
     assert f"platform linux/arm64 ({arm64})" in again.stderr
     assert "platform linux/amd64" in again.stderr and "linux/amd64 (" not in again.stderr
+
+
+def test_both_formats_are_each_written_and_each_found_by_the_cosign_that_reads_it(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str]
+) -> None:
+    from tests.integration.conftest import COSIGNS
+
+    if runner.testbed.engine == "classic":
+        pytest.skip("the platforms are the current engine's; the formats are covered there")
+    key, pub, password = key_pair
+    cosign3, cosign2 = str(COSIGNS["cosign3"]), str(COSIGNS["cosign2"])
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign3, password)
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--platform", PLATFORMS, "--bundle-format", "both", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
+    assert {s["format"] for s in report["verify"]["signatures"]} == {"classic", "new"}
+    rows = report["verify"]["platforms"]
+    assert sorted((r["platform"], r["format"]) for r in rows if r["verified"]) == [
+        ("linux/amd64", "classic"), ("linux/amd64", "new"),
+        ("linux/arm64", "classic"), ("linux/arm64", "new"),
+    ]  # fmt: skip
+    repository = env["CI_REGISTRY_IMAGE"]
+    for digest in [report["build"]["digest"], *(r["digest"] for r in rows)]:
+        ref = f"{repository}@{digest}"
+        # cosign 2 reads the classic .sig; cosign 3 the new bundle, asked for by name.
+        assert registry.payloads(cosign2, ref, "--key", str(pub))
+        bundles = registry.payloads(cosign3, ref, "--key", str(pub), "--new-bundle-format=true")
+        kinds = {p["critical"]["type"] for p in bundles}  # type: ignore[index]
+        assert "https://sigstore.dev/cosign/sign/v1" in kinds, kinds  # a bundle, not the .sig
+
+    # cosign 2 can't write the new bundle: asked to, it refuses up front (exit 2).
+    again = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                       "--bundle-format", "both",
+                       env={**env, "INVOKE_PROVENANCE_COSIGN": cosign2})  # fmt: skip
+    assert (
+        again.returncode == 2 and "cosign 2 can't sign an image in the new bundle" in again.stderr
+    )

@@ -223,7 +223,7 @@ def test_unknown_flag_is_a_programming_error() -> None:
     ("key", "value", "choices"),
     [
         ("mode", "kms", "auto, key, keyless, certificate"),
-        ("bundle_format", "protobuf", "classic, new"),
+        ("bundle_format", "protobuf", "classic, new, both"),
         ("log_format", "xml", "auto, console, json"),
     ],
 )
