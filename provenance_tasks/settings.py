@@ -77,6 +77,8 @@ OPTIONS: tuple[Option, ...] = (
        flag="secret"),
     _o("labels", [], "KEY=VALUE image label, added to the CI's OCI labels (repeatable)", BUILDS,
        flag="label"),
+    _o("oci_annotations", [], "[LEVEL:]KEY=VALUE OCI annotation on the manifest (default), the "
+       "index, or both (given at each level) (repeatable)", BUILDS, flag="oci_annotation"),
     _o("provenance", None, "buildx's own SLSA attestation: true/false (default: buildx's)"),
     _o("reproducible", False, "the same commit builds the same digest: layer times from "
        "SOURCE_DATE_EPOCH or the commit date, buildx's provenance off (needs an OCI export)",
@@ -188,6 +190,7 @@ class Settings:
     tags: tuple[str, ...]
     build_args: tuple[str, ...]
     labels: tuple[str, ...]
+    oci_annotations: tuple[str, ...]
     platforms: tuple[str, ...]
     target: str | None
     builder: str | None

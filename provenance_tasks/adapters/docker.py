@@ -31,6 +31,7 @@ class BuildRequest:
     tags: Sequence[str]  # full references: repository:tag
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Sequence[str] = ()  # OCI annotations, LEVEL:KEY=VALUE
     platforms: Sequence[str] = ()
     target: str | None = None
     builder: str | None = None
@@ -111,6 +112,8 @@ class Docker:
             argv += ["--build-arg", f"{name}={value}"]
         for name, value in request.labels.items():
             argv += ["--label", f"{name}={value}"]
+        for annotation in request.annotations:
+            argv += ["--annotation", annotation]
         if request.platforms:
             argv += ["--platform", ",".join(request.platforms)]
         if request.target:

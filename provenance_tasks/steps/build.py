@@ -86,6 +86,7 @@ def request(
         tags=[f"{target.repository}:{tag}" for tag in tags],
         build_args=build_args,
         labels=labels,
+        annotations=inputs.oci_annotations,
         platforms=inputs.platforms,
         target=s.target,
         builder=s.builder,

@@ -38,6 +38,7 @@ class BuildInputs:
     platforms: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)  # the CI's, then the user's
     reproducible: bool = False  # layer times rewritten, buildx's provenance off: same digest
+    oci_annotations: tuple[str, ...] = ()  # LEVEL:KEY=VALUE, as buildx's --annotation takes
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def resolve(run: Run) -> BuildInputs:
             "match: drop one of them",
         )
     context, dockerfile = context_and_dockerfile(run)
-    return BuildInputs(context, dockerfile, build_args(run), platforms(run), labels(run),
-                       s.reproducible)  # fmt: skip
+    found = platforms(run)
+    return BuildInputs(context, dockerfile, build_args(run), found, labels(run),
+                       s.reproducible, oci_annotations(run, found))  # fmt: skip
 
 
 def context_and_dockerfile(run: Run) -> tuple[Path, Path]:
@@ -160,6 +162,36 @@ def labels(run: Run) -> dict[str, str]:
             )
         found[key] = value
     return found
+
+
+_LEVELS = ("manifest", "index")
+
+
+def oci_annotations(run: Run, built_platforms: tuple[str, ...]) -> tuple[str, ...]:
+    """`[LEVEL:]KEY=VALUE` as `LEVEL:KEY=VALUE`, LEVEL manifest (buildx's default) or index;
+    an index annotation needs an index, which only two or more platforms make."""
+    found: list[str] = []
+    for text in run.settings.oci_annotations:
+        level, sep, rest = text.partition(":")
+        if not sep or level not in _LEVELS:  # no level: the manifest, as buildx's default
+            level, rest = "manifest", text
+        key, sep, value = rest.partition("=")
+        if not sep or not _LABEL_KEY.fullmatch(key):
+            raise InputError(
+                f"--oci-annotation {text!r} is not [LEVEL:]KEY=VALUE",
+                hint="pass e.g. --oci-annotation index:com.example.team=platform",
+            )
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise InputError(f"--oci-annotation {key} holds a control character",
+                             hint="annotations are one line of text")  # fmt: skip
+        if level == "index" and len(built_platforms) < 2:
+            raise InputError(
+                f"--oci-annotation index:{key}=... needs an index, and one platform builds a "
+                "single manifest",
+                hint="build two or more platforms (--platform), or annotate the manifest",
+            )
+        found.append(f"{level}:{key}={value}")
+    return tuple(dict.fromkeys(found))
 
 
 def source_facts(run: Run, inputs: BuildInputs) -> SourceFacts:

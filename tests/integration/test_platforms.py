@@ -29,10 +29,22 @@ def test_a_two_platform_image_is_signed_and_verified_all_the_way_down(
     key, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--platform", PLATFORMS, env=env)  # fmt: skip
+                      "--platform", PLATFORMS, "--oci-annotation", "index:com.example.release=1.0",
+                      "--oci-annotation", "com.example.team=platform",
+                      "--label", "com.example.owner=ops", env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
     rows = report["verify"]["platforms"]
+    # OCI annotations at their level (the index, each manifest); labels in each config, with CI's.
+    repo, index_digest = env["CI_REGISTRY_IMAGE"], report["build"]["digest"]
+    index = json.loads(registry.crane("manifest", f"{repo}@{index_digest}"))
+    assert index["annotations"]["com.example.release"] == "1.0"
+    for row in rows:
+        manifest = json.loads(registry.crane("manifest", f"{repo}@{row['digest']}"))
+        assert manifest["annotations"]["com.example.team"] == "platform"
+        labels = json.loads(registry.crane("config", f"{repo}@{row['digest']}"))["config"]["Labels"]
+        assert labels["com.example.owner"] == "ops"
+        assert labels["org.opencontainers.image.revision"] == env["CI_COMMIT_SHA"]
     assert [r["platform"] for r in rows] == ["linux/amd64", "linux/arm64"]
     assert all(r["signed"] and r["verified"] for r in rows)
     assert [p["digest"] for p in report["sign"]["platforms"]] == [r["digest"] for r in rows]

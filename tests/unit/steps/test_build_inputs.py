@@ -302,3 +302,21 @@ def test_labels_that_would_contradict_the_signature_or_carry_a_secret_are_refuse
     )
     with pytest.raises(InputError, match="carries a secret"):
         build_inputs.labels(secret)
+
+
+def test_oci_annotations_go_on_the_manifest_unless_the_index_is_named(tmp_path: Path) -> None:
+    run = make_run(
+        tmp_path,
+        oci_annotations=["com.example.a=1", "index:com.example.b=2", "manifest:com.example.c=3"],
+        platforms=["linux/amd64", "linux/arm64"],
+    )
+    assert build_inputs.oci_annotations(run, ("linux/amd64", "linux/arm64")) == (
+        "manifest:com.example.a=1",
+        "index:com.example.b=2",
+        "manifest:com.example.c=3",
+    )
+    one = make_run(tmp_path, oci_annotations=["index:com.example.b=2"])
+    with pytest.raises(InputError, match="needs an index"):
+        build_inputs.oci_annotations(one, ())
+    with pytest.raises(InputError, match="is not \\[LEVEL:\\]KEY=VALUE"):
+        build_inputs.oci_annotations(make_run(tmp_path, oci_annotations=["index:no-value"]), ())

@@ -20,7 +20,7 @@ from provenance_tasks.tasks import (
 LOGIN = {"registry", "username", "password_env", "password_stdin", "docker_config", "log_format"}
 BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "target",
          "builder", "pull", "cache_from", "cache_to", "report", "label", "reproducible",
-         "require_clean"}  # fmt: skip
+         "require_clean", "oci_annotation"}  # fmt: skip
 SIGNING = {"image", "tag", "annotation", "mode", "key", "certificate_chain", "no_tlog", "report"}
 FLAGS = {
     "login": LOGIN | {"dry_run"},
