@@ -79,7 +79,10 @@ OPTIONS: tuple[Option, ...] = (
        flag="label"),
     _o("oci_annotations", [], "[LEVEL:]KEY=VALUE OCI annotation on the manifest (default), the "
        "index, or both (given at each level) (repeatable)", BUILDS, flag="oci_annotation"),
-    _o("provenance", None, "buildx's own SLSA attestation: true/false (default: buildx's)"),
+    _o("provenance", None, "buildx's own (unsigned) SLSA attestation: off, mode=min or mode=max "
+       "(true is mode=min; default: buildx's)"),
+    _o("sign_attestation_manifests", False, "also sign (and verify) BuildKit's attestation "
+       "manifests in the index, each by its digest"),
     _o("reproducible", False, "the same commit builds the same digest: layer times from "
        "SOURCE_DATE_EPOCH or the commit date, buildx's provenance off (needs an OCI export)",
        BUILDS),
@@ -198,7 +201,8 @@ class Settings:
     cache_from: tuple[str, ...]
     cache_to: str | None
     secrets: tuple[str, ...]
-    provenance: bool | None
+    provenance: str | None  # off, mode=min, mode=max; None: buildx's default
+    sign_attestation_manifests: bool
     reproducible: bool
     require_clean: bool
     mode: str
@@ -334,7 +338,7 @@ def resolve(
     _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
     _check_choice("log_format", values["log_format"], LOG_FORMATS)
     if values["provenance"] is not None:
-        values["provenance"] = as_bool(values["provenance"], "provenance")
+        values["provenance"] = _provenance_mode(values["provenance"])
     return Settings(**values)
 
 
@@ -343,6 +347,19 @@ def _add_by_key(configured: tuple[str, ...], given: tuple[str, ...]) -> tuple[st
     key given twice in the flags stays twice, for the caller to refuse if the values differ)."""
     keys = {item.partition("=")[0] for item in given}
     return (*(item for item in configured if item.partition("=")[0] not in keys), *given)
+
+
+def _provenance_mode(value: Any) -> str:
+    """buildx's --provenance: off, mode=min or mode=max (a boolean or a bare mode says one)."""
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        on = value if isinstance(value, bool) else text in ("1", "true", "yes", "on")
+        return "mode=min" if on else "off"
+    mode = text.removeprefix("mode=")
+    if mode in ("min", "max"):
+        return f"mode={mode}"
+    raise InputError(f"provenance.provenance is {value!r}",
+                     hint="choose off, mode=min or mode=max")  # fmt: skip
 
 
 def _number(key: str, value: Any, kind: type[float] | type[int], what: str) -> Any:

@@ -40,7 +40,7 @@ class BuildRequest:
     cache_to: str | None = None
     secrets: Sequence[str] = ()  # buildx --secret specs (id=...,env=... / src=...)
     metadata_file: Path | None = None
-    provenance: bool | None = None  # buildx's own attestation; None leaves buildx's default
+    provenance: str | None = None  # buildx's own attestation: off, mode=min/max; None: default
     layout: Path | None = None  # export an OCI layout folder here instead of pushing the tags
     rewrite_timestamp: bool = False  # the layout's layer times become SOURCE_DATE_EPOCH
 
@@ -132,7 +132,8 @@ class Docker:
         if request.metadata_file is not None:
             argv += ["--metadata-file", str(request.metadata_file)]
         if request.provenance is not None:
-            argv.append(f"--provenance={'true' if request.provenance else 'false'}")
+            off = request.provenance == "off"
+            argv.append(f"--provenance={'false' if off else request.provenance}")
         if request.dockerfile is not None:
             argv += ["--file", str(request.dockerfile)]
         if request.layout is not None:

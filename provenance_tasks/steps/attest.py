@@ -53,10 +53,15 @@ class AttestReport:
     builder_id: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    buildx: dict[str, Any] | None = None  # buildx's own, unsigned provenance, named beside ours
 
     def as_dict(self) -> dict[str, Any]:
-        return {"predicate_type": self.predicate_type, "builder_id": self.builder_id,
-                "subjects": self.rows, "problems": self.problems}  # fmt: skip
+        found: dict[str, Any] = {"predicate_type": self.predicate_type,
+                                 "builder_id": self.builder_id, "subjects": self.rows,
+                                 "problems": self.problems}  # fmt: skip
+        if self.buildx is not None:
+            found["buildx_provenance"] = self.buildx
+        return found
 
 
 def subjects(run: Run, tools: Tools, log: RunLog, step: str, image: ImageRef,
@@ -96,6 +101,12 @@ def attest(
     path = tools.private_folder() / "slsa-provenance.json"
     path.write_text(json.dumps(predicate, indent=2))
     report = AttestReport(slsa.PREDICATE_TYPE, predicate["runDetails"]["builder"]["id"])
+    buildkit = platforms_of(run, tools, log, "attest", image, media_type).attestations
+    report.buildx = {  # buildx's own record, next to ours: the one to trust is ours, signed
+        "setting": s.provenance or "buildx's default",
+        "attestation_manifests": [a.digest for a in buildkit],
+        "signed": s.sign_attestation_manifests and bool(buildkit),
+    }
     keyless = isinstance(material, KeylessSigning)
     config, root = None, None
     if tools.cosign.major >= 3:  # a bundle: the services by a signing config, the leaf checked

@@ -96,7 +96,7 @@ def request(
         secrets=s.secrets,
         metadata_file=folder / "metadata.json",
         # buildx's provenance holds the build's own time and host: no two builds would match.
-        provenance=False if inputs.reproducible else s.provenance,
+        provenance="off" if inputs.reproducible else s.provenance,
         layout=None if tags else folder / "layout",
         rewrite_timestamp=inputs.reproducible,
     )

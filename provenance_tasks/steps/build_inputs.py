@@ -69,9 +69,9 @@ class SourceFacts:
 def resolve(run: Run) -> BuildInputs:
     """The build's inputs, every one checked now: nothing is built from a typo."""
     s = run.settings
-    if s.reproducible and s.provenance:
+    if s.reproducible and s.provenance not in (None, "off"):
         raise InputError(
-            "provenance.reproducible and provenance.provenance=true were both asked for",
+            f"provenance.reproducible and provenance.provenance={s.provenance} were both asked for",
             hint="buildx's provenance records the build's own time and host, so no two builds "
             "match: drop one of them",
         )

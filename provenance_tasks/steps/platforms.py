@@ -8,7 +8,9 @@ platforms.
 
 from __future__ import annotations
 
-from provenance_tasks.image_index import IndexContents, contents, is_index
+from dataclasses import replace
+
+from provenance_tasks.image_index import Child, IndexContents, contents, is_index
 from provenance_tasks.models import ImageRef
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
@@ -32,6 +34,21 @@ def platforms_of(
     found = contents(data, reference) if is_index(found_type) else IndexContents()
     tools.indexes[reference] = found
     if found.attestations:
+        what = ("signed too, as provenance.sign_attestation_manifests asks"
+                if run.settings.sign_attestation_manifests else "not signed")  # fmt: skip
         log.info(f"{len(found.attestations)} attestation manifest(s) of BuildKit in the index: "
-                 "recognised, not platforms, not signed")  # fmt: skip
+                 f"recognised, not platforms, {what}")  # fmt: skip
     return found
+
+
+def signed_children(
+    run: Run, tools: Tools, log: RunLog, step: str, image: ImageRef, media_type: str | None
+) -> tuple[Child, ...]:
+    """What gets a signature of its own beside the index: each platform manifest, and
+    BuildKit's attestation manifests when asked (a BuildKit build policy reads those)."""
+    found = platforms_of(run, tools, log, step, image, media_type)
+    if not run.settings.sign_attestation_manifests:
+        return found.platforms
+    named = tuple(replace(a, platform=f"attestation of {a.describes or 'the index'}")
+                  for a in found.attestations)  # fmt: skip
+    return (*found.platforms, *named)

@@ -14,7 +14,7 @@ from provenance_tasks.retry import with_retries
 from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.plan import fresh_token, local_key_folder
-from provenance_tasks.steps.platforms import platforms_of
+from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -161,7 +161,7 @@ def sign(
                 else:
                     sign_once(run, tools, log, reference, material, annotations, fmt)
                 signatures.append(Signature(tag, annotations))
-        children = platforms_of(run, tools, log, "sign", image, media_type).platforms
+        children = signed_children(run, tools, log, "sign", image, media_type)
         if children:
             refs = [str(ImageRef(image.repository, child.digest)) for child in children]
             names = ", ".join(child.platform for child in children)

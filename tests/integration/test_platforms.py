@@ -106,3 +106,28 @@ def test_both_formats_are_each_written_and_each_found_by_the_cosign_that_reads_i
     assert (
         again.returncode == 2 and "cosign 2 can't sign an image in the new bundle" in again.stderr
     )
+
+
+def test_buildkits_attestation_manifests_are_signed_only_when_asked(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:  # fmt: skip
+    if runner.testbed.engine == "classic":
+        pytest.skip("the classic engine makes no attestation manifests")
+    key, pub, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    env.update({"INVOKE_PROVENANCE_SIGN_ATTESTATION_MANIFESTS": "true",
+                "INVOKE_PROVENANCE_PROVENANCE": "max"})  # fmt: skip
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--platform", PLATFORMS, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
+    # buildx's own (unsigned) provenance is named beside ours: its setting and its manifests.
+    named = report["attest"]["buildx_provenance"]
+    assert named["setting"] == "mode=max" and len(named["attestation_manifests"]) == 2
+    rows = report["verify"]["platforms"]
+    signed = [r for r in rows if r["platform"].startswith("attestation of ")]
+    assert len(signed) == 2 and all(r["verified"] for r in signed)
+    for row in signed:  # each by its own digest, as a BuildKit build policy looks them up
+        ref = f"{env['CI_REGISTRY_IMAGE']}@{row['digest']}"
+        assert registry.payloads(cosign, ref, "--key", str(pub))

@@ -258,10 +258,14 @@ def test_list_setting_of_the_wrong_type_is_an_input_error() -> None:
         resolve({"tags": 3}, {})
 
 
-def test_provenance_attestation_is_parsed_as_a_boolean_or_left_unset() -> None:
+def test_buildx_provenance_is_off_a_mode_or_left_unset() -> None:
     assert resolve({}, {}).provenance is None
-    assert resolve({"provenance": "false"}, {}).provenance is False
-    assert resolve({"provenance": True}, {}).provenance is True
+    assert resolve({"provenance": "false"}, {}).provenance == "off"
+    assert resolve({"provenance": True}, {}).provenance == "mode=min"
+    assert resolve({"provenance": "max"}, {}).provenance == "mode=max"
+    assert resolve({"provenance": "mode=min"}, {}).provenance == "mode=min"
+    with pytest.raises(InputError, match=r"provenance\.provenance is 'mode=full'"):
+        resolve({"provenance": "mode=full"}, {})
 
 
 # --- the console script, end to end, in dry-run (no docker: the argv recorder stands in) ------

@@ -135,8 +135,10 @@ def test_dry_run_masks_secrets_that_json_would_escape(tmp_path: Path, secret: st
 def test_dry_run_passes_provenance_only_when_set(tmp_path: Path) -> None:
     argv, _ = dry_build(tmp_path)
     assert not any(arg.startswith("--provenance") for arg in argv)
-    argv, _ = dry_build(tmp_path, provenance=False)
+    argv, _ = dry_build(tmp_path, provenance="off")
     assert "--provenance=false" in argv
+    argv, _ = dry_build(tmp_path, provenance="mode=max")
+    assert "--provenance=mode=max" in argv
 
 
 def test_dry_run_runs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
