@@ -99,6 +99,10 @@ OPTIONS: tuple[Option, ...] = (
        ALL),
     _o("annotations", [], "key=value annotation added to every signature (repeatable)", ALL,
        flag="annotation"),
+    _o("second_key", None, "a key (file or KMS URI) that co-signs the index and every platform "
+       "next to the main signature, and is verified too (podman/CRI-O take no CI keyless)"),
+    _o("second_public_key", None, "the second key's public key for verify (default: KEY with "
+       ".pub, or the KMS URI)"),
     _o("tlog", True, "sign and verify without a transparency log (key and certificate modes; "
        "warns)", ALL, flag="no_tlog"),
     _o("bundle_format", "classic", "signature format: classic (default, read by every verifier "
@@ -211,6 +215,8 @@ class Settings:
     certificate: str | None
     certificate_chain: str | None
     annotations: tuple[str, ...]
+    second_key: str | None
+    second_public_key: str | None
     tlog: bool
     bundle_format: str
     key_folder: str

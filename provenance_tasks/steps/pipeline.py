@@ -26,6 +26,7 @@ from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.verify_checks import VerifyReport
 
 T = TypeVar("T")
 
@@ -176,7 +177,7 @@ def _publish(
         publish_step.audit_tags(tools, log, built)
 
 
-def run_publish(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
+def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     """The last step of a task-by-task flow (build --stage, sign, verify, publish): verify the
     digest again, here, then move the tags onto it. Never a tag on what this run didn't verify."""
     p = _prepared(run, tools, log, ("verify", "publish", "audit"))
@@ -202,14 +203,15 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
     assert p.image is not None and p.mode is not None and p.signing is not None
     login_step.login(run, tools, log)
     sign_step.ensure_at_registry(run, tools, log, p.image)
-    signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing)
+    signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing,
+                            second=p.second)  # fmt: skip
     values = outputs.image_outputs(run, p.image.repository, p.image.digest, p.target.tags,
                                    staging_tag=p.staging_tag, run_id=p.continues)  # fmt: skip
     outputs.write_outputs(run, log, values)
     return signed
 
 
-def run_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
+def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     p = _prepared(run, tools, log, ("verify",))
     assert p.policy is not None
     login_step.login(run, tools, log)
@@ -225,7 +227,8 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
         log.bind_image(image.repository, image.digest)
         log.info(f"{p.target.repository}:{first} names {digest} at the registry: verifying that")
     return verify_step.verify(run, tools, log, p.target, image, p.policy,
-                              check_tags=p.target.tags, known_tags=known)  # fmt: skip
+                              check_tags=p.target.tags, known_tags=known,
+                              second=p.second_policy)  # fmt: skip
 
 
 def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
@@ -250,7 +253,7 @@ def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.A
     return attest_step.verify_attestations(run, tools, log, p.image, p.policy)
 
 
-def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.VerifyReport:
+def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     started = time.time()
     before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
     # Signed SLSA provenance (and the predicates handed in), verified before any tag moves.
@@ -274,7 +277,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
                         "sign or verify that fails leaves them on an unsigned image")  # fmt: skip
             _publish(run, tools, log, built, published)
         sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing,
-                       media_type=built.media_type)  # fmt: skip
+                       media_type=built.media_type, second=p.second)  # fmt: skip
         if attesting:
             attest_step.attest(run, tools, log, built.image, p.signing, p.build,
                                media_type=built.media_type, started=started,
@@ -283,7 +286,8 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> verify_step.Ve
         # registry yet. One format: the one signed.
         report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
                                     formats=bundle_formats(run.settings),
-                                    media_type=built.media_type)  # fmt: skip
+                                    media_type=built.media_type,
+                                    second=p.second_policy)  # fmt: skip
         if attesting:
             attest_step.verify_attestations(run, tools, log, built.image, p.policy,
                                             media_type=built.media_type,

@@ -59,6 +59,8 @@ class Plan:
     staging_tag: str | None = None  # publish: the tag `build --stage` had to push, to remove
     continues: str | None = None  # the run whose outputs this task takes up (its run id)
     predicates: tuple[Predicate, ...] = ()  # files to attach as attestations, read and checked
+    second: KeySigning | None = None  # provenance.second_key: a co-signature
+    second_policy: KeyPolicy | None = None  # and what verifies it
 
 
 def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
@@ -87,8 +89,34 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
         plan_target = Target(repository, plan_target.tags, expected,
                              plan_target.user_annotations)  # fmt: skip
     attached = attachments(run, build) if "attest" in steps else ()
+    second, second_policy = second_signer(run, signs=signs, verifies=verifies)
     return Plan(steps, plan_target, build, mode, signing, policy, image, staging, continues,
-                attached)  # fmt: skip
+                attached, second, second_policy)  # fmt: skip
+
+
+def second_signer(
+    run: Run, *, signs: bool, verifies: bool
+) -> tuple[KeySigning | None, KeyPolicy | None]:
+    """provenance.second_key, checked now: the key signs (a file or KMS URI) and its public
+    half verifies (the .pub beside the file, the KMS URI, or provenance.second_public_key)."""
+    s = run.settings
+    key, public = s.second_key, s.second_public_key
+    if not key and not public:
+        return None, None
+    if key and key.startswith("env://"):
+        raise InputError("provenance.second_key can't be an env:// key",
+                         hint="use a key file or a KMS URI for the co-signature")  # fmt: skip
+    signer = None
+    if key and signs:
+        signer = KeySigning(_check_key_ref(run, key, "provenance.second_key"))
+    if not verifies:
+        return signer, None
+    if not public and key:
+        public = key if key.startswith(KMS_SCHEMES) else str(Path(key).with_suffix(".pub"))
+    assert public is not None
+    checked = public if public.startswith(KMS_SCHEMES) else _check_key_ref(
+        run, public, "provenance.second_public_key")  # fmt: skip
+    return signer, KeyPolicy(checked)
 
 
 def attachments(run: Run, build: BuildInputs | None) -> tuple[Predicate, ...]:

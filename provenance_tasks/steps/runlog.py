@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from provenance_tasks.steps.build_inputs import SourceFacts
     from provenance_tasks.steps.outputs import Rebuild
     from provenance_tasks.steps.sign import SignResult
-    from provenance_tasks.steps.verify import VerifyReport
+    from provenance_tasks.steps.verify_checks import VerifyReport
 
 
 @dataclass

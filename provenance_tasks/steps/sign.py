@@ -130,9 +130,11 @@ def sign(
     material: SigningMaterial,
     *,
     media_type: str | None = None,
+    second: KeySigning | None = None,
 ) -> SignResult:
     """A signature of the digest per tag (`tag=T`: the tags name it), then, for an index, one of
-    each platform manifest by its own digest, with the annotations every tag shares."""
+    each platform manifest by its own digest, with the annotations every tag shares. `second`
+    (provenance.second_key) signs all of it again, beside."""
     s = run.settings
     reference = str(image)
     if not s.tlog:
@@ -168,6 +170,14 @@ def sign(
             log.info(f"signing each platform manifest by its own digest: {names}")
             for fmt in formats:
                 sign_once(run, tools, log, refs, material, target.annotations_for(None), fmt)
+        if second is not None and not s.dry_run:
+            log.info(f"co-signing with provenance.second_key ({second.key})")
+            refs = [str(ImageRef(image.repository, child.digest)) for child in children]
+            for fmt in formats:
+                for tag in target.tags:
+                    sign_once(run, tools, log, reference, second, target.annotations_for(tag), fmt)
+                if refs:
+                    sign_once(run, tools, log, refs, second, target.annotations_for(None), fmt)
         record.detail = {"signatures": len(signatures) + len(children), "mode": mode}
     signed = tuple({"platform": c.platform, "digest": c.digest} for c in children)
     result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog, signed)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from provenance_tasks.adapters.cosign_env import shown
@@ -22,131 +21,14 @@ from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
-from provenance_tasks.steps.verify_report import print_report
-
-FULCIO_OID = "1.3.6.1.4.1.57264."
-NEW_BUNDLE_TYPE = (
-    "https://sigstore.dev/cosign/sign/v1"  # classic: "cosign container image signature"
+from provenance_tasks.steps.verify_checks import (
+    Expectation,
+    VerifyReport,
+    check,
+    expectations,
+    summarize,
 )
-
-
-@dataclass(frozen=True)
-class Expectation:
-    tag: str | None
-    annotations: dict[str, str]
-
-
-@dataclass
-class FoundSignature:
-    format: str  # "classic" or "new"
-    digest: str | None
-    reference: str | None
-    annotations: dict[str, str]
-    subject: str | None = None
-    issuer: str | None = None
-
-
-@dataclass
-class VerifyReport:
-    reference: str
-    policy: str
-    expectations: list[Expectation]
-    signatures: list[FoundSignature] = field(default_factory=list)
-    matches: dict[str, int] = field(default_factory=dict)  # expectation label -> signature index
-    problems: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)  # tag -> digest at the registry
-    # One row per platform manifest of an index: platform, digest, signed, verified, problem.
-    platforms: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "policy": self.policy,
-            "verified": self.ok,
-            "problems": self.problems,
-            "tags": self.tags,
-            "platforms": self.platforms,
-            "expected": [{"tag": e.tag, "annotations": e.annotations} for e in self.expectations],
-            "signatures": [s.__dict__ for s in self.signatures],
-            "matches": self.matches,
-        }
-
-
-def summarize(payload: dict[str, Any]) -> FoundSignature:
-    critical = payload.get("critical") or {}
-    fmt = "new" if critical.get("type") == NEW_BUNDLE_TYPE else "classic"
-    optional = dict(payload.get("optional") or {})
-    subject = optional.pop("Subject", None)
-    issuer = optional.pop("Issuer", None)
-    # cosign adds these from the certificate and the log; they are not annotations.
-    added = [k for k in optional if k in ("Bundle", "RFC3161Timestamp") or k.startswith(FULCIO_OID)]
-    for key in added:
-        optional.pop(key)
-    return FoundSignature(
-        format=fmt,
-        digest=(critical.get("image") or {}).get("docker-manifest-digest"),
-        reference=(critical.get("identity") or {}).get("docker-reference"),
-        annotations={str(k): str(v) for k, v in optional.items()},
-        subject=subject if isinstance(subject, str) else None,
-        issuer=issuer if isinstance(issuer, str) else None,
-    )
-
-
-def expectations(target: Target) -> list[Expectation]:
-    if not target.tags:
-        return [Expectation(None, target.annotations_for(None))]
-    return [Expectation(tag, target.annotations_for(tag)) for tag in target.tags]
-
-
-def check(report: VerifyReport, repository: str, digest: str, policy: VerificationPolicy) -> None:
-    """Our own checks over what cosign verified: digest, repository, signer, annotations."""
-    usable: list[int] = []
-    for index, sig in enumerate(report.signatures):
-        if sig.digest != digest:
-            report.problems.append(f"signature {index + 1} is for {sig.digest}, not {digest}")
-            continue
-        if sig.reference and sig.reference.split("@", 1)[0] != repository:
-            continue  # signed for another repository: listed, not used
-        if not policy.admits(sig.subject):
-            continue  # not this signer's: listed, not used
-        usable.append(index)
-    for expectation in report.expectations:
-        label = expectation.tag or "*"
-        for index in usable:
-            found = report.signatures[index].annotations
-            if all(found.get(k) == v for k, v in expectation.annotations.items()):
-                report.matches[label] = index
-                break
-        else:
-            report.problems.append(_mismatch(report, expectation, usable))
-
-
-def _mismatch(report: VerifyReport, expectation: Expectation, usable: list[int]) -> str:
-    what = f"tag {expectation.tag}" if expectation.tag else "the image"
-    if not usable:
-        return f"no verified signature of {what} is for this repository and digest"
-    # The closest signature tells the user which annotation is missing or altered.
-    best = max(
-        usable,
-        key=lambda i: sum(
-            report.signatures[i].annotations.get(k) == v for k, v in expectation.annotations.items()
-        ),
-    )
-    found = report.signatures[best].annotations
-    wrong = [
-        f"{k}: expected {v!r}, found {found[k]!r}"
-        if k in found
-        else f"{k}: missing (expected {v!r})"
-        for k, v in expectation.annotations.items()
-        if found.get(k) != v
-    ]
-    return f"no signature carries every expected annotation for {what}; closest: " + "; ".join(
-        wrong
-    )
+from provenance_tasks.steps.verify_report import print_report
 
 
 def verify(
@@ -161,6 +43,7 @@ def verify(
     known_tags: Mapping[str, str] | None = None,
     formats: tuple[str, ...] | None = None,
     media_type: str | None = None,
+    second: VerificationPolicy | None = None,
 ) -> VerifyReport:
     """Verify `image`: cosign checks signature and signer, then we check every annotation.
 
@@ -216,6 +99,8 @@ def verify(
                 break
         if s.dry_run:
             return report
+        if second is not None and report.ok:  # the co-signature, the same way down
+            _verify_second(run, tools, log, report, target, image, second, media_type)
         if not verified:
             signer = _found_signer(" ".join(failures))
             if signer:  # a signature was there, by someone else: expected against found
@@ -233,6 +118,34 @@ def verify(
                 hint="see the report above: expected against found",
             )
     return report
+
+
+def _verify_second(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    report: VerifyReport,
+    target: Target,
+    image: ImageRef,
+    policy: VerificationPolicy,
+    media_type: str | None,
+) -> None:
+    """The second key's signatures: on the index, one per tag, and on each platform."""
+    second = VerifyReport(report.reference, policy.describe(), report.expectations)
+    fmt = "classic" if run.settings.bundle_format != "new" else "new"
+    try:
+        payloads = cosign_verify(run, tools, log, report.reference, policy, fmt)
+    except CommandFailed as exc:
+        if registry_failed(exc):
+            raise
+        second.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
+    else:
+        second.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
+        check(second, image.repository, image.digest, policy)
+        if second.ok:
+            verify_platforms(run, tools, log, second, target, image, policy, fmt, media_type)
+    report.second = second.as_dict()
+    report.problems += [f"second key ({second.policy}): {problem}" for problem in second.problems]
 
 
 def _verify_each(

@@ -8,7 +8,7 @@ from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
 
 if TYPE_CHECKING:
-    from provenance_tasks.steps.verify import VerifyReport
+    from provenance_tasks.steps.verify_checks import VerifyReport
 
 
 def print_report(run: Run, log: RunLog, report: VerifyReport) -> None:

@@ -131,3 +131,32 @@ def test_buildkits_attestation_manifests_are_signed_only_when_asked(
     for row in signed:  # each by its own digest, as a BuildKit build policy looks them up
         ref = f"{env['CI_REGISTRY_IMAGE']}@{row['digest']}"
         assert registry.payloads(cosign, ref, "--key", str(pub))
+
+
+@pytest.mark.classic
+def test_a_second_key_co_signs_a_keyless_image_all_the_way_down(
+    runner: Runner, registry: Registry, context: Path, cosign: str, tmp_path: Path
+) -> None:
+    """podman/CRI-O policies accept only e-mail SANs: a CI keyless signature never passes them,
+    so a key co-signs the index and every platform, and verify checks both signers."""
+    from tests.integration.conftest import make_key_pair
+    from tests.integration.test_sigstore import keyless_gitlab
+
+    env, _ = keyless_gitlab(runner, cosign)
+    second_key, second_pub = make_key_pair(cosign, tmp_path / "second" / "cosign")
+    env["INVOKE_PROVENANCE_SECOND_KEY"] = str(second_key)
+    platforms = [] if runner.testbed.engine == "classic" else ["--platform", PLATFORMS]
+    done = runner.run("build-sign-verify", "--context", str(context), *platforms, env=env)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
+    second = report["verify"]["second"]
+    assert second["verified"] is True and second["policy"] == f"public key {second_pub}"
+    assert all(row["verified"] for row in second["platforms"])
+    digests = [report["build"]["digest"], *(row["digest"] for row in second["platforms"])]
+    for digest in digests:  # what podman's sigstoreSigned policy would look up, with the key
+        ref = f"{env['CI_REGISTRY_IMAGE']}@{digest}"
+        assert registry.payloads(cosign, ref, "--key", str(second_pub), "--insecure-ignore-tlog")
+    # A verify that expects a second key which never signed fails, naming it.
+    other_key, _ = make_key_pair(cosign, tmp_path / "other" / "cosign")
+    again = runner.run("verify", env={**env, "INVOKE_PROVENANCE_SECOND_KEY": str(other_key)})
+    assert again.returncode == 3 and "second key (public key " in again.stderr, again.stderr

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from provenance_tasks.models import IdentityPolicy, KeyPolicy
-from provenance_tasks.steps.verify import (
+from provenance_tasks.steps.verify import _found_signer
+from provenance_tasks.steps.verify_checks import (
     Expectation,
     FoundSignature,
     VerifyReport,
-    _found_signer,
     check,
     summarize,
 )
