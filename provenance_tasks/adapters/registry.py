@@ -88,14 +88,24 @@ def read_manifest(
     return media_type, data or b""
 
 
+def read_blob(reference: str, *, config_dir: Path | None, timeout: float = 30.0) -> bytes:
+    """The bytes of the blob REPO@DIGEST (an image config), checked against its digest."""
+    digest, _, data = _manifest("GET", reference, config_dir, timeout, kind="blobs")
+    wanted = reference.rsplit("@", 1)[1]
+    if digest != wanted:
+        raise ToolError(f"the registry's {reference} hashes to {digest}, not {wanted}")
+    return data or b""
+
+
 def _manifest(
-    method: str, reference: str, config_dir: Path | None, timeout: float
+    method: str, reference: str, config_dir: Path | None, timeout: float, *,
+    kind: str = "manifests",
 ) -> tuple[str, str, bytes | None]:
     """(digest, media type, body of a GET) of `reference`, with the run's login."""
     registry = registry_of(reference)
     host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
     name, ref = _split(reference, registry)
-    url = f"https://{host}/v2/{name}/manifests/{ref}"
+    url = f"https://{host}/v2/{name}/{kind}/{ref}"
     login = _login(config_dir, registry)
     # Over TLS with a login, Basic goes first: a registry that wants a token answers 401 anyway.
     authorization = _basic(login)
@@ -104,7 +114,7 @@ def _manifest(
     except PlainHTTP:
         # As docker does: a loopback registry may speak plain HTTP. Credentials go only in
         # answer to its 401 then, and never in the clear to any other host.
-        url = f"http://{host}/v2/{name}/manifests/{ref}"
+        url = f"http://{host}/v2/{name}/{kind}/{ref}"
         authorization = None
         answer = _request(method, url, None, timeout)
     if answer.status == 401:

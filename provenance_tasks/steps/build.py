@@ -21,7 +21,7 @@ from pathlib import Path
 
 from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.adapters.process import render
-from provenance_tasks.errors import CommandFailed, InputError, ToolError
+from provenance_tasks.errors import CommandFailed, InputError, ProvenanceError, ToolError
 from provenance_tasks.models import ImageRef, Target
 from provenance_tasks.references import registry_of, validate_digest
 from provenance_tasks.retry import with_retries
@@ -234,7 +234,31 @@ def _push_with_buildx(
         log.info("dry-run", command=render(argv, run.redactor))
         return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags, staging_tag=staging)
     digest, media_type = read_metadata(folder / "metadata.json")
+    _check_created(tools, log, target.repository, folder / "metadata.json", facts)
     return BuildResult(target.repository, digest, target.tags, media_type, staging, not staging)
+
+
+def _check_created(
+    tools: Tools, log: RunLog, repository: str, metadata: Path, facts: SourceFacts
+) -> None:
+    """An older BuildKit (docker 20.10's) ignores SOURCE_DATE_EPOCH: the config it pushed then
+    says the build's time. Read back and said, since the label says the commit's."""
+    from provenance_tasks.adapters import registry
+
+    try:
+        config = json.loads(metadata.read_text()).get("containerimage.config.digest")
+        if not config or facts.created is None:
+            return
+        blob = registry.read_blob(f"{repository}@{config}", config_dir=tools.docker_config)
+        found = json.loads(blob).get("created")
+    except (registry.UseTheTool, ProvenanceError, OSError, ValueError, AttributeError):
+        return  # not readable here: the label still says the commit's time
+    if found and not str(found).startswith(facts.created.removesuffix("Z")):
+        facts.config_created = str(found)
+        log.warning(
+            f"this builder ignores {EPOCH_ARG}: the image config's created is the build's time "
+            f"({found}); its label says the commit's ({facts.created})"
+        )
 
 
 def _buildx(tools: Tools, log: RunLog, build_request: BuildRequest, what: str) -> list[str]:

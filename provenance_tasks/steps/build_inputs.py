@@ -41,13 +41,14 @@ class BuildInputs:
     oci_annotations: tuple[str, ...] = ()  # LEVEL:KEY=VALUE, as buildx's --annotation takes
 
 
-@dataclass(frozen=True)
+@dataclass
 class SourceFacts:
     """When the commit was made (None: nobody could say) and what differs from it."""
 
     epoch: int | None
     epoch_source: str | None
     changed: tuple[str, ...] | None = ()  # tracked inputs that differ; None: git can't tell
+    config_created: str | None = None  # what the pushed config says, when it isn't `created`
 
     @property
     def created(self) -> str | None:
@@ -60,6 +61,7 @@ class SourceFacts:
         return {
             "created": self.created,
             "created_from": self.epoch_source,
+            **({"config_created": self.config_created} if self.config_created else {}),
             "clean": None if self.changed is None else not changed,  # None: unknown
             "changed": list(changed[:_SHOWN_CHANGES]),
             "changed_count": len(changed),

@@ -49,6 +49,26 @@ def test_created_is_the_commits_time_in_the_config_and_the_label(
     assert report_of(runner)["source"]["created_from"] == "CI_COMMIT_TIMESTAMP"  # type: ignore[index]
 
 
+@pytest.mark.classic
+def test_a_builder_that_ignores_source_date_epoch_is_said_not_hidden(
+    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:  # fmt: skip
+    if runner.testbed.engine != "classic":
+        pytest.skip("the current engine's BuildKit honours SOURCE_DATE_EPOCH: tested above")
+    key, _, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
+    assert done.returncode == 0, done.stderr
+    config = config_of(registry, f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
+    # docker 20.10's BuildKit stamps the build's time; the label still says the commit's.
+    assert config["created"] != "2026-11-30T12:00:00Z"
+    assert config["config"]["Labels"]["org.opencontainers.image.created"] == "2026-11-30T12:00:00Z"  # type: ignore[index]
+    assert "this builder ignores SOURCE_DATE_EPOCH" in done.stderr
+    source = report_of(runner)["source"]
+    assert source["config_created"] == config["created"]  # type: ignore[index]
+
+
 def rebuilt(runner: Runner, context: Path, env: dict[str, str], *flags: str) -> dict[str, object]:
     """build-sign-verify again, from a fresh checkout of the same commit (new file times, an
     empty build cache), in the folder that holds the last build's outputs."""
