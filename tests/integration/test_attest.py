@@ -126,3 +126,36 @@ def test_a_cyclonedx_sbom_handed_in_is_attested_with_its_own_content(
     assert found.returncode == 0, found.stderr
     envelope = json.loads(next(line for line in found.stdout.splitlines() if line.startswith("{")))
     assert json.loads(base64.b64decode(envelope["payload"]))["predicate"] == sbom
+
+
+def test_the_base_image_and_its_digest_are_resolved_dependencies(
+    runner: Runner, registry: Registry, tmp_path: Path, key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:  # fmt: skip
+    """buildx's metadata names the images a build pulled, with digests, even with its own
+    provenance off: the signed predicate lists them."""
+    if runner.testbed.engine == "classic":
+        pytest.skip("docker 20.10's buildx metadata names no materials")
+    from tests.integration.conftest import make_context
+
+    base_context = make_context(tmp_path / "base", content="base")
+    base = f"{runner.testbed.plain_registry}/bases/busybox-{tmp_path.name[-6:].lower()}:1"
+    subprocess.run(["docker", "buildx", "build", "--progress", "quiet", "--provenance=false",
+                    "--tag", base, "--push", str(base_context)],
+                   env=runner.env(), check=True, capture_output=True)  # fmt: skip
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text(f"FROM {base}\nCOPY Dockerfile /Dockerfile\n")
+    key, _, password = key_pair
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--context", str(child), "--key", str(key), env=env)
+    assert done.returncode == 0, done.stderr
+    pinned = registry.digest(base)
+    report = json.loads((runner.cwd / "provenance-report.json").read_text())
+    ref = f"{env['CI_REGISTRY_IMAGE']}@{report['build']['digest']}"
+    public = str(key.with_suffix(".pub"))
+    statement = statements(registry, cosign, ref, "--key", public, "--insecure-ignore-tlog")[0]
+    dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    images = [d for d in dependencies if d.get("uri", "").startswith("pkg:docker/")]
+    assert len(images) == 1 and base.rsplit(":", 1)[0] in images[0]["uri"]
+    assert images[0]["digest"] == {"sha256": pinned.split(":", 1)[1]}
