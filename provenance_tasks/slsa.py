@@ -34,6 +34,8 @@ def predicate(
     ci_builder: str | None,
     invocation_id: str,
     source_ref: str | None,
+    config_path: str | None = None,
+    runner: str | None = None,
     context: Path,
     dockerfile: Path,
     target: str | None,
@@ -48,11 +50,13 @@ def predicate(
     external: dict[str, Any] = {
         "source": source,
         "ref": source_ref,
+        "ciConfigPath": config_path,
         "dockerfile": _relative(dockerfile, context),
         "target": target,
         "platforms": list(platforms),
         "buildArgs": dict(build_args),
     }
+    version = {"provenance-tasks": __version__, **({"runner": runner} if runner else {})}
     dependencies: list[dict[str, Any]] = []
     if commit:  # the source at its commit (a repository with no remote has no URL to give)
         where = {"uri": f"git+{source}@{source_ref or commit}"} if source else {"name": "source"}
@@ -70,7 +74,7 @@ def predicate(
         "runDetails": {
             "builder": {
                 "id": builder_id(provider, ci_builder),
-                "version": {"provenance-tasks": __version__},
+                "version": version,
             },
             "metadata": {
                 "invocationId": invocation_id,

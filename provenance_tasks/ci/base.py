@@ -62,6 +62,8 @@ class CIContext:
     builder_id: str | None = None
     invocation_id: str | None = None
     source_ref: str | None = None
+    config_path: str | None = None  # the CI configuration file that ran the build
+    runner: str | None = None  # the machine that ran it (a runner's name and version)
     image_hint: str = "pass --image REPOSITORY or set provenance.image"
     key_hint: str = "pass --key (a file, env://VAR or a KMS URI)"
 

@@ -190,4 +190,7 @@ class GitHubProvider:
             invocation_id=f"{repo_url}/actions/runs/{run_id}/attempts/"
             f"{_require(environ, 'GITHUB_RUN_ATTEMPT')}",
             source_ref=_require(environ, "GITHUB_REF"),
+            # owner/repo/.github/workflows/build.yml@refs/heads/main: the file's path in the repo
+            config_path=workflow_ref.split("@", 1)[0].split("/", 2)[-1],
+            runner=_get(environ, "RUNNER_NAME"),
         )

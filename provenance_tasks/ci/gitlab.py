@@ -76,6 +76,12 @@ _SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _LABEL = "org.opencontainers.image."
 
 
+def _runner(environ: Mapping[str, str]) -> str | None:
+    """The runner's name and version, for SLSA's builder.version: the id is the project's."""
+    found = [_get(environ, name) for name in ("CI_RUNNER_DESCRIPTION", "CI_RUNNER_VERSION")]
+    return " ".join(v for v in found if v) or None
+
+
 def _get(environ: Mapping[str, str], name: str) -> str | None:
     """A variable's value, with empty treated as unset (GitLab sets some variables to "")."""
     value = environ.get(name)
@@ -190,4 +196,6 @@ class GitLabProvider:
             builder_id=identity.rsplit("@", 1)[0],  # the CI configuration, not one ref of it
             invocation_id=_get(environ, "CI_JOB_URL"),
             source_ref=ref,
+            config_path=config_path,
+            runner=_runner(environ),
         )

@@ -90,7 +90,7 @@ def attest(
     predicate = slsa.predicate(
         provider=ci.provider, labels=ci.labels, ci_builder=ci.builder_id,
         invocation_id=ci.invocation_id or f"urn:provenance-tasks:run:{run.id}",
-        source_ref=ci.source_ref,
+        source_ref=ci.source_ref, config_path=ci.config_path, runner=ci.runner,
         context=inputs.context if inputs else run.cwd,
         dockerfile=inputs.dockerfile if inputs else run.cwd / "Dockerfile",
         target=s.target, platforms=inputs.platforms if inputs else (),

@@ -16,6 +16,8 @@ def make(**changes: object) -> dict[str, object]:
         ci_builder="https://gitlab.example.com/g/app//.gitlab-ci.yml",
         invocation_id="https://gitlab.example.com/g/app/-/jobs/7",
         source_ref="refs/heads/main",
+        config_path=".gitlab-ci.yml",
+        runner="shared-runner-7 17.5.0",
         context=Path("/src"),
         dockerfile=Path("/src/docker/Dockerfile"),
         target="runtime",
@@ -35,7 +37,8 @@ def test_the_predicate_names_builder_invocation_source_and_parameters() -> None:
     assert definition["buildType"] == slsa.BUILD_TYPE  # type: ignore[index]
     assert definition["externalParameters"] == {  # type: ignore[index]
         "source": "https://gitlab.example.com/g/app", "ref": "refs/heads/main",
-        "dockerfile": "docker/Dockerfile", "target": "runtime", "platforms": ["linux/amd64"],
+        "ciConfigPath": ".gitlab-ci.yml", "dockerfile": "docker/Dockerfile", "target": "runtime",
+        "platforms": ["linux/amd64"],
         "buildArgs": {"VERSION": "1.2"},
     }  # fmt: skip
     assert definition["resolvedDependencies"] == [  # type: ignore[index]
@@ -44,6 +47,7 @@ def test_the_predicate_names_builder_invocation_source_and_parameters() -> None:
         {"uri": "pkg:docker/alpine:3.20", "digest": {"sha256": "b" * 64}},
     ]  # fmt: skip
     assert details["builder"]["id"] == "https://gitlab.example.com/g/app//.gitlab-ci.yml"  # type: ignore[index]
+    assert details["builder"]["version"]["runner"] == "shared-runner-7 17.5.0"  # type: ignore[index]
     assert details["metadata"] == {  # type: ignore[index]
         "invocationId": "https://gitlab.example.com/g/app/-/jobs/7",
         "startedOn": "2023-11-14T22:13:20Z", "finishedOn": "2023-11-14T22:14:02Z",

@@ -189,3 +189,14 @@ def test_the_commit_time_is_the_push_events_head_commit(tmp_path: Path) -> None:
     event.write_text(json.dumps({"pull_request": {}}))
     assert context(GITHUB_EVENT_PATH=str(event)).commit_time is None
     assert context(GITHUB_EVENT_PATH=str(tmp_path / "missing.json")).commit_time is None
+
+
+def test_the_builder_is_the_workflow_and_the_invocation_this_attempt() -> None:
+    ctx = context()
+    workflow = ENV["GITHUB_WORKFLOW_REF"]
+    assert ctx.config_path == workflow.split("@", 1)[0].split("/", 2)[-1]
+    assert ctx.config_path.startswith(".github/workflows/")  # type: ignore[union-attr]
+    assert ctx.builder_id == f"{ENV['GITHUB_SERVER_URL']}/{workflow.split('@', 1)[0]}"
+    assert ctx.invocation_id is not None and ctx.invocation_id.endswith(
+        f"/actions/runs/{ENV['GITHUB_RUN_ID']}/attempts/{ENV['GITHUB_RUN_ATTEMPT']}"
+    )

@@ -277,3 +277,12 @@ def test_repr_hides_secrets() -> None:
 
 def test_id_token_hint() -> None:
     assert GITLAB_ID_TOKEN_HINT == "id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore"
+
+
+def test_the_builder_is_the_projects_ci_configuration_and_the_invocation_the_job() -> None:
+    ctx = context(CI_CONFIG_PATH="ci/build.yml", CI_RUNNER_DESCRIPTION="shared-7",
+                  CI_RUNNER_VERSION="17.5.0")  # fmt: skip
+    assert ctx.builder_id == "https://gitlab.example.com/group/proj//ci/build.yml"
+    assert ctx.config_path == "ci/build.yml" and ctx.runner == "shared-7 17.5.0"
+    assert ctx.invocation_id == BRANCH_ENV["CI_JOB_URL"]
+    assert ctx.source_ref == f"refs/heads/{BRANCH_ENV['CI_COMMIT_REF_NAME']}"
