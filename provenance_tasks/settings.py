@@ -122,6 +122,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("cosign_docker_media_types", None, "COSIGN_DOCKER_MEDIA_TYPES: docker media types"),
     # verify
     _o("identity", None, "expected certificate identity (default: derived from CI)", VERIFIES),
+    _o("builder_id", None, "expected SLSA builder.id of the provenance (default: this CI's "
+       "configuration, e.g. $CI_PROJECT_URL//$CI_CONFIG_PATH)", "verify-attestation", B),
     _o("issuer", None, "expected OIDC issuer (default: derived from CI)", VERIFIES),
     _o("digest", None, "digest to sign or verify (default: IMAGE_REF of an earlier run)", S, V,
        "publish", "attest", "verify-attestation"),
@@ -229,6 +231,7 @@ class Settings:
     cosign_repository: str | None
     cosign_docker_media_types: str | None
     identity: str | None
+    builder_id: str | None
     issuer: str | None
     digest: str | None
     registry: str | None

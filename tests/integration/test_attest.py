@@ -83,6 +83,11 @@ def test_provenance_from_another_builder_fails_verify_attestation_by_name(
     assert f"builder: expected '{env['CI_PROJECT_URL']}//ci/other.yml'" in again.stderr
     ok = runner.run("verify-attestation", "--public-key", str(pub), env=env)
     assert ok.returncode == 0, ok.stderr
+    # That other job, told which builder to expect: it passes.
+    told = runner.run("verify-attestation", "--public-key", str(pub), "--builder-id",
+                      f"{env['CI_PROJECT_URL']}//{env['CI_CONFIG_PATH']}",
+                      env={**env, "CI_CONFIG_PATH": "ci/other.yml"})  # fmt: skip
+    assert told.returncode == 0, told.stderr
     # --no-attest: no provenance, and so nothing to verify.
     runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
                "--no-attest", env=env)  # fmt: skip

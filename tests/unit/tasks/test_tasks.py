@@ -34,11 +34,12 @@ FLAGS = {
     },
     "attest": SIGNING | LOGIN | {"digest", "certificate", "dry_run", "predicate"},
     "verify-attestation": SIGNING | LOGIN | {
-        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
+        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run", "builder_id",
     },
     "build-sign-verify": BUILD | SIGNING | LOGIN | {
         "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
         "keep_docker_config", "dry_run", "push_then_sign", "no_attest", "predicate",
+        "builder_id",
     },
 }  # fmt: skip
 
