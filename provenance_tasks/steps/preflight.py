@@ -33,8 +33,9 @@ from provenance_tasks.models import (
     SigningMaterial,
     VerificationPolicy,
 )
-from provenance_tasks.steps.plan import Plan, check_token, fresh_token
+from provenance_tasks.steps.plan import Plan
 from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.tokens import check_token, fresh_token
 
 
 class _Findings:
