@@ -131,19 +131,10 @@ def _verify_second(
     media_type: str | None,
 ) -> None:
     """The second key's signatures: on the index, one per tag, and on each platform."""
-    second = VerifyReport(report.reference, policy.describe(), report.expectations)
     fmt = "classic" if run.settings.bundle_format != "new" else "new"
-    try:
-        payloads = cosign_verify(run, tools, log, report.reference, policy, fmt)
-    except CommandFailed as exc:
-        if registry_failed(exc):
-            raise
-        second.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
-    else:
-        second.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
-        check(second, image.repository, image.digest, policy)
-        if second.ok:
-            verify_platforms(run, tools, log, second, target, image, policy, fmt, media_type)
+    second, _ = _checked(run, tools, log, image, policy, fmt, report.expectations)
+    if second.ok:
+        verify_platforms(run, tools, log, second, target, image, policy, fmt, media_type)
     report.second = second.as_dict()
     report.problems += [f"second key ({second.policy}): {problem}" for problem in second.problems]
 
@@ -162,16 +153,7 @@ def _verify_each(
     """Every format in `formats` verifies by itself (provenance.bundle_format both), and each
     platform in each; the report lists all signatures, and every problem by its format."""
     for fmt in formats:
-        one = VerifyReport(report.reference, report.policy, report.expectations)
-        try:
-            payloads = cosign_verify(run, tools, log, report.reference, policy, fmt)
-        except CommandFailed as exc:
-            if registry_failed(exc):
-                raise
-            report.problems.append(f"{fmt} format: no signature verifies: {_last_line(exc.stderr)}")
-            continue
-        one.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
-        check(one, image.repository, image.digest, policy)
+        one, _ = _checked(run, tools, log, image, policy, fmt, report.expectations)
         report.signatures += one.signatures
         report.problems += [f"{fmt} format: {problem}" for problem in one.problems]
         if one.ok:
@@ -180,6 +162,30 @@ def _verify_each(
                            signatures=report.signatures)  # fmt: skip
     check(matched, image.repository, image.digest, policy)
     report.matches = matched.matches
+
+
+def _checked(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    image: ImageRef,
+    policy: VerificationPolicy,
+    fmt: str,
+    expected: list[Expectation],
+) -> tuple[VerifyReport, bool]:
+    """One cosign verify of `image` in `fmt` for `policy`, then our checks: the report, and
+    whether any signature was read. A registry failure is raised (exit 4), not a verdict."""
+    one = VerifyReport(str(image), policy.describe(), expected)
+    try:
+        payloads = cosign_verify(run, tools, log, str(image), policy, fmt)
+    except CommandFailed as exc:
+        if registry_failed(exc):
+            raise
+        one.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
+        return one, False
+    one.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
+    check(one, image.repository, image.digest, policy)
+    return one, True
 
 
 def verify_platforms(
@@ -199,22 +205,11 @@ def verify_platforms(
     children = signed_children(run, tools, log, "verify", image, media_type)
     expected = [Expectation(None, target.annotations_for(None))]
     for child in children:
-        reference = f"{image.repository}@{child.digest}"
+        one, signed = _checked(run, tools, log, ImageRef(image.repository, child.digest),
+                               policy, fmt, expected)  # fmt: skip
         row: dict[str, Any] = {"platform": child.platform, "digest": child.digest, "format": fmt,
-                               "signed": False, "verified": False, "problem": None}  # fmt: skip
-        one = VerifyReport(reference, report.policy, expected)
-        try:
-            payloads = cosign_verify(run, tools, log, reference, policy, fmt)
-        except CommandFailed as exc:
-            if registry_failed(exc):
-                raise
-            one.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
-        else:
-            row["signed"] = True
-            one.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
-            check(one, image.repository, child.digest, policy)
-        row["verified"] = one.ok
-        row["problem"] = "; ".join(one.problems) or None
+                               "signed": signed, "verified": one.ok,
+                               "problem": "; ".join(one.problems) or None}  # fmt: skip
         report.platforms.append(row)
         if not one.ok:
             report.problems.append(f"platform {child.platform} ({child.digest}): {row['problem']}")
