@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from provenance_tasks.models import Annotation
+from provenance_tasks.tag_rules import RefFacts
 
 __all__ = ["Annotation", "CIContext", "iso_time"]
 
@@ -64,6 +65,10 @@ class CIContext:
     source_ref: str | None = None
     config_path: str | None = None  # the CI configuration file that ran the build
     runner: str | None = None  # the machine that ran it (a runner's name and version)
+    # The commit and ref the run builds, which tag rules (`type=sha`, `type=semver`, ...)
+    # resolve against. None: the provider can't say reliably (an unknown CI), and rules can't
+    # be resolved there.
+    refs: RefFacts | None = None
     image_hint: str = "pass --image REPOSITORY or set provenance.image"
     key_hint: str = "pass --key (a file, env://VAR or a KMS URI)"
 

@@ -22,6 +22,7 @@ from provenance_tasks.ci.oidc import claim, decode_claims
 from provenance_tasks.errors import InputError
 from provenance_tasks.models import Annotation
 from provenance_tasks.references import sanitize_tag, validate_repository, validate_tag
+from provenance_tasks.tag_rules import RefFacts
 
 __all__ = ["GITHUB_ISSUER", "GitHubProvider"]
 
@@ -56,17 +57,37 @@ RUN_ANNOTATIONS = (
 )
 
 
-def _head_commit_time(environ: Mapping[str, str]) -> int | None:
-    """When GITHUB_SHA was committed, if the event says (a push's head_commit); else None."""
+def _event(environ: Mapping[str, str]) -> dict[str, object]:
+    """The event payload at GITHUB_EVENT_PATH; empty when it is unset, unreadable or no object
+    (what it would tell is then unknown, never an error: the build needs none of it)."""
     path = environ.get("GITHUB_EVENT_PATH")
     try:
-        event = json.loads(Path(path).read_text()) if path else None
-        head = event.get("head_commit") or {} if isinstance(event, dict) else {}
+        event = json.loads(Path(path).read_text(encoding="utf-8")) if path else None
     except (OSError, ValueError):
-        return None
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _head_commit_time(environ: Mapping[str, str], event: Mapping[str, object]) -> int | None:
+    """When GITHUB_SHA was committed, if the event says (a push's head_commit); else None."""
+    head = event.get("head_commit") or {}
     if not isinstance(head, dict) or head.get("id") != environ.get("GITHUB_SHA"):
         return None  # another commit's time is no answer
     return iso_time({"t": str(head.get("timestamp") or "")}, "t")
+
+
+def _default_branch(
+    environ: Mapping[str, str], event: Mapping[str, object]
+) -> tuple[str | None, str]:
+    """The repository's default branch from the event payload (no variable holds it), and where
+    it came from or why it is unknown."""
+    repository = event.get("repository")
+    branch = repository.get("default_branch") if isinstance(repository, dict) else None
+    if isinstance(branch, str) and branch:
+        return branch, "repository.default_branch of the event at GITHUB_EVENT_PATH"
+    if not environ.get("GITHUB_EVENT_PATH"):
+        return None, "GITHUB_EVENT_PATH is not set"
+    return None, "the event at GITHUB_EVENT_PATH has no repository.default_branch"
 
 
 def _get(environ: Mapping[str, str], name: str) -> str | None:
@@ -143,6 +164,20 @@ class GitHubProvider:
             f"{GITHUB_REGISTRY}/{repository.lower()}", "GITHUB_REPOSITORY"
         )
 
+        event = _event(environ)
+        default_branch, default_branch_source = _default_branch(environ, event)
+        refs = RefFacts(
+            short_sha=short_sha,
+            sha_source="GITHUB_SHA",
+            ref_name=tag_name or _get(environ, "GITHUB_REF_NAME"),
+            ref_source="GITHUB_REF_NAME",
+            is_tag=tag_name is not None,
+            default_branch=default_branch,
+            default_branch_source=default_branch_source,
+            # A pull request's ref (refs/pull/123/merge, GITHUB_REF_NAME 123/merge) is no branch.
+            is_merge_request=_require(environ, "GITHUB_REF").startswith("refs/pull/"),
+        )
+
         id_token = _get(environ, ID_TOKEN_VARIABLE)
         claims = decode_claims(id_token)
         job_workflow_ref = claim(claims, "job_workflow_ref")
@@ -184,7 +219,7 @@ class GitHubProvider:
             identity_claim="job_workflow_ref",
             identity_prefix=f"{server}/",
             # A push event says when its head commit was made; other events ask git.
-            commit_time=_head_commit_time(environ),
+            commit_time=_head_commit_time(environ, event),
             commit_time_source="the push event's head_commit.timestamp",
             builder_id=identity.rsplit("@", 1)[0],  # the workflow, not one ref of it
             invocation_id=f"{repo_url}/actions/runs/{run_id}/attempts/"
@@ -193,4 +228,5 @@ class GitHubProvider:
             # owner/repo/.github/workflows/build.yml@refs/heads/main: the file's path in the repo
             config_path=workflow_ref.split("@", 1)[0].split("/", 2)[-1],
             runner=_get(environ, "RUNNER_NAME"),
+            refs=refs,
         )

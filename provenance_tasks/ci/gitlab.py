@@ -23,6 +23,7 @@ from provenance_tasks.ci.oidc import claim, decode_claims
 from provenance_tasks.errors import InputError
 from provenance_tasks.models import Annotation
 from provenance_tasks.references import sanitize_tag, validate_repository, validate_tag
+from provenance_tasks.tag_rules import RefFacts
 
 __all__ = ["GITLAB_ID_TOKEN_HINT", "GitLabProvider"]
 
@@ -134,6 +135,23 @@ class GitLabProvider:
         if commit_tag is not None:
             tags.append(sanitize_tag(commit_tag, "CI_COMMIT_TAG"))
 
+        default_branch = _get(environ, "CI_DEFAULT_BRANCH")
+        refs = RefFacts(
+            short_sha=short_sha,
+            sha_source=short_source,
+            # A tag pipeline's CI_COMMIT_REF_NAME is the tag too, but CI_COMMIT_TAG says it is one.
+            ref_name=commit_tag or _require(environ, "CI_COMMIT_REF_NAME"),
+            ref_source="CI_COMMIT_TAG" if commit_tag is not None else "CI_COMMIT_REF_NAME",
+            is_tag=commit_tag is not None,
+            default_branch=default_branch,
+            default_branch_source="CI_DEFAULT_BRANCH"
+            if default_branch is not None
+            else "CI_DEFAULT_BRANCH is not set",
+            # Set in merge request pipelines (merged results and merge trains too), whose
+            # CI_COMMIT_REF_NAME is the source branch, maybe a fork's "main".
+            is_merge_request=_get(environ, "CI_MERGE_REQUEST_IID") is not None,
+        )
+
         image = _get(environ, "CI_REGISTRY_IMAGE")
         default_repository = (
             validate_repository(image, "CI_REGISTRY_IMAGE") if image is not None else None
@@ -198,4 +216,5 @@ class GitLabProvider:
             source_ref=ref,
             config_path=config_path,
             runner=_runner(environ),
+            refs=refs,
         )

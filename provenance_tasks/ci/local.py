@@ -21,6 +21,7 @@ from provenance_tasks.annotations import validate_annotation
 from provenance_tasks.ci.base import CIContext
 from provenance_tasks.models import Annotation
 from provenance_tasks.references import validate_repository
+from provenance_tasks.tag_rules import RefFacts
 
 __all__ = [
     "LOCAL_REGISTRY",
@@ -240,6 +241,17 @@ class LocalProvider:
             local_keys=True,
             detected="no CI (CI is not set): a laptop, with local defaults",
             source_ref=f"refs/heads/{facts.ref_name}" if facts.ref_name else None,
+            refs=RefFacts(
+                short_sha=short_sha,
+                sha_source="git rev-parse HEAD",
+                ref_name=facts.ref_name,  # a branch; a checked-out tag is a detached HEAD
+                ref_source="git rev-parse --abbrev-ref HEAD",
+                is_tag=False,
+                # Only the remote knows it (origin/HEAD may be stale or absent): not guessed,
+                # and no further git process is spent on it.
+                default_branch=None,
+                default_branch_source="a local run does not know it",
+            ),
         )
 
 
@@ -272,6 +284,9 @@ class UnknownCIProvider(LocalProvider):
             default_repository=None,
             local_keys=False,
             detected=f"an unknown CI: {why}",
+            # Nothing is assumed about a CI we don't know: its checkout is often a detached
+            # HEAD, so git can't say which branch or tag it builds, and tag rules get no facts.
+            refs=None,
             image_hint=f"this CI is not one provenance-tasks knows ({why}); pass --image "
             "REPOSITORY: no default is guessed in CI",
             key_hint=f"this CI is not one provenance-tasks knows ({why}); pass --key (a file, "
