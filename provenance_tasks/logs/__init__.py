@@ -3,6 +3,6 @@
 from provenance_tasks.logs.markers import neutralise
 from provenance_tasks.logs.setup import configure
 from provenance_tasks.logs.steplog import StepLog
-from provenance_tasks.logs.summary import Failure, RunSummary, StepStatus
+from provenance_tasks.logs.summary import Failure, ImageRow, RunSummary, StepStatus
 
-__all__ = ["Failure", "RunSummary", "StepLog", "StepStatus", "configure", "neutralise"]
+__all__ = ["Failure", "ImageRow", "RunSummary", "StepLog", "StepStatus", "configure", "neutralise"]

@@ -42,6 +42,7 @@ class StepLog:
         self._bound: dict[str, Any] = {}
         self._sections: set[str] = set()
         self._open: str | None = None
+        self.section_prefix = ""  # one image of a set: its sections are named after it
 
     def mask(self, secrets: Iterable[str]) -> None:
         self.markers.mask(secrets)
@@ -54,7 +55,7 @@ class StepLog:
 
     def start(self, step: str, title: str, *, collapsed: bool = True) -> None:
         title = self._clean(title)
-        self._open = section_name(step, self._sections)
+        self._open = section_name(f"{self.section_prefix}{step}", self._sections)
         self.markers.start(self._open, title, collapsed)
         if self.json:
             self._emit("info", "step.start", step=step, title=title, attempt=1)

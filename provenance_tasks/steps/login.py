@@ -41,6 +41,13 @@ def login(run: Run, tools: Tools, log: RunLog) -> str | None:
     if found is None:
         return None
     registry, username, password = found
+    # Once per run: the images of a set share the login the first of them (or the run) made.
+    return tools.once(("login", registry),
+                      lambda: _log_in(run, tools, log, registry, username, password))
+
+
+def _log_in(run: Run, tools: Tools, log: RunLog, registry: str, username: str, password: str
+            ) -> str:  # fmt: skip
     config = tools.private_docker_config()
     with log.step("login", f"Log in to {registry}", collapsed=False) as record:
         record.detail = {"registry": registry, "user": username, "docker_config": str(config)}

@@ -63,6 +63,9 @@ class Earlier:
     source: str | None
     where: str  # the environment (GitLab's dotenv artifacts), the dotenv, or the report
     values: Mapping[str, str] = field(default_factory=dict)  # every value it recorded
+    # False: a set's dotenv, which holds each image's ref but not the signing job's own
+    # values (they would collide between the jobs of a parallel: N); the report holds them.
+    complete: bool = True
 
     @property
     def run_id(self) -> str | None:
@@ -110,6 +113,8 @@ def invalidate(run: Run) -> Earlier | None:
     """Remove the outputs an earlier run left here: this run's build replaces them, or fails
     and leaves none (a stale IMAGE_REF would get the previous digest signed). Returns what they
     said, for `rebuild()` to compare with."""
+    if run.image_name is not None:
+        return run.before  # one image of a set: the run read and removed the set's outputs
     before = earlier(run, here_only=True)
     if run.settings.dry_run:
         return before  # a dry run changes nothing
@@ -136,7 +141,8 @@ def write_github_output(run: Run, values: dict[str, str]) -> None:
 def write_outputs(run: Run, log: RunLog, values: dict[str, str]) -> None:
     """The dotenv and $GITHUB_OUTPUT; the report carries `values` too. A dry run writes none."""
     log.outputs = values
-    if run.settings.dry_run or not run.settings.dotenv:
+    if run.settings.dry_run or not run.settings.dotenv or run.image_name is not None:
+        # One image of a set: its values go in the set's report; the dotenv holds its ref.
         return
     write_dotenv(run.cwd / run.settings.dotenv, values)
     write_github_output(run, values)
@@ -175,8 +181,8 @@ def write_report(run: Run, log: RunLog, task: str, error: BaseException | None) 
     none). A report this folder holds of the same commit and source is this run's: the task
     adds its section there."""
     s = run.settings
-    if s.dry_run or not s.report:
-        return
+    if s.dry_run or not s.report or run.image_name is not None:
+        return  # one image of a set: the run writes the set's report (steps/image_outputs.py)
     path = run.cwd / s.report
     mine = task_report(run, log, task, error)
     continues = log.run_id
@@ -203,11 +209,20 @@ def _continued(path: Path, mine: dict[str, Any], continues: str) -> dict[str, An
     task continues (its id, commit and source); else None."""
     try:
         existing = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return merged_report(existing, mine, continues)
+
+
+def merged_report(existing: Any, mine: dict[str, Any], continues: str) -> dict[str, Any] | None:
+    """`existing` (a report, or one image's section of one) with this task's part added, if
+    it is of the run this task continues; else None."""
+    try:
         run = existing["run"]
         same = existing.get("schema") == REPORT_SCHEMA and (
             run["id"], run["commit"], run["source"]) == (
             continues, mine["run"]["commit"], mine["run"]["source"])  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return None
     if not same:
         return None  # another run's: this task starts its own report
@@ -227,6 +242,10 @@ def earlier(run: Run, *, here_only: bool = False) -> Earlier | None:
     environment (GitLab hands later jobs the dotenv of every earlier job as variables: a job
     that built here itself must use its own, not another job's); None when there is none."""
     s = run.settings
+    if run.image_name is not None:
+        from provenance_tasks.steps.image_outputs import earlier_of_image
+
+        return earlier_of_image(run, run.image_name, here_only=here_only)
     if s.dotenv and (run.cwd / s.dotenv).is_file():
         values = dict(
             line.split("=", 1)

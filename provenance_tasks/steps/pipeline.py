@@ -52,9 +52,29 @@ def _report(run: Run, log: RunLog, task: str, error: BaseException | None) -> No
         log.warning(f"the report could not be written: {exc}")
 
 
+def steps_of(task: str, run: Run) -> tuple[str, ...]:
+    """The steps `task` plans, in order: the summary lists those that never ran."""
+    if task == "build":  # --stage: publish later, once verified (the publish task)
+        return ("build", "push") if run.settings.stage else ("build", "push", "publish", "audit")
+    if task == "build_sign_verify":
+        attesting = _attesting(run)
+        return ("build", "push", "sign", *(("attest",) if attesting else ()), "verify",
+                *(("verify-attestation",) if attesting else ()), "publish", "audit")  # fmt: skip
+    if task == "publish":
+        return ("verify", "publish", "audit")
+    return (task.replace("_", "-"),)  # sign, verify, attest, verify-attestation
+
+
+def _attesting(run: Run) -> bool:
+    """Signed SLSA provenance (and the predicates handed in), verified before any tag moves."""
+    return run.settings.attest or bool(run.settings.predicates)
+
+
 def _resolved(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
     log.plan(steps)
     planned = plan.resolve(run, tools, steps)
+    for note in planned.notes:
+        log.info(note)
     log.bind_image(planned.target.repository, planned.image.digest if planned.image else None)
     log.run_id = planned.continues or ""  # "": planned, and it continues no earlier run
     return planned
@@ -132,8 +152,7 @@ def _built(
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
     staged = run.settings.stage  # publish later, once verified (the publish task)
-    steps = ("build", "push") if staged else ("build", "push", "publish", "audit")
-    planned = _resolved(run, tools, log, steps)
+    planned = _resolved(run, tools, log, steps_of("build", run))
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None
@@ -180,7 +199,7 @@ def _publish(
 def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     """The last step of a task-by-task flow (build --stage, sign, verify, publish): verify the
     digest again, here, then move the tags onto it. Never a tag on what this run didn't verify."""
-    p = _prepared(run, tools, log, ("verify", "publish", "audit"))
+    p = _prepared(run, tools, log, steps_of("publish", run))
     assert p.image is not None and p.policy is not None
     login_step.login(run, tools, log)
     staged = build_step.BuildResult(p.image.repository, p.image.digest, p.target.tags,
@@ -199,7 +218,7 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
 
 
 def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
-    p = _prepared(run, tools, log, ("sign",))
+    p = _prepared(run, tools, log, steps_of("sign", run))
     assert p.image is not None and p.mode is not None and p.signing is not None
     login_step.login(run, tools, log)
     sign_step.ensure_at_registry(run, tools, log, p.image)
@@ -212,7 +231,7 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
 
 
 def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
-    p = _prepared(run, tools, log, ("verify",))
+    p = _prepared(run, tools, log, steps_of("verify", run))
     assert p.policy is not None
     login_step.login(run, tools, log)
     image, known = p.image, {}
@@ -232,7 +251,7 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
 
 
 def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
-    p = _prepared(run, tools, log, ("attest",))
+    p = _prepared(run, tools, log, steps_of("attest", run))
     assert p.image is not None and p.signing is not None
     login_step.login(run, tools, log)
     sign_step.ensure_at_registry(run, tools, log, p.image)
@@ -244,7 +263,7 @@ def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
 
 
 def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
-    p = _prepared(run, tools, log, ("verify-attestation",))
+    p = _prepared(run, tools, log, steps_of("verify_attestation", run))
     assert p.policy is not None
     login_step.login(run, tools, log)
     if p.image is None:
@@ -256,11 +275,8 @@ def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.A
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     started = time.time()
     before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
-    # Signed SLSA provenance (and the predicates handed in), verified before any tag moves.
-    attesting = run.settings.attest or bool(run.settings.predicates)
-    steps = ("build", "push", "sign", *(("attest",) if attesting else ()), "verify",
-             *(("verify-attestation",) if attesting else ()), "publish", "audit")  # fmt: skip
-    planned = _resolved(run, tools, log, steps)
+    attesting = _attesting(run)
+    planned = _resolved(run, tools, log, steps_of("build_sign_verify", run))
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None and p.mode is not None and p.signing is not None

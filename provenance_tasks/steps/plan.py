@@ -38,6 +38,8 @@ from provenance_tasks.steps import build_inputs, outputs
 from provenance_tasks.steps.build_inputs import BuildInputs
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.tokens import identity_token
+from provenance_tasks.tag_rules import expand as expand_tags
+from provenance_tasks.tag_rules import is_rule
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,15 @@ class Plan:
     predicates: tuple[Predicate, ...] = ()  # files to attach as attestations, read and checked
     second: KeySigning | None = None  # provenance.second_key: a co-signature
     second_policy: KeyPolicy | None = None  # and what verifies it
+    notes: tuple[str, ...] = ()  # what the plan decided that the log must say
 
 
 def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     """The plan of a task running `steps` (build, sign, verify), every input checked now."""
     building = "build" in steps
     tagged = building or "sign" in steps or "publish" in steps or bool(run.settings.tags)
-    plan_target = target(run) if tagged else untagged_target(run)
+    notes: list[str] = []
+    plan_target = target(run, notes) if tagged else untagged_target(run)
     build = build_inputs.resolve(run) if building else None
     signs = "sign" in steps or "attest" in steps
     verifies = "verify" in steps or "verify-attestation" in steps
@@ -81,13 +85,17 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
         expected = plan_target.ci_annotations
         if not signs:  # a verify of another job's signature: what it can know
             expected = expected_of_signer(run, found)
+            if found is not None and not found.complete and run.ci.own_annotations:
+                notes.append(f"{found.where} doesn't name the signing job: its "
+                             f"{', '.join(run.ci.own_annotations)} are checked only with the "
+                             "report")  # fmt: skip
         repository = image.repository if image else plan_target.repository
         plan_target = Target(repository, plan_target.tags, expected,
                              plan_target.user_annotations)  # fmt: skip
     attached = attachments(run, build) if "attest" in steps else ()
     second, second_policy = second_signer(run, signs=signs, verifies=verifies)
     return Plan(steps, plan_target, build, mode, signing, policy, image, staging, continues,
-                attached, second, second_policy)  # fmt: skip
+                attached, second, second_policy, tuple(notes))  # fmt: skip
 
 
 def second_signer(
@@ -137,7 +145,7 @@ def expected_of_signer(run: Run, found: outputs.Earlier | None) -> tuple[Annotat
     not who ran which pipeline or job, which only the signing run knew.
     """
     ci = run.ci
-    if found is None:
+    if found is None or not found.complete:
         return tuple(a for a in ci.annotations if a.key not in ci.run_annotations)
     expected = []
     for annotation in ci.annotations:
@@ -156,7 +164,9 @@ def expected_of_signer(run: Run, found: outputs.Earlier | None) -> tuple[Annotat
     return tuple(expected)
 
 
-def target(run: Run) -> Target:
+def target(run: Run, notes: list[str] | None = None) -> Target:
+    """The repository, the tags (rules expanded: what they decided goes in `notes`) and the
+    annotations, every value checked now."""
     s = run.settings
     repository = s.image or run.ci.default_repository
     if not repository:
@@ -165,9 +175,17 @@ def target(run: Run) -> Target:
         repository, "--image" if s.image else f"the {run.ci.provider} default"
     )
     tags = s.tags or run.ci.default_tags
-    if not tags:
-        raise InputError("no tag to push", hint="pass --tag TAG (repeatable)")
     source = "--tag" if s.tags else f"the {run.ci.provider} default"
+    if any(is_rule(tag) for tag in tags):  # type=sha, type=ref, type=semver, type=raw
+        if run.ci.refs is None:
+            raise InputError(f"tag rules need a commit and a ref, which {run.ci.detected} "
+                             "doesn't give", hint="pass literal tags (--tag TAG)")  # fmt: skip
+        tags, said = expand_tags(tuple(tags), run.ci.refs, source)
+        if notes is not None:
+            notes += said
+    if not tags:
+        raise InputError("no tag to push", hint="pass --tag TAG (repeatable), or a tag rule "
+                         "that holds for this pipeline (type=sha always does)")  # fmt: skip
     tags = tuple(dict.fromkeys(validate_tag(tag, source) for tag in tags))
     user = tuple(parse_annotation_flag(text, "--annotation") for text in s.annotations)
     t = Target(repository, tags, run.ci.annotations, user)

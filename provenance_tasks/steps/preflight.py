@@ -44,6 +44,12 @@ class _Findings:
     token_claims: dict[str, object] | None = None
     public_key_pem: str | None = None  # the signing key's public half, from its check
 
+    def key(self, pem: str | None) -> None:
+        self.public_key_pem = pem
+
+    def claims(self, claims: dict[str, object] | None) -> None:
+        self.token_claims = claims
+
 
 _REGISTRY_STEPS = ("build", "sign", "attest", "verify", "verify-attestation")
 
@@ -54,10 +60,12 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
     probes: list[Callable[[], object]] = []
     if plan.signing is not None:
         material = plan.signing
+        # Each probe once per run, though many images ask (tools.once): the same answer.
         probes += [
             lambda: signing_cosign(run, tools),
-            lambda: signing_key(run, tools, material, found),
-            lambda: signing_services(run, tools, log, material, found),
+            lambda: found.key(tools.once(("key",), lambda: signing_key(run, tools, material))),
+            lambda: found.claims(tools.once(
+                ("services",), lambda: signing_services(run, tools, log, material))),
         ]
     if plan.build is not None:
         # buildx needs no probe: the build, which runs beside these, is one (adapters/docker.py
@@ -65,9 +73,15 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         # paid here, in the shade.
         probes += [_docker_present, _import_for_the_build]
         if run.settings.builder and not run.settings.dry_run:
-            probes.append(lambda: tools.docker.check_builder(run.settings.builder or ""))
+            builder = run.settings.builder
+            probes.append(lambda: tools.once(
+                ("builder", builder), lambda: tools.docker.check_builder(builder)))
     if not run.settings.dry_run and any(step in plan.steps for step in _REGISTRY_STEPS):
-        probes.append(lambda: registry_answers(plan.target.repository))
+        from provenance_tasks.references import registry_of
+
+        registry = registry_of(plan.target.repository)
+        probes.append(lambda: tools.once(("registry", registry),
+                                         lambda: registry_answers(plan.target.repository)))
     if run.settings.dry_run or len(probes) < 2:
         for probe in probes:
             probe()
@@ -125,37 +139,39 @@ def signing_cosign(run: Run, tools: Tools) -> None:
         )
 
 
-def signing_key(run: Run, tools: Tools, material: SigningMaterial, found: _Findings) -> None:
-    """The key opens with the password the run has: `cosign public-key` decrypts it. It needs
-    no probed major, so it runs beside the probe."""
+def signing_key(run: Run, tools: Tools, material: SigningMaterial) -> str | None:
+    """The key opens with the password the run has: `cosign public-key` decrypts it, and its
+    public half is returned. It needs no probed major, so it runs beside the probe."""
     from provenance_tasks.adapters.cosign import Cosign
 
     if not isinstance(material, KeySigning | CertificateSigning):
-        return
+        return None
     key = material.key
     local_to_make = "://" not in key and not Path(key).exists()  # made on first use, locally
     if key.startswith(KMS_SCHEMES) or local_to_make:
-        return
+        return None
     binary = shutil.which(run.settings.cosign)
     if binary is None:
-        return  # signing_cosign says what is missing
+        return None  # signing_cosign says what is missing
     cosign = Cosign(binary, 0, run.redactor, env=tools.cosign_environment())
-    found.public_key_pem = cosign.check_key(key)
+    return cosign.check_key(key)
 
 
 def signing_services(
-    run: Run, tools: Tools, log: StepLog, material: SigningMaterial, found: _Findings
-) -> None:
-    """The token endpoint and the Sigstore services the signing needs answer."""
+    run: Run, tools: Tools, log: StepLog, material: SigningMaterial
+) -> dict[str, object] | None:
+    """The token endpoint and the Sigstore services the signing needs answer; returns the
+    claims of a token asked for now."""
     s = run.settings
     if s.dry_run:
-        return
+        return None
+    claims = None
     if isinstance(material, KeylessSigning) and material.token.from_endpoint:
         # Asked once now, so a job without `id-token: write` fails before the push; its claims
         # name the signer.
         token = fresh_token(run, log, material.token)
         check_token(run, token)
-        found.token_claims = dict(decode_claims(token.value) or {})
+        claims = dict(decode_claims(token.value) or {})
     keyless = isinstance(material, KeylessSigning)
     for name, url in tools.sigstore.services(keyless=keyless, tlog=s.tlog).items():
         reason = unreachable(url)
@@ -165,6 +181,7 @@ def signing_services(
                 hint="check provenance.fulcio_url / rekor_url / tsa_url and the network; "
                 "sign with --key --no-tlog where no Sigstore can be reached",
             )
+    return claims
 
 
 def registry_answers(repository: str) -> None:

@@ -17,11 +17,12 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from provenance_tasks.redaction import Redactor, secret_spec_variables
 from provenance_tasks.settings import Settings
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from provenance_tasks.image_index import IndexContents
     from provenance_tasks.retry import RetryPolicy
     from provenance_tasks.sigstore import SigstoreInstance
+    from provenance_tasks.steps.outputs import Earlier
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class Run:
     redactor: Redactor
     password: str | None = None  # a registry password given on stdin, if any
     id: str = ""  # this run's own id, recorded in its outputs
+    # One image of provenance.images (steps/images.py): its name, and what the outputs this
+    # folder held said of it before the run removed them.
+    image_name: str | None = None
+    before: Earlier | None = None
 
     @classmethod
     def start(
@@ -68,6 +76,14 @@ class Run:
             redactor.add(secret)
         return cls(settings, env, cwd, ci, redactor, password, secrets.token_hex(8))
 
+    def for_image(self, name: str, settings: Settings, before: Earlier | None) -> Run:
+        """The run of image `name` of a set: its own settings, titled by its name, and its
+        default repository the CI's with the name under it ($CI_REGISTRY_IMAGE/svc-a)."""
+        labels = {**self.ci.labels, "org.opencontainers.image.title": name}
+        default = f"{self.ci.default_repository}/{name}" if self.ci.default_repository else None
+        ci = replace(self.ci, labels=MappingProxyType(labels), default_repository=default)
+        return replace(self, settings=settings, ci=ci, image_name=name, before=before)
+
     def path(self, value: str) -> Path:
         """A path setting, relative to the run's folder."""
         return (self.cwd / value).resolve()
@@ -86,6 +102,24 @@ class Tools:
         # Indexes read by digest (content-addressed, so a second look would say the same):
         # sign and verify of one run read each once.
         self.indexes: dict[str, IndexContents] = {}
+        self._lock = threading.RLock()
+        self._once: dict[tuple[str, ...], _Once] = {}
+
+    def once(self, key: tuple[str, ...], work: Callable[[], T]) -> T:
+        """`work()` once per run for `key` (a probe, a login): every later caller, in any
+        image's thread, gets its answer, or its error, again instead of asking twice."""
+        with self._lock:
+            slot = self._once.setdefault(key, _Once())
+        with slot.lock:
+            if not slot.done:
+                try:
+                    slot.value = work()
+                except Exception as exc:
+                    slot.error = exc
+                slot.done = True
+        if slot.error is not None:
+            raise slot.error
+        return slot.value  # type: ignore[no-any-return]
 
     @cached_property
     def docker(self) -> Docker:
@@ -208,3 +242,64 @@ class Tools:
         keep = self.run.settings.keep_docker_config
         if self._owns_docker_config and self._docker_config and not keep:
             shutil.rmtree(self._docker_config, ignore_errors=True)
+
+
+class _Once:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.value: Any = None
+        self.error: Exception | None = None
+
+
+class ImageTools(Tools):
+    """The tools of one image of a run of many: the run's cosign (probed once), Sigstore,
+    retry policy (so a 429 pauses every image), private folders, login and probes, with a
+    docker client and a cancel of its own, so one image's failure ends only its own build."""
+
+    def __init__(self, run: Run, shared: Tools) -> None:
+        super().__init__(run)
+        self.shared = shared
+        self._docker_config = shared.docker_config  # made before the images start
+        self.indexes = shared.indexes
+
+    @property
+    def cosign(self) -> Cosign:
+        with self.shared._lock:  # one probe, whichever image asks first
+            return self.shared.cosign
+
+    @property
+    def sigstore(self) -> SigstoreInstance:
+        with self.shared._lock:
+            return self.shared.sigstore
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        with self.shared._lock:
+            return self.shared.retry_policy
+
+    def cosign_environment(self, trust: Mapping[str, str] | None = None) -> dict[str, str]:
+        with self.shared._lock:  # one TUF cache for the run: the run's folder, not the image's
+            return self.shared.cosign_environment(trust)
+
+    def once(self, key: tuple[str, ...], work: Callable[[], T]) -> T:
+        return self.shared.once(key, work)
+
+    def private_folder(self) -> Path:
+        """The image's own folder in the run's: its build's OCI layout and metadata, its
+        statements and key files never meet another image's."""
+        with self.shared._lock:
+            folder = self.shared.private_folder() / "images" / (self.run.image_name or "image")
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder
+
+    def private_docker_config(self) -> Path:
+        with self.shared._lock:  # made by the run before the images start: handed back
+            return self.shared.docker_config or self.shared.private_docker_config()
+
+    @property
+    def docker_config(self) -> Path | None:
+        return self.shared.docker_config
+
+    def close(self) -> None:
+        """Nothing of its own to remove: the run's tools close what they made."""

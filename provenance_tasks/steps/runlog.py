@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TextIO
 
 from provenance_tasks.errors import CommandFailed, ProvenanceError
-from provenance_tasks.logs import Failure, RunSummary, StepLog, StepStatus
+from provenance_tasks.logs import Failure, ImageRow, RunSummary, StepLog, StepStatus
 from provenance_tasks.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class RunLog(StepLog):
         # while the plan hasn't said (a task that fails before it may still join its run).
         self.run_id: str | None = None
         self.outputs: dict[str, str] | None = None  # what the dotenv got, for the report
+        self.images: tuple[ImageRow, ...] = ()  # a set of images: its rows in the summary
 
     def detected(self, provider: str, detected: str) -> None:
         """The run's first line (after GitHub's masks): the CI it found itself in, so that a
@@ -129,6 +130,7 @@ class RunLog(StepLog):
         environ, log_format, stream = self._settings
         beside = DeferredLog(environ, log_format, stream, self.redactor, masked=True)
         beside.dry_run = self.dry_run
+        beside.section_prefix, beside._sections = self.section_prefix, self._sections
         return beside
 
     def finish(self, error: BaseException | None = None) -> RunSummary:
@@ -156,7 +158,12 @@ class RunLog(StepLog):
             else (verify.ok if verify is not None else (False if failed_verify else None)),
             failure=self._failure(error) if error is not None else None,
             dry_run=self.dry_run,
+            images=self.images,
         )
+
+    def failure_of(self, error: BaseException) -> Failure:
+        """How `error` ended this log's run, as the summary says it."""
+        return self._failure(error)
 
     def _failure(self, error: BaseException) -> Failure:
         failed = [r for r in self.steps if r.status == "failed"]
@@ -192,7 +199,10 @@ class DeferredLog(RunLog):
         self._pass("_emit", (level, event), fields)
 
     def _print(self, text: str) -> None:
-        self._pass("_print", (text,), {})
+        self._pass("_print", (text,), {})  # markers: the live log prints them as they are
+
+    def _raw(self, text: str) -> None:
+        self._pass("_raw", (text,), {})  # text: the live log's own way (an image's prefix)
 
     def _record(self, record: StepRecord) -> None:
         with self._lock:  # go_live swaps the list: a step starting then must not be lost

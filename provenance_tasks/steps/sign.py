@@ -41,7 +41,15 @@ def ensure_local_key(run: Run, tools: Tools, log: RunLog, material: SigningMater
     if not isinstance(material, KeySigning):
         return
     folder = local_key_folder(run)
-    if Path(material.key).parent != folder or Path(material.key).exists():
+    if Path(material.key).parent != folder:
+        return
+    # Once per run: the images of a set sign with the one pair the first of them made.
+    tools.once(("local-key", str(folder)), lambda: _make_local_key(run, tools, log, material))
+
+
+def _make_local_key(run: Run, tools: Tools, log: RunLog, material: KeySigning) -> None:
+    folder = local_key_folder(run)
+    if Path(material.key).exists():
         return
     if run.settings.dry_run:
         log.info("dry-run: would make a key pair", folder=str(folder))

@@ -22,21 +22,23 @@ BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "
          "builder", "pull", "cache_from", "cache_to", "report", "label", "reproducible",
          "require_clean", "oci_annotation"}  # fmt: skip
 SIGNING = {"image", "tag", "annotation", "mode", "key", "certificate_chain", "no_tlog", "report"}
+SET = {"only", "jobs", "fail_fast", "shard"}  # the images of provenance.images
+NAMED = SET | {"image_name"}  # a task on one image's outputs names it
 FLAGS = {
     "login": LOGIN | {"dry_run"},
-    "build": BUILD | LOGIN | {"dry_run", "stage"},
-    "sign": SIGNING | LOGIN | {"digest", "certificate", "bundle_format", "dry_run"},
-    "verify": SIGNING | LOGIN | {
+    "build": BUILD | LOGIN | SET | {"dry_run", "stage"},
+    "sign": SIGNING | LOGIN | NAMED | {"digest", "certificate", "bundle_format", "dry_run"},
+    "verify": SIGNING | LOGIN | NAMED | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
-    "publish": SIGNING | LOGIN | {
+    "publish": SIGNING | LOGIN | NAMED | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
-    "attest": SIGNING | LOGIN | {"digest", "certificate", "dry_run", "predicate"},
-    "verify-attestation": SIGNING | LOGIN | {
+    "attest": SIGNING | LOGIN | NAMED | {"digest", "certificate", "dry_run", "predicate"},
+    "verify-attestation": SIGNING | LOGIN | NAMED | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run", "builder_id",
     },
-    "build-sign-verify": BUILD | SIGNING | LOGIN | {
+    "build-sign-verify": BUILD | SIGNING | LOGIN | SET | {
         "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
         "keep_docker_config", "dry_run", "push_then_sign", "no_attest", "predicate",
         "builder_id",

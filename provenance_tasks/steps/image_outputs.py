@@ -1,0 +1,213 @@
+"""The outputs of a set of images: one report, a section per image, and a dotenv GitLab takes.
+
+The report is the carrier: each image's section holds everything a single image's report holds.
+A dotenv is small by nature (GitLab caps one at 5 KB and, on GitLab.com Free, 50 variables; older
+instances 20), so it holds the run's record, the report's path, and `<NAME>_IMAGE_REF` per image:
+never the signing job's own values, which the jobs of a `parallel: N` would overwrite in each
+other's when GitLab merges their dotenvs. The jobs of a shard write `provenance-<I>.env` and
+`provenance-report-<I>.json`, so no job's files replace another's; a later job reads them all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provenance_tasks.image_set import ImageEntry, Shard
+from provenance_tasks.steps import outputs
+from provenance_tasks.steps.run import Run
+from provenance_tasks.steps.runlog import RunLog
+
+if TYPE_CHECKING:
+    from provenance_tasks.steps.imagelog import ImageLog
+
+DOTENV_BYTES = 5 * 1024  # GitLab's limit on one dotenv report
+DOTENV_VARIABLES = 50  # GitLab.com Free; self-managed instances before 15.x: 20
+OLD_DOTENV_VARIABLES = 20
+
+
+@dataclass
+class ImageOutcome:
+    """One image's run: its entry, its run and log, and how it ended (None: ok; not started:
+    `started` False)."""
+
+    entry: ImageEntry
+    run: Run
+    log: ImageLog
+    error: BaseException | None = None
+    started: bool = False
+
+
+def suffixed(name: str | None, shard: Shard | None) -> str | None:
+    """`provenance.env` as shard I writes it: `provenance-I.env`."""
+    if not name or shard is None:
+        return name
+    path = Path(name)
+    return str(path.with_name(f"{path.stem}{shard.suffix}{path.suffix}"))
+
+
+def _siblings(cwd: Path, name: str | None) -> Iterator[Path]:
+    """`name`, then the files the shards of a parallel job wrote beside it (name-I)."""
+    if not name:
+        return
+    path = cwd / name
+    yield path
+    found = path.parent.glob(f"{path.stem}-*{path.suffix}")
+    yield from sorted(p for p in found if p.stem[len(path.stem) + 1 :].isdigit())
+
+
+def earlier_of_image(run: Run, name: str, *, here_only: bool = False) -> outputs.Earlier | None:
+    """Image `name`'s IMAGE_REF and its run's record: from the set's report (every value), else
+    the dotenv (`<NAME>_IMAGE_REF`), else GitLab's variables from an earlier job's dotenv."""
+    from provenance_tasks.image_set import variable_stem
+
+    s, variable = run.settings, f"{variable_stem(name)}_IMAGE_REF"
+    for path in _siblings(run.cwd, s.report):
+        try:
+            values = dict(json.loads(path.read_text())["images"][name]["outputs"])
+            return _earlier(values, f"{path.name} (image {name})", values)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    for path in _siblings(run.cwd, s.dotenv):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        if values.get(variable):
+            return _earlier(values, f"{variable} in {path.name}", _record(values, variable),
+                            complete=False)  # fmt: skip
+    if not here_only and run.environ.get(variable):
+        return _earlier(run.environ, f"{variable} in the environment",
+                        _record(run.environ, variable), complete=False)  # fmt: skip
+    return None
+
+
+def _record(values: Mapping[str, str], variable: str) -> dict[str, str]:
+    keys = ("PROVENANCE_RUN_ID", "PROVENANCE_COMMIT", "PROVENANCE_SOURCE")
+    return {"IMAGE_REF": values[variable], **{k: values[k] for k in keys if k in values}}
+
+
+def _earlier(values: Mapping[str, str], where: str, record: Mapping[str, str],
+             complete: bool = True) -> outputs.Earlier | None:  # fmt: skip
+    ref = record.get("IMAGE_REF")
+    if not ref:
+        return None
+    return outputs.Earlier(str(ref), values.get("PROVENANCE_COMMIT") or None,
+                           values.get("PROVENANCE_SOURCE") or None, where, dict(record),
+                           complete)  # fmt: skip
+
+
+def invalidate(run: Run) -> None:
+    """Remove the set's dotenv and report: this run replaces them, or fails and leaves none."""
+    if run.settings.dry_run:
+        return
+    for name in (run.settings.dotenv, run.settings.report):
+        if name:
+            (run.cwd / name).unlink(missing_ok=True)
+
+
+def dotenv_values(run: Run, log: RunLog, outcomes: Sequence[ImageOutcome]
+                  ) -> dict[str, str]:  # fmt: skip
+    """The run's record, the report's path and each image's reference, within GitLab's limits:
+    a reference that would pass them is left to the report, and said."""
+    values = {
+        "PROVENANCE_RUN_ID": _run_id(run, outcomes),
+        "PROVENANCE_COMMIT": run.ci.labels.get(outputs.REVISION, ""),
+        "PROVENANCE_SOURCE": run.ci.labels.get(outputs.SOURCE, ""),
+        "PROVENANCE_REPORT": run.settings.report or "",
+    }
+    left: list[str] = []
+    for outcome in outcomes:
+        ref = (outcome.log.outputs or {}).get("IMAGE_REF")
+        if not ref:
+            continue
+        trial = {**values, outcome.entry.variable: ref}
+        if len(trial) > DOTENV_VARIABLES or len(_dotenv_text(trial)) > DOTENV_BYTES:
+            left.append(outcome.entry.variable)
+        else:
+            values = trial
+    if left:
+        log.warning(f"GitLab takes at most {DOTENV_VARIABLES} variables and "
+                    f"{DOTENV_BYTES // 1024} KB in a dotenv: {', '.join(left)} are only in "
+                    f"the report ({run.settings.report})")  # fmt: skip
+    elif len(values) > OLD_DOTENV_VARIABLES:
+        log.warning(f"the dotenv holds {len(values)} variables: GitLab instances older than "
+                    f"15.x take {OLD_DOTENV_VARIABLES}; every image's ref is in the report too")
+    return values
+
+
+def _dotenv_text(values: Mapping[str, str]) -> str:
+    return "".join(f"{k}={v}\n" for k, v in values.items())
+
+
+def _run_id(run: Run, outcomes: Sequence[ImageOutcome]) -> str:
+    """The run the images continue when they all continue one (sign after build), else ours."""
+    continued = {o.log.run_id for o in outcomes if o.started}
+    only = continued.pop() if len(continued) == 1 else None
+    return only or run.id
+
+
+def write(run: Run, log: RunLog, task: str, outcomes: Sequence[ImageOutcome],
+          shard: Shard | None, failure: Mapping[str, Any] | None) -> None:  # fmt: skip
+    """The dotenv, $GITHUB_OUTPUT and the report of the set (a dry run writes none)."""
+    s = run.settings
+    values = dotenv_values(run, log, outcomes)
+    log.outputs = values
+    if s.dry_run:
+        return
+    if s.dotenv:
+        outputs.write_dotenv(run.cwd / s.dotenv, values)
+    outputs.write_github_output(run, values)
+    if s.report:
+        path = run.cwd / s.report
+        text = json.dumps(_report(run, task, outcomes, shard, failure, values, path),
+                          indent=2, default=str)  # fmt: skip
+        path.write_text(run.redactor.redact(text) + "\n")
+
+
+def _report(run: Run, task: str, outcomes: Sequence[ImageOutcome], shard: Shard | None,
+            failure: Mapping[str, Any] | None, values: Mapping[str, str], path: Path
+            ) -> dict[str, Any]:  # fmt: skip
+    run_id = values["PROVENANCE_RUN_ID"]
+    try:
+        existing = json.loads(path.read_text())
+        same = existing["run"]["id"] == run_id and isinstance(existing.get("images"), dict)
+    except (OSError, ValueError, KeyError, TypeError):
+        existing, same = {}, False
+    images: dict[str, Any] = dict(existing["images"]) if same else {}
+    for o in outcomes:
+        if not o.started:
+            images.setdefault(o.entry.name, {"status": "not run", "failure": None})
+            continue
+        mine = outputs.task_report(o.run, o.log, task, o.error)
+        mine.pop("provider", None)
+        before = images.get(o.entry.name)
+        continued = outputs.merged_report(before, mine, o.log.run_id) if before and \
+            o.log.run_id else None  # fmt: skip
+        images[o.entry.name] = continued or mine
+    failed = sorted(n for n, section in images.items() if section.get("status") != "ok")
+    status = "failed" if failed or failure else "ok"
+    tasks = [*(existing.get("tasks", []) if same else []),
+             {"task": task, "id": run.id, "status": status, "failure": failure}]  # fmt: skip
+    return {
+        "schema": outputs.REPORT_SCHEMA,
+        "run": {
+            "id": run_id,
+            "provider": run.ci.provider,
+            "detected": run.ci.detected,
+            "commit": run.ci.labels.get(outputs.REVISION),
+            "source": run.ci.labels.get(outputs.SOURCE),
+        },
+        "provider": run.ci.provider,
+        "status": status,
+        "failure": failure or ({"images": failed} if failed else None),
+        "tasks": tasks,
+        "shard": {"index": shard.index, "total": shard.total, "source": shard.source}
+        if shard else None,
+        "images": images,
+        "outputs": dict(values),
+    }

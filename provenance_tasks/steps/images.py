@@ -1,0 +1,194 @@
+"""Many images in one run: each image's pipeline (steps/pipeline.py) on a bounded pool of threads.
+
+The run decides everything it can once, before any image starts: the set (`--only`, this job's
+shard), every image's plan (bad input in one stops them all, nothing pushed), and the login. The
+tools are shared where sharing saves work and can't mix images up: cosign's probe, the key's
+check, the registry's answer and the login are made once (`Tools.once`), and a 429 pauses every
+image's calls to that registry. Each image has its own log (named lines; whole sections in CI),
+its own cancel, and its own part of the outputs. A failing image never hides the others' results:
+the run goes on (unless `--fail-fast`), names every image that failed, and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from provenance_tasks import image_set
+from provenance_tasks.errors import InputError, ProvenanceError, VerificationError
+from provenance_tasks.image_set import ImageEntry, Shard
+from provenance_tasks.logs import ImageRow
+from provenance_tasks.settings import for_image
+from provenance_tasks.steps import image_outputs, pipeline, plan
+from provenance_tasks.steps import login as login_step
+from provenance_tasks.steps.image_outputs import ImageOutcome
+from provenance_tasks.steps.imagelog import ImageLog
+from provenance_tasks.steps.run import ImageTools, Run, Tools
+from provenance_tasks.steps.runlog import RunLog
+
+#: Which exit code a run of many ends with when its images failed in different ways: a
+#: signature that fails the policy first (it must never be missed), then bad input, then tools.
+_EXIT_ORDER = (VerificationError.exit_code, InputError.exit_code, 4, 1)
+
+
+class ImagesFailed(ProvenanceError):
+    """Some images of a set failed; the others' results stand (the summary has each)."""
+
+    def __init__(self, message: str, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+def wanted(run: Run) -> bool:
+    """The run works on a set of images (provenance.images, its file, or --image-name)."""
+    s = run.settings
+    return bool(s.images or s.images_file or s.image_name)
+
+
+def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome]:
+    """`task` (build, sign, verify, attest, publish, build_sign_verify) on each image of the
+    set; raises ImagesFailed when any failed, after the outputs and the summary's rows."""
+    s = run.settings
+    entries, shard = chosen(run)
+    set_run = replace(run, settings=replace(
+        s, report=image_outputs.suffixed(s.report, shard),
+        dotenv=image_outputs.suffixed(s.dotenv, shard)))  # fmt: skip
+    printing = threading.Lock()
+    outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
+    _plan_all(task, outcomes, tools)
+    if task in ("build", "build_sign_verify"):
+        image_outputs.invalidate(set_run)  # after each image's earlier outputs were read
+    if login_step.credentials(run) is not None:
+        tools.private_docker_config()  # before the threads: every image's tools see it
+        login_step.login(set_run, tools, log)  # once, for every image
+    failure: dict[str, Any] | None = None
+    try:
+        _run_all(task, outcomes, tools, log, jobs=s.jobs or os.cpu_count() or 1)
+    except BaseException as exc:  # a cancelled job: the images started are in the report
+        failure = {"message": "cancelled", "exit_code": log.failure_of(exc).exit_code}
+        raise
+    finally:
+        log.images = tuple(_row(o) for o in outcomes)
+        try:
+            image_outputs.write(set_run, log, task.replace("_", "-"), outcomes, shard, failure)
+        except OSError as exc:
+            log.warning(f"the report could not be written: {exc}")
+    _raise_if_failed(outcomes)
+    return outcomes
+
+
+def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
+    """The images this job works on, said in the log's words: the set, --only, the shard."""
+    s = run.settings
+    found = image_set.load(s.images, s.images_file, run.cwd)
+    if not found:
+        if s.only:
+            raise InputError("--only names images, but provenance.images lists none",
+                             hint="declare provenance.images (or images_file)")  # fmt: skip
+        # --image-name alone: an image of another job's set, known by its outputs
+        found = image_set.entries([{"name": s.image_name}], "--image-name")
+    found = image_set.only(found, s.only)
+    if s.image_name:
+        found = image_set.only(found, [s.image_name], "--image-name")
+    shard = image_set.shard_of(s.shard, run.environ, gitlab=run.ci.provider == "gitlab")
+    return image_set.share(found, shard), shard
+
+
+def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lock
+             ) -> ImageOutcome:  # fmt: skip
+    overrides = dict(entry.overrides)
+    if "image" not in overrides and run.settings.image:  # the run's repository is the base
+        overrides["image"] = f"{run.settings.image}/{entry.name}"
+    try:
+        settings = for_image(run.settings, overrides)
+    except InputError as exc:
+        raise _named(entry.name, exc) from None
+    image_run = run.for_image(entry.name, settings, None)
+    before = image_outputs.earlier_of_image(image_run, entry.name, here_only=True)
+    return ImageOutcome(entry, replace(image_run, before=before),
+                        ImageLog(parent, entry.name, printing))  # fmt: skip
+
+
+def _plan_all(task: str, outcomes: list[ImageOutcome], tools: Tools) -> None:
+    """Every image's plan before any image starts: bad input in one is the run's, said once
+    with the image's name, and nothing is built, pushed or signed."""
+    for o in outcomes:
+        try:
+            plan.resolve(o.run, tools, pipeline.steps_of(task, o.run))
+        except InputError as exc:
+            raise _named(o.entry.name, exc) from None
+
+
+def _named(name: str, error: InputError) -> InputError:
+    return InputError(f"image {name}: {error.message}", hint=error.hint)
+
+
+def _run_all(task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog, *,
+             jobs: int) -> None:  # fmt: skip
+    stop = threading.Event()  # --fail-fast: no image starts after one failed
+    started: list[ImageTools] = []
+
+    def one(o: ImageOutcome) -> None:
+        if stop.is_set():
+            return
+        own = ImageTools(o.run, tools)
+        started.append(own)
+        o.started = True
+        try:
+            pipeline.run_task(task, o.run, own, o.log)
+        except BaseException as exc:  # every image's end is its own, a cancel's too
+            o.error = exc
+            if o.run.settings.fail_fast:
+                stop.set()
+        finally:
+            _say_end(o)
+            o.log.flush()
+            own.close()
+
+    log.info(f"{len(outcomes)} images, {min(jobs, len(outcomes))} at a time")
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="image")
+    try:
+        for future in [pool.submit(one, o) for o in outcomes]:
+            future.result()
+    except BaseException:
+        stop.set()  # SIGTERM or ^C: end every image's tools now, then report what ran
+        for own in started:
+            own.cancelled.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _say_end(o: ImageOutcome) -> None:
+    """The image's last line, inside its own output: how it ended."""
+    if o.error is None:
+        o.log.info(f"done: {o.log.image}@{o.log.digest}" if o.log.digest else "done")
+        return
+    failure = o.log.failure_of(o.error)
+    where = f" in step {failure.step}" if failure.step else ""
+    o.log.warning(f"FAILED{where} (exit {failure.exit_code}): {failure.message}")
+
+
+def _row(o: ImageOutcome) -> ImageRow:
+    if not o.started:
+        return ImageRow(o.entry.name, "not run")
+    summary = o.log.summarize(o.error)
+    return ImageRow(o.entry.name, summary.status, summary.image, summary.digest,
+                    summary.verified, summary.failure)  # fmt: skip
+
+
+def _raise_if_failed(outcomes: list[ImageOutcome]) -> None:
+    failed = [o for o in outcomes if o.error is not None]
+    skipped = [o.entry.name for o in outcomes if not o.started]
+    if not failed:
+        return
+    codes = {o.log.failure_of(o.error).exit_code for o in failed if o.error is not None}
+    code = next((c for c in _EXIT_ORDER if c in codes), max(codes))
+    names = ", ".join(o.entry.name for o in failed)
+    message = f"{len(failed)} of {len(outcomes)} images failed: {names}"
+    if skipped:
+        message += f"; not started (--fail-fast): {', '.join(skipped)}"
+    raise ImagesFailed(message, code, hint="each image's reason is in the summary above")
