@@ -174,6 +174,42 @@ class Bench:
         }
         return result
 
+    def run_many(self, count: int, runs: int) -> Case:
+        """`count` images in one run (provenance.images, `jobs` at its default) against `count`
+        tutorial jobs one after another, in the contract configuration, warm."""
+        result = Case(f"warm, contract, {count} images")
+        folder = self.work / f"many-{count}"
+        names = [f"img{n}" for n in range(count)]
+        contexts = [make_context(folder / name, content=f"bench-{count}-{name}") for name in names]
+        images = "".join(f"    - name: {name}\n      context: {name}\n" for name in names)
+        (folder / "invoke.yaml").write_text(f"provenance:\n  images:\n{images}")
+        ours = [str(ROOT / ".venv/bin/provenance-tasks"), "build-sign-verify", "--no-attest",
+                "--key", str(self.key), "--no-tlog"]  # fmt: skip
+        shell = ["bash", str(SHARED / "tutorial_job.sh")]
+
+        def measure_ours() -> Sample:
+            return timed(ours, self.job_env(contexts[0], "contract"), cwd=folder)
+
+        def measure_shell() -> Sample:
+            env = self.job_env(contexts[0], "contract")  # one pipeline: a job per image
+            samples = [timed(shell, {**env, "CONTEXT": str(context),
+                                     "CI_REGISTRY_IMAGE": f"{env['CI_REGISTRY_IMAGE']}/{name}"})
+                       for name, context in zip(names, contexts, strict=True)]  # fmt: skip
+            return Sample(sum(s.seconds for s in samples), max(s.max_rss_kb for s in samples))
+
+        for run in range(runs + 1):
+            sides = [("ours", measure_ours), ("shell", measure_shell)]
+            for side, measure in reversed(sides) if run % 2 else sides:
+                sample = measure()
+                if run:
+                    getattr(result, side).append(sample)
+        log = self.work / f"shim-{uuid.uuid4().hex[:6]}.log"
+        env = self.job_env(contexts[0], "contract")
+        env["PATH"] = f"{shims(self.work / 'shims', log)}:{env['PATH']}"
+        timed(ours, env, cwd=folder)
+        result.processes = {"ours": dict(kinds(log)) if log.exists() else {}, "shell": {}}
+        return result
+
     def measure_ours(self, case: str, config: str) -> Sample:
         context = self.context(case)
         env = self.job_env(context, config)
@@ -254,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("current", "classic"), default="current")
     parser.add_argument("--cases", default="warm,cold")
     parser.add_argument("--configs", default="contract,keyless,attested")
+    parser.add_argument("--images", default="4,16", help="image counts of the many-images "
+                        "cases (empty: none)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if not (SHARED / "tutorial_job.sh").exists():
@@ -268,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             bench.run_case(case, config, args.runs).summary()
             for config in configs
             for case in args.cases.split(",")
+            if case
         ]
+        cases += [bench.run_many(int(n), args.runs).summary() for n in args.images.split(",") if n]
     finally:
         if sigstore is not None:
             sigstore_bed.stop(sigstore)

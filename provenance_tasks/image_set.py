@@ -132,7 +132,8 @@ def shard_of(setting: str | None, environ: Mapping[str, str], gitlab: bool) -> S
     """This job's shard: --shard I/N, else GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; None: all."""
     if setting:
         text, source = setting, "--shard"
-    elif gitlab and environ.get("CI_NODE_TOTAL"):
+    elif gitlab and environ.get("CI_NODE_TOTAL", "1") not in ("", "1"):
+        # GitLab sets CI_NODE_TOTAL=1, and no CI_NODE_INDEX, in every job without `parallel:`.
         text = f"{environ.get('CI_NODE_INDEX', '')}/{environ['CI_NODE_TOTAL']}"
         source = "CI_NODE_INDEX/CI_NODE_TOTAL"
     else:

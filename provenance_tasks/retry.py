@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,11 @@ _TAIL = 12
 REGISTRY_FAILURES = frozenset({"transient", "rate-limited", "permanent"})
 
 
+def outlasted_retries(error: BaseException) -> bool:
+    """A call failed because its service kept failing (retries spent), not for what it named."""
+    return isinstance(error, CommandFailed) and error.cause.kind in ("transient", "rate-limited")
+
+
 @dataclass(frozen=True)
 class Cause:
     """Why a call failed, in one short phrase, and whether another attempt can help."""
@@ -145,6 +151,29 @@ def service_of(line: str) -> str | None:
     return None
 
 
+class RateGate:
+    """A 429 from a registry pauses every call of the run to it (each image of a set) for the
+    wait it asked, instead of each image backing off on its own and hitting it again."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def pause(self, registry: str, seconds: float, clock: Callable[[], float]) -> None:
+        with self._lock:
+            self._until[registry] = max(self._until.get(registry, 0.0), clock() + seconds)
+
+    def hold(self, registry: str, sleep: Callable[[float], None], clock: Callable[[], float]
+             ) -> float:  # fmt: skip
+        """Wait out the registry's pause, if any; returns the seconds waited."""
+        with self._lock:
+            left = self._until.get(registry, 0.0) - clock()
+        if left <= 0:
+            return 0.0
+        sleep(left)
+        return left
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How many attempts, how long in all, and how long between them.
@@ -161,6 +190,7 @@ class RetryPolicy:
     rate_limit_wait_s: float = 5.0
     retry_on: frozenset[str] = frozenset({"transient", "rate-limited"})
     jitter: Callable[[], float] = field(default=random.random, compare=False)
+    gate: RateGate | None = field(default=None, compare=False)  # shared by the run's calls
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -169,6 +199,7 @@ class RetryPolicy:
             budget_s=settings.retry_budget,
             wait_s=settings.retry_wait,
             rate_limit_wait_s=settings.rate_limit_wait,
+            gate=RateGate(),
         )
 
     def wait(self, attempt: int, cause: Cause) -> float:
@@ -197,6 +228,7 @@ class RetryPolicy:
             rate_limit_wait_s=self.rate_limit_wait_s,
             retry_on=self.retry_on | {"not-yet-there"},
             jitter=self.jitter,
+            gate=self.gate,
         )
 
 
@@ -279,6 +311,8 @@ def with_retries(
     def log_retry(state: RetryCallState) -> None:
         cause = _cause(state)
         waited = state.next_action.sleep if state.next_action else 0.0
+        if cause.kind == "rate-limited" and policy.gate is not None:
+            policy.gate.pause(registry, waited, clock)  # every image's next call waits too
         log.warning(
             f"{what}: attempt {state.attempt_number} failed ({cause.reason}), "
             f"retrying in {waited:.1f}s",
@@ -289,6 +323,10 @@ def with_retries(
         )
 
     def attempt() -> T:
+        held = policy.gate.hold(registry, sleep, clock) if policy.gate is not None else 0.0
+        if held:
+            log.warning(f"{what}: waited {held:.1f}s, as {registry} rate limited this run",
+                        step=step, wait_s=round(held, 2))  # fmt: skip
         begun = clock()
         budget.attempts += 1
         log.bind(attempt=budget.attempts)  # the tool's output lines carry their attempt

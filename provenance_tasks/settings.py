@@ -216,6 +216,9 @@ def resolve(
             "provenance.retry_attempts must be 1 or more",
             hint="set it to 1 for no retries, or leave it at the default (8)",
         )
+    if values["docker_host"] and values["docker_context"]:
+        raise InputError("provenance.docker_host and provenance.docker_context both name an "
+                         "engine", hint="keep one: the context, or the host")  # fmt: skip
     _check_choice("mode", values["mode"], MODES)
     _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
     _check_choice("log_format", values["log_format"], LOG_FORMATS)

@@ -137,14 +137,15 @@ class Cosign:
 
     def verify_argv(
         self,
-        image_ref: str,
+        image_ref: str | Sequence[str],
         policy: VerificationPolicy,
         annotations: Mapping[str, str] = {},
         *,
         tlog: bool = True,
         new_bundle_format: bool = False,
     ) -> list[str]:
-        """`cosign verify`: a key, or an identity and issuer; never both (cosign ignores one)."""
+        """`cosign verify` of IMAGE@DIGEST (or several, in one call): a key, or an identity and
+        issuer; never both (cosign ignores one)."""
         argv = [self.binary, "verify", "--output", "json"]
         if isinstance(policy, KeyPolicy):
             argv += ["--key", policy.public_key]
@@ -164,7 +165,8 @@ class Cosign:
             tlog=tlog,
             new_bundle_format=new_bundle_format,
         )
-        return argv + self._annotations_timeout_and([image_ref], annotations)
+        refs = [image_ref] if isinstance(image_ref, str) else list(image_ref)
+        return argv + self._annotations_timeout_and(refs, annotations)
 
     def _annotations_timeout_and(
         self, image_refs: Sequence[str], annotations: Mapping[str, str]
@@ -202,7 +204,7 @@ class Cosign:
 
     def verify(
         self,
-        image_ref: str,
+        image_ref: str | Sequence[str],
         policy: VerificationPolicy,
         annotations: Mapping[str, str] = {},
         *,

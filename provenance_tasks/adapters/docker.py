@@ -54,12 +54,14 @@ class Docker:
         redactor: Redactor,
         config_dir: Path | None = None,
         host: str | None = None,
+        context: str | None = None,
         dry_run: bool = False,
         cancel: threading.Event | None = None,
     ) -> None:
         self.redactor = redactor
         self.config_dir = config_dir
         self.host = host
+        self.context = context  # a docker context (another engine); it beats DOCKER_HOST
         self.dry_run = dry_run
         self.cancel = cancel  # set by the run to end a build it no longer wants
 
@@ -70,6 +72,8 @@ class Docker:
             env["DOCKER_CONFIG"] = str(self.config_dir)
         if self.host is not None:
             env["DOCKER_HOST"] = self.host
+        if self.context is not None:
+            env["DOCKER_CONTEXT"] = self.context
         return env
 
     def login(
@@ -207,7 +211,13 @@ class Docker:
         return argv
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
+        env = {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
+        if self.context is not None:
+            env["DOCKER_CONTEXT"] = self.context
+            # The context asked for names its engine: a DOCKER_HOST from the job's environment
+            # would win over it, and build elsewhere without a word.
+            env.pop("DOCKER_HOST", None)
+        return env
 
 
 def _missing_buildx_or_builder(failed: CommandFailed, builder: str | None) -> None:
@@ -220,6 +230,14 @@ def _missing_buildx_or_builder(failed: CommandFailed, builder: str | None) -> No
         raise InputError(
             "the docker buildx plugin is missing",
             hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
+        ) from None
+    import re
+
+    switch = re.search(r'use `docker --context=(\S+) buildx` to switch to context', text)
+    if builder and switch:  # the builder is another context's docker-driver builder
+        raise InputError(
+            f"the buildx builder {builder!r} is the engine of docker context {switch[1]!r}",
+            hint=f"set provenance.docker_context to {switch[1]} (and keep --builder)",
         ) from None
     if builder and f'no builder "{builder}" found' in text:
         raise InputError(

@@ -43,6 +43,7 @@ class StepLog:
         self._sections: set[str] = set()
         self._open: str | None = None
         self.section_prefix = ""  # one image of a set: its sections are named after it
+        self.title_prefix = ""  # and titled with its name
 
     def mask(self, secrets: Iterable[str]) -> None:
         self.markers.mask(secrets)
@@ -54,6 +55,8 @@ class StepLog:
     # --- sections ---------------------------------------------------------------------------
 
     def start(self, step: str, title: str, *, collapsed: bool = True) -> None:
+        if self.markers.name:
+            title = self.title_prefix + title
         title = self._clean(title)
         self._open = section_name(f"{self.section_prefix}{step}", self._sections)
         self.markers.start(self._open, title, collapsed)

@@ -31,6 +31,7 @@ from provenance_tasks.steps.build_inputs import (
     BuildInputs,
     SourceFacts,
     source_facts,
+    work_tree_status,
 )
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
@@ -109,7 +110,8 @@ def build_local(
     folder = tools.private_folder() / "build"
     folder.mkdir(exist_ok=True)
     with log.step("build", f"Build {target.repository}") as record:
-        facts = source_facts(run, inputs)
+        facts = source_facts(run, inputs, lambda root: tools.once(
+            ("git status", str(root)), lambda: work_tree_status(root)))  # once for every image
         _say(run, log, facts)
         build_request = request(run, target, inputs, facts, folder)
         try:

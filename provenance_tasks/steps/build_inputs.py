@@ -10,6 +10,7 @@ that commit, since a revision label then names a commit the image wasn't built f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -196,12 +197,20 @@ def oci_annotations(run: Run, built_platforms: tuple[str, ...]) -> tuple[str, ..
     return tuple(dict.fromkeys(found))
 
 
-def source_facts(run: Run, inputs: BuildInputs) -> SourceFacts:
+#: `git status` of a work tree (porcelain, -z, tracked files only); None when git can't tell.
+Status = Callable[[Path], str | None]
+
+
+def work_tree_status(root: Path) -> str | None:
+    return git_output(root, "status", "--porcelain", "--untracked-files=no", "-z")
+
+
+def source_facts(run: Run, inputs: BuildInputs, status: Status = work_tree_status) -> SourceFacts:
     """When the commit was made and which of the build's tracked inputs differ from it; with
     provenance.require_clean, a difference (or a tree git can't answer for) is an error, and
     nothing is built."""
     epoch, where = commit_time(run, inputs)
-    changed = tracked_changes(run, inputs)
+    changed = tracked_changes(run, inputs, status)
     if run.settings.require_clean and changed is None:
         raise InputError(
             f"provenance.require_clean: git can't say whether {inputs.context} matches the "
@@ -256,17 +265,26 @@ def repository_root(folder: Path) -> Path | None:
     return None
 
 
-def tracked_changes(run: Run, inputs: BuildInputs) -> tuple[str, ...] | None:
+def tracked_changes(run: Run, inputs: BuildInputs, status: Status = work_tree_status
+                    ) -> tuple[str, ...] | None:  # fmt: skip
     """Tracked files of the build context and the Dockerfile that differ from the commit, our
     own outputs aside; untracked files (an earlier job's artifacts) are not counted. None when
-    git can't tell: no repository, a Dockerfile outside it, or git refusing the folder."""
+    git can't tell: no repository, a context or Dockerfile outside it, or git refusing it.
+
+    The status is of the whole work tree, read here, so that the images of a set ask git once
+    (`status` is then the run's, remembered) and each keeps what is under its own context."""
     root = repository_root(inputs.context)
     if root is None or not inputs.dockerfile.is_relative_to(root):
         return None
-    out = git_output(inputs.context, "status", "--porcelain", "--untracked-files=no", "-z",
-                     "--", ".", str(inputs.dockerfile))  # fmt: skip
+    out = status(root)
     if out is None:
         return None
+    context = inputs.context.resolve().relative_to(root.resolve()).as_posix()
+    dockerfile = inputs.dockerfile.resolve().relative_to(root.resolve()).as_posix()
+
+    def of_this_build(path: str) -> bool:
+        return context == "." or path == dockerfile or path.startswith(f"{context}/")
+
     # Porcelain paths are relative to the work tree's root; so are those of our outputs here.
     ours = set()
     for name in (run.settings.dotenv, run.settings.report):
@@ -280,6 +298,6 @@ def tracked_changes(run: Run, inputs: BuildInputs) -> tuple[str, ...] | None:
             continue
         if entry[0] in "RC":
             next(entries, None)  # a rename's second field is its old path
-        if entry[3:] not in ours:
+        if entry[3:] not in ours and of_this_build(entry[3:]):
             changed.append(entry[3:])
     return tuple(changed)

@@ -131,9 +131,10 @@ def dotenv_values(run: Run, log: RunLog, outcomes: Sequence[ImageOutcome]
         else:
             values = trial
     if left:
+        where = f"only in the report ({run.settings.report})" if run.settings.report else \
+            "left out (no report is configured: set provenance.report)"  # fmt: skip
         log.warning(f"GitLab takes at most {DOTENV_VARIABLES} variables and "
-                    f"{DOTENV_BYTES // 1024} KB in a dotenv: {', '.join(left)} are only in "
-                    f"the report ({run.settings.report})")  # fmt: skip
+                    f"{DOTENV_BYTES // 1024} KB in a dotenv: {', '.join(left)} are {where}")
     elif len(values) > OLD_DOTENV_VARIABLES:
         log.warning(f"the dotenv holds {len(values)} variables: GitLab instances older than "
                     f"15.x take {OLD_DOTENV_VARIABLES}; every image's ref is in the report too")

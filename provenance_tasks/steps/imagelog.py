@@ -23,6 +23,7 @@ class ImageLog(RunLog):
         self.name = name
         self.dry_run = parent.dry_run
         self.section_prefix = f"{name}_"  # section names stay unique in the job's log
+        self.title_prefix = f"[{name}] "  # a folded section shows its title only
         self._printing = lock  # one for the whole run: a line (or an image's output) at a time
         self._kept: list[Callable[[], None]] | None = [] if self.markers.name else None
         self.bind(image_name=name)

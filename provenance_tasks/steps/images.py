@@ -26,6 +26,7 @@ from provenance_tasks.steps import image_outputs, pipeline, plan
 from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps.image_outputs import ImageOutcome
 from provenance_tasks.steps.imagelog import ImageLog
+from provenance_tasks.steps.meeting import Meeting
 from provenance_tasks.steps.run import ImageTools, Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -53,6 +54,9 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
     set; raises ImagesFailed when any failed, after the outputs and the summary's rows."""
     s = run.settings
     entries, shard = chosen(run)
+    said = f"shard {shard.index}/{shard.total} ({shard.source}): " if shard else ""
+    log.info(f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
+             f"{', '.join(e.name for e in entries) or 'none'}")  # fmt: skip
     set_run = replace(run, settings=replace(
         s, report=image_outputs.suffixed(s.report, shard),
         dotenv=image_outputs.suffixed(s.dotenv, shard)))  # fmt: skip
@@ -130,26 +134,32 @@ def _run_all(task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog,
              jobs: int) -> None:  # fmt: skip
     stop = threading.Event()  # --fail-fast: no image starts after one failed
     started: list[ImageTools] = []
+    # `jobs` images at work at a time; those waiting at a cosign call give their slot up.
+    tools.meeting = meeting = Meeting(len(outcomes), jobs)
 
     def one(o: ImageOutcome) -> None:
         if stop.is_set():
+            meeting.left()
             return
-        own = ImageTools(o.run, tools)
-        started.append(own)
-        o.started = True
-        try:
-            pipeline.run_task(task, o.run, own, o.log)
-        except BaseException as exc:  # every image's end is its own, a cancel's too
-            o.error = exc
-            if o.run.settings.fail_fast:
-                stop.set()
-        finally:
-            _say_end(o)
-            o.log.flush()
-            own.close()
+        with meeting.image():
+            if stop.is_set():  # another image failed while this one waited for a slot
+                return
+            own = ImageTools(o.run, tools)
+            started.append(own)
+            o.started = True
+            try:
+                pipeline.run_task(task, o.run, own, o.log)
+            except BaseException as exc:  # every image's end is its own, a cancel's too
+                o.error = exc
+                if o.run.settings.fail_fast:
+                    stop.set()
+            finally:
+                _say_end(o)
+                o.log.flush()
+                own.close()
 
-    log.info(f"{len(outcomes)} images, {min(jobs, len(outcomes))} at a time")
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="image")
+    log.info(f"{min(jobs, len(outcomes))} at a time (provenance.jobs)")
+    pool = ThreadPoolExecutor(max_workers=max(1, len(outcomes)), thread_name_prefix="image")
     try:
         for future in [pool.submit(one, o) for o in outcomes]:
             future.result()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from provenance_tasks.image_index import IndexContents
     from provenance_tasks.retry import RetryPolicy
     from provenance_tasks.sigstore import SigstoreInstance
+    from provenance_tasks.steps.meeting import Meeting
     from provenance_tasks.steps.outputs import Earlier
 
 T = TypeVar("T")
@@ -104,6 +105,8 @@ class Tools:
         self.indexes: dict[str, IndexContents] = {}
         self._lock = threading.RLock()
         self._once: dict[tuple[str, ...], _Once] = {}
+        # A set of images (steps/images.py): where their cosign calls meet, to be made once.
+        self.meeting: Meeting | None = None
 
     def once(self, key: tuple[str, ...], work: Callable[[], T]) -> T:
         """`work()` once per run for `key` (a probe, a login): every later caller, in any
@@ -130,6 +133,7 @@ class Tools:
             redactor=self.run.redactor,
             config_dir=self._docker_config,
             host=s.docker_host,
+            context=s.docker_context,
             dry_run=s.dry_run,
             cancel=self.cancelled,
         )
@@ -214,11 +218,7 @@ class Tools:
         if self._docker_config is None:
             self._docker_config = Path(tempfile.mkdtemp(prefix="provenance-docker-"))
             self._owns_docker_config = True
-            # Builders made by `docker buildx create` live in the user's config: keep them visible.
-            env = self.run.environ
-            users = Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker") / "buildx"
-            if users.is_dir():
-                (self._docker_config / "buildx").symlink_to(users)
+            self._see_users_engines(self._docker_config)
         self._docker_config.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._docker_config.chmod(0o700)
         # The clients made before the login must see it: docker is rebuilt (it runs nothing),
@@ -229,6 +229,24 @@ class Tools:
             env = {**cosign.env, "DOCKER_CONFIG": str(self._docker_config)}
             self.__dict__["cosign"] = replace(cosign, env=env)
         return self._docker_config
+
+    def _see_users_engines(self, folder: Path) -> None:
+        """The user's builders (`docker buildx create`) and contexts (`docker context create`)
+        live in their config: linked, so buildx and docker see them from the private one. Their
+        current context is kept too: without it, a build meant for a remote engine would run on
+        the local one without a word."""
+        import json
+
+        users = Path(self.run.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+        for name in ("buildx", "contexts"):
+            if (users / name).is_dir():
+                (folder / name).symlink_to(users / name)
+        try:
+            current = json.loads((users / "config.json").read_text()).get("currentContext")
+        except (OSError, ValueError, AttributeError):
+            current = None
+        if current and current != "default":
+            (folder / "config.json").write_text(json.dumps({"currentContext": current}))
 
     @property
     def docker_config(self) -> Path | None:
@@ -262,6 +280,7 @@ class ImageTools(Tools):
         self.shared = shared
         self._docker_config = shared.docker_config  # made before the images start
         self.indexes = shared.indexes
+        self.meeting = shared.meeting
 
     @property
     def cosign(self) -> Cosign:

@@ -131,6 +131,7 @@ class RunLog(StepLog):
         beside = DeferredLog(environ, log_format, stream, self.redactor, masked=True)
         beside.dry_run = self.dry_run
         beside.section_prefix, beside._sections = self.section_prefix, self._sections
+        beside.title_prefix = self.title_prefix
         return beside
 
     def finish(self, error: BaseException | None = None) -> RunSummary:

@@ -10,9 +10,10 @@ from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.models import ImageRef, KeylessSigning, KeySigning, SigningMaterial, Target
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import with_retries
+from provenance_tasks.retry import outlasted_retries, with_retries
 from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps.lookup import read_digest
+from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.plan import local_key_folder
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools
@@ -91,8 +92,23 @@ def sign_once(
     """One signature in format `fmt` (of each reference, in one cosign call), retried on
     registry failures; each attempt's cosign --timeout fits the budget. A retry after a partial
     upload may leave a second, identical signature: verify accepts any that matches."""
-    first = reference if isinstance(reference, str) else reference[0]
-    what = reference if isinstance(reference, str) else f"{len(reference)} platform manifests"
+    refs = (reference,) if isinstance(reference, str) else tuple(reference)
+    if tools.meeting is not None:  # one of a set of images: one cosign call for all of them
+        key = ("sign", material, tuple(sorted(annotations.items())), fmt)
+        tools.meeting.meet(Request(
+            key, refs, lambda group: _sign(run, tools, log, group, material, annotations, fmt),
+            note=lambda others: log.info(f"signed in one cosign call with {others} other "
+                                         "image(s) of the set"),
+            shared=outlasted_retries))  # fmt: skip
+        return
+    _sign(run, tools, log, list(refs), material, annotations, fmt)
+
+
+def _sign(run: Run, tools: Tools, log: RunLog, refs: list[str], material: SigningMaterial,
+          annotations: dict[str, str], fmt: str) -> None:  # fmt: skip
+    reference: str | list[str] = refs[0] if len(refs) == 1 else refs
+    first = refs[0]
+    what = first if len(refs) == 1 else f"{len(refs)} manifests"
     s = run.settings
 
     def attempt(left: float) -> object:

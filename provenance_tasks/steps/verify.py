@@ -16,8 +16,9 @@ from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import CommandFailed, VerificationError, last_lines
 from provenance_tasks.models import IdentityPolicy, ImageRef, Target, VerificationPolicy
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import REGISTRY_FAILURES, with_retries
+from provenance_tasks.retry import REGISTRY_FAILURES, outlasted_retries, with_retries
 from provenance_tasks.steps.lookup import read_digest
+from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
@@ -254,15 +255,39 @@ def cosign_verify(
     run: Run, tools: Tools, log: RunLog, reference: str, policy: VerificationPolicy, fmt: str
 ) -> list[dict[str, Any]]:
     """One cosign verify in format `fmt`, retried while the registry fails. No `-a`: every
-    annotation is compared here, expected against found, which cosign's filter can't show."""
+    annotation is compared here, expected against found, which cosign's filter can't show.
+    One of a set of images: one cosign call verifies all of theirs, each taking its own."""
+    if tools.meeting is not None:
+        key = ("verify", policy, fmt, run.settings.tlog)
+        found: list[dict[str, Any]] = tools.meeting.meet(Request(
+            key, (reference,), lambda refs: _verify(run, tools, log, refs, policy, fmt),
+            mine=_payloads_of,
+            note=lambda others: log.info(f"verified in one cosign call with {others} other "
+                                         "image(s) of the set"),
+            shared=outlasted_retries))  # fmt: skip
+        return found
+    return _verify(run, tools, log, [reference], policy, fmt)
+
+
+def _payloads_of(payloads: list[dict[str, Any]], refs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The payloads of one call that are of `refs`' digests (a group's call holds others')."""
+    digests = {ref.rpartition("@")[2] for ref in refs}
+    return [p for p in payloads
+            if ((p.get("critical") or {}).get("image") or {}).get("docker-manifest-digest")
+            in digests]  # fmt: skip
+
+
+def _verify(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: VerificationPolicy,
+            fmt: str) -> list[dict[str, Any]]:  # fmt: skip
+    reference = refs[0] if len(refs) == 1 else f"{len(refs)} images"
     _, payloads = with_retries(
         log,
         tools.retry_policy,
         "verify",
         f"verify {reference}",
-        registry_of(reference),
+        registry_of(refs[0]),
         lambda left: tools.cosign.within(left).verify(
-            reference,
+            refs[0] if len(refs) == 1 else refs,
             policy,
             tlog=run.settings.tlog,
             new_bundle_format=fmt == "new",

@@ -40,11 +40,14 @@ def answers(host: str) -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
-def start(kind: str, state: Path) -> Engine:
-    """Start our own dockerd of `kind` with all its state under `state`."""
+def start(kind: str, state: Path, *, name: str | None = None, bridge: bool = True) -> Engine:
+    """Start our own dockerd of `kind` with all its state under `state` (in `docker-NAME`).
+
+    `bridge=False`: a second engine beside the first, on no network of its own (two engines
+    can't share docker0; a FROM-scratch build needs none), as a remote builder stands in."""
     if kind not in ENGINES:
         raise processes.ServiceError(f"unknown engine {kind!r}: choose one of {', '.join(ENGINES)}")
-    root = state / f"docker-{kind}"
+    root = state / f"docker-{name or kind}"
     root.mkdir(parents=True, exist_ok=True)
     socket = root / "docker.sock"
     host = f"unix://{socket}"
@@ -80,8 +83,10 @@ def start(kind: str, state: Path) -> Engine:
         "--host",
         host,
     ]
+    if not bridge:
+        argv += ["--bridge", "none", "--iptables=false", "--ip6tables=false"]
     service = processes.start(
-        f"dockerd ({kind})",
+        f"dockerd ({name or kind})",
         argv,
         log=root / "dockerd.log",
         env=env,

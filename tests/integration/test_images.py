@@ -1,0 +1,215 @@
+"""Many images in one run (provenance.images), on real tools: a broken one among good ones, a
+shard per CI job and a later job verifying the union, and a build on a second engine through a
+docker context. Every signature goes to our Sigstore with the transparency log on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration import pipelines
+from tests.integration.conftest import Registry, Runner, annotations_of, make_context
+from tests.testbed import dockerd
+
+pytestmark = pytest.mark.integration
+
+TITLE = "org.opencontainers.image.title"
+
+
+def monorepo(runner: Runner, names: list[str], *, broken: str | None = None,
+             extra: str = "") -> None:  # fmt: skip
+    """An invoke.yaml listing `names`, each with its own context under services/."""
+    lines = ["provenance:", "  images:"]
+    for name in names:
+        context = make_context(runner.cwd / "services" / name)
+        if name == broken:
+            (context / "Dockerfile").write_text("FROM scratch\nCOPY nothing-here /x\n")
+        lines += [f"    - name: {name}", f"      context: services/{name}"]
+    (runner.cwd / "invoke.yaml").write_text("\n".join(lines) + "\n" + extra)
+
+
+def report(runner: Runner, name: str = "provenance-report.json") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((runner.cwd / name).read_text())
+    return data
+
+
+def dotenv(runner: Runner, name: str = "provenance.env") -> dict[str, str]:
+    text = (runner.cwd / name).read_text()
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def test_a_broken_image_is_named_and_never_hides_the_good_ones(
+    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str], cosign: str,
+) -> None:  # fmt: skip
+    key, pub, password = key_pair
+    monorepo(runner, ["svc-a", "svc-b", "svc-c", "broken"], broken="broken")
+    env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", env=env)
+    assert done.returncode == 4, done.stderr
+    assert "1 of 4 images failed: broken" in done.stderr
+    assert re.search(r"broken\s+failed", done.stderr)
+
+    found, values = report(runner), dotenv(runner)
+    assert found["status"] == "failed" and found["failure"] == {"images": ["broken"]}
+    assert found["images"]["broken"]["failure"]["step"] == "build"
+    tag = env["CI_COMMIT_SHORT_SHA"]
+    for name in ("svc-a", "svc-b", "svc-c"):
+        section = found["images"][name]
+        assert section["status"] == "ok", section["failure"]
+        repository = f"{env['CI_REGISTRY_IMAGE']}/{name}"  # the CI's, the name under it
+        ref = f"{repository}@{section['build']['digest']}"
+        assert section["outputs"]["IMAGE_REF"] == ref
+        assert values[f"{name.upper().replace('-', '_')}_IMAGE_REF"] == ref
+        # Verifiable by its tag with a plain cosign, its annotations the pipeline's.
+        payloads = registry.payloads(cosign, f"{repository}:{tag}", "--key", str(pub))
+        assert annotations_of(payloads[0]) == pipelines.expected_annotations(env, tag)
+        config = json.loads(registry.crane("config", ref))
+        assert config["config"]["Labels"][TITLE] == name  # titled by its name, not the folder
+    assert "BROKEN_IMAGE_REF" not in values
+    assert registry.holds_nothing(f"{env['CI_REGISTRY_IMAGE']}/broken")
+
+    # GitLab's sections can't interleave: each image's output was printed whole.
+    lines = [line for line in done.stderr.splitlines() if line.replace("\x1b[0K", "").strip()]
+    for name in ("svc-a", "svc-b", "svc-c", "broken"):
+        mine = [n for n, line in enumerate(lines) if f"[{name}]" in line
+                or re.search(f"section_(start|end):[0-9]+:{name}_", line)]  # fmt: skip
+        assert mine == list(range(mine[0], mine[-1] + 1)), f"{name}'s lines are interleaved"
+
+
+def test_a_shard_builds_its_half_and_a_later_job_verifies_the_union(
+    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str],
+) -> None:  # fmt: skip
+    key, pub, password = key_pair
+    names = ["api", "db", "web", "worker"]
+    monorepo(runner, names)
+    env = pipelines.gitlab_key_mode(runner.testbed, "cosign3", password)
+    built: dict[str, list[str]] = {}
+    for index in ("1", "2"):  # the two jobs of `parallel: 2`, their artifacts in one folder
+        job = {**env, "CI_NODE_INDEX": index, "CI_NODE_TOTAL": "2", "CI_JOB_ID": f"70{index}"}
+        done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", env=job)
+        assert done.returncode == 0, done.stderr
+        assert "shard" in done.stderr and "CI_NODE_INDEX/CI_NODE_TOTAL" in done.stderr
+        built[index] = sorted(report(runner, f"provenance-report-{index}.json")["images"])
+        values = dotenv(runner, f"provenance-{index}.env")
+        assert {k for k in values if k.endswith("_IMAGE_REF")} == {
+            f"{n.upper()}_IMAGE_REF" for n in built[index]}  # fmt: skip
+    # Names sorted, dealt in turn: every job agrees without talking to the others.
+    assert built == {"1": ["api", "web"], "2": ["db", "worker"]}
+    assert not (runner.cwd / "provenance-report.json").exists()
+
+    # A later job (no shard) verifies every image from the shards' reports, each checked
+    # against the job that signed it.
+    later = {**env, "CI_JOB_ID": "800", "CI_JOB_URL": env["CI_JOB_URL"] + "-verify"}
+    done = runner.run("verify", "--public-key", str(pub), env=later)
+    assert done.returncode == 0, done.stderr
+    rows = {row["name"]: row for row in _summary_rows(done.stderr)}
+    assert set(rows) == set(names) and all(r["verified"] == "yes" for r in rows.values())
+    verified = report(runner)["images"]
+    for name in names:
+        expected = verified[name]["verify"]["expected"][0]["annotations"]
+        assert expected["com.gitlab.ci.job.id"] == ("701" if name in built["1"] else "702")
+
+    # Elsewhere (no invoke.yaml, no report): --image-name reads GitLab's dotenv variables.
+    handed = {**later, **dotenv(runner, "provenance-1.env")}  # as GitLab hands a dotenv on
+    (runner.cwd / "invoke.yaml").unlink()
+    for path in runner.cwd.glob("provenance*"):
+        path.unlink()
+    done = runner.run("verify", "--image-name", "web", "--public-key", str(pub), env=handed)
+    assert done.returncode == 0, done.stderr
+    assert "WEB_IMAGE_REF in the environment doesn't name the signing job" in done.stderr
+
+
+def _summary_rows(stderr: str) -> list[dict[str, str]]:
+    rows = []
+    for line in stderr.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[1] in ("ok", "failed") and parts[2] in ("yes", "NO", "-"):
+            rows.append({"name": parts[0], "status": parts[1], "verified": parts[2]})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def second_engine(runner_engine: str) -> Iterator[str]:
+    """A second dockerd on its own unix socket, as a remote builder stands in."""
+    if runner_engine != "current":
+        pytest.skip("the second engine is the current one (an OCI export to the client)")
+    state = Path(tempfile.mkdtemp(prefix="pt-remote-", dir="/tmp"))
+    engine = dockerd.start("current", state, name="remote", bridge=False)
+    try:
+        yield engine.host
+    finally:
+        dockerd.stop(engine)
+        subprocess.run(["rm", "-rf", str(state)], check=False)
+
+
+@pytest.fixture(scope="module")
+def runner_engine() -> str:
+    import os
+
+    return os.environ.get("PROVENANCE_ENGINE", "current")
+
+
+def builds_on(engine: str, env: dict[str, str]) -> int:
+    """How many builds the engine's BuildKit has run (its history)."""
+    history = subprocess.run(["docker", "--host", engine, "buildx", "history", "ls"],
+                             capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    return len(history.stdout.strip().splitlines()) - 1  # less the header
+
+
+def test_a_build_on_another_engine_through_a_docker_context_signs_and_verifies(
+    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str], second_engine: str,
+    tmp_path: Path, cosign: str,
+) -> None:  # fmt: skip
+    key, pub, password = key_pair
+    users = tmp_path / "user-docker"  # the user's own docker config, with their context
+    made = subprocess.run(["docker", "--config", str(users), "context", "create", "builders",
+                           "--docker", f"host={second_engine}"], capture_output=True, text=True,
+                          env=runner.env())  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    context = make_context(runner.cwd / "remote-ctx")
+    env = {**pipelines.gitlab_key_mode(runner.testbed, cosign, password),
+           "DOCKER_CONFIG": str(users), "INVOKE_PROVENANCE_DOCKER_CONTEXT": "builders"}
+    before = builds_on(second_engine, runner.env())
+    local_before = builds_on(runner.testbed.docker_host, runner.env())
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--builder", "builders", "--no-attest", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert 'building with "builders" instance' in done.stderr
+    # The second engine ran the build (its history has it); the test bed's engine did not.
+    assert builds_on(second_engine, runner.env()) == before + 1
+    assert builds_on(runner.testbed.docker_host, runner.env()) == local_before
+    digest = report(runner)["build"]["digest"]
+    ref = f"{env['CI_REGISTRY_IMAGE']}@{digest}"
+    assert registry.payloads(cosign, ref, "--key", str(pub))
+
+    # Without the context, the builder of it is named as bad input, with what to set.
+    env.pop("INVOKE_PROVENANCE_DOCKER_CONTEXT")
+    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
+                      "--builder", "builders", "--no-attest", env=env)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "set provenance.docker_context to builders" in done.stderr
+
+
+def test_processes_of_a_set_probe_and_log_in_once(
+    runner: Runner, key_pair: tuple[Path, Path, str], tmp_path: Path,
+) -> None:  # fmt: skip
+    from tests.integration.test_process_counts import kinds, shimmed
+
+    key, _, password = key_pair
+    monorepo(runner, ["one", "two", "three"])
+    extra, log = shimmed(runner, tmp_path)
+    env = {**pipelines.gitlab_key_mode(runner.testbed, "cosign3", password), **extra}
+    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", env=env)
+    assert done.returncode == 0, done.stderr
+    counted = kinds(log)
+    assert counted["docker login"] == 1
+    assert counted["cosign public-key"] == 1  # the key decrypted once, for every image
+    assert counted["docker buildx build"] == 3
