@@ -46,6 +46,7 @@ def dotenv(runner: Runner, name: str = "provenance.env") -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
+@pytest.mark.classic
 def test_a_broken_image_is_named_and_never_hides_the_good_ones(
     runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str], cosign: str,
 ) -> None:  # fmt: skip

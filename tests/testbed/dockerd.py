@@ -43,8 +43,9 @@ def answers(host: str) -> bool:
 def start(kind: str, state: Path, *, name: str | None = None, bridge: bool = True) -> Engine:
     """Start our own dockerd of `kind` with all its state under `state` (in `docker-NAME`).
 
-    `bridge=False`: a second engine beside the first, on no network of its own (two engines
-    can't share docker0; a FROM-scratch build needs none), as a remote builder stands in."""
+    `bridge=False`: a second engine beside the first, as a remote builder stands in, on a
+    bridge of its own (REMOTE_BRIDGE, made here): two engines can't share docker0, and dockerd
+    with `--bridge none` deletes docker0 when it starts, breaking the first engine's builds."""
     if kind not in ENGINES:
         raise processes.ServiceError(f"unknown engine {kind!r}: choose one of {', '.join(ENGINES)}")
     root = state / f"docker-{name or kind}"
@@ -84,7 +85,8 @@ def start(kind: str, state: Path, *, name: str | None = None, bridge: bool = Tru
         host,
     ]
     if not bridge:
-        argv += ["--bridge", "none", "--iptables=false", "--ip6tables=false"]
+        _make_bridge(REMOTE_BRIDGE, REMOTE_NETWORK)
+        argv += ["--bridge", REMOTE_BRIDGE, "--iptables=false", "--ip6tables=false"]
     service = processes.start(
         f"dockerd ({name or kind})",
         argv,
@@ -98,3 +100,18 @@ def start(kind: str, state: Path, *, name: str | None = None, bridge: bool = Tru
 def stop(engine: Engine) -> None:
     if engine.service is not None:
         processes.stop(engine.service)
+    if engine.service is not None and "remote" in engine.service.name:
+        subprocess.run(["ip", "link", "delete", REMOTE_BRIDGE], capture_output=True, check=False)
+
+
+REMOTE_BRIDGE, REMOTE_NETWORK = "pt-remote0", "172.31.250.1/24"
+
+
+def _make_bridge(name: str, address: str) -> None:
+    """A bridge for a second engine, made once (ip, as root): its own, not docker0."""
+    if subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0:
+        return
+    for argv in (["ip", "link", "add", "name", name, "type", "bridge"],
+                 ["ip", "addr", "add", address, "dev", name],
+                 ["ip", "link", "set", name, "up"]):  # fmt: skip
+        subprocess.run(argv, capture_output=True, check=True)
