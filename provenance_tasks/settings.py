@@ -201,8 +201,7 @@ def resolve(
         if f.name in LIST_KEYS:
             value = as_list(value, f.name)
             if f.name in COMMA_LISTS:
-                value = tuple(part.strip() for item in value for part in item.split(",")
-                              if part.strip())  # fmt: skip
+                value = comma_split(value)
         elif f.name in BOOL_KEYS:
             value = as_bool(value, f.name)
         values[f.name] = value
@@ -227,6 +226,22 @@ def resolve(
     return Settings(**values)
 
 
+def comma_split(items: tuple[str, ...]) -> tuple[str, ...]:
+    """Items that may each hold several, comma-separated (`--tag a,b`), except that a tag rule
+    keeps its own `key=value` parts: `type=raw,value=latest,enable=default-branch` is one."""
+    found: list[str] = []
+    for item in items:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            if found and found[-1].startswith("type=") and "=" in part \
+                    and not part.startswith("type="):  # fmt: skip
+                found[-1] += f",{part}"
+            else:
+                found.append(part)
+    return tuple(found)
+
+
 def for_image(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     """The settings of one image of provenance.images: its own values over the run's. Its
     annotations and labels add to the run's (a key given both ways takes the image's)."""
@@ -237,7 +252,7 @@ def for_image(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
         if key in LIST_KEYS:
             items = as_list(value, key)
             if key in COMMA_LISTS:
-                items = tuple(p.strip() for item in items for p in item.split(",") if p.strip())
+                items = comma_split(items)
             if key in ADDITIVE_KEYS:
                 items = _add_by_key(getattr(settings, key), items)
             values[key] = items

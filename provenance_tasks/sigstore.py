@@ -19,6 +19,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +191,13 @@ def _first_url(config: dict[str, Any], field: str) -> str | None:
 
 def _valid_now(entry: dict[str, Any]) -> bool:
     """No `validFor.end`, or one still ahead: a retired service or key is not used."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     end = (entry.get("validFor") or {}).get("end")
     if not end:
         return True
     try:
-        return datetime.fromisoformat(str(end).replace("Z", "+00:00")) > datetime.now(timezone.utc)
+        return datetime.fromisoformat(str(end).replace("Z", "+00:00")) > datetime.now(UTC)
     except ValueError:
         return False
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,8 @@ class Cosign:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # all cosign sees
     timeout: float | None = None  # seconds per attempt, handed to cosign's own --timeout
     sigstore: SigstoreInstance = field(default_factory=SigstoreInstance)
+    # Set when the run gives up (SIGTERM): a cosign still running is ended at once.
+    cancel: threading.Event | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def detect(
@@ -259,10 +262,10 @@ class Cosign:
                 if stream == "stderr":
                     shown(stream, line)
 
-            return run(
-                argv, redactor=self.redactor, env=env, on_line=sink, timeout=self._kill_after
-            )
-        return run(argv, redactor=self.redactor, env=env, on_line=on_line, timeout=self._kill_after)
+            return run(argv, redactor=self.redactor, env=env, on_line=sink,
+                       timeout=self._kill_after, cancel=self.cancel)  # fmt: skip
+        return run(argv, redactor=self.redactor, env=env, on_line=on_line,
+                   timeout=self._kill_after, cancel=self.cancel)  # fmt: skip
 
     @property
     def _kill_after(self) -> float | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from provenance_tasks.ci.local import git_output
@@ -55,7 +55,7 @@ class SourceFacts:
     def created(self) -> str | None:
         if self.epoch is None:
             return None
-        return datetime.fromtimestamp(self.epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(self.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def as_dict(self) -> dict[str, object]:
         changed = self.changed or ()
@@ -276,11 +276,15 @@ def tracked_changes(run: Run, inputs: BuildInputs, status: Status = work_tree_st
     root = repository_root(inputs.context)
     if root is None or not inputs.dockerfile.is_relative_to(root):
         return None
+    real = root.resolve()
+    context_path, dockerfile_path = inputs.context.resolve(), inputs.dockerfile.resolve()
+    if not (context_path.is_relative_to(real) and dockerfile_path.is_relative_to(real)):
+        return None  # a symlink out of the work tree: git can't answer for it
     out = status(root)
     if out is None:
         return None
-    context = inputs.context.resolve().relative_to(root.resolve()).as_posix()
-    dockerfile = inputs.dockerfile.resolve().relative_to(root.resolve()).as_posix()
+    context = context_path.relative_to(real).as_posix()
+    dockerfile = dockerfile_path.relative_to(real).as_posix()
 
     def of_this_build(path: str) -> bool:
         return context == "." or path == dockerfile or path.startswith(f"{context}/")

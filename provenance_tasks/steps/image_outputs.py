@@ -62,15 +62,16 @@ def _siblings(cwd: Path, name: str | None) -> Iterator[Path]:
 def earlier_of_image(run: Run, name: str, *, here_only: bool = False) -> outputs.Earlier | None:
     """Image `name`'s IMAGE_REF and its run's record: from the set's report (every value), else
     the dotenv (`<NAME>_IMAGE_REF`), else GitLab's variables from an earlier job's dotenv."""
-    from provenance_tasks.image_set import variable_stem
-
-    s, variable = run.settings, f"{variable_stem(name)}_IMAGE_REF"
+    s, variable = run.settings, ImageEntry(name, {}).variable
     for path in _siblings(run.cwd, s.report):
         try:
-            values = dict(json.loads(path.read_text())["images"][name]["outputs"])
-            return _earlier(values, f"{path.name} (image {name})", values)
+            section = json.loads(path.read_text())["images"][name]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
+            continue  # no report here, or not one that knows this image
+        # The first report that knows the image decides: a failed image has no outputs, and
+        # an older report beside it (an earlier run's shard) must not stand in for it.
+        values = dict(section.get("outputs") or {}) if isinstance(section, dict) else {}
+        return _earlier(values, f"{path.name} (image {name})", values)
     for path in _siblings(run.cwd, s.dotenv):
         try:
             text = path.read_text()
@@ -82,12 +83,15 @@ def earlier_of_image(run: Run, name: str, *, here_only: bool = False) -> outputs
                             complete=False)  # fmt: skip
     if not here_only and run.environ.get(variable):
         return _earlier(run.environ, f"{variable} in the environment",
-                        _record(run.environ, variable), complete=False)  # fmt: skip
+                        _record(run.environ, variable, merged=True), complete=False)  # fmt: skip
     return None
 
 
-def _record(values: Mapping[str, str], variable: str) -> dict[str, str]:
-    keys = ("PROVENANCE_RUN_ID", "PROVENANCE_COMMIT", "PROVENANCE_SOURCE")
+def _record(values: Mapping[str, str], variable: str, *, merged: bool = False
+            ) -> dict[str, str]:  # fmt: skip
+    """The image's ref and the run's record. `merged`: GitLab's variables, made of every
+    shard's dotenv, where the last one's PROVENANCE_RUN_ID wins: not this image's, so left out."""
+    keys = ("PROVENANCE_COMMIT", "PROVENANCE_SOURCE", *(() if merged else ("PROVENANCE_RUN_ID",)))
     return {"IMAGE_REF": values[variable], **{k: values[k] for k in keys if k in values}}
 
 

@@ -26,7 +26,8 @@ from provenance_tasks.steps import image_outputs, pipeline, plan
 from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps.image_outputs import ImageOutcome
 from provenance_tasks.steps.imagelog import ImageLog
-from provenance_tasks.steps.meeting import Meeting
+from provenance_tasks.steps.meeting import Meeting, MeetingCancelled
+from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.run import ImageTools, Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -62,17 +63,15 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
         dotenv=image_outputs.suffixed(s.dotenv, shard)))  # fmt: skip
     printing = threading.Lock()
     outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
-    _plan_all(task, outcomes, tools)
     if task in ("build", "build_sign_verify"):
         image_outputs.invalidate(set_run)  # after each image's earlier outputs were read
-    if login_step.credentials(run) is not None:
-        tools.private_docker_config()  # before the threads: every image's tools see it
-        login_step.login(set_run, tools, log)  # once, for every image
     failure: dict[str, Any] | None = None
     try:
+        _prepare(task, set_run, outcomes, tools, log)
         _run_all(task, outcomes, tools, log, jobs=s.jobs or os.cpu_count() or 1)
-    except BaseException as exc:  # a cancelled job: the images started are in the report
-        failure = {"message": "cancelled", "exit_code": log.failure_of(exc).exit_code}
+    except BaseException as exc:  # bad input for all, a cancelled job: in the report too
+        ended = log.failure_of(exc)
+        failure = {"message": ended.message, "exit_code": ended.exit_code, "hint": ended.hint}
         raise
     finally:
         log.images = tuple(_row(o) for o in outcomes)
@@ -97,8 +96,18 @@ def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
     found = image_set.only(found, s.only)
     if s.image_name:
         found = image_set.only(found, [s.image_name], "--image-name")
-    shard = image_set.shard_of(s.shard, run.environ, gitlab=run.ci.provider == "gitlab")
-    return image_set.share(found, shard), shard
+    # GitLab's CI_NODE_* count a parallel: matrix too: a job that names its images is no shard.
+    named = bool(s.only or s.image_name)
+    shard = image_set.shard_of(s.shard, run.environ,
+                               gitlab=run.ci.provider == "gitlab" and not named)  # fmt: skip
+    mine = image_set.share(found, shard)
+    if shard is not None and not mine:
+        raise InputError(
+            f"shard {shard.index}/{shard.total} ({shard.source}) of {len(found)} image"
+            f"{'s' if len(found) != 1 else ''} has none to work on",
+            hint=f"run at most {len(found)} jobs (parallel: {len(found)}), or list more images",
+        )
+    return mine, shard
 
 
 def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lock
@@ -116,14 +125,23 @@ def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lo
                         ImageLog(parent, entry.name, printing))  # fmt: skip
 
 
-def _plan_all(task: str, outcomes: list[ImageOutcome], tools: Tools) -> None:
-    """Every image's plan before any image starts: bad input in one is the run's, said once
-    with the image's name, and nothing is built, pushed or signed."""
+def _prepare(task: str, run: Run, outcomes: list[ImageOutcome], tools: Tools, log: RunLog
+             ) -> None:  # fmt: skip
+    """Before any image starts, what is the run's: every image's plan (bad input in one is
+    said once, with its name), the probes every image shares (a wrong key password is one
+    message, not one failure per image), then the login. Nothing is built, pushed or signed
+    when any of it fails."""
+    plans = []
     for o in outcomes:
         try:
-            plan.resolve(o.run, tools, pipeline.steps_of(task, o.run))
+            plans.append(plan.resolve(o.run, tools, pipeline.steps_of(task, o.run)))
         except InputError as exc:
             raise _named(o.entry.name, exc) from None
+    if plans:
+        preflight(outcomes[0].run, tools, log, plans[0])  # each probe once (Tools.once)
+    if login_step.credentials(run) is not None:
+        tools.private_docker_config()  # before the threads: every image's tools see it
+        login_step.login(run, tools, log)  # once, for every image
 
 
 def _named(name: str, error: InputError) -> InputError:
@@ -132,8 +150,9 @@ def _named(name: str, error: InputError) -> InputError:
 
 def _run_all(task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog, *,
              jobs: int) -> None:  # fmt: skip
-    stop = threading.Event()  # --fail-fast: no image starts after one failed
+    stop = threading.Event()  # --fail-fast, or a cancel: no image starts after it
     started: list[ImageTools] = []
+    starting = threading.Lock()  # an image starts, or the run cancels them all: not both
     # `jobs` images at work at a time; those waiting at a cosign call give their slot up.
     tools.meeting = meeting = Meeting(len(outcomes), jobs)
 
@@ -142,21 +161,25 @@ def _run_all(task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog,
             meeting.left()
             return
         with meeting.image():
-            if stop.is_set():  # another image failed while this one waited for a slot
-                return
-            own = ImageTools(o.run, tools)
-            started.append(own)
-            o.started = True
+            with starting:
+                if stop.is_set():  # another image failed (or the run ended) meanwhile
+                    return
+                own = ImageTools(o.run, tools)
+                started.append(own)
+                o.started = True
             try:
                 pipeline.run_task(task, o.run, own, o.log)
             except BaseException as exc:  # every image's end is its own, a cancel's too
                 o.error = exc
+                _unexpected(o, exc)
                 if o.run.settings.fail_fast:
                     stop.set()
             finally:
-                _say_end(o)
-                o.log.flush()
-                own.close()
+                try:
+                    _say_end(o)
+                    o.log.flush()
+                finally:
+                    own.close()
 
     log.info(f"{min(jobs, len(outcomes))} at a time (provenance.jobs)")
     pool = ThreadPoolExecutor(max_workers=max(1, len(outcomes)), thread_name_prefix="image")
@@ -164,12 +187,24 @@ def _run_all(task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog,
         for future in [pool.submit(one, o) for o in outcomes]:
             future.result()
     except BaseException:
-        stop.set()  # SIGTERM or ^C: end every image's tools now, then report what ran
-        for own in started:
-            own.cancelled.set()
+        with starting:  # SIGTERM or ^C: end every image's tools now, then report what ran
+            stop.set()
+            tools.cancelled.set()  # the run's cosign too: a shared call is nobody's own
+            for own in started:
+                own.cancelled.set()
+        meeting.cancel()
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+def _unexpected(o: ImageOutcome, error: BaseException) -> None:
+    """A bug, not a failure we know: its traceback in the image's log (redacted there), since
+    the summary can only name its type."""
+    if not isinstance(error, ProvenanceError | SystemExit | KeyboardInterrupt | MeetingCancelled):
+        import traceback
+
+        o.log.warning("".join(traceback.format_exception(error)).rstrip())
 
 
 def _say_end(o: ImageOutcome) -> None:

@@ -13,11 +13,21 @@ up its slot: `jobs` bounds the images at work, not those waiting.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+#: How long a request waits for others before its call is made with whoever waits (seconds):
+#: with no more images than jobs, the fastest image would otherwise wait for the slowest build.
+PATIENCE_S = 1.0
+_NO_ANSWER = object()
+
+
+class MeetingCancelled(Exception):
+    """The run was cancelled (SIGTERM, ^C): no call is made for an image any more."""
 
 
 @dataclass(eq=False)
@@ -29,13 +39,15 @@ class Request:
     refs: tuple[str, ...]
     run: Callable[[list[str]], Any]
     mine: Callable[[Any, tuple[str, ...]], Any] = field(default=lambda result, refs: result)
-    note: Callable[[int], None] = field(default=lambda others: None)  # said by the others
+    # What the images whose call another one made say of it, given how many shared it.
+    note: Callable[[int], None] = field(default=lambda others: None)
     # A failure that is everyone's (a registry down, after its retries): not tried again one
     # image at a time, which would wait out the retries once per image.
     shared: Callable[[BaseException], bool] = field(default=lambda error: False)
-    result: Any = None
+    result: Any = _NO_ANSWER
     error: BaseException | None = None
     done: bool = False
+    since: float = field(default_factory=time.monotonic)
 
 
 class Meeting:
@@ -43,6 +55,7 @@ class Meeting:
         self._cv = threading.Condition()
         self._alive = images  # every image is counted from the start: none fires alone
         self._waiting: list[Request] = []
+        self._cancelled = False
         self._slots = threading.Semaphore(max(1, jobs))
         # A call fires once `jobs` requests wait (or every image still running does): a bigger
         # batch would hold the signing back until every build is done, while cosign 3 signs a
@@ -67,25 +80,45 @@ class Meeting:
             batch = self._take_if_all_wait()
         self._run(batch)
 
+    def cancel(self) -> None:
+        """The run is ending: requests waiting fail, and no new call is made."""
+        with self._cv:
+            self._cancelled = True
+            for request in self._waiting:
+                request.error, request.done = MeetingCancelled("the run was cancelled"), True
+            self._waiting = []
+            self._cv.notify_all()
+
     def meet(self, request: Request) -> Any:
         """`request` done with every other image's that waits for the same call."""
         self._slots.release()
         try:
             with self._cv:
+                if self._cancelled:
+                    raise MeetingCancelled("the run was cancelled")
                 self._waiting.append(request)
                 batch = self._take_if_all_wait()
             self._run(batch)
-            with self._cv:
-                while not request.done:
-                    self._cv.wait()
+            while True:
+                with self._cv:
+                    if not request.done:
+                        self._cv.wait(timeout=PATIENCE_S / 4)
+                    if request.done:
+                        break
+                    batch = self._take_if_all_wait(patient=False)
+                self._run(batch)
         finally:
             self._slots.acquire()
         if request.error is not None:
             raise request.error
         return request.result
 
-    def _take_if_all_wait(self) -> list[Request]:
-        if not self._waiting or len(self._waiting) < min(self._alive, self._enough):
+    def _take_if_all_wait(self, *, patient: bool = True) -> list[Request]:
+        if self._cancelled or not self._waiting:
+            return []
+        enough = len(self._waiting) >= min(self._alive, self._enough)
+        waited = time.monotonic() - self._waiting[0].since >= PATIENCE_S
+        if not (enough or (waited and not patient)):
             return []
         batch, self._waiting = self._waiting, []
         return batch
@@ -102,6 +135,9 @@ class Meeting:
         finally:
             with self._cv:
                 for request in batch:
+                    if request.error is None and request.result is _NO_ANSWER:
+                        # A call that gave this image nothing: never taken for a success.
+                        request.error = RuntimeError("the shared cosign call gave no answer")
                     request.done = True
                 self._cv.notify_all()
 
@@ -119,8 +155,11 @@ def _call(group: Sequence[Request]) -> None:
             # else each image again on its own: whose the failure is
         else:
             for request in group:
-                request.result = request.mine(result, request.refs)
-                request.note(len(group) - 1)
+                try:
+                    request.result = request.mine(result, request.refs)
+                    request.note(len(group) - 1)
+                except BaseException as exc:
+                    request.error = exc
             return
     for request in group:
         try:

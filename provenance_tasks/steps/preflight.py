@@ -63,7 +63,8 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         # Each probe once per run, though many images ask (tools.once): the same answer.
         probes += [
             lambda: signing_cosign(run, tools),
-            lambda: found.key(tools.once(("key",), lambda: signing_key(run, tools, material))),
+            lambda: found.key(tools.once(("key", getattr(material, "key", "")),
+                                         lambda: signing_key(run, tools, material))),
             lambda: found.claims(tools.once(
                 ("services",), lambda: signing_services(run, tools, log, material))),
         ]

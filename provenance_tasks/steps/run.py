@@ -172,7 +172,7 @@ class Tools:
             # cosign 2 takes a private instance's trust from SIGSTORE_* files only.
             trust = cosign2_trust_files(self.sigstore.trusted_root, self.private_folder() / "trust")
             cosign = replace(cosign, env=self.cosign_environment(trust))
-        return cosign
+        return replace(cosign, cancel=self.cancelled)
 
     def cosign_environment(self, trust: Mapping[str, str] | None = None) -> dict[str, str]:
         """All that cosign sees in this run (adapters/cosign_env.py), with `trust` files."""

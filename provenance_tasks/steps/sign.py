@@ -94,7 +94,8 @@ def sign_once(
     upload may leave a second, identical signature: verify accepts any that matches."""
     refs = (reference,) if isinstance(reference, str) else tuple(reference)
     if tools.meeting is not None:  # one of a set of images: one cosign call for all of them
-        key = ("sign", material, tuple(sorted(annotations.items())), fmt)
+        # One registry per call: a 429 or an outage of one is never another's.
+        key = ("sign", registry_of(refs[0]), material, tuple(sorted(annotations.items())), fmt)
         tools.meeting.meet(Request(
             key, refs, lambda group: _sign(run, tools, log, group, material, annotations, fmt),
             note=lambda others: log.info(f"signed in one cosign call with {others} other "

@@ -258,7 +258,7 @@ def cosign_verify(
     annotation is compared here, expected against found, which cosign's filter can't show.
     One of a set of images: one cosign call verifies all of theirs, each taking its own."""
     if tools.meeting is not None:
-        key = ("verify", policy, fmt, run.settings.tlog)
+        key = ("verify", registry_of(reference), policy, fmt, run.settings.tlog)
         found: list[dict[str, Any]] = tools.meeting.meet(Request(
             key, (reference,), lambda refs: _verify(run, tools, log, refs, policy, fmt),
             mine=_payloads_of,
@@ -274,7 +274,7 @@ def _payloads_of(payloads: list[dict[str, Any]], refs: tuple[str, ...]) -> list[
     digests = {ref.rpartition("@")[2] for ref in refs}
     return [p for p in payloads
             if ((p.get("critical") or {}).get("image") or {}).get("docker-manifest-digest")
-            in digests]  # fmt: skip
+            in digests]  # fmt: skip  (check() then keeps only this repository's)
 
 
 def _verify(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: VerificationPolicy,

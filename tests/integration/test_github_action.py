@@ -54,7 +54,8 @@ def test_the_actions_script_signs_keyless_through_the_runners_token_endpoint(
     try:
         env.update({
             **endpoint.environ,
-            **step_environment({"context": "app", "version": "0.0.0-not-installed"}),
+            **step_environment({"context": "app", "image": env["INVOKE_PROVENANCE_IMAGE"],
+                                "version": "0.0.0-not-installed"}),
             "GITHUB_OUTPUT": str(output),
             "GITHUB_ACTION_PATH": str(ROOT),
             "INVOKE_PROVENANCE_COSIGN": "cosign3",

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from provenance_tasks.errors import ToolError
@@ -193,7 +193,7 @@ def issue(
     request: list[str | Path] = ["req", "-new", "-utf8", "-config", "openssl.cnf", "-key", key]
     request += ["-subj", subject]
     openssl(*request, "-out", csr, cwd=work)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     dates = ["-startdate", asn1_time(now - backdate), "-enddate", asn1_time(now + validity)]
     signing: list[str | Path] = ["-selfsign", "-keyfile", key]
     if signer is not None:

@@ -122,3 +122,12 @@ def test_a_host_or_a_context_alone_is_kept() -> None:
     assert resolve({"docker_context": "remote"}).docker_context == "remote"
     assert resolve({}, {"docker_host": "ssh://me@engine"}).docker_host == "ssh://me@engine"
     assert resolve({}).docker_host is None and resolve({}).docker_context is None
+
+
+def test_a_tag_rule_keeps_its_commas_wherever_the_tags_come_from() -> None:
+    rule = "type=raw,value=latest,enable=default-branch"
+    assert resolve({"tags": ["type=sha", rule]}).tags == ("type=sha", rule)
+    assert resolve({}, {"tags": [f"v1,{rule},type=semver"]}).tags == ("v1", rule, "type=semver")
+    assert resolve({}, None, {"INVOKE_PROVENANCE_TAGS": f"{rule},a"}).tags == (rule, "a")
+    base = resolve({})
+    assert for_image(base, {"tags": f"type=sha,{rule}"}).tags == ("type=sha", rule)

@@ -297,3 +297,17 @@ def test_the_summary_event_has_a_record_per_image() -> None:
     assert failure["step"] == "sign" and failure["hint"] == "check the key"
     assert failure["exit_code"] == 4 and failure["stderr_shown"] is True
     assert "images" not in RunSummary(steps=()).as_event()  # one image: no table
+
+
+def test_a_shard_left_with_no_image_is_refused_not_a_silent_success(tmp_path: Path) -> None:
+    run = make_run(tmp_path, {"images": SET[:2]}, shard="3/3")
+    with pytest.raises(InputError, match=r"shard 3/3 \(--shard\) of 2 images has none"):
+        chosen(run)
+
+
+def test_a_job_that_names_its_image_is_no_shard_under_a_parallel_matrix(tmp_path: Path) -> None:
+    matrix = {**GITLAB_ENV, "CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "4"}  # parallel: matrix
+    found, shard = chosen(make_run(tmp_path, {"images": SET}, matrix, only=["api"]))
+    assert shard is None and names(found) == ["api"]
+    found, shard = chosen(make_run(tmp_path, {"images": SET}, matrix, image_name="docs"))
+    assert shard is None and names(found) == ["docs"]

@@ -146,3 +146,46 @@ def test_jobs_bounds_the_images_at_work(jobs: int) -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert most[0] == jobs
+
+
+def test_an_image_whose_part_cant_be_taken_gets_the_error_not_a_success() -> None:
+    def broken(result: list[str], refs: tuple[str, ...]) -> list[str]:
+        raise KeyError("no payload")
+
+    calls = Calls()
+    requests = [Request("k", ("r0",), calls, mine=broken), Request("k", ("r1",), calls, mine=mine)]
+    results = meet_all(Meeting(2, jobs=2), requests)
+    assert isinstance(results[0], KeyError) and results[1] == ["signed r1"]
+
+
+def test_a_request_that_waited_long_enough_goes_with_whoever_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from provenance_tasks.steps import meeting as module
+
+    monkeypatch.setattr(module, "PATIENCE_S", 0.05)
+    meeting, calls = Meeting(2, jobs=2), Calls()
+    # One image waits; the other builds for as long as it takes (it never comes here).
+    results = meet_all(meeting, [Request("k", ("r0",), calls, mine=mine)])
+    assert results == [["signed r0"]] and calls.made == [["r0"]]
+
+
+def test_a_cancelled_meeting_fails_who_waits_and_makes_no_call() -> None:
+    meeting, calls = Meeting(3, jobs=3), Calls()
+    got: list[Any] = []
+
+    def waiting() -> None:
+        with meeting.image():
+            try:
+                got.append(meeting.meet(Request("k", ("r0",), calls)))
+            except Exception as exc:
+                got.append(exc)
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+    threading.Event().wait(0.05)
+    meeting.cancel()
+    thread.join(timeout=10)
+    assert calls.made == [] and type(got[0]).__name__ == "MeetingCancelled"
+    with pytest.raises(Exception, match="cancelled"):
+        meeting.meet(Request("k", ("r1",), calls))
