@@ -2,7 +2,7 @@
 
 invoke --list
 invoke testbed.up            real services on loopback: an engine, registries, a Sigstore
-invoke build-sign-verify --context examples/hello
+invoke build-sign-verify      the example (invoke.yaml), to the test bed's localhost:5000
 
 The test bed lives in tests/testbed and never ships in the wheel: a consumer's `invoke --list`
 shows only the provenance tasks.

@@ -44,6 +44,10 @@ def up(
         raise Exit(f"testbed: {exc}", code=4) from None
     for key, value in running.environ().items():
         print(f"export {key}={value}")
+    if running.engine == "external":
+        print(f"# engine: the one that answers at {running.docker_host}")
+    else:
+        print(f"# engine: none answered, so this test bed started its own ({running.engine})")
     print(f"# plain registry {running.plain_registry}")
     if running.secure_registry:
         print(
