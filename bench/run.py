@@ -10,6 +10,8 @@ stays in key mode there: the ratio shows what keyless costs). Cases: warm (cache
 repository per run) and cold (a new 50 MB layer each run). Start-up compares `invoke --list` and
 `provenance-tasks --help` with the collection imported against a bare tasks.py. Tool processes are
 counted per run by logging shims put first on PATH, in separate runs, so timings carry no shim.
+Many images (`--images 4,16`): one run of a `provenance.images` set against as many tutorial jobs
+one after another, warm, in the contract configuration, `jobs` at its default.
 
 Writes bench/results/latest.json and bench/results/latest.md (the README shows the table).
 """

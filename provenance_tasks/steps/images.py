@@ -27,7 +27,6 @@ from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps.image_outputs import ImageOutcome
 from provenance_tasks.steps.imagelog import ImageLog
 from provenance_tasks.steps.meeting import Meeting, MeetingCancelled
-from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.run import ImageTools, Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -128,17 +127,14 @@ def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lo
 def _prepare(task: str, run: Run, outcomes: list[ImageOutcome], tools: Tools, log: RunLog
              ) -> None:  # fmt: skip
     """Before any image starts, what is the run's: every image's plan (bad input in one is
-    said once, with its name), the probes every image shares (a wrong key password is one
-    message, not one failure per image), then the login. Nothing is built, pushed or signed
-    when any of it fails."""
-    plans = []
+    said once, with its name, and nothing is built, pushed or signed), then the login. The
+    probes are each image's preflight, beside its build as for one image, made once for all
+    (Tools.once): a probe that fails them all is said once (_raise_if_failed)."""
     for o in outcomes:
         try:
-            plans.append(plan.resolve(o.run, tools, pipeline.steps_of(task, o.run)))
+            plan.resolve(o.run, tools, pipeline.steps_of(task, o.run))
         except InputError as exc:
             raise _named(o.entry.name, exc) from None
-    if plans:
-        preflight(outcomes[0].run, tools, log, plans[0])  # each probe once (Tools.once)
     if login_step.credentials(run) is not None:
         tools.private_docker_config()  # before the threads: every image's tools see it
         login_step.login(run, tools, log)  # once, for every image
@@ -230,6 +226,12 @@ def _raise_if_failed(outcomes: list[ImageOutcome]) -> None:
     skipped = [o.entry.name for o in outcomes if not o.started]
     if not failed:
         return
+    shared = {id(o.error) for o in failed}
+    if len(shared) == 1 and len(failed) == len(outcomes) and isinstance(failed[0].error,
+                                                                      InputError):  # fmt: skip
+        # One probe of the run (Tools.once: a wrong key password, no cosign) failed every
+        # image: it is the run's bad input, said once. Nothing was pushed or signed.
+        raise failed[0].error
     codes = {o.log.failure_of(o.error).exit_code for o in failed if o.error is not None}
     code = next((c for c in _EXIT_ORDER if c in codes), max(codes))
     names = ", ".join(o.entry.name for o in failed)

@@ -50,13 +50,37 @@ class Request:
     since: float = field(default_factory=time.monotonic)
 
 
+class _Slots:
+    """`jobs` slots for images at work. An image back from a meeting takes one before a new
+    image may start: else the images not yet started, always waiting, take every slot freed,
+    and those already signed wait for every build to end before they verify and publish."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._returning = 0
+        self._cv = threading.Condition()
+
+    def take(self, *, returning: bool = False) -> None:
+        with self._cv:
+            self._returning += returning
+            while self._free == 0 or (not returning and self._returning):
+                self._cv.wait()
+            self._returning -= returning
+            self._free -= 1
+
+    def give(self) -> None:
+        with self._cv:
+            self._free += 1
+            self._cv.notify_all()
+
+
 class Meeting:
     def __init__(self, images: int, jobs: int) -> None:
         self._cv = threading.Condition()
         self._alive = images  # every image is counted from the start: none fires alone
         self._waiting: list[Request] = []
         self._cancelled = False
-        self._slots = threading.Semaphore(max(1, jobs))
+        self._slots = _Slots(max(1, jobs))
         # A call fires once `jobs` requests wait (or every image still running does): a bigger
         # batch would hold the signing back until every build is done, while cosign 3 signs a
         # call's references one after another, decrypting the key for each (measured: 16 refs
@@ -66,11 +90,11 @@ class Meeting:
     @contextmanager
     def image(self) -> Iterator[None]:
         """One image's run: a slot while it works, and its leaving counted when it ends."""
-        self._slots.acquire()
+        self._slots.take()
         try:
             yield
         finally:
-            self._slots.release()
+            self._slots.give()
             self.left()
 
     def left(self) -> None:
@@ -91,7 +115,7 @@ class Meeting:
 
     def meet(self, request: Request) -> Any:
         """`request` done with every other image's that waits for the same call."""
-        self._slots.release()
+        self._slots.give()
         try:
             with self._cv:
                 if self._cancelled:
@@ -108,7 +132,7 @@ class Meeting:
                     batch = self._take_if_all_wait(patient=False)
                 self._run(batch)
         finally:
-            self._slots.acquire()
+            self._slots.take(returning=True)
         if request.error is not None:
             raise request.error
         return request.result

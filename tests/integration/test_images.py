@@ -216,3 +216,17 @@ def test_processes_of_a_set_probe_and_log_in_once(
     assert counted["docker login"] == 1
     assert counted["cosign public-key"] == 1  # the key decrypted once, for every image
     assert counted["docker buildx build"] == 3
+
+
+def test_a_wrong_key_password_is_the_runs_bad_input_said_once(
+    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str],
+) -> None:  # fmt: skip
+    key, _, password = key_pair
+    monorepo(runner, ["one", "two", "three"])
+    env = pipelines.gitlab_key_mode(runner.testbed, "cosign3", password + "-not-it")
+    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", env=env)
+    assert done.returncode == 2, done.stderr
+    assert "images failed" not in done.stderr  # the run's bad input, not three failures
+    assert done.stderr.count("provenance-tasks: ") == 1
+    for name in ("one", "two", "three"):
+        assert registry.holds_nothing(f"{env['CI_REGISTRY_IMAGE']}/{name}")
