@@ -162,5 +162,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("report", "provenance-report.json", "path of the JSON report (default: "
        "provenance-report.json)", RUNS),
     _o("dotenv", "provenance.env", "path of the dotenv for later jobs"),
+    _o("verified_dotenv", "provenance-verified.env", "where verify writes what it verified "
+       "(VERIFIED_IMAGE_REF; a set's <NAME>_VERIFIED_IMAGE_REF), for a deploy job to pin"),
     _o("log_format", "auto", "auto, console or json", LOGIN),
 )

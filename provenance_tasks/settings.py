@@ -124,6 +124,7 @@ class Settings:
     push_then_sign: bool
     report: str | None
     dotenv: str | None
+    verified_dotenv: str | None
     log_format: str
 
 

@@ -166,6 +166,13 @@ def write(run: Run, log: RunLog, task: str, outcomes: Sequence[ImageOutcome],
         return
     if s.dotenv:
         outputs.write_dotenv(run.cwd / s.dotenv, values)
+    if task == "verify" and s.verified_dotenv:
+        verified = {
+            f"{o.entry.variable.removesuffix('_IMAGE_REF')}_VERIFIED_IMAGE_REF": report.reference
+            for o in outcomes
+            if o.started and o.error is None and (report := o.log.results.verify) is not None
+        }
+        outputs.write_dotenv(run.cwd / s.verified_dotenv, verified)
     outputs.write_github_output(run, values)
     if s.report:
         path = run.cwd / s.report

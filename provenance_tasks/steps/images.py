@@ -64,6 +64,8 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
     outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
     if task in ("build", "build_sign_verify"):
         image_outputs.invalidate(set_run)  # after each image's earlier outputs were read
+    if task == "verify" and s.verified_dotenv and not s.dry_run:
+        (run.cwd / s.verified_dotenv).unlink(missing_ok=True)  # a failed verify pins nothing
     failure: dict[str, Any] | None = None
     try:
         _prepare(task, set_run, outcomes, tools, log)

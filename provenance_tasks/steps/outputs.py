@@ -124,6 +124,19 @@ def invalidate(run: Run) -> Earlier | None:
     return before
 
 
+def forget_verified(run: Run) -> None:
+    """A verify starts: what an earlier one verified is removed, so a verify that fails leaves
+    no digest for a deploy job to pin."""
+    if run.settings.verified_dotenv and not run.settings.dry_run and run.image_name is None:
+        (run.cwd / run.settings.verified_dotenv).unlink(missing_ok=True)
+
+
+def write_verified(run: Run, values: dict[str, str]) -> None:
+    """What this verify verified, by digest, for a deploy job (a set's: the run writes it)."""
+    if run.settings.verified_dotenv and not run.settings.dry_run and run.image_name is None:
+        write_dotenv(run.cwd / run.settings.verified_dotenv, values)
+
+
 def write_dotenv(path: Path, values: dict[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 

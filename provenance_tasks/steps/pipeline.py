@@ -231,6 +231,7 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
 
 
 def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
+    outputs.forget_verified(run)
     p = _prepared(run, tools, log, steps_of("verify", run))
     assert p.policy is not None
     login_step.login(run, tools, log)
@@ -245,9 +246,11 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
         image, known = p.target.at(digest), {first: digest}
         log.bind_image(image.repository, image.digest)
         log.info(f"{p.target.repository}:{first} names {digest} at the registry: verifying that")
-    return verify_step.verify(run, tools, log, p.target, image, p.policy,
-                              check_tags=p.target.tags, known_tags=known,
-                              second=p.second_policy)  # fmt: skip
+    report = verify_step.verify(run, tools, log, p.target, image, p.policy,
+                                check_tags=p.target.tags, known_tags=known,
+                                second=p.second_policy)  # fmt: skip
+    outputs.write_verified(run, {"VERIFIED_IMAGE_REF": str(image)})  # it raised unless verified
+    return report
 
 
 def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:

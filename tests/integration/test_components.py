@@ -112,6 +112,8 @@ def test_the_example_pipeline_runs_the_components_and_the_deploy_pins_the_verifi
     report = json.loads((folder / "provenance-report.json").read_text())
     ref = report["outputs"]["IMAGE_REF"]
     assert f"deploying {ref}" in deploy  # the digest the verify job verified, never a tag
+    verified = (folder / "provenance-verified.env").read_text()
+    assert verified == f"VERIFIED_IMAGE_REF={ref}\n"
     assert [t["task"] for t in report["tasks"]] == ["build-sign-verify", "verify"]
 
     # cosign itself: signed by this pipeline, the annotations its values.

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 
 
-def step_environment(inputs: Mapping[str, str]) -> dict[str, str]:
-    """The env of action.yml's step, `${{ inputs.X }}` as given, else the input's default."""
+def step_environment(inputs: Mapping[str, str], token: str) -> dict[str, str]:
+    """The env of action.yml's step, `${{ inputs.X }}` as given, else the input's default, and
+    `${{ github.token }}` the job's token."""
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     declared = action["inputs"]
     (step,) = action["runs"]["steps"]
@@ -33,53 +34,68 @@ def step_environment(inputs: Mapping[str, str]) -> dict[str, str]:
         name = match[1]
         return str(inputs.get(name, declared[name].get("default", "")))
 
-    return {key: re.sub(r"\$\{\{\s*inputs\.([a-z-]+)\s*\}\}", value, str(text))
-            for key, text in step["env"].items()}  # fmt: skip
+    rendered = {key: re.sub(r"\$\{\{\s*inputs\.([a-z-]+)\s*\}\}", value, str(text))
+                for key, text in step["env"].items()}  # fmt: skip
+    rendered = {k: v.replace("${{ github.token }}", token) for k, v in rendered.items()}
+    assert "${{" not in "".join(rendered.values()), "an expression left unrendered"
+    return rendered
 
 
 def outputs_of(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def test_the_actions_script_signs_keyless_through_the_runners_token_endpoint(
+def run_step(runner: Runner, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = runner.env(env)
+    # The tool is installed (this venv): the script uses it, never a pip install of its own.
+    full["PATH"] = f"{Path(sys.executable).parent}:{full['PATH']}"
+    return subprocess.run(["bash", str(ROOT / "github" / "run-action.sh")], cwd=runner.cwd,
+                          env=full, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def test_the_action_signs_keyless_through_the_runners_token_and_a_later_job_verifies(
     runner: Runner, registry: Registry, tmp_path: Path,
 ) -> None:  # fmt: skip
     from tests.integration.conftest import make_context
 
     make_context(runner.cwd / "app")
-    env = pipelines.github(runner.testbed)
-    endpoint = bed.TokenEndpoint(runner.sigstore, env)
+    job = pipelines.github(runner.testbed)
+    image = job.pop("INVOKE_PROVENANCE_IMAGE")
+    # The login is the job's token, as action.yml hands it on (GITHUB_TOKEN); the test bed's
+    # registry stands in for ghcr.io.
+    for name in ("INVOKE_PROVENANCE_PASSWORD_ENV", "REGISTRY_PASSWORD"):
+        job.pop(name)
+    endpoint = bed.TokenEndpoint(runner.sigstore, job)
     output = tmp_path / "github-output"
     output.touch()
+    common = {**job, **endpoint.environ, "GITHUB_OUTPUT": str(output),
+              "GITHUB_ACTION_PATH": str(ROOT), "INVOKE_PROVENANCE_COSIGN": "cosign3"}  # fmt: skip
     try:
-        env.update({
-            **endpoint.environ,
-            **step_environment({"context": "app", "image": env["INVOKE_PROVENANCE_IMAGE"],
-                                "version": "0.0.0-not-installed"}),
-            "GITHUB_OUTPUT": str(output),
-            "GITHUB_ACTION_PATH": str(ROOT),
-            "INVOKE_PROVENANCE_COSIGN": "cosign3",
-        })  # fmt: skip
-        full = runner.env(env)
-        # The tool is installed (this venv): the script uses it, never pip's copy.
-        full["PATH"] = f"{Path(sys.executable).parent}:{full['PATH']}"
-        done = subprocess.run(["bash", str(ROOT / "github" / "run-action.sh")], cwd=runner.cwd,
-                              env=full, capture_output=True, text=True, timeout=600)  # fmt: skip
+        inputs = {"context": "app", "image": image, "tags": "type=sha,type=ref"}
+        done = run_step(runner, {**common, **step_environment(inputs, runner.testbed.password)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "sigstore" in endpoint.audiences  # keyless, with the runner's token
+        found = outputs_of(output)
+        ref = found["image_ref"]
+        assert found["image"] == image and ref.startswith(f"{image}@sha256:")
+        assert found["image_published"] == f"{job['GITHUB_SHA'][:8]},main"  # the rules
+        # action.yml's outputs name what the script wrote.
+        action = yaml.safe_load((ROOT / "action.yml").read_text())
+        for name, spec in action["outputs"].items():
+            key = re.search(r"steps\.run\.outputs\.([a-z_]+)", spec["value"])
+            assert key and key[1] in found, name
+
+        # The deploy job: the action's verify of the build job's outputs, by digest.
+        later = {**common, "GITHUB_OUTPUT": str(tmp_path / "later-output")}
+        inputs = {"task": "verify", "image": found["image"], "digest": found["image_digest"]}
+        for path in runner.cwd.glob("provenance*"):
+            path.unlink()  # another job: none of the build job's files
+        done = run_step(runner, {**later, **step_environment(inputs, runner.testbed.password)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "verification: VERIFIED" in done.stderr
     finally:
         endpoint.close()
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "sigstore" in endpoint.audiences  # keyless, with the runner's token
-    found = outputs_of(output)
-    ref = found["image_ref"]
-    assert ref.startswith(f"{env['INVOKE_PROVENANCE_IMAGE']}@sha256:")
-    assert found["image_published"] == env["GITHUB_SHA"][:8]
-    identity = f"https://github.com/{env['GITHUB_WORKFLOW_REF']}"
+    identity = f"https://github.com/{job['GITHUB_WORKFLOW_REF']}"
     verified = registry.cosign_verify("cosign3", ref, "--certificate-identity", identity,
                                       "--certificate-oidc-issuer", bed.GITHUB_ISSUER)  # fmt: skip
     assert verified.returncode == 0, verified.stderr
-    # action.yml's outputs name what the tool wrote.
-    action = yaml.safe_load((ROOT / "action.yml").read_text())
-    for name, spec in action["outputs"].items():
-        key = re.search(r"steps\.run\.outputs\.([a-z_]+)", spec["value"])
-        assert key and key[1] in found, name
-

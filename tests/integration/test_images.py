@@ -115,7 +115,10 @@ def test_a_shard_builds_its_half_and_a_later_job_verifies_the_union(
     assert done.returncode == 0, done.stderr
     rows = {row["name"]: row for row in _summary_rows(done.stderr)}
     assert set(rows) == set(names) and all(r["verified"] == "yes" for r in rows.values())
+    pinned = dotenv(runner, "provenance-verified.env")  # what a deploy job pins, by digest
     verified = report(runner)["images"]
+    assert pinned == {f"{n.upper()}_VERIFIED_IMAGE_REF": verified[n]["verify"]["reference"]
+                      for n in names}  # fmt: skip
     for name in names:
         expected = verified[name]["verify"]["expected"][0]["annotations"]
         assert expected["com.gitlab.ci.job.id"] == ("701" if name in built["1"] else "702")

@@ -49,3 +49,17 @@ def test_a_task_continuing_the_run_adds_to_its_report_and_another_run_starts_its
     other = task(tmp_path, "verify", "another-run")  # same folder, commit and source, not this run
     assert [t["task"] for t in other["tasks"]] == ["verify"]
     assert other["run"]["id"] == "another-run"
+
+
+def test_what_verify_verified_is_written_and_a_new_verify_removes_it_first(tmp_path: Path) -> None:
+    from provenance_tasks.steps.outputs import forget_verified, write_verified
+
+    run = Run.start(resolve({}), environ={"HOME": str(tmp_path)}, cwd=tmp_path)
+    write_verified(run, {"VERIFIED_IMAGE_REF": "r.test/app@sha256:" + "a" * 64})
+    path = tmp_path / "provenance-verified.env"
+    assert path.read_text() == "VERIFIED_IMAGE_REF=r.test/app@sha256:" + "a" * 64 + "\n"
+    forget_verified(run)  # a verify starts: a failing one must leave nothing to pin
+    assert not path.exists()
+    dry = Run.start(resolve({}, {"dry_run": True}), environ={"HOME": str(tmp_path)}, cwd=tmp_path)
+    write_verified(dry, {"VERIFIED_IMAGE_REF": "x"})
+    assert not path.exists()
