@@ -170,6 +170,7 @@ def builds_on(engine: str, env: dict[str, str]) -> int:
     return len(history.stdout.strip().splitlines()) - 1  # less the header
 
 
+@pytest.mark.parametrize("cosign", ["cosign3"])  # the engine is what this is about, not cosign
 def test_a_build_on_another_engine_through_a_docker_context_signs_and_verifies(
     runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str], second_engine: str,
     tmp_path: Path, cosign: str,
@@ -232,4 +233,26 @@ def test_a_wrong_key_password_is_the_runs_bad_input_said_once(
     assert "images failed" not in done.stderr  # the run's bad input, not three failures
     assert done.stderr.count("provenance-tasks: ") == 1
     for name in ("one", "two", "three"):
+        assert registry.holds_nothing(f"{env['CI_REGISTRY_IMAGE']}/{name}")
+
+
+def test_fail_fast_starts_no_image_after_a_failure_and_an_images_file_is_read(
+    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str],
+) -> None:  # fmt: skip
+    key, _, password = key_pair
+    names = ["broken", "after-a", "after-b"]
+    monorepo(runner, names, broken="broken")
+    (runner.cwd / "invoke.yaml").unlink()  # the same list, as a CI template hands it on:
+    (runner.cwd / "images.yml").write_text("".join(
+        f"- name: {name}\n  context: services/{name}\n" for name in names))
+    env = {**pipelines.gitlab_key_mode(runner.testbed, "cosign3", password),
+           "INVOKE_PROVENANCE_IMAGES_FILE": "images.yml"}  # fmt: skip
+    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", "--jobs", "1",
+                      "--fail-fast", env=env)  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert "not started (--fail-fast): after-a, after-b" in done.stderr
+    rows = {row["name"]: row for row in _summary_rows(done.stderr)}
+    assert rows["broken"]["status"] == "failed"
+    assert re.search(r"after-a\s+not run", done.stderr)
+    for name in ("after-a", "after-b"):
         assert registry.holds_nothing(f"{env['CI_REGISTRY_IMAGE']}/{name}")
