@@ -12,6 +12,7 @@ service on the shell executor). Then cosign itself checks the image.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -31,15 +32,29 @@ TOOL = ROOT / "tests" / "tools" / "node_modules" / ".bin" / "gitlab-ci-local"
 PROJECT = "group/provenance-tasks"  # the git remote's path: what makes the components local
 
 
-def project(folder: Path, docker_host: str) -> str:
-    """A git repository holding the components, the example pipeline and its image; its SHA."""
-    shutil.copytree(ROOT / "templates", folder / "templates")
+def example(docker_host: str) -> dict[str, object]:
+    """The example pipeline, its build on the test bed's engine: the shell executor has no
+    docker:dind service."""
     pipeline = yaml.safe_load((ROOT / "examples" / "gitlab" / ".gitlab-ci.yml").read_text())
-    # The shell executor has no docker:dind service: the build uses the test bed's engine.
     build = next(i for i in pipeline["include"] if "/build-sign-verify@" in i["component"])
-    build["inputs"].update({"services": [], "docker_host": docker_host, "docker_tls": False})
+    build["inputs"].update(on_the_test_bed(docker_host))
+    return pipeline  # type: ignore[no-any-return]
+
+
+def on_the_test_bed(docker_host: str) -> dict[str, object]:
+    return {"services": [], "docker_host": docker_host, "docker_tls": False}
+
+
+def project(folder: Path, pipeline: dict[str, object], contexts: list[str],
+            files: dict[str, str] | None = None) -> str:  # fmt: skip
+    """A git repository holding the components, `pipeline`, its images' contexts and `files`;
+    its SHA."""
+    shutil.copytree(ROOT / "templates", folder / "templates")
     (folder / ".gitlab-ci.yml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
-    make_context(folder / "examples" / "hello")
+    for context in contexts:
+        make_context(folder / context)
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
     for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
                  [*git, "commit", "-qm", "pipeline"],
@@ -71,7 +86,7 @@ def run_pipeline(runner: Runner, folder: Path, variables: dict[str, str]
                  ) -> subprocess.CompletedProcess[str]:  # fmt: skip
     if not TOOL.exists():
         pytest.fail("gitlab-ci-local is not installed: ci/test runs npm ci in tests/tools")
-    argv = [str(TOOL), "--shell-executor-no-image", "--force-shell-executor",
+    argv = [str(TOOL), "--shell-executor-no-image", "--force-shell-executor", "--shell-isolation",
             "--home", str(folder / ".home")]  # fmt: skip (cwd: the project)
     for key, value in variables.items():
         argv += ["--variable", f"{key}={value}"]
@@ -92,7 +107,7 @@ def test_the_example_pipeline_runs_the_components_and_the_deploy_pins_the_verifi
     mode: str, cosign: str,
 ) -> None:  # fmt: skip
     folder = tmp_path / "project"
-    sha = project(folder, runner.testbed.docker_host)
+    sha = project(folder, example(runner.testbed.docker_host), ["examples/hello"])
     key, pub, password = key_pair
     extra = {"INVOKE_PROVENANCE_COSIGN": cosign}
     if mode == "key":
@@ -130,3 +145,41 @@ def test_the_example_pipeline_runs_the_components_and_the_deploy_pins_the_verifi
     assert found["com.gitlab.ci.pipeline.id"] == variables["CI_PIPELINE_ID"]
     assert found["com.gitlab.ci.job.url"] == report["outputs"]["PROVENANCE_JOB_URL"]
     assert found["tag"] == tag
+
+
+def test_the_parallel_component_shards_a_set_and_the_verify_component_verifies_it_all(
+    runner: Runner, registry: Registry, tmp_path: Path,
+) -> None:  # fmt: skip
+    folder = tmp_path / "monorepo"
+    names = ["api", "web", "worker"]
+    here = "$CI_SERVER_FQDN/$CI_PROJECT_PATH"
+    pipeline = {
+        "stages": ["build", "verify", "deploy"],
+        "include": [
+            {"component": f"{here}/build-sign-verify-parallel@$CI_COMMIT_SHA",
+             "inputs": {"images_file": "images.yml", "jobs": 2,
+                        **on_the_test_bed(runner.testbed.docker_host)}},
+            {"component": f"{here}/verify@$CI_COMMIT_SHA", "inputs": {"images_file": "images.yml"}},
+        ],
+        "deploy": {"stage": "deploy", "needs": ["provenance-verify"],
+                   "script": [f'echo "deploying {n} ${n.upper()}_VERIFIED_IMAGE_REF"'
+                              for n in names]},
+    }  # fmt: skip
+    listed = "".join(f"- name: {n}\n  context: services/{n}\n" for n in names)
+    sha = project(folder, pipeline, [f"services/{n}" for n in names], {"images.yml": listed})
+    variables = pipeline_variables(runner, sha, {"INVOKE_PROVENANCE_COSIGN": "cosign3"})
+    done = run_pipeline(runner, folder, variables)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+
+    deploy = job_log(folder, "deploy")
+    for name in names:
+        pinned = re.search(rf"deploying {name} (\S+@sha256:[0-9a-f]{{64}})", deploy)
+        assert pinned, f"{name}: no verified digest handed to the deploy job"
+        repository = f"{variables['CI_REGISTRY_IMAGE']}/{name}"
+        assert pinned[1].startswith(f"{repository}@")
+        identity = f"{variables['CI_PROJECT_URL']}//.gitlab-ci.yml@refs/heads/main"
+        payloads = registry.payloads("cosign3", pinned[1], "--certificate-identity", identity,
+                                     "--certificate-oidc-issuer", variables["CI_SERVER_URL"])
+        assert annotations_of(payloads[0])["com.gitlab.ci.commit.sha"] == sha
+    shards = [json.loads(p.read_text()) for p in sorted(folder.glob("provenance-report-*.json"))]
+    assert sorted(n for s in shards for n in s["images"]) == names  # each image once, by a shard
