@@ -19,24 +19,11 @@ import pytest
 from provenance_tasks.errors import ToolError
 from provenance_tasks.settings import resolve
 from provenance_tasks.steps.run import ImageTools, Run, Tools
+from tests.unit.gitlab_env import GITLAB_ENV, SHA
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
-GITLAB_ENV: dict[str, str] = {
-    "GITLAB_CI": "true",
-    "CI": "true",
-    "GITLAB_USER_NAME": "Jo Doe",
-    "CI_PIPELINE_ID": "1001",
-    "CI_PIPELINE_URL": "https://gitlab.example.com/group/proj/-/pipelines/1001",
-    "CI_JOB_ID": "2002",
-    "CI_JOB_URL": "https://gitlab.example.com/group/proj/-/jobs/2002",
-    "CI_COMMIT_SHA": SHA,
-    "CI_COMMIT_REF_NAME": "main",
-    "CI_PROJECT_PATH": "group/proj",
-    "CI_PROJECT_URL": "https://gitlab.example.com/group/proj",
-    "CI_PROJECT_NAME": "proj",
-    "CI_SERVER_URL": "https://gitlab.example.com",
-    "CI_REGISTRY_IMAGE": "registry.example.com/group/proj",
-}
+# No login and no job token: the tools of a run that logs in to nothing.
+NO_LOGIN = ("CI_COMMIT_SHORT_SHA", "CI_JOB_TOKEN", "CI_REGISTRY", "CI_REGISTRY_USER")
+GITLAB_ENV = {k: v for k, v in GITLAB_ENV.items() if k not in NO_LOGIN}
 TITLE = "org.opencontainers.image.title"
 
 

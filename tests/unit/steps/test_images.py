@@ -27,28 +27,8 @@ from provenance_tasks.steps.imagelog import ImageLog
 from provenance_tasks.steps.images import ImagesFailed, chosen
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
+from tests.unit.gitlab_env import GITLAB_ENV
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
-GITLAB_ENV: dict[str, str] = {
-    "GITLAB_CI": "true",
-    "CI": "true",
-    "GITLAB_USER_NAME": "Jo Doe",
-    "CI_PIPELINE_ID": "1001",
-    "CI_PIPELINE_URL": "https://gitlab.example.com/group/proj/-/pipelines/1001",
-    "CI_JOB_ID": "2002",
-    "CI_JOB_URL": "https://gitlab.example.com/group/proj/-/jobs/2002",
-    "CI_COMMIT_SHA": SHA,
-    "CI_COMMIT_SHORT_SHA": SHA[:8],
-    "CI_COMMIT_REF_NAME": "main",
-    "CI_PROJECT_PATH": "group/proj",
-    "CI_PROJECT_URL": "https://gitlab.example.com/group/proj",
-    "CI_PROJECT_NAME": "proj",
-    "CI_SERVER_URL": "https://gitlab.example.com",
-    "CI_REGISTRY": "registry.example.com",
-    "CI_REGISTRY_IMAGE": "registry.example.com/group/proj",
-    "CI_REGISTRY_USER": "gitlab-ci-token",
-    "CI_JOB_TOKEN": "glcbt-64_JOBTOKENxyzzy",
-}
 SET = [{"name": n} for n in ("web", "api", "worker", "docs")]
 
 
