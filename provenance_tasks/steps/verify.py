@@ -270,11 +270,12 @@ def cosign_verify(
 
 
 def _payloads_of(payloads: list[dict[str, Any]], refs: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The payloads of one call that are of `refs`' digests (a group's call holds others')."""
+    """The payloads of one call that are of `refs`' digests (a group's call holds others'); a
+    same digest in another repository is left to check(), which keeps this repository's."""
     digests = {ref.rpartition("@")[2] for ref in refs}
     return [p for p in payloads
             if ((p.get("critical") or {}).get("image") or {}).get("docker-manifest-digest")
-            in digests]  # fmt: skip  (check() then keeps only this repository's)
+            in digests]  # fmt: skip
 
 
 def _verify(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: VerificationPolicy,
