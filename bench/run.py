@@ -39,6 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 COUNTED = ("docker", "cosign", "crane", "git")
 
 sys.path.insert(0, str(ROOT))
+from provenance_tasks.adapters.docker import find_buildx  # noqa: E402
 from tests.integration import pipelines  # noqa: E402
 from tests.integration.conftest import make_context, make_key_pair  # noqa: E402
 from tests.integration.test_process_counts import kinds  # noqa: E402
@@ -105,7 +106,22 @@ def shims(folder: Path, log: Path) -> Path:
         shim = folder / tool
         shim.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexec "{real}" "$@"\n')
         shim.chmod(0o755)
+    # provenance-tasks runs the buildx plugin itself, found first in the user's config folder.
+    users = folder / "users-docker"
+    (users / "cli-plugins").mkdir(parents=True, exist_ok=True)
+    real = find_buildx([])
+    if real:
+        shim = users / "cli-plugins" / "docker-buildx"
+        shim.write_text(f'#!/bin/sh\necho "docker buildx $*" >> "{log}"\nexec "{real}" "$@"\n')
+        shim.chmod(0o755)
     return folder
+
+
+def shimmed(env: dict[str, str], folder: Path, log: Path) -> dict[str, str]:
+    """`env` with the logging shims first on PATH and the user's config holding buildx's."""
+    shim_folder = shims(folder, log)
+    return {**env, "PATH": f"{shim_folder}:{env['PATH']}",
+            "DOCKER_CONFIG": str(shim_folder / "users-docker")}  # fmt: skip
 
 
 class Bench:
@@ -206,8 +222,7 @@ class Bench:
                 if run:
                     getattr(result, side).append(sample)
         log = self.work / f"shim-{uuid.uuid4().hex[:6]}.log"
-        env = self.job_env(contexts[0], "contract")
-        env["PATH"] = f"{shims(self.work / 'shims', log)}:{env['PATH']}"
+        env = shimmed(self.job_env(contexts[0], "contract"), self.work / "shims", log)
         timed(ours, env, cwd=folder)
         result.processes = {"ours": dict(kinds(log)) if log.exists() else {}, "shell": {}}
         return result
@@ -222,9 +237,7 @@ class Bench:
 
     def count(self, argv: list[str], case: str, config: str) -> dict[str, int]:
         log = self.work / f"shim-{uuid.uuid4().hex[:6]}.log"
-        folder = shims(self.work / "shims", log)
-        env = self.job_env(self.context(case), config)
-        env["PATH"] = f"{folder}:{env['PATH']}"
+        env = shimmed(self.job_env(self.context(case), config), self.work / "shims", log)
         timed(argv, env, cwd=self.work)
         return dict(kinds(log)) if log.exists() else {}
 

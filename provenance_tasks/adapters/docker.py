@@ -57,8 +57,12 @@ class Docker:
         context: str | None = None,
         dry_run: bool = False,
         cancel: threading.Event | None = None,
+        buildx: str | None = None,
     ) -> None:
         self.redactor = redactor
+        # The buildx plugin's own binary (find_buildx), run as docker would run it but without
+        # the docker CLI in front: None runs `docker buildx`.
+        self.buildx = buildx
         self.config_dir = config_dir
         self.host = host
         self.context = context  # a docker context (another engine); it beats DOCKER_HOST
@@ -109,7 +113,7 @@ class Docker:
 
     def build_argv(self, request: BuildRequest) -> list[str]:
         """`docker buildx build`, one flag per setting, the context last (as buildx reads it)."""
-        argv = [*self._docker_argv(), "buildx", "build", "--progress", "plain"]
+        argv = [*self._buildx_argv(), "build", "--progress", "plain"]
         for tag in request.tags:
             argv += ["--tag", tag]
         for name, value in request.build_args.items():
@@ -156,7 +160,7 @@ class Docker:
             return registry.manifest_digest(reference, config_dir=self.config_dir)
         except registry.UseTheTool:
             pass
-        argv = [*self._docker_argv(), "buildx", "imagetools", "inspect", reference]
+        argv = [*self._buildx_argv(), "imagetools", "inspect", reference]
         completed = run(
             [*argv, "--format", "{{json .Manifest}}"], redactor=self.redactor, env=self._env()
         )
@@ -175,7 +179,7 @@ class Docker:
             return registry.read_manifest(reference, config_dir=self.config_dir)
         except registry.UseTheTool:
             pass
-        argv = [*self._docker_argv(), "buildx", "imagetools", "inspect", "--raw", reference]
+        argv = [*self._buildx_argv(), "imagetools", "inspect", "--raw", reference]
         data = run(argv, redactor=self.redactor, env=self._env()).stdout.encode()
         try:
             media_type = str(json.loads(data).get("mediaType") or "")
@@ -187,7 +191,7 @@ class Docker:
         """Put the manifest at `source` (REPO@DIGEST) under `tag`, server side, as it is:
         --prefer-index=false, since by default imagetools wraps a single manifest in a new index,
         a new digest that nobody signed. (The HTTP copy of registry_push is used first.)"""
-        argv = [*self._docker_argv(), "buildx", "imagetools", "create", "--prefer-index=false",
+        argv = [*self._buildx_argv(), "imagetools", "create", "--prefer-index=false",
                 "--tag", tag, source]  # fmt: skip
         run(argv, redactor=self.redactor, env=self._env())
 
@@ -196,7 +200,7 @@ class Docker:
         the build itself tells that buildx is missing (_missing_buildx_or_builder)."""
         from provenance_tasks.errors import InputError, last_lines
 
-        argv = [*self._docker_argv(), "buildx", "inspect", builder]
+        argv = [*self._buildx_argv(), "inspect", builder]
         done = run(argv, redactor=self.redactor, env=self._env(), check=False)
         if done.returncode != 0:
             raise InputError(
@@ -204,20 +208,70 @@ class Docker:
                 hint="see `docker buildx ls` for the builders, or drop --builder",
             )
 
+    def shown_environ(self) -> dict[str, str]:
+        """What a dry run prints in front of a buildx line, so that the pasted line reaches the
+        same engine with the same config: the plugin run directly reads its config folder from
+        DOCKER_CONFIG, where `docker --config` would say it in the argv."""
+        env = self.environ()
+        if not self.buildx:
+            env.pop("DOCKER_CONFIG", None)  # `docker --config` says it in the argv
+        return env
+
     def _docker_argv(self) -> list[str]:
         argv = ["docker"]
         if self.config_dir is not None:
             argv += ["--config", str(self.config_dir)]
         return argv
 
+    def _buildx_argv(self) -> list[str]:
+        return [self.buildx] if self.buildx else [*self._docker_argv(), "buildx"]
+
     def _env(self) -> dict[str, str]:
         env = {**os.environ, **({"DOCKER_HOST": self.host} if self.host else {})}
+        if self.config_dir is not None:
+            env["DOCKER_CONFIG"] = str(self.config_dir)  # buildx run directly reads it here
         if self.context is not None:
             env["DOCKER_CONTEXT"] = self.context
             # The context asked for names its engine: a DOCKER_HOST from the job's environment
             # would win over it, and build elsewhere without a word.
             env.pop("DOCKER_HOST", None)
         return env
+
+
+#: Where docker looks for its plugins on Linux once the config folder's own and the config's
+#: cliPluginsExtraDirs are searched (docker/cli's cli-plugins/manager).
+SYSTEM_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+
+def find_buildx(config_folders: Sequence[Path]) -> str | None:
+    """The buildx plugin where docker would find it for the user: each config folder's
+    cli-plugins (the run's own, then the user's DOCKER_CONFIG or ~/.docker) and the folders its
+    config.json lists in cliPluginsExtraDirs, then the system's folders. None: not found, and
+    `docker buildx` says what is missing.
+
+    Run directly, buildx skips the docker CLI in front of it and the metadata call that docker
+    makes to the plugin first: 0.04 CPU-s a call instead of 0.11 (measured on `version`), paid
+    by every image's build. It also finds a plugin in the user's own cli-plugins, which docker
+    pointed at the run's private config folder would not.
+    """
+    folders: list[str] = []
+    for config in config_folders:
+        folders.append(str(config / "cli-plugins"))
+        try:
+            extra = json.loads((config / "config.json").read_text()).get("cliPluginsExtraDirs")
+            folders += [str(d) for d in extra or []]
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+    for folder in (*folders, *SYSTEM_PLUGIN_DIRS):
+        candidate = Path(folder) / "docker-buildx"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 def _missing_buildx_or_builder(failed: CommandFailed, builder: str | None) -> None:

@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -220,14 +221,24 @@ def _basic(login: tuple[str, str] | None) -> str | None:
     return "Basic " + base64.b64encode(":".join(login).encode()).decode() if login else None
 
 
+_MADE_ONCE = threading.Lock()
+
+
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """One TLS context per process: loading the CA bundle is the slow part of a request."""
     return ssl.create_default_context()  # honours SSL_CERT_FILE, as docker's tools do
 
 
-@functools.cache
 def _opener(loopback: bool) -> urllib.request.OpenerDirector:
+    # functools.cache alone lets the images of a set, starting together, each load the CA
+    # bundle (20-30 ms of CPU each): the first one makes it, the others wait for it.
+    with _MADE_ONCE:
+        return _made_opener(loopback)
+
+
+@functools.cache
+def _made_opener(loopback: bool) -> urllib.request.OpenerDirector:
     handlers: list[urllib.request.BaseHandler] = [
         _SameOrigin(),
         urllib.request.HTTPSHandler(context=_tls()),

@@ -129,7 +129,7 @@ def build_local(
             record.detail = {"layout": False}
             return LocalBuild(None, None, facts)  # push() builds again, to a staging tag
         if run.settings.dry_run:
-            log.info("dry-run", command=render(argv, run.redactor))
+            log.info("dry-run", command=render(argv, run.redactor, tools.docker.shown_environ()))
             return LocalBuild(build_request.layout, DRY_RUN_DIGEST, facts)
         digest, media_type = read_metadata(folder / "metadata.json")
         record.detail = {"digest": digest}
@@ -233,7 +233,7 @@ def _push_with_buildx(
     build_request = request(run, target, inputs, facts, folder, tags)
     argv = _buildx(tools, log, build_request, f"push to {target.repository}")
     if run.settings.dry_run:
-        log.info("dry-run", command=render(argv, run.redactor))
+        log.info("dry-run", command=render(argv, run.redactor, tools.docker.shown_environ()))
         return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags, staging_tag=staging)
     digest, media_type = read_metadata(folder / "metadata.json")
     _check_created(tools, log, target.repository, folder / "metadata.json", facts)

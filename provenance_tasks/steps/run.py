@@ -126,10 +126,12 @@ class Tools:
 
     @cached_property
     def docker(self) -> Docker:
-        from provenance_tasks.adapters.docker import Docker
+        from provenance_tasks.adapters.docker import Docker, find_buildx
 
         s = self.run.settings
+        folders = [Path(s.docker_config)] if s.docker_config else []
         return Docker(
+            buildx=find_buildx([*folders, self._users_docker_config()]),
             redactor=self.run.redactor,
             config_dir=self._docker_config,
             host=s.docker_host,
@@ -237,7 +239,7 @@ class Tools:
         the local one without a word."""
         import json
 
-        users = Path(self.run.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+        users = self._users_docker_config()
         for name in ("buildx", "contexts"):
             if (users / name).is_dir():
                 (folder / name).symlink_to(users / name)
@@ -247,6 +249,9 @@ class Tools:
             current = None
         if current and current != "default":
             (folder / "config.json").write_text(json.dumps({"currentContext": current}))
+
+    def _users_docker_config(self) -> Path:
+        return Path(self.run.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
 
     @property
     def docker_config(self) -> Path | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from provenance_tasks.adapters.docker import find_buildx
 from tests.integration import pipelines
 from tests.integration.conftest import Runner, make_context
 
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 def shimmed(runner: Runner, folder: Path) -> tuple[dict[str, str], Path]:
-    """PATH with a logging shim in front of each tool; returns the env and the log."""
+    """PATH with a logging shim in front of each tool, and the buildx plugin's own shim where
+    provenance-tasks looks for it first (the user's config folder's cli-plugins: it runs the
+    plugin directly, not through `docker`); returns the env and the log."""
     log = folder / "processes.log"
     shims = folder / "shims"
     shims.mkdir(parents=True)
@@ -31,7 +34,14 @@ def shimmed(runner: Runner, folder: Path) -> tuple[dict[str, str], Path]:
         # One line per process: the tool, then its argv without option values that vary.
         shim.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexec "{real}" "$@"\n')
         shim.chmod(0o755)
-    return {"PATH": f"{shims}:{path}"}, log
+    users = folder / "users-docker"
+    (users / "cli-plugins").mkdir(parents=True)
+    real = find_buildx([])
+    assert real, "the buildx plugin"
+    shim = users / "cli-plugins" / "docker-buildx"
+    shim.write_text(f'#!/bin/sh\necho "docker buildx $*" >> "{log}"\nexec "{real}" "$@"\n')
+    shim.chmod(0o755)
+    return {"PATH": f"{shims}:{path}", "DOCKER_CONFIG": str(users)}, log
 
 
 def kinds(log: Path) -> Counter[str]:

@@ -3,11 +3,13 @@ runs), and how a failed build's words become bad input where buildx or a builder
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
 import pytest
 
+from provenance_tasks.adapters import docker as docker_adapter
 from provenance_tasks.adapters.docker import BuildRequest, Docker
 from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.redaction import MASK, Redactor
@@ -210,3 +212,72 @@ def test_a_copy_is_a_carbon_copy_never_a_new_index(
         "buildx", "imagetools", "create", "--prefer-index=false", "--tag", "r.test/app:v1",
         "r.test/app@sha256:" + "a" * 64,
     ]  # fmt: skip
+
+
+def plugin(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    binary = folder / "docker-buildx"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    return binary
+
+
+def test_buildx_is_found_first_in_the_users_own_cli_plugins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker_adapter, "SYSTEM_PLUGIN_DIRS", (str(tmp_path / "system"),))
+    system = plugin(tmp_path / "system")
+    assert docker_adapter.find_buildx([tmp_path / "user"]) == str(system)
+    extra = plugin(tmp_path / "extra")
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "config.json").write_text(
+        json.dumps({"cliPluginsExtraDirs": [str(tmp_path / "extra")]})
+    )
+    assert docker_adapter.find_buildx([tmp_path / "user"]) == str(extra)
+    own = plugin(tmp_path / "user" / "cli-plugins")
+    assert docker_adapter.find_buildx([tmp_path / "run", tmp_path / "user"]) == str(own)
+    run_own = plugin(tmp_path / "run" / "cli-plugins")
+    assert docker_adapter.find_buildx([tmp_path / "run", tmp_path / "user"]) == str(run_own)
+
+
+def test_no_buildx_plugin_found_leaves_it_to_docker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker_adapter, "SYSTEM_PLUGIN_DIRS", (str(tmp_path / "system"),))
+    (tmp_path / "system").mkdir()
+    (tmp_path / "system" / "docker-buildx").write_text("not executable")
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "config.json").write_text("{not json")
+    assert docker_adapter.find_buildx([tmp_path / "user"]) is None
+    argv = Docker(redactor=Redactor(), config_dir=tmp_path / "cfg").build_argv(request(tmp_path))
+    assert argv[:5] == ["docker", "--config", str(tmp_path / "cfg"), "buildx", "build"]
+
+
+def test_the_plugin_run_directly_reads_the_runs_config_from_its_environment(
+    tmp_path: Path,
+) -> None:
+    buildx = str(plugin(tmp_path / "plugins"))
+    client = Docker(redactor=Redactor(), config_dir=tmp_path / "cfg", buildx=buildx,
+                    host="unix:///run/other.sock")  # fmt: skip
+    argv = client.build_argv(request(tmp_path))
+    assert argv[:2] == [buildx, "build"] and "--config" not in argv
+    assert client._env()["DOCKER_CONFIG"] == str(tmp_path / "cfg")
+    # What a dry run prints in front of the line, so that the pasted line finds the same
+    # config and engine; `docker --config` says the folder in its argv instead.
+    shown = {"DOCKER_CONFIG": str(tmp_path / "cfg"), "DOCKER_HOST": "unix:///run/other.sock"}
+    assert client.shown_environ() == shown
+    through_docker = Docker(redactor=Redactor(), config_dir=tmp_path / "cfg")
+    assert through_docker.shown_environ() == {}
+
+
+def test_the_plugin_run_directly_does_imagetools_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "argv"
+    buildx = plugin(tmp_path / "plugins")
+    buildx.write_text(f'#!/bin/sh\necho "$DOCKER_CONFIG $@" > {log}\n')
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))  # no docker CLI at all
+    Docker(redactor=Redactor(), config_dir=tmp_path / "cfg", buildx=str(buildx)).copy_image(
+        "r.test/app@sha256:" + "a" * 64, "r.test/app:v1"
+    )
+    assert log.read_text().split()[:3] == [str(tmp_path / "cfg"), "imagetools", "create"]
