@@ -299,6 +299,16 @@ def markdown(results: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compile_package() -> None:
+    """The package's byte-code, as `pip install` writes it for an installed copy. The bench runs
+    the editable install of this work tree, and under PYTHONDONTWRITEBYTECODE (set on our CI
+    machines) Python would compile every module again on each run: 0.05-0.08 s of CPU before
+    the first tool starts, which no installed copy pays."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "provenance_tasks"), quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -311,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (SHARED / "tutorial_job.sh").exists():
         raise SystemExit(f"bench: no {SHARED / 'tutorial_job.sh'} (set PROVENANCE_SHARED)")
+    compile_package()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     configs = args.configs.split(",")
     testbed = bed.up(work / "bed", engine=args.engine)

@@ -151,6 +151,8 @@ OPTIONS: tuple[Option, ...] = (
        "report or the dotenv (<NAME>_IMAGE_REF)", S, V, "publish", "attest",
        "verify-attestation"),
     _o("jobs", 0, "images worked on at once (default: the CPU count)", RUNS),
+    _o("bake", True, "build each image of a set in its own buildx call, at most jobs at a "
+       "time (default: all in one buildx bake)", BUILDS, flag="no_bake"),
     _o("fail_fast", False, "start no new image after one failed (default: run every image)",
        RUNS),
     _o("shard", None, "I/N: work on share I of N of the images, decided by name (default: "

@@ -109,6 +109,7 @@ class Settings:
     only: tuple[str, ...]
     image_name: str | None
     jobs: int
+    bake: bool
     fail_fast: bool
     shard: str | None
     cosign: str

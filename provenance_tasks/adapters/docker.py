@@ -111,6 +111,11 @@ class Docker:
             raise
         return self.redactor.redact_argv(argv)
 
+    def run_buildx(self, args: Sequence[str], *, on_line: LineSink | None = None) -> None:
+        """buildx with `args` (a bake: adapters/bake.py), as a build runs: cancellable."""
+        run([*self._buildx_argv(), *args], redactor=self.redactor, env=self._env(),
+            on_line=on_line, cancel=self.cancel)  # fmt: skip
+
     def build_argv(self, request: BuildRequest) -> list[str]:
         """`docker buildx build`, one flag per setting, the context last (as buildx reads it)."""
         argv = [*self._buildx_argv(), "build", "--progress", "plain"]

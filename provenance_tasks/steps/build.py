@@ -38,7 +38,7 @@ from provenance_tasks.steps.runlog import RunLog
 
 DRY_RUN_DIGEST = "sha256:" + "0" * 64
 # buildx's words when the builder can't write an OCI layout (docker driver, classic image store).
-_NO_OCI_EXPORTER = "OCI exporter is not supported"
+NO_OCI_EXPORTER = "OCI exporter is not supported"
 
 
 @dataclass(frozen=True)
@@ -114,10 +114,15 @@ def build_local(
             ("git status", str(root)), lambda: work_tree_status(root)))  # once for every image
         _say(run, log, facts)
         build_request = request(run, target, inputs, facts, folder)
+        baked = _baked(run, tools)
+        if baked is not None:
+            digest, media_type = read_metadata(baked)
+            record.detail = {"digest": digest, "baked": True}
+            return LocalBuild(build_request.layout, digest, facts, media_type)
         try:
             argv = _buildx(tools, log, build_request, f"build {target.repository}")
         except CommandFailed as exc:
-            if _NO_OCI_EXPORTER not in exc.stderr:
+            if NO_OCI_EXPORTER not in exc.stderr:
                 raise
             if inputs.reproducible:
                 raise InputError(
@@ -134,6 +139,13 @@ def build_local(
         digest, media_type = read_metadata(folder / "metadata.json")
         record.detail = {"digest": digest}
     return LocalBuild(build_request.layout, digest, facts, media_type)
+
+
+def _baked(run: Run, tools: Tools) -> Path | None:
+    """The metadata of this image's build in the set's bake (steps/set_build.py), or None."""
+    if tools.set_build is None or run.image_name is None:
+        return None
+    return tools.set_build.result(run.image_name, tools.cancelled)
 
 
 def _say(run: Run, log: RunLog, facts: SourceFacts) -> None:

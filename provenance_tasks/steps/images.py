@@ -29,6 +29,7 @@ from provenance_tasks.steps.imagelog import ImageLog
 from provenance_tasks.steps.meeting import Meeting, MeetingCancelled
 from provenance_tasks.steps.run import ImageTools, Run, Tools
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.set_build import SetBuild
 
 #: Which exit code a run of many ends with when its images failed in different ways: a
 #: signature that fails the policy first (it must never be missed), then bad input, then tools.
@@ -68,13 +69,18 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
         (run.cwd / s.verified_dotenv).unlink(missing_ok=True)  # a failed verify pins nothing
     failure: dict[str, Any] | None = None
     try:
-        _prepare(task, set_run, outcomes, tools, log)
+        plans = _prepare(task, set_run, outcomes, tools, log)
+        if task in ("build", "build_sign_verify"):
+            tools.set_build = SetBuild.start(tools, ImageLog(log, "bake", printing), [
+                (o.entry.name, o.run, plans[o.entry.name]) for o in outcomes])  # fmt: skip
         _run_all(task, outcomes, tools, log, jobs=s.jobs or os.cpu_count() or 1)
     except BaseException as exc:  # bad input for all, a cancelled job: in the report too
         ended = log.failure_of(exc)
         failure = {"message": ended.message, "exit_code": ended.exit_code, "hint": ended.hint}
         raise
     finally:
+        if tools.set_build is not None:
+            tools.set_build.stop()
         log.images = tuple(_row(o) for o in outcomes)
         try:
             image_outputs.write(set_run, log, task.replace("_", "-"), outcomes, shard, failure)
@@ -127,19 +133,21 @@ def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lo
 
 
 def _prepare(task: str, run: Run, outcomes: list[ImageOutcome], tools: Tools, log: RunLog
-             ) -> None:  # fmt: skip
+             ) -> dict[str, plan.Plan]:  # fmt: skip
     """Before any image starts, what is the run's: every image's plan (bad input in one is
     said once, with its name, and nothing is built, pushed or signed), then the login. The
     probes are each image's preflight, beside its build as for one image, made once for all
     (Tools.once): a probe that fails them all is said once (_raise_if_failed)."""
+    plans = {}
     for o in outcomes:
         try:
-            plan.resolve(o.run, tools, pipeline.steps_of(task, o.run))
+            plans[o.entry.name] = plan.resolve(o.run, tools, pipeline.steps_of(task, o.run))
         except InputError as exc:
             raise _named(o.entry.name, exc) from None
     if login_step.credentials(run) is not None:
         tools.private_docker_config()  # before the threads: every image's tools see it
         login_step.login(run, tools, log)  # once, for every image
+    return plans
 
 
 def _named(name: str, error: InputError) -> InputError:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from provenance_tasks.sigstore import SigstoreInstance
     from provenance_tasks.steps.meeting import Meeting
     from provenance_tasks.steps.outputs import Earlier
+    from provenance_tasks.steps.set_build import SetBuild
 
 T = TypeVar("T")
 
@@ -107,6 +108,7 @@ class Tools:
         self._once: dict[tuple[str, ...], _Once] = {}
         # A set of images (steps/images.py): where their cosign calls meet, to be made once.
         self.meeting: Meeting | None = None
+        self.set_build: SetBuild | None = None  # the set's builds in one bake, if baked
 
     def once(self, key: tuple[str, ...], work: Callable[[], T]) -> T:
         """`work()` once per run for `key` (a probe, a login): every later caller, in any
@@ -286,6 +288,7 @@ class ImageTools(Tools):
         self._docker_config = shared.docker_config  # made before the images start
         self.indexes = shared.indexes
         self.meeting = shared.meeting
+        self.set_build = shared.set_build
 
     @property
     def cosign(self) -> Cosign:
@@ -312,10 +315,7 @@ class ImageTools(Tools):
     def private_folder(self) -> Path:
         """The image's own folder in the run's: its build's OCI layout and metadata, its
         statements and key files never meet another image's."""
-        with self.shared._lock:
-            folder = self.shared.private_folder() / "images" / (self.run.image_name or "image")
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return folder
+        return image_folder(self.shared, self.run.image_name or "image")
 
     def private_docker_config(self) -> Path:
         with self.shared._lock:  # made by the run before the images start: handed back
@@ -327,3 +327,11 @@ class ImageTools(Tools):
 
     def close(self) -> None:
         """Nothing of its own to remove: the run's tools close what they made."""
+
+
+def image_folder(shared: Tools, name: str) -> Path:
+    """The private folder of the set's image `name` (0700), in the run's."""
+    with shared._lock:
+        folder = shared.private_folder() / "images" / name
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder

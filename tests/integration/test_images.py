@@ -57,6 +57,12 @@ def test_a_broken_image_is_named_and_never_hides_the_good_ones(
     assert done.returncode == 4, done.stderr
     assert "1 of 4 images failed: broken" in done.stderr
     assert re.search(r"broken\s+failed", done.stderr)
+    # The set's one bake fails with the broken Dockerfile: said once, and each image then
+    # builds on its own, so the failure is the broken image's alone. The classic engine's
+    # builder writes no OCI layout at all: said so, and each image builds to a staging tag.
+    said = ("this builder writes no OCI layout" if runner.testbed.engine == "classic"
+            else "the set's buildx bake failed")  # fmt: skip
+    assert done.stderr.count(said) == 1
 
     found, values = report(runner), dotenv(runner)
     assert found["status"] == "failed" and found["failure"] == {"images": ["broken"]}
@@ -219,7 +225,17 @@ def test_processes_of_a_set_probe_and_log_in_once(
     counted = kinds(log)
     assert counted["docker login"] == 1
     assert counted["cosign public-key"] == 1  # the key decrypted once, for every image
-    assert counted["docker buildx build"] == 3
+    assert counted["docker buildx bake"] == 1  # every image's build in one bake
+    assert counted["docker buildx build"] == 0
+
+    # --no-bake: a build per image, and nothing else changes.
+    log.unlink()
+    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", "--no-bake",
+                      env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    counted = kinds(log)
+    assert (counted["docker buildx bake"], counted["docker buildx build"]) == (0, 3)
+    assert counted["cosign public-key"] == 1
 
 
 def test_a_wrong_key_password_is_the_runs_bad_input_said_once(

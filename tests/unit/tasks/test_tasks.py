@@ -20,7 +20,7 @@ from provenance_tasks.tasks import (
 LOGIN = {"registry", "username", "password_env", "password_stdin", "docker_config", "log_format"}
 BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "target",
          "builder", "pull", "cache_from", "cache_to", "report", "label", "reproducible",
-         "require_clean", "oci_annotation"}  # fmt: skip
+         "require_clean", "oci_annotation", "no_bake"}  # fmt: skip
 SIGNING = {"image", "tag", "annotation", "mode", "key", "certificate_chain", "no_tlog", "report"}
 SET = {"only", "jobs", "fail_fast", "shard"}  # the images of provenance.images
 NAMED = SET | {"image_name"}  # a task on one image's outputs names it
