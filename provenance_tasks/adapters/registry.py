@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from provenance_tasks.adapters import keepalive
 from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
 
@@ -230,6 +231,15 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()  # honours SSL_CERT_FILE, as docker's tools do
 
 
+# Kept-alive connections for every request of the run that no proxy takes (adapters/keepalive).
+_POOL = keepalive.Pool(lambda: _opener_tls())
+
+
+def _opener_tls() -> ssl.SSLContext:
+    with _MADE_ONCE:
+        return _tls()
+
+
 def _opener(loopback: bool) -> urllib.request.OpenerDirector:
     # functools.cache alone lets the images of a set, starting together, each load the CA
     # bundle (20-30 ms of CPU each): the first one makes it, the others wait for it.
@@ -265,28 +275,44 @@ def _request(
     sent = {"Accept": ACCEPT, "User-Agent": "provenance-tasks", **(headers or {})}
     if authorization:
         sent["Authorization"] = authorization
-    request = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
-    host = urllib.parse.urlsplit(url).netloc
-    loopback = bool(_LOOPBACK.match(host))
+    parts = urllib.parse.urlsplit(url)
+    loopback = bool(_LOOPBACK.match(parts.netloc))
     try:
+        if not _proxied(parts, loopback):
+            return _POOL.send(method, url, sent, timeout, body)  # type: ignore[return-value]
+        request = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
         answer: http.client.HTTPResponse = _opener(loopback).open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         return exc  # type: ignore[return-value]  # an HTTPError is the error answer itself
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        cause = getattr(exc, "reason", exc)
+        cause = _cause(exc)
         # A plain-HTTP server's answer to a TLS hello, not a certificate that fails to verify.
         plain = (
             isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError)
         ) or isinstance(exc, http.client.BadStatusLine)
         if loopback and url.startswith("https:") and plain:
-            raise PlainHTTP(host) from None
+            raise PlainHTTP(parts.netloc) from None
         raise _failed(method, url, None, _why(exc)) from None
     return answer
 
 
+def _proxied(parts: urllib.parse.SplitResult, loopback: bool) -> bool:
+    """A proxy from the environment (HTTPS_PROXY, NO_PROXY) takes this request: urllib's way.
+    Loopback never goes through one, as with Go's clients."""
+    if loopback or not urllib.request.getproxies().get(parts.scheme):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """What failed: urllib wraps it in a URLError (an ssl.SSLError's own `reason` is a word)."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return reason if isinstance(reason, BaseException) else exc
+
+
 def _why(exc: BaseException) -> str:
     """The failure in the words the retry classifier knows from docker and cosign."""
-    cause = getattr(exc, "reason", exc)
+    cause = _cause(exc)
     if isinstance(cause, ConnectionRefusedError):
         return "connection refused"
     if isinstance(cause, ConnectionResetError | BrokenPipeError):

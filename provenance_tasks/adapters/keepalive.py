@@ -1,0 +1,174 @@
+"""HTTP requests to a registry over kept-alive connections, shared by the run's threads.
+
+urllib opens a new connection, and a new TLS handshake, for every request, and closes it after:
+one image's push, publish and tag audit are a dozen requests, and a set's images multiply them,
+each handshake paid on both sides (the registry's CPU is the run's too, on a CI machine). Here a
+connection that the registry keeps open goes back to a pool per scheme and host, and the next
+request (of any thread) takes it.
+
+Each answer is read whole before it is handed back (registry answers here are small: manifests,
+configs, error bodies; layers go up, never down), so the connection is free at once. A kept
+connection that the registry has closed meanwhile fails before any answer: the request is sent
+once more on a new one, when its body can be sent again. Redirects are followed only to the same
+scheme and host, and only for GET and HEAD (registry.py's rule); a redirect elsewhere raises
+UseTheTool. Requests through a proxy stay with urllib (registry.py): it knows the proxy's ways.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+import urllib.parse
+from collections.abc import Callable, Mapping
+from email.message import Message
+from typing import BinaryIO
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 10
+_IDLE_PER_HOST = 8
+
+
+class Answer:
+    """A registry's answer, read whole: what callers use of http.client.HTTPResponse."""
+
+    def __init__(self, status: int, reason: str, headers: Message, data: bytes) -> None:
+        self.status, self.reason, self.headers = status, reason, headers
+        self._data, self._at = data, 0
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+    def read(self, amt: int | None = None) -> bytes:
+        end = len(self._data) if amt is None or amt < 0 else self._at + amt
+        chunk, self._at = self._data[self._at : end], min(end, len(self._data))
+        return chunk
+
+    def close(self) -> None:
+        self._at = len(self._data)
+
+    def __enter__(self) -> Answer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class Pool:
+    def __init__(self, tls: Callable[[], ssl.SSLContext]) -> None:
+        self._tls = tls
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        body: bytes | BinaryIO | None = None,
+    ) -> Answer:
+        """`method` on `url`; an HTTP error status is the answer, not raised. Raises what
+        http.client and ssl raise (registry.py says it in the tools' words), and UseTheTool
+        (from `redirected`) for a redirect to another host."""
+        for _ in range(_MAX_REDIRECTS):
+            answer = self._once(method, url, headers, timeout, body)
+            location = answer.getheader("Location")
+            if answer.status not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
+                return answer
+            url = self.redirected(url, urllib.parse.urljoin(url, location))
+        return answer
+
+    @staticmethod
+    def redirected(old: str, new: str) -> str:
+        from provenance_tasks.adapters.registry import UseTheTool
+
+        before, after = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
+        if (before.scheme, before.netloc) != (after.scheme, after.netloc):
+            raise UseTheTool(f"redirected to {after.scheme}://{after.netloc}")
+        return new
+
+    def _once(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        body: bytes | BinaryIO | None,
+    ) -> Answer:
+        parts = urllib.parse.urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+        replayable = body is None or isinstance(body, bytes) or body.seekable()
+        start = None if body is None or isinstance(body, bytes) else body.tell()
+        connection, reused = self._take(key, timeout)
+        try:
+            response = _exchange(connection, method, path, headers, body)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            connection.close()
+            if not (reused and replayable):
+                raise
+            # The registry closed the kept connection while it was idle: a new one.
+            if start is not None and body is not None and not isinstance(body, bytes):
+                body.seek(start)  # a file body is sent again from its first byte
+            connection, _ = self._take(key, timeout, fresh=True)
+            try:
+                response = _exchange(connection, method, path, headers, body)
+            except BaseException:
+                connection.close()
+                raise
+        except BaseException:
+            connection.close()
+            raise
+        try:
+            data = response.read()
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            self._give(key, connection)
+        return Answer(response.status, response.reason, response.headers, data)
+
+    def _take(
+        self, key: tuple[str, str], timeout: float, *, fresh: bool = False
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            idle = self._idle.get(key)
+            connection = idle.pop() if idle and not fresh else None
+        if connection is not None:
+            connection.timeout = timeout
+            if connection.sock is not None:
+                connection.sock.settimeout(timeout)
+            return connection, True
+        scheme, host = key
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, timeout=timeout, context=self._tls()), False
+        return http.client.HTTPConnection(host, timeout=timeout), False
+
+    def _give(self, key: tuple[str, str], connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < _IDLE_PER_HOST:
+                idle.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            connections = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for connection in connections:
+            connection.close()
+
+
+def _exchange(
+    connection: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes | BinaryIO | None,
+) -> http.client.HTTPResponse:
+    connection.request(method, path, body=body, headers=dict(headers))
+    return connection.getresponse()
