@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance_tasks.adapters.docker import BuildRequest
+from provenance_tasks.errors import ProvenanceError
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps.build_inputs import source_facts, work_tree_status
 from provenance_tasks.steps.imagelog import ImageLog
@@ -53,11 +54,16 @@ class SetBuild:
         requests = {}
         for name, run, p in building:
             assert p.build is not None
-            facts = source_facts(run, p.build, lambda root: tools.once(
-                ("git status", str(root)), lambda: work_tree_status(root)))  # fmt: skip
+            try:
+                facts = source_facts(run, p.build, lambda root: tools.once(
+                    ("git status", str(root)), lambda: work_tree_status(root)))  # fmt: skip
+            except ProvenanceError:
+                continue  # the image's own build step raises it again: its own failure
             folder = image_folder(tools, name) / "build"
             folder.mkdir(exist_ok=True)
             requests[name] = build_step.request(run, p.target, p.build, facts, folder)
+        if len(requests) < 2:
+            return None
         started = cls(requests, tools, log)
         started._thread.start()
         return started

@@ -1,0 +1,90 @@
+"""The set's bake as each image sees it: its metadata where its own build would write it, or
+None (build alone) when the bake failed, said once in the bake's own log."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from provenance_tasks.adapters.docker import BuildRequest, Docker
+from provenance_tasks.redaction import Redactor
+from provenance_tasks.steps.imagelog import ImageLog
+from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.set_build import SetBuild
+
+
+class Tools:
+    """What the bake uses of the run's tools: its docker client and private folder."""
+
+    def __init__(self, folder: Path, docker: Docker) -> None:
+        self.folder, self.docker = folder, docker
+
+    def private_folder(self) -> Path:
+        return self.folder
+
+
+def requests(tmp_path: Path) -> dict[str, BuildRequest]:
+    return {
+        name: BuildRequest(context=tmp_path / name, dockerfile=None, tags=[],
+                           metadata_file=tmp_path / name / "metadata.json",
+                           layout=tmp_path / name / "layout")
+        for name in ("api", "web")
+    }
+
+
+def baked(tmp_path: Path, script: str) -> tuple[SetBuild, io.StringIO]:
+    for name in ("api", "web"):
+        (tmp_path / name).mkdir()
+    plugin = tmp_path / "docker-buildx"
+    plugin.write_text("#!/bin/sh\n" + script)
+    plugin.chmod(0o755)
+    out = io.StringIO()
+    log = ImageLog(RunLog({}, "console", out, Redactor()), "bake", threading.Lock())
+    tools = Tools(tmp_path / "run", Docker(redactor=Redactor(), buildx=str(plugin)))
+    started = SetBuild(requests(tmp_path), tools, log)  # type: ignore[arg-type]
+    started._thread.start()
+    return started, out
+
+
+def said(out: io.StringIO, capfd: pytest.CaptureFixture[str]) -> str:
+    captured = capfd.readouterr()  # the log's stream, wherever structlog was first pointed
+    return out.getvalue() + captured.out + captured.err
+
+
+def test_each_image_finds_its_metadata_where_its_own_build_writes_it(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    started, out = baked(tmp_path, (
+        'while [ "$1" != --metadata-file ]; do shift; done\n'
+        """printf '{"api": {"containerimage.digest": "sha256:a"}, """
+        """"web": {"containerimage.digest": "sha256:w"}}' > "$2"\n"""))  # fmt: skip
+    found = started.result("api", threading.Event())
+    assert found == tmp_path / "api" / "metadata.json"
+    assert json.loads(found.read_text()) == {"containerimage.digest": "sha256:a"}
+    assert started.result("other", threading.Event()) is None  # not one of the bake's
+    started.stop()
+    assert "built in one buildx bake: api, web" in said(out, capfd)
+
+
+def test_a_failed_bake_leaves_each_image_to_build_alone(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    started, out = baked(tmp_path, 'echo "ERROR: failed to solve: broken" >&2\nexit 1\n')
+    assert started.result("api", threading.Event()) is None
+    assert started.result("web", threading.Event()) is None
+    started.stop()
+    text = said(out, capfd)
+    assert text.count("the set's buildx bake failed (ERROR: failed to solve: broken)") == 1
+    assert not (tmp_path / "api" / "metadata.json").exists()
+
+
+def test_an_image_that_ends_stops_waiting_for_the_bake(tmp_path: Path) -> None:
+    started, _ = baked(tmp_path, "exec sleep 30\n")
+    ending = threading.Event()
+    ending.set()
+    assert started.result("api", ending) is None
+    started.stop()  # the bake's buildx is ended, not waited for
