@@ -29,7 +29,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provenance_tasks.adapters.oci_layout import Blob, Manifest, digest_of, read_layout
@@ -68,6 +68,8 @@ class PushedImage:
     media_type: str
     # Every manifest digest pushed, children first (platforms, attestations), the root last.
     manifests: tuple[str, ...]
+    # The root's bytes as pushed: publishing a tag puts them again, with no read of them back.
+    data: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def reference(self) -> str:
@@ -99,20 +101,33 @@ def push_layout(
         _put_manifest(session, manifest, manifest.digest)
     root = image.root
     return PushedImage(
-        repository, root.digest, root.media_type, tuple(m.digest for m in image.manifests)
+        repository, root.digest, root.media_type, tuple(m.digest for m in image.manifests),
+        root.data,
     )
 
 
 def publish_tag(
-    repository: str, digest: str, tag: str, *, config_dir: Path | None, timeout: float = 30.0
+    repository: str,
+    digest: str,
+    tag: str,
+    *,
+    config_dir: Path | None,
+    timeout: float = 30.0,
+    pushed: tuple[str, bytes] | None = None,
 ) -> None:
     """Point `tag` at the manifest `digest` (create or move it): a server-side copy of its bytes.
 
-    A registry that refuses (an immutable or protected tag) raises CommandFailed like any failure.
+    `pushed` (media type, bytes) is the manifest as this run pushed it: put under the tag as it
+    is, with no read of it back, when those bytes are `digest` (the registry's answer to the PUT
+    must name it too). A registry that refuses (an immutable or protected tag) raises
+    CommandFailed like any failure.
     """
     validate_digest(digest, "the digest to tag")
     validate_tag(tag, "the tag to publish")
     session = _Session(repository, config_dir, timeout, actions="pull,push")
+    if pushed is not None and pushed[0] and digest_of(pushed[1], digest) == digest:
+        _put_manifest(session, Manifest(digest, pushed[0], pushed[1], ()), tag)
+        return
     url = session.url(f"manifests/{digest}")
     with session.send("GET", url) as answer:
         if answer.status != 200:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from provenance_tasks.adapters.docker import BuildRequest
@@ -59,10 +59,16 @@ class BuildResult:
     media_type: str | None = None
     staging_tag: str | None = None  # the per-run tag the image was pushed under, if any
     tags_pushed: bool = False  # buildx pushed `tags` itself (`build` where no layout pushes)
+    # The root manifest (media type, bytes) as our push sent it; None where buildx pushed.
+    pushed: tuple[str, bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def image(self) -> ImageRef:
         return ImageRef(self.repository, self.digest)
+
+    def as_dict(self) -> dict[str, object]:
+        """What the report says of the build: all but the pushed manifest's bytes."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pushed"}
 
 
 def request(
@@ -217,7 +223,8 @@ def push(
                         hint="the OCI layout changed under the run: nothing was signed",
                     )
                 record.detail = {"digest": pushed.digest, "manifests": len(pushed.manifests)}
-                return BuildResult(repository, pushed.digest, target.tags, local.media_type)
+                return BuildResult(repository, pushed.digest, target.tags, local.media_type,
+                                   pushed=(pushed.media_type, pushed.data))  # fmt: skip
         result = _push_with_buildx(run, tools, log, target, inputs, local.facts, staged=staged)
         record.detail = {"digest": result.digest, "staging_tag": result.staging_tag}
     return result

@@ -37,6 +37,7 @@ def publish(
                     registry_push.publish_tag(
                         image.repository, image.digest, tag,
                         config_dir=tools.docker_config, timeout=min(left, 60.0),
+                        pushed=result.pushed,
                     )  # fmt: skip
                 except registry_push.UseTheTool:
                     tools.docker.copy_image(f"{image}", f"{image.repository}:{tag}")

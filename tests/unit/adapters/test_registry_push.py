@@ -400,6 +400,26 @@ def test_publish_tag_copies_the_exact_bytes_and_type(server: str, tmp_path: Path
     assert [(s.method, s.content_type) for s in tagged] == [("PUT", INDEX)]
 
 
+def test_publish_tag_puts_the_pushed_bytes_with_no_read_back(server: str, tmp_path: Path) -> None:
+    config = login(tmp_path, server)
+    built = build(tmp_path / "oci")
+    pushed = registry_push.push_layout(built.folder, f"{server}/{NAME}", config_dir=config)
+    assert pushed.data == Registry.state.manifests[built.root][0]
+    Registry.state.seen.clear()
+    registry_push.publish_tag(f"{server}/{NAME}", built.root, "v1", config_dir=config,
+                              pushed=(pushed.media_type, pushed.data))  # fmt: skip
+    assert Registry.state.manifests["v1"] == Registry.state.manifests[built.root]
+    assert [(s.method, s.path.rsplit("/", 1)[1]) for s in Registry.state.seen
+            if "/manifests/" in s.path] == [("PUT", "v1")]  # fmt: skip
+
+    # Bytes that are not the digest are never put under the tag: the registry's are read.
+    Registry.state.seen.clear()
+    registry_push.publish_tag(f"{server}/{NAME}", built.root, "v2", config_dir=config,
+                              pushed=(pushed.media_type, pushed.data + b" "))  # fmt: skip
+    assert Registry.state.manifests["v2"] == Registry.state.manifests[built.root]
+    assert [s.method for s in Registry.state.seen if "/manifests/" in s.path] == ["GET", "PUT"]
+
+
 @pytest.mark.parametrize(
     ("failure", "kind"),
     [((404, "MANIFEST_UNKNOWN"), "not-yet-there"), ((503, ""), "transient")],
