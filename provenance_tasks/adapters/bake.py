@@ -33,9 +33,14 @@ def bake_target(request: BuildRequest) -> dict[str, Any]:
     """The bake target of `request`, a layout build (buildx build's flags, one by one)."""
     if request.layout is None or request.tags:
         raise NotBakeable("only a build into an OCI layout is baked")
-    target: dict[str, Any] = {"context": str(request.context)}
+    local = [spec for spec in (*request.cache_from, request.cache_to or "")
+             if buildx_options(spec).get("type") == "local"]  # fmt: skip
+    if local or any("src=" in spec or "type=file" in spec for spec in request.secrets):
+        # Files that bake would refuse to read or write without an entitlement of their own.
+        raise NotBakeable("a local cache or a secret file is built by its own buildx call")
+    target: dict[str, Any] = {"context": _literal(str(request.context))}
     if request.dockerfile is not None:
-        target["dockerfile"] = str(request.dockerfile)
+        target["dockerfile"] = _literal(str(request.dockerfile))
     if request.build_args:
         target["args"] = _mapping(request.build_args)
     if request.labels:
@@ -43,7 +48,7 @@ def bake_target(request: BuildRequest) -> dict[str, Any]:
     if request.annotations:
         target["annotations"] = [_literal(a) for a in request.annotations]
     if request.platforms:
-        target["platforms"] = list(request.platforms)
+        target["platforms"] = [_literal(p) for p in request.platforms]
     if request.target:
         target["target"] = _literal(request.target)
     if request.pull:

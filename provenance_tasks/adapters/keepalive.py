@@ -8,15 +8,19 @@ request (of any thread) takes it.
 
 Each answer is read whole before it is handed back (registry answers here are small: manifests,
 configs, error bodies; layers go up, never down), so the connection is free at once. A kept
-connection that the registry has closed meanwhile fails before any answer: the request is sent
-once more on a new one, when its body can be sent again. Redirects are followed only to the same
-scheme and host, and only for GET and HEAD (registry.py's rule); a redirect elsewhere raises
-UseTheTool. Requests through a proxy stay with urllib (registry.py): it knows the proxy's ways.
+connection is looked at before it is used again: one that the registry has closed meanwhile (its
+socket reads as ready: an end of file) is dropped for a new one. One that still fails before any
+answer is sent again on a new one only for a GET or a HEAD: a POST, PATCH or PUT the registry may
+have acted on is left to the caller's retry, which starts its upload over. Redirects are
+followed only to the same scheme and host, and only for GET and HEAD (registry.py's rule); a
+redirect elsewhere raises UseTheTool. Requests through a proxy stay with urllib (registry.py):
+it knows the proxy's ways.
 """
 
 from __future__ import annotations
 
 import http.client
+import select
 import ssl
 import threading
 import urllib.parse
@@ -99,18 +103,14 @@ class Pool:
         parts = urllib.parse.urlsplit(url)
         key = (parts.scheme, parts.netloc)
         path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        replayable = body is None or isinstance(body, bytes) or body.seekable()
-        start = None if body is None or isinstance(body, bytes) else body.tell()
         connection, reused = self._take(key, timeout)
         try:
             response = _exchange(connection, method, path, headers, body)
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             connection.close()
-            if not (reused and replayable):
+            if not (reused and method in ("GET", "HEAD")):
                 raise
-            # The registry closed the kept connection while it was idle: a new one.
-            if start is not None and body is not None and not isinstance(body, bytes):
-                body.seek(start)  # a file body is sent again from its first byte
+            # The registry closed the kept connection as it was taken: a read, sent again.
             connection, _ = self._take(key, timeout, fresh=True)
             try:
                 response = _exchange(connection, method, path, headers, body)
@@ -137,6 +137,9 @@ class Pool:
         with self._lock:
             idle = self._idle.get(key)
             connection = idle.pop() if idle and not fresh else None
+        if connection is not None and _dropped(connection):
+            connection.close()
+            connection = None
         if connection is not None:
             connection.timeout = timeout
             if connection.sock is not None:
@@ -161,6 +164,19 @@ class Pool:
             self._idle.clear()
         for connection in connections:
             connection.close()
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """An idle connection that reads as ready has been closed by the server (an end of file, a
+    TLS close_notify) or holds what nobody asked for: either way, not to be used again."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _exchange(

@@ -67,6 +67,8 @@ def run(
         )
     except FileNotFoundError as exc:
         raise CommandFailed(tool, shown, 127, f"{tool}: not found on PATH") from exc
+    except OSError as exc:  # not executable here (a wrong architecture, no exec permission)
+        raise CommandFailed(tool, shown, 126, f"{argv[0]}: cannot run: {exc.strerror}") from exc
     captured: dict[str, list[str]] = {"stdout": [], "stderr": []}
 
     def pump(name: str, stream: object) -> None:

@@ -120,7 +120,7 @@ def build_local(
             ("git status", str(root)), lambda: work_tree_status(root)))  # once for every image
         _say(run, log, facts)
         build_request = request(run, target, inputs, facts, folder)
-        baked = _baked(run, tools)
+        baked = _baked(run, tools, build_request)
         if baked is not None:
             digest, media_type = read_metadata(baked)
             record.detail = {"digest": digest, "baked": True}
@@ -147,11 +147,12 @@ def build_local(
     return LocalBuild(build_request.layout, digest, facts, media_type)
 
 
-def _baked(run: Run, tools: Tools) -> Path | None:
-    """The metadata of this image's build in the set's bake (steps/set_build.py), or None."""
+def _baked(run: Run, tools: Tools, wanted: BuildRequest) -> Path | None:
+    """The metadata of this image's build in the set's bake (steps/set_build.py), or None:
+    the bake's request must be this one, flag for flag, or the image builds on its own."""
     if tools.set_build is None or run.image_name is None:
         return None
-    return tools.set_build.result(run.image_name, tools.cancelled)
+    return tools.set_build.result(run.image_name, wanted, tools.cancelled)
 
 
 def _say(run: Run, log: RunLog, facts: SourceFacts) -> None:

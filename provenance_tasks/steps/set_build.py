@@ -68,15 +68,16 @@ class SetBuild:
         started._thread.start()
         return started
 
-    def result(self, name: str, cancelled: threading.Event) -> Path | None:
+    def result(self, name: str, wanted: BuildRequest, cancelled: threading.Event) -> Path | None:
         """The metadata file of `name`'s build, written where its own build would write it;
-        None: the bake didn't build it (it failed, or couldn't say this build), build alone."""
+        None: build alone, since the bake didn't build it (it failed, or couldn't say this
+        build) or built something else than `wanted`, the image's own request now."""
         while not self._done.wait(0.1):
             if cancelled.is_set():
                 return None  # the image is ending: its own build would be cancelled too
         metadata = self._built.get(name)
         request = self._requests.get(name)
-        if metadata is None or request is None or request.metadata_file is None:
+        if metadata is None or request != wanted or request.metadata_file is None:
             return None
         request.metadata_file.write_text(json.dumps(metadata))
         return request.metadata_file

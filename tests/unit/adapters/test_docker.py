@@ -281,3 +281,12 @@ def test_the_plugin_run_directly_does_imagetools_too(
         "r.test/app@sha256:" + "a" * 64, "r.test/app:v1"
     )
     assert log.read_text().split()[:3] == [str(tmp_path / "cfg"), "imagetools", "create"]
+
+
+def test_a_plugin_that_cannot_run_is_a_tool_failure_not_a_traceback(tmp_path: Path) -> None:
+    broken = plugin(tmp_path / "plugins")
+    broken.write_bytes(b"\x7fELF\x00not a binary for this machine")
+    client = Docker(redactor=Redactor(), buildx=str(broken))
+    with pytest.raises(CommandFailed) as caught:
+        client.build(request(tmp_path))
+    assert "cannot run" in caught.value.stderr and caught.value.returncode == 126

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -29,6 +30,9 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(307, b"", {"Location": "http://other.test/v2/"})
         elif self.path.startswith("/moved"):
             self._answer(307, b"", {"Location": "/v2/"})
+        elif self.path.startswith("/quiet-close"):  # closes after answering, without a word
+            self._answer(200, b"bye", {})
+            self.close_connection = True
         elif self.path.startswith("/drop"):
             self._answer(200, b"last", {"Connection": "close"})
             self.close_connection = True
@@ -89,6 +93,15 @@ def test_a_connection_the_server_closed_is_replaced(server: str) -> None:
     kept.sock.shutdown(socket.SHUT_RDWR)
     assert p.send("GET", f"{server}/v2/", {}, 5).status == 200
     assert len(Handler.connections) == 3
+
+
+def test_a_connection_the_server_closed_while_idle_is_never_used_again(server: str) -> None:
+    p = pool()
+    assert p.send("GET", f"{server}/quiet-close", {}, 5).read() == b"bye"
+    time.sleep(0.2)  # the server's close reaches the kept socket
+    # An upload, which is never sent twice: it goes on a new connection from the start.
+    assert p.send("POST", f"{server}/v2/uploads/", {}, 5, b"x").status == 307
+    assert len(Handler.connections) == 2
 
 
 def test_a_redirect_within_the_registry_is_followed_for_reads_only(server: str) -> None:

@@ -184,3 +184,21 @@ def test_docker_hub_names_get_their_library_prefix() -> None:
     assert registry._split("docker.io/alpine:3", "docker.io") == ("library/alpine", "3")
     assert registry._split("docker.io/org/app@" + DIGEST, "docker.io") == ("org/app", DIGEST)
     assert registry._split("r.example:5000/a/b:t", "r.example:5000") == ("a/b", "t")
+
+
+def test_a_proxy_from_the_environment_takes_its_requests_through_urllib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from urllib.parse import urlsplit
+
+    from provenance_tasks.adapters.registry import _proxied
+
+    for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    remote = urlsplit("https://registry.example.com/v2/")
+    assert not _proxied(remote, False)  # no proxy: the kept-alive pool
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
+    assert _proxied(remote, False)
+    assert not _proxied(urlsplit("https://127.0.0.1:5000/v2/"), True)  # never loopback
+    monkeypatch.setenv("NO_PROXY", "registry.example.com")
+    assert not _proxied(remote, False)

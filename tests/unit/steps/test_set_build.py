@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,10 +64,14 @@ def test_each_image_finds_its_metadata_where_its_own_build_writes_it(
         'while [ "$1" != --metadata-file ]; do shift; done\n'
         """printf '{"api": {"containerimage.digest": "sha256:a"}, """
         """"web": {"containerimage.digest": "sha256:w"}}' > "$2"\n"""))  # fmt: skip
-    found = started.result("api", threading.Event())
+    wanted = requests(tmp_path)
+    found = started.result("api", wanted["api"], threading.Event())
     assert found == tmp_path / "api" / "metadata.json"
     assert json.loads(found.read_text()) == {"containerimage.digest": "sha256:a"}
-    assert started.result("other", threading.Event()) is None  # not one of the bake's
+    assert started.result("other", wanted["api"], threading.Event()) is None  # not the bake's
+    # The image's own request, if it differs in any flag, is built on its own.
+    other = replace(wanted["web"], labels={"changed": "since the bake"})
+    assert started.result("web", other, threading.Event()) is None
     started.stop()
     assert "built in one buildx bake: api, web" in said(out, capfd)
 
@@ -74,8 +80,9 @@ def test_a_failed_bake_leaves_each_image_to_build_alone(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     started, out = baked(tmp_path, 'echo "ERROR: failed to solve: broken" >&2\nexit 1\n')
-    assert started.result("api", threading.Event()) is None
-    assert started.result("web", threading.Event()) is None
+    wanted = requests(tmp_path)
+    assert started.result("api", wanted["api"], threading.Event()) is None
+    assert started.result("web", wanted["web"], threading.Event()) is None
     started.stop()
     text = said(out, capfd)
     assert text.count("the set's buildx bake failed (ERROR: failed to solve: broken)") == 1
@@ -83,8 +90,28 @@ def test_a_failed_bake_leaves_each_image_to_build_alone(
 
 
 def test_an_image_that_ends_stops_waiting_for_the_bake(tmp_path: Path) -> None:
-    started, _ = baked(tmp_path, "exec sleep 30\n")
+    # A bake that would succeed, later: an image already ending takes nothing from it.
+    started, _ = baked(tmp_path, (
+        "sleep 2\n"
+        'while [ "$1" != --metadata-file ]; do shift; done\n'
+        """printf '{"api": {"containerimage.digest": "sha256:a"}, """
+        """"web": {"containerimage.digest": "sha256:w"}}' > "$2"\n"""))  # fmt: skip
     ending = threading.Event()
     ending.set()
-    assert started.result("api", ending) is None
+    assert started.result("api", requests(tmp_path)["api"], ending) is None
     started.stop()  # the bake's buildx is ended, not waited for
+    assert not (tmp_path / "api" / "metadata.json").exists()
+
+
+def test_no_bake_for_one_image_a_dry_run_or_bake_off() -> None:
+    from types import SimpleNamespace
+
+    def image(name: str, *, build: object = "inputs", **settings: bool) -> tuple[str, Any, Any]:
+        values = {"dry_run": False, "bake": True, **settings}
+        run = SimpleNamespace(settings=SimpleNamespace(**values))
+        return name, run, SimpleNamespace(build=build)
+
+    log: Any = None
+    assert SetBuild.start(None, log, [image("api"), image("web", build=None)]) is None  # type: ignore[arg-type]
+    assert SetBuild.start(None, log, [image("api"), image("web", dry_run=True)]) is None  # type: ignore[arg-type]
+    assert SetBuild.start(None, log, [image("api", bake=False), image("web")]) is None  # type: ignore[arg-type]
