@@ -71,7 +71,8 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
     try:
         plans = _prepare(task, set_run, outcomes, tools, log)
         if task in ("build", "build_sign_verify"):
-            tools.set_build = SetBuild.start(tools, ImageLog(log, "bake", printing), [
+            # Its log's name is no image's (they start with a lowercase letter).
+            tools.set_build = SetBuild.start(tools, ImageLog(log, "Bake", printing), [
                 (o.entry.name, o.run, plans[o.entry.name]) for o in outcomes])  # fmt: skip
         _run_all(task, outcomes, tools, log, jobs=s.jobs or os.cpu_count() or 1)
     except BaseException as exc:  # bad input for all, a cancelled job: in the report too
