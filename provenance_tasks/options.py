@@ -135,6 +135,8 @@ OPTIONS: tuple[Option, ...] = (
        "the end", B),
     _o("docker_host", None, "the docker engine to use (DOCKER_HOST)"),
     _o("cosign", "cosign", "the cosign binary (a name on PATH or a path)"),
+    _o("buildx", None, "the buildx plugin binary to run (default: found where docker finds its "
+       "plugins); docker: `docker buildx`, through a docker that is a wrapper (sudo, a shim)"),
     _o("timeout", 120, "seconds for each cosign attempt (never past the retry budget)"),
     # retries of every registry call (see provenance_tasks/retry.py and the README's worst case)
     _o("retry_attempts", 8, "attempts of one registry call, the first included"),

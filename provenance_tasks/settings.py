@@ -113,6 +113,7 @@ class Settings:
     fail_fast: bool
     shard: str | None
     cosign: str
+    buildx: str | None
     timeout: float
     retry_attempts: int
     retry_budget: float

@@ -132,8 +132,14 @@ class Tools:
 
         s = self.run.settings
         folders = [Path(s.docker_config)] if s.docker_config else []
+        if s.buildx == "docker":
+            plugin = None  # `docker buildx`: the docker on PATH decides
+        elif s.buildx:
+            plugin = _executable(s.buildx, "provenance.buildx")
+        else:
+            plugin = find_buildx([*folders, self._users_docker_config()])
         return Docker(
-            buildx=find_buildx([*folders, self._users_docker_config()]),
+            buildx=plugin,
             redactor=self.run.redactor,
             config_dir=self._docker_config,
             host=s.docker_host,
@@ -335,3 +341,17 @@ def image_folder(shared: Tools, name: str) -> Path:
         folder = shared.private_folder() / "images" / name
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
+
+
+def _executable(path: str, setting: str) -> str:
+    """`path` if it is a program this machine can start, else bad input that says so."""
+    import os
+
+    from provenance_tasks.errors import InputError
+
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise InputError(
+            f"{setting}: no executable file at {path}",
+            hint="give the buildx plugin's path, or docker, or leave it unset",
+        )
+    return path

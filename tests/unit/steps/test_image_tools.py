@@ -259,3 +259,17 @@ def test_a_docker_client_made_before_the_config_sees_it(shared: Tools) -> None:
     folder = shared.private_docker_config()
     assert shared.docker.config_dir == folder
     assert shared.docker.environ()["DOCKER_CONFIG"] == str(folder)
+
+
+def test_provenance_buildx_names_the_plugin_or_hands_buildx_to_docker(tmp_path: Path) -> None:
+    from provenance_tasks.errors import InputError
+
+    plugin = tmp_path / "my-buildx"
+    plugin.write_text("#!/bin/sh\n")
+    plugin.chmod(0o755)
+    assert Tools(make_run(tmp_path, buildx=str(plugin))).docker.buildx == str(plugin)
+    # docker: the docker on PATH runs buildx (a wrapper, sudo), as `docker buildx`.
+    through = Tools(make_run(tmp_path, buildx="docker")).docker
+    assert through.buildx is None and through._buildx_argv() == ["docker", "buildx"]
+    with pytest.raises(InputError, match="no executable file at"):
+        Tools(make_run(tmp_path, buildx=str(tmp_path / "absent"))).docker  # noqa: B018
