@@ -10,30 +10,19 @@ import pytest
 from provenance_tasks.ci.base import CIContext
 from provenance_tasks.ci.gitlab import GITLAB_ID_TOKEN_HINT, GitLabProvider
 from provenance_tasks.errors import InputError
+from tests.unit.gitlab_env import GITLAB_ENV, SHA
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
 JOB_TOKEN = "glcbt-64_JOBTOKENxyzzy"
 REGISTRY_PASSWORD = "REGPASSWORDplugh"
 COSIGN_PASSWORD = "COSIGNPASSWORDfrotz"
 
+# The shared branch pipeline, with what these tests need of their own: a user name that CSV and
+# Unicode must survive, a registry with a port, and a variable GitLab leaves empty.
 BRANCH_ENV: dict[str, str] = {
-    "GITLAB_CI": "true",
-    "CI": "true",
+    **GITLAB_ENV,
     "GITLAB_USER_NAME": "Doe, Jo \u00e9",
-    "CI_PIPELINE_ID": "1001",
-    "CI_PIPELINE_URL": "https://gitlab.example.com/group/proj/-/pipelines/1001",
-    "CI_JOB_ID": "2002",
-    "CI_JOB_URL": "https://gitlab.example.com/group/proj/-/jobs/2002",
-    "CI_COMMIT_SHA": SHA,
-    "CI_COMMIT_SHORT_SHA": SHA[:8],
-    "CI_COMMIT_REF_NAME": "main",
-    "CI_PROJECT_PATH": "group/proj",
-    "CI_PROJECT_URL": "https://gitlab.example.com/group/proj",
-    "CI_PROJECT_NAME": "proj",
-    "CI_SERVER_URL": "https://gitlab.example.com",
     "CI_REGISTRY": "registry.example.com:5050",
     "CI_REGISTRY_IMAGE": "registry.example.com:5050/group/proj",
-    "CI_REGISTRY_USER": "gitlab-ci-token",
     "CI_JOB_TOKEN": JOB_TOKEN,
     "CI_COMMIT_TAG": "",  # GitLab leaves some variables empty rather than unset
 }
