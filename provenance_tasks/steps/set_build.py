@@ -23,7 +23,7 @@ from typing import Any
 from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.errors import ProvenanceError
 from provenance_tasks.steps import build as build_step
-from provenance_tasks.steps.build_inputs import source_facts, work_tree_status
+from provenance_tasks.steps.build_inputs import SourceFacts, source_facts, work_tree_status
 from provenance_tasks.steps.imagelog import ImageLog
 from provenance_tasks.steps.plan import Plan
 from provenance_tasks.steps.run import Run, Tools, image_folder
@@ -38,6 +38,7 @@ class SetBuild:
         self._log = log
         self._done = threading.Event()
         self._built: dict[str, dict[str, Any]] = {}
+        self._facts: dict[str, SourceFacts] = {}  # what each image's request was made of
         self.cancel = threading.Event()  # the run ended before the bake: it is ended too
         self._thread = threading.Thread(target=self._bake, name="bake", daemon=True)
 
@@ -51,7 +52,7 @@ class SetBuild:
         if len(building) < 2 or any(run.settings.dry_run or not run.settings.bake
                                     for _, run, _ in building):  # fmt: skip
             return None
-        requests = {}
+        requests, read = {}, {}
         for name, run, p in building:
             assert p.build is not None
             try:
@@ -62,11 +63,17 @@ class SetBuild:
             folder = image_folder(tools, name) / "build"
             folder.mkdir(exist_ok=True)
             requests[name] = build_step.request(run, p.target, p.build, facts, folder)
+            read[name] = facts
         if len(requests) < 2:
             return None
         started = cls(requests, tools, log)
+        started._facts = read
         started._thread.start()
         return started
+
+    def facts_of(self, name: str) -> SourceFacts | None:
+        """The source facts `name`'s request was made of (None: not one of the bake's)."""
+        return self._facts.get(name)
 
     def result(self, name: str, wanted: BuildRequest, cancelled: threading.Event) -> Path | None:
         """The metadata file of `name`'s build, written where its own build would write it;
