@@ -31,6 +31,9 @@ from typing import BinaryIO
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 10
 _IDLE_PER_HOST = 8
+# A layer goes up in blocks of this size (http.client's default, 8 KiB, is a TLS record and a
+# send call each: 6,400 of them for a 50 MB layer, about twice the CPU).
+_BLOCK = 64 * 1024
 
 
 class Answer:
@@ -147,8 +150,10 @@ class Pool:
             return connection, True
         scheme, host = key
         if scheme == "https":
-            return http.client.HTTPSConnection(host, timeout=timeout, context=self._tls()), False
-        return http.client.HTTPConnection(host, timeout=timeout), False
+            return http.client.HTTPSConnection(
+                host, timeout=timeout, context=self._tls(), blocksize=_BLOCK
+            ), False
+        return http.client.HTTPConnection(host, timeout=timeout, blocksize=_BLOCK), False
 
     def _give(self, key: tuple[str, str], connection: http.client.HTTPConnection) -> None:
         with self._lock:
