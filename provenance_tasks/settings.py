@@ -129,6 +129,11 @@ class Settings:
     verified_dotenv: str | None
     log_format: str
 
+    @property
+    def of_a_set(self) -> bool:
+        """The run works on a set of images (provenance.images, its file, or --image-name)."""
+        return bool(self.images or self.images_file or self.image_name)
+
 
 def bundle_formats(settings: Settings) -> tuple[str, ...]:
     """The formats a signing run writes: `both` is classic, then the new bundle."""

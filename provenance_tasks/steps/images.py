@@ -44,12 +44,6 @@ class ImagesFailed(ProvenanceError):
         self.exit_code = exit_code
 
 
-def wanted(run: Run) -> bool:
-    """The run works on a set of images (provenance.images, its file, or --image-name)."""
-    s = run.settings
-    return bool(s.images or s.images_file or s.image_name)
-
-
 def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome]:
     """`task` (build, sign, verify, attest, publish, build_sign_verify) on each image of the
     set; raises ImagesFailed when any failed, after the outputs and the summary's rows."""

@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from provenance_tasks.errors import InputError, ProvenanceError
 from provenance_tasks.settings import bundle_formats
-from provenance_tasks.steps import attest as attest_step
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps import build_inputs, outputs, plan
 from provenance_tasks.steps import login as login_step
@@ -27,6 +26,9 @@ from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.verify_checks import VerifyReport
+
+if TYPE_CHECKING:  # imported where attestations are made or read: most runs make none
+    from provenance_tasks.steps import attest as attest_step
 
 T = TypeVar("T")
 
@@ -254,6 +256,8 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
 
 
 def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
+    from provenance_tasks.steps import attest as attest_step
+
     p = _prepared(run, tools, log, steps_of("attest", run))
     assert p.image is not None and p.signing is not None
     login_step.login(run, tools, log)
@@ -266,6 +270,8 @@ def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
 
 
 def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
+    from provenance_tasks.steps import attest as attest_step
+
     p = _prepared(run, tools, log, steps_of("verify_attestation", run))
     assert p.policy is not None
     login_step.login(run, tools, log)
@@ -279,6 +285,8 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     started = time.time()
     before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
     attesting = _attesting(run)
+    if attesting:
+        from provenance_tasks.steps import attest as attest_step
     planned = _resolved(run, tools, log, steps_of("build_sign_verify", run))
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)

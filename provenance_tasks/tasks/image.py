@@ -177,10 +177,12 @@ def _pipeline(step: str) -> Body[Any]:
     """The pipeline function of `step`, imported when the task runs (never at --list)."""
 
     def body(run: Any, tools: Any, log: Any) -> Any:
-        from provenance_tasks.steps import images, pipeline
+        if run.settings.of_a_set:  # provenance.images: each image's pipeline, several at once
+            from provenance_tasks.steps import images
 
-        if images.wanted(run):  # provenance.images: each image's pipeline, several at once
             return images.run_set(step, run, tools, log)
+        from provenance_tasks.steps import pipeline
+
         return pipeline.run_task(step, run, tools, log)
 
     return body

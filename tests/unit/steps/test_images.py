@@ -121,11 +121,11 @@ def test_the_shard_flag_works_anywhere_and_after_only(tmp_path: Path) -> None:
     assert names(found) == ["web", "api"]  # sorted api, docs, web: 1st and 3rd
 
 
-def test_wanted_is_any_way_of_naming_a_set(tmp_path: Path) -> None:
-    assert not images.wanted(make_run(tmp_path))
-    assert images.wanted(make_run(tmp_path, {"images": SET}))
-    assert images.wanted(make_run(tmp_path, {"images_file": "images.yaml"}))
-    assert images.wanted(make_run(tmp_path, image_name="web"))
+def test_a_set_is_any_way_of_naming_one(tmp_path: Path) -> None:
+    assert not make_run(tmp_path).settings.of_a_set
+    assert make_run(tmp_path, {"images": SET}).settings.of_a_set
+    assert make_run(tmp_path, {"images_file": "images.yaml"}).settings.of_a_set
+    assert make_run(tmp_path, image_name="web").settings.of_a_set
 
 
 # --- how a run of many fails --------------------------------------------------------------------
