@@ -64,7 +64,9 @@ class Cosign:
                 "or set provenance.cosign to its path",
             )
         environ = dict(os.environ if env is None else env)
-        helped = run([found, "sign", "--help"], redactor=redactor, env=environ, check=False)
+        # The probes run beside the build: they yield the CPU to it (process.YIELDING_NICE).
+        helped = run([found, "sign", "--help"], redactor=redactor, env=environ, check=False,
+                     yielding=True)  # fmt: skip
         if helped.returncode != 0 or "--key" not in helped.stdout + helped.stderr:
             raise InputError(
                 f"{found} does not look like cosign: `cosign sign --help` failed",
@@ -74,7 +76,8 @@ class Cosign:
         # Debian's builds report "devel" as their version, so the flags tell the age instead:
         # 2.4 gave verify --new-bundle-format (3.x hides it, deprecated).
         if major == 2:
-            verify = run([found, "verify", "--help"], redactor=redactor, env=environ, check=False)
+            verify = run([found, "verify", "--help"], redactor=redactor, env=environ,
+                         check=False, yielding=True)  # fmt: skip
             if "--new-bundle-format" not in verify.stdout + verify.stderr:
                 raise InputError(
                     f"{found} is older than cosign 2.4 (its verify has no --new-bundle-format)",
@@ -92,6 +95,7 @@ class Cosign:
             env={"COSIGN_PASSWORD": "", **self.env},
             check=False,
             timeout=60,
+            yielding=True,  # beside the build, which the run waits on; needed only at the push
         )
         if done.returncode != 0:
             wrong_password = "decrypt" in done.stderr.lower()

@@ -7,6 +7,8 @@ last lines of stderr, never a secret.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
 import subprocess
 import threading
@@ -17,6 +19,10 @@ from provenance_tasks.errors import CommandFailed
 from provenance_tasks.redaction import Redactor
 
 LineSink = Callable[[str, str], None]  # (stream name, line) -> None
+# The niceness of a check that runs beside the build (`yielding`): on a small CI machine the
+# build's export and the check's key decryption want the same cores, and the run waits on the
+# build, not on the check, which only has to be done before the push.
+YIELDING_NICE = 10
 
 # CommandFailed lives in errors.py (the one tool-failure error); named here for the adapters.
 __all__ = ["CommandFailed", "Completed", "LineSink", "render", "run"]
@@ -50,12 +56,15 @@ def run(
     timeout: float | None = None,
     check: bool = True,
     cancel: threading.Event | None = None,
+    yielding: bool = False,
 ) -> Completed:
-    """Run argv; secrets must come in `env` or `stdin`, never in argv."""
+    """Run argv; secrets must come in `env` or `stdin`, never in argv. `yielding`: at a lower
+    priority (YIELDING_NICE), every thread of the tool."""
     tool = argv[0].rsplit("/", 1)[-1]
     shown = redactor.redact_argv(argv)
-    try:
-        process = subprocess.Popen(
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -65,6 +74,9 @@ def run(
             encoding="utf-8",
             errors="replace",
         )
+
+    try:
+        process = _started_nicer(start) if yielding else start()
     except FileNotFoundError as exc:
         raise CommandFailed(tool, shown, 127, f"{tool}: not found on PATH") from exc
     except OSError as exc:  # not executable here (a wrong architecture, no exec permission)
@@ -136,3 +148,26 @@ def run(
     if check and returncode != 0:
         raise CommandFailed(tool, shown, returncode, result.stderr, streamed=on_line is not None)
     return result
+
+
+def _started_nicer(start: Callable[[], subprocess.Popen[str]]) -> subprocess.Popen[str]:
+    """`start()` in a thread of its own made nicer first. On Linux niceness is a thread's, and
+    a process inherits its parent thread's: so every thread the tool makes is nicer (setting a
+    started process's would miss the threads a Go runtime has already made), and the thread,
+    which could never be made less nice again, ends with the call."""
+    box: list[subprocess.Popen[str] | BaseException] = []
+
+    def nicer() -> None:
+        with contextlib.suppress(OSError):  # not allowed here: at the usual priority, then
+            os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + YIELDING_NICE)
+        try:
+            box.append(start())
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=nicer, name="nicer-start", daemon=True)
+    thread.start()
+    thread.join()
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]

@@ -379,6 +379,26 @@ def test_detect_finds_the_major_from_sign_help(
     assert found.env == {"PATH": "/usr/bin:/bin"}
 
 
+def test_the_probes_and_the_key_check_yield_the_cpu_to_the_build(tmp_path: Path) -> None:
+    """They run beside the build, and the run waits on the build: each at a lower priority."""
+    import os
+
+    from provenance_tasks.adapters.process import YIELDING_NICE
+
+    script = fake_cosign(tmp_path / "bin", HELP_2)  # cosign 2: its verify is probed too
+    log = tmp_path / "nice.log"
+    body = script.read_text().replace(
+        "#!/bin/sh\n", f"#!/bin/sh\necho \"$1 $(cut -d' ' -f19 /proc/$$/stat)\" >> {log}\n"
+    )
+    script.write_text(body.replace("exit 64", 'echo "PUBLIC KEY"; exit 0'))
+    cosign = Cosign.detect(str(script), redactor=Redactor(), env={})
+    cosign.check_key(str(tmp_path / "cosign.key"))
+    nicer = os.getpriority(os.PRIO_PROCESS, 0) + YIELDING_NICE
+    assert log.read_text().split("\n")[:-1] == [
+        f"sign {nicer}", f"verify {nicer}", f"public-key {nicer}"
+    ]
+
+
 def test_detect_refuses_a_cosign_older_than_2_4(tmp_path: Path) -> None:
     old = HELP_2.replace("      --new-bundle-format", "      --other-flag")
     script = fake_cosign(tmp_path / "tools", old, name="cosign-2.2")

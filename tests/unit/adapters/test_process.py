@@ -53,3 +53,26 @@ def test_a_cancelled_run_ends_its_process_and_is_never_retried() -> None:
     assert caught.value.returncode < 0  # killed, not waited for
     assert "cancelled by the run" in caught.value.stderr
     assert caught.value.cause.kind == "permanent"
+
+
+def _niceness_of_child(**options: object) -> int:
+    # Field 19 of /proc/PID/stat is the nice value; a thread the tool starts inherits it.
+    script = "sleep 0.01 & cut -d' ' -f19 /proc/$!/stat; wait"
+    return int(run(["sh", "-c", script], redactor=Redactor(), **options).stdout)  # type: ignore[arg-type]
+
+
+def test_a_yielding_tool_and_what_it_starts_run_nicer_and_the_caller_stays_as_it_was() -> None:
+    import os
+
+    from provenance_tasks.adapters.process import YIELDING_NICE
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    assert _niceness_of_child() == before
+    assert _niceness_of_child(yielding=True) == before + YIELDING_NICE
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+def test_a_yielding_tool_that_is_not_there_fails_as_any_tool() -> None:
+    with pytest.raises(CommandFailed) as caught:
+        run(["no-such-tool-here"], redactor=Redactor(), yielding=True)
+    assert caught.value.returncode == 127
