@@ -3,6 +3,7 @@ teardown, except where a thread still runs or a bug's traceback is due."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -59,7 +60,7 @@ def test_a_string_exit_is_printed_and_exits_1(
         sys.exit("provenance-tasks: went wrong")
 
     monkeypatch.setattr(cli, "main", main)
-    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    monkeypatch.setattr(os, "_exit", fake_exit)
     with pytest.raises(_Left):
         cli.console()
     assert codes == [1]
@@ -80,7 +81,7 @@ def test_a_thread_still_running_gets_the_interpreter_s_exit(
         raise AssertionError("os._exit would have killed the running thread")
 
     monkeypatch.setattr(cli, "main", main)
-    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    monkeypatch.setattr(os, "_exit", fake_exit)
     try:
         with pytest.raises(SystemExit) as exited:
             cli.console()
