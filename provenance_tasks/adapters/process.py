@@ -11,6 +11,7 @@ import contextlib
 import os
 import shlex
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from provenance_tasks.redaction import Redactor
 
 LineSink = Callable[[str, str], None]  # (stream name, line) -> None
 # The niceness of a check that runs beside the build (`yielding`): on a small CI machine the
-# build's export and the check's key decryption want the same cores, and the run waits on the
-# build, not on the check, which only has to be done before the push.
+# buildx client receiving the build's export and the check's key decryption want the same cores,
+# and the run waits on the build, not on the check, which only has to be done by the push. It
+# yields to the run's own processes (the scheduler weighs a session or cgroup as a whole): the
+# engine, in its own, gets its share whatever the check's niceness.
 YIELDING_NICE = 10
 
 # CommandFailed lives in errors.py (the one tool-failure error); named here for the adapters.
@@ -76,7 +79,8 @@ def run(
         )
 
     try:
-        process = _started_nicer(start) if yielding else start()
+        # Linux only: elsewhere a process's niceness is the whole process's (the caller's too).
+        process = _started_nicer(start) if yielding and sys.platform == "linux" else start()
     except FileNotFoundError as exc:
         raise CommandFailed(tool, shown, 127, f"{tool}: not found on PATH") from exc
     except OSError as exc:  # not executable here (a wrong architecture, no exec permission)
@@ -158,9 +162,10 @@ def _started_nicer(start: Callable[[], subprocess.Popen[str]]) -> subprocess.Pop
     box: list[subprocess.Popen[str] | BaseException] = []
 
     def nicer() -> None:
-        with contextlib.suppress(OSError):  # not allowed here: at the usual priority, then
-            os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + YIELDING_NICE)
         try:
+            with contextlib.suppress(OSError):  # not allowed here: at the usual priority, then
+                niceness = os.getpriority(os.PRIO_PROCESS, 0)
+                os.setpriority(os.PRIO_PROCESS, 0, min(19, niceness + YIELDING_NICE))
             box.append(start())
         except BaseException as exc:
             box.append(exc)

@@ -393,7 +393,7 @@ def test_the_probes_and_the_key_check_yield_the_cpu_to_the_build(tmp_path: Path)
     script.write_text(body.replace("exit 64", 'echo "PUBLIC KEY"; exit 0'))
     cosign = Cosign.detect(str(script), redactor=Redactor(), env={})
     cosign.check_key(str(tmp_path / "cosign.key"))
-    nicer = os.getpriority(os.PRIO_PROCESS, 0) + YIELDING_NICE
+    nicer = min(19, os.getpriority(os.PRIO_PROCESS, 0) + YIELDING_NICE)
     assert log.read_text().split("\n")[:-1] == [
         f"sign {nicer}", f"verify {nicer}", f"public-key {nicer}"
     ]
