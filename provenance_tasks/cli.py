@@ -44,21 +44,24 @@ def console() -> None:
     which the interpreter waits for."""
     try:
         main()
-        code: int | str | None = 0
+        code: object = 0
     except SystemExit as exc:
         code = exc.code
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()
            if t is not threading.main_thread()):  # fmt: skip
-        sys.exit(code)
-    if isinstance(code, str):  # as the interpreter does with sys.exit("message")
+        sys.exit(code)  # type: ignore[arg-type]  # whatever it is, as the interpreter takes it
+    if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python does
         print(code, file=sys.stderr)
         code = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:  # a closed pipe: the interpreter's code for a failed flush at exit
-        os._exit(120)
-    os._exit(code or 0)
+    flushed = True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe or file
+            flushed = False
+    # 120: the interpreter's code when flushing the standard streams fails at exit.
+    os._exit((code or 0) if flushed else 120)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,86 @@ def test_a_string_exit_is_printed_and_exits_1(
     assert "went wrong" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [(None, 0), (SystemExit(None), 0), (SystemExit(2), 2), (SystemExit(143), 143)],
+)
+def test_each_exit_code_of_main_is_the_process_s(
+    monkeypatch: pytest.MonkeyPatch, raised: SystemExit | None, code: int
+) -> None:
+    codes: list[int] = []
+
+    def fake_exit(value: int) -> None:
+        codes.append(value)
+        raise _Left
+
+    def main() -> None:
+        if raised is not None:
+            raise raised
+
+    monkeypatch.setattr(cli, "main", main)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    with pytest.raises(_Left):
+        cli.console()
+    assert codes == [code]
+
+
+def test_a_stream_that_cannot_be_flushed_exits_120_and_the_other_is_still_flushed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    codes: list[int] = []
+    flushed: list[str] = []
+
+    class Closed:
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    class Open:
+        def flush(self) -> None:
+            flushed.append("stderr")
+
+    def fake_exit(value: int) -> None:
+        codes.append(value)
+        raise _Left
+
+    monkeypatch.setattr(cli, "main", lambda: None)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(sys, "stdout", Closed())
+    monkeypatch.setattr(sys, "stderr", Open())
+    with pytest.raises(_Left):
+        cli.console()
+    assert codes == [120]
+    assert flushed == ["stderr"]
+
+
+def test_no_standard_output_at_all_is_no_error() -> None:
+    """`provenance-tasks --version >&-`: Python has no sys.stdout then (None), and print()
+    writes nothing; the way out must not trip over it either."""
+    code = (
+        "import sys; sys.argv = ['provenance-tasks', '--version']; "
+        "from provenance_tasks.cli import console; console()"
+    )
+    closed = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" -c "{code}" >&-'], capture_output=True, text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in closed.stderr
+    assert closed.returncode == 0
+
+
+def test_a_one_image_run_imports_neither_the_set_nor_the_attestation_steps() -> None:
+    """They are imported where a set or an attestation needs them: 13 ms of every run's start,
+    before its first tool, otherwise."""
+    probe = (
+        "import sys; import provenance_tasks.tasks, provenance_tasks.steps.pipeline; "
+        "print(' '.join(m for m in ('provenance_tasks.steps.images', "
+        "'provenance_tasks.steps.set_build', 'provenance_tasks.steps.attest') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
 def test_a_thread_still_running_gets_the_interpreter_s_exit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
