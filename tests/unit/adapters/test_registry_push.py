@@ -332,7 +332,11 @@ def test_one_bearer_token_with_the_push_scope_for_the_whole_push(
 
 
 def test_an_expired_token_is_renewed_once_mid_push(server: str, tmp_path: Path) -> None:
-    Registry.state.mode, Registry.state.token_uses = "bearer", 5
+    # A token good for 12 requests, in a push of about 30: renewed at least twice. Not fewer:
+    # up to 4 blobs go up side by side, and a request refused with the old token is sent again
+    # with the new one, which the others must not have used up meanwhile (with 5, 1 run in 60
+    # failed). A real registry's token lasts minutes.
+    Registry.state.mode, Registry.state.token_uses = "bearer", 12
     built = build(tmp_path / "oci")
     registry_push.push_layout(built.folder, f"{server}/{NAME}", config_dir=login(tmp_path, server))
     assert Registry.state.tokens > 1
