@@ -12,14 +12,16 @@ import pytest
 
 from provenance_tasks import cli
 
+# The console script, as pip writes it, with the arguments after -c as its own.
+CONSOLE = (
+    "import sys; sys.argv = ['provenance-tasks', *sys.argv[1:]]; "
+    "from provenance_tasks.cli import console; console()"
+)
+
 
 def console(*args: str) -> subprocess.CompletedProcess[str]:
-    code = (
-        "import sys; sys.argv = ['provenance-tasks', *sys.argv[1:]]; "
-        "from provenance_tasks.cli import console; console()"
-    )
     return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", CONSOLE, *args], capture_output=True, text=True, timeout=60
     )
 
 
@@ -47,23 +49,29 @@ class _Left(Exception):
     pass
 
 
-def test_a_string_exit_is_printed_and_exits_1(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def exit_code_of(monkeypatch: pytest.MonkeyPatch, main: object) -> int:
+    """The code console() hands os._exit when main() is `main`: caught, not exited with."""
     codes: list[int] = []
 
     def fake_exit(code: int) -> None:
         codes.append(code)
         raise _Left
 
-    def main() -> None:
-        sys.exit("provenance-tasks: went wrong")
-
     monkeypatch.setattr(cli, "main", main)
     monkeypatch.setattr(os, "_exit", fake_exit)
     with pytest.raises(_Left):
         cli.console()
-    assert codes == [1]
+    assert len(codes) == 1
+    return codes[0]
+
+
+def test_a_string_exit_is_printed_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def main() -> None:
+        sys.exit("provenance-tasks: went wrong")
+
+    assert exit_code_of(monkeypatch, main) == 1
     assert "went wrong" in capsys.readouterr().err
 
 
@@ -74,27 +82,16 @@ def test_a_string_exit_is_printed_and_exits_1(
 def test_each_exit_code_of_main_is_the_process_s(
     monkeypatch: pytest.MonkeyPatch, raised: SystemExit | None, code: int
 ) -> None:
-    codes: list[int] = []
-
-    def fake_exit(value: int) -> None:
-        codes.append(value)
-        raise _Left
-
     def main() -> None:
         if raised is not None:
             raise raised
 
-    monkeypatch.setattr(cli, "main", main)
-    monkeypatch.setattr(os, "_exit", fake_exit)
-    with pytest.raises(_Left):
-        cli.console()
-    assert codes == [code]
+    assert exit_code_of(monkeypatch, main) == code
 
 
 def test_a_stream_that_cannot_be_flushed_exits_120_and_the_other_is_still_flushed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    codes: list[int] = []
     flushed: list[str] = []
 
     class Closed:
@@ -105,30 +102,18 @@ def test_a_stream_that_cannot_be_flushed_exits_120_and_the_other_is_still_flushe
         def flush(self) -> None:
             flushed.append("stderr")
 
-    def fake_exit(value: int) -> None:
-        codes.append(value)
-        raise _Left
-
-    monkeypatch.setattr(cli, "main", lambda: None)
-    monkeypatch.setattr(os, "_exit", fake_exit)
     monkeypatch.setattr(sys, "stdout", Closed())
     monkeypatch.setattr(sys, "stderr", Open())
-    with pytest.raises(_Left):
-        cli.console()
-    assert codes == [120]
+    assert exit_code_of(monkeypatch, lambda: None) == 120
     assert flushed == ["stderr"]
 
 
 def test_no_standard_output_at_all_is_no_error() -> None:
     """`provenance-tasks --version >&-`: Python has no sys.stdout then (None), and print()
     writes nothing; the way out must not trip over it either."""
-    code = (
-        "import sys; sys.argv = ['provenance-tasks', '--version']; "
-        "from provenance_tasks.cli import console; console()"
-    )
     closed = subprocess.run(
-        ["sh", "-c", f'"{sys.executable}" -c "{code}" >&-'], capture_output=True, text=True,
-        timeout=60,
+        ["sh", "-c", f'"{sys.executable}" -c "{CONSOLE}" --version >&-'], capture_output=True,
+        text=True, timeout=60,
     )
     assert "Traceback" not in closed.stderr
     assert closed.returncode == 0
