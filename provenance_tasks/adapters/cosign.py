@@ -124,9 +124,11 @@ class Cosign:
         tlog: bool = True,
         new_bundle_format: bool = False,
         identity_token: Path | None = None,
+        signing_config: Path | None = None,
     ) -> list[str]:
         """`cosign sign` of IMAGE@DIGEST (or several, in one call: each gets its own signature
-        with the same annotations); annotation values must already be encoded."""
+        with the same annotations); annotation values must already be encoded. `signing_config`:
+        what cosign 3 writes a new bundle by (cosign_flags.sign_flags)."""
         refs = [image_ref] if isinstance(image_ref, str) else list(image_ref)
         for ref in refs:
             if "@" not in ref:
@@ -139,6 +141,7 @@ class Cosign:
             tlog=tlog,
             new_bundle_format=new_bundle_format,
             identity_token=identity_token,
+            signing_config=signing_config,
         )
         return argv + self._annotations_timeout_and(refs, annotations)
 
@@ -197,6 +200,7 @@ class Cosign:
         tlog: bool = True,
         new_bundle_format: bool = False,
         identity_token: Path | None = None,
+        signing_config: Path | None = None,
         on_line: LineSink | None = None,
     ) -> Completed:
         argv = self.sign_argv(
@@ -206,6 +210,7 @@ class Cosign:
             tlog=tlog,
             new_bundle_format=new_bundle_format,
             identity_token=identity_token,
+            signing_config=signing_config,
         )
         return self._run(argv, on_line=on_line)
 

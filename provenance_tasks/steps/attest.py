@@ -34,13 +34,14 @@ from provenance_tasks.models import (
 from provenance_tasks.predicates import Predicate
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
+from provenance_tasks.settings import bundle_formats
 from provenance_tasks.sigstore import chain_trusted_root
 from provenance_tasks.steps.build_inputs import BuildInputs
 from provenance_tasks.steps.platforms import platforms_of
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.sign import token_file
-from provenance_tasks.steps.verify import registry_failed
+from provenance_tasks.steps.verify import refused_the_call, registry_failed
 
 STEP = "verify-attestation"
 
@@ -107,14 +108,8 @@ def attest(
         "attestation_manifests": [a.digest for a in buildkit],
         "signed": s.sign_attestation_manifests and bool(buildkit),
     }
-    keyless = isinstance(material, KeylessSigning)
-    config, root = None, None
-    if tools.cosign.major >= 3:  # a bundle: the services by a signing config, the leaf checked
-        config = signing_config_for(tools.sigstore, keyless=keyless, tlog=s.tlog,
-                                    folder=tools.private_folder())  # fmt: skip
-        if isinstance(material, CertificateSigning):  # against a root that holds its chain
-            root = chain_trusted_root(material.chain, tools.sigstore.trusted_root,
-                                      tools.private_folder() / "trust")  # fmt: skip
+    formats = bundle_formats(s)  # in the signatures' format: each for its own readers
+    config, root = _signing_trust(run, tools, material, formats)
     ours = [Predicate(slsa.PREDICATE_TYPE, path)] if s.attest or not extra else []
     attached = [*ours, *extra]  # --no-attest with predicates: only those
     with log.step("attest", f"Attest {image} (SLSA v1 provenance)") as record:
@@ -123,19 +118,42 @@ def attest(
             for what, digest in _for(predicate_file, targets):
                 reference = str(ImageRef(image.repository, digest))
                 kind, file = predicate_file.kind, predicate_file.path
-                if s.dry_run:
-                    token = token_file(run, tools, log, material, write=False)
-                    argv = attest_argv(tools.cosign, reference, material, kind, file,
-                                       tlog=s.tlog, signing_config=config, trusted_root=root,
-                                       identity_token=token)  # fmt: skip
-                    log.info("dry-run", command=render(argv, run.redactor))
-                else:
-                    _attest_once(run, tools, log, material, reference, kind, file, config, root)
-                report.rows.append({"type": predicate_file.uri, "subject": what,
-                                    "digest": digest, "attested": not s.dry_run})  # fmt: skip
+                for fmt in formats:
+                    if s.dry_run:
+                        token = token_file(run, tools, log, material, write=False)
+                        argv = attest_argv(tools.cosign, reference, material, kind, file,
+                                           tlog=s.tlog, signing_config=config, trusted_root=root,
+                                           identity_token=token,
+                                           new_bundle_format=fmt == "new")  # fmt: skip
+                        log.info("dry-run", command=render(argv, run.redactor))
+                    else:
+                        _attest_once(run, tools, log, material, reference, kind, file, config,
+                                     root, fmt)  # fmt: skip
+                    report.rows.append({"type": predicate_file.uri, "subject": what,
+                                        "digest": digest, "format": fmt,
+                                        "attested": not s.dry_run})  # fmt: skip
         record.detail = {"attestations": len(report.rows)}
     log.results.attest = report
     return report
+
+
+def _signing_trust(
+    run: Run, tools: Tools, material: SigningMaterial, formats: tuple[str, ...]
+) -> tuple[Path | None, Path | None]:
+    """cosign 3's signing config for a bundle, and a trusted root that holds a certificate's own
+    chain, so that cosign checks the leaf it signed with."""
+    if tools.cosign.major < 3:
+        return None, None
+    config = None
+    if "new" in formats:
+        config = signing_config_for(tools.sigstore, keyless=isinstance(material, KeylessSigning),
+                                    tlog=run.settings.tlog,
+                                    folder=tools.private_folder())  # fmt: skip
+    root = None
+    if isinstance(material, CertificateSigning):
+        root = chain_trusted_root(material.chain, tools.sigstore.trusted_root,
+                                  tools.private_folder() / "trust")  # fmt: skip
+    return config, root
 
 
 def _attest_once(
@@ -148,9 +166,10 @@ def _attest_once(
     predicate: Path,
     config: Path | None,
     root: Path | None,
+    fmt: str,
 ) -> None:
-    """One attestation of `reference`, retried on registry failures; the ID token is on disk
-    only while cosign runs."""
+    """One attestation of `reference` in format `fmt`, retried on registry failures; the ID
+    token is on disk only while cosign runs."""
 
     def attempt(left: float) -> object:
         cosign = tools.cosign.within(left)
@@ -158,7 +177,8 @@ def _attest_once(
         try:
             argv = attest_argv(cosign, reference, material, kind, predicate,
                                tlog=run.settings.tlog, identity_token=token,
-                               signing_config=config, trusted_root=root)  # fmt: skip
+                               signing_config=config, trusted_root=root,
+                               new_bundle_format=fmt == "new")  # fmt: skip
             return cosign.attest(argv, on_line=log.tool_output("attest"))
         finally:
             if token is not None:
@@ -197,21 +217,24 @@ def verify_attestations(
     checked = [*ours, *extra]
     with log.step(STEP, f"Verify the attestations of {image}", collapsed=False) as record:
         targets = subjects(run, tools, log, STEP, image, media_type)
+        formats = attestation_formats(run, tools)
         for predicate_file in checked:
             for what, digest in _for(predicate_file, targets):
                 reference = str(ImageRef(image.repository, digest))
-                if run.settings.dry_run:
-                    kind = predicate_file.kind
-                    argv = verify_attestation_argv(tools.cosign, reference, policy, kind,
-                                                   tlog=run.settings.tlog)  # fmt: skip
-                    log.info("dry-run", command=render(argv, run.redactor))
-                    continue
-                row = _verified(run, tools, log, policy, reference, predicate_file, expected,
-                                just_attested=just_attested)  # fmt: skip
-                row.update(subject=what)
-                report.rows.append(row)
-                if row["problem"]:
-                    report.problems.append(f"{row['type']} of {what} ({digest}): {row['problem']}")
+                for fmt in formats:
+                    if run.settings.dry_run:
+                        argv = verify_attestation_argv(tools.cosign, reference, policy,
+                                                       predicate_file.kind, tlog=run.settings.tlog,
+                                                       new_bundle_format=fmt == "new")  # fmt: skip
+                        log.info("dry-run", command=render(argv, run.redactor))
+                        continue
+                    row = _verified(run, tools, log, policy, reference, predicate_file, expected,
+                                    fmt, just_attested=just_attested)  # fmt: skip
+                    row.update(subject=what)
+                    report.rows.append(row)
+                    if row["problem"]:
+                        report.problems.append(f"{row['type']} ({fmt}) of {what} ({digest}): "
+                                               f"{row['problem']}")  # fmt: skip
         for row in report.rows:
             mark = "ok" if row["verified"] else f"FAILED: {row['problem']}"
             log.line(STEP, "report", f"  {row['type']} of {row['subject']} {row['digest']}: {mark}")
@@ -224,6 +247,13 @@ def verify_attestations(
                 "not the expected one (see above)",
             )
     return report
+
+
+def attestation_formats(run: Run, tools: Tools) -> tuple[str, ...]:
+    """The formats the attestations are read in: those the signatures are written in. cosign 2
+    reads no bundle here: a run configured for them alone is refused up front (preflight)."""
+    formats = bundle_formats(run.settings)
+    return formats if tools.cosign.major >= 3 else ("classic",)
 
 
 def _for(predicate: Predicate, targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -246,22 +276,25 @@ def _verified(
     reference: str,
     predicate: Predicate,
     expected: dict[str, str | None],
+    fmt: str,
     *,
     just_attested: bool,
 ) -> dict[str, Any]:
-    """One verify-attestation of one predicate type on one digest, and our reading of it."""
+    """One verify-attestation of one predicate type in one format on one digest, and our
+    reading of it."""
     digest = reference.rsplit("@", 1)[1]
-    row: dict[str, Any] = {"type": predicate.uri, "digest": digest, "verified": False,
-                           "problem": None}  # fmt: skip
+    row: dict[str, Any] = {"type": predicate.uri, "digest": digest, "format": fmt,
+                           "verified": False, "problem": None}  # fmt: skip
 
     def attempt(left: float) -> list[dict[str, Any]]:
         cosign = tools.cosign.within(left)
         argv = verify_attestation_argv(cosign, reference, policy, predicate.kind,
-                                       tlog=run.settings.tlog)  # fmt: skip
+                                       tlog=run.settings.tlog,
+                                       new_bundle_format=fmt == "new")  # fmt: skip
         try:
             return cosign.verify_attestation(argv, on_line=log.tool_output(STEP))
         except CommandFailed as exc:
-            if just_attested and _NONE_FOUND in exc.stderr:
+            if just_attested and _none_found(exc.stderr):
                 raise _not_yet_there(exc) from None
             raise
 
@@ -270,14 +303,15 @@ def _verified(
         envelopes = with_retries(log, retry, STEP, f"verify {reference}",
                                  registry_of(reference), attempt)  # fmt: skip
     except CommandFailed as exc:
-        if just_attested and _NONE_FOUND in exc.stderr:
+        if just_attested and _none_found(exc.stderr):
             raise ToolError(
                 f"cosign attested {reference} in this run, but verify-attestation finds no "
-                f"{predicate.kind} attestation there",
+                f"{predicate.kind} attestation ({fmt} format) there",
                 hint="the registry lost it or doesn't show it yet; run the job again",
             ) from None
         if registry_failed(exc):
             raise
+        refused_the_call(exc, "verify-attestation")
         last = exc.stderr_tail[-1] if exc.stderr_tail else exc.message
         row["problem"] = f"no attestation verifies: {last}"
         return row
@@ -292,7 +326,13 @@ def _verified(
     return row
 
 
-_NONE_FOUND = "no matching attestations"
+# cosign 2 and 3 with classic attestations, then cosign 3 reading bundles: what each says when
+# the registry shows none (a registry read behind them that failed, too).
+_NONE_FOUND = ("no matching attestations", "no valid bundles exist", "no attestations found")
+
+
+def _none_found(stderr: str) -> bool:
+    return any(words in stderr for words in _NONE_FOUND)
 
 
 def _not_yet_there(exc: CommandFailed) -> CommandFailed:

@@ -119,7 +119,10 @@ def _completed_policy(
         # names, is what Fulcio puts in the certificate.
         policy = replace(policy, identity=f"{ci.identity_prefix}{claimed}")
     sigstore = tools.sigstore
-    if policy.chain is not None and (sigstore.private or run.settings.bundle_format != "classic"):
+    # cosign 3 takes a chain inside a trusted root; only the public instance's log can't be put
+    # there beside it (cosign_flags.KEPT_DEPRECATED: --certificate-chain).
+    in_a_root = sigstore.private or not run.settings.tlog or run.settings.bundle_format != "classic"
+    if policy.chain is not None and in_a_root:
         from provenance_tasks.sigstore import chain_trusted_root
 
         root = chain_trusted_root(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provenance_tasks.adapters.cosign_env import shown
+from provenance_tasks.adapters.cosign_flags import signing_config_for
 from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.models import ImageRef, KeylessSigning, KeySigning, SigningMaterial, Target
@@ -112,6 +113,8 @@ def _sign(run: Run, tools: Tools, log: RunLog, refs: list[str], material: Signin
     what = first if len(refs) == 1 else f"{len(refs)} manifests"
     s = run.settings
 
+    config = bundle_signing_config(run, tools, material, fmt)
+
     def attempt(left: float) -> object:
         token = token_file(run, tools, log, material, write=True)
         try:
@@ -122,6 +125,7 @@ def _sign(run: Run, tools: Tools, log: RunLog, refs: list[str], material: Signin
                 tlog=s.tlog,
                 new_bundle_format=fmt == "new",
                 identity_token=token,
+                signing_config=config,
                 on_line=log.tool_output("sign"),
             )
         finally:
@@ -129,6 +133,17 @@ def _sign(run: Run, tools: Tools, log: RunLog, refs: list[str], material: Signin
                 token.unlink(missing_ok=True)  # the token lives on disk only while cosign runs
 
     with_retries(log, tools.retry_policy, "sign", f"sign {what}", registry_of(first), attempt)
+
+
+def bundle_signing_config(
+    run: Run, tools: Tools, material: SigningMaterial, fmt: str
+) -> Path | None:
+    """What cosign 3 writes a new bundle by; classic signatures and cosign 2 take none."""
+    if fmt != "new" or tools.cosign.major < 3:
+        return None
+    keyless = isinstance(material, KeylessSigning)
+    return signing_config_for(tools.sigstore, keyless=keyless, tlog=run.settings.tlog,
+                              folder=tools.private_folder())  # fmt: skip
 
 
 def token_file(
@@ -183,6 +198,7 @@ def sign(
                         tlog=s.tlog,
                         new_bundle_format=fmt == "new",
                         identity_token=token_file(run, tools, log, material, write=False),
+                        signing_config=bundle_signing_config(run, tools, material, fmt),
                     )
                     env = shown(tools.cosign.env)
                     log.info("dry-run", command=render(argv, run.redactor, env))

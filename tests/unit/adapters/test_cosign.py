@@ -90,12 +90,15 @@ def test_sign_key_mode_without_tlog_on_cosign3_turns_off_signing_config_and_new_
     ]  # fmt: skip
 
 
-def test_sign_on_cosign3_asks_for_the_new_bundle_format_when_requested() -> None:
+def test_sign_on_cosign3_writes_the_new_bundle_by_a_signing_config_with_no_format_flag() -> None:
     argv = cosign(3).sign_argv(
-        REF, KeySigning("cosign.key"), {}, tlog=False, new_bundle_format=True
-    )
-    assert "--new-bundle-format=true" in argv
-    assert "--new-bundle-format=false" not in argv
+        REF, KeySigning("cosign.key"), {}, tlog=False, new_bundle_format=True,
+        signing_config=WRITTEN,
+    )  # fmt: skip
+    assert flag_value(argv, "--signing-config") == str(WRITTEN)
+    assert not any(a.startswith(("--new-bundle-format", "--tlog-upload", "--use-signing")) for a in argv)
+    with pytest.raises(ValueError, match="signing config"):  # without one: a bug, never a guess
+        cosign(3).sign_argv(REF, KeySigning("cosign.key"), {}, tlog=False, new_bundle_format=True)
 
 
 def test_sign_on_cosign2_never_passes_a_bundle_format_flag() -> None:
@@ -124,25 +127,27 @@ TSA = SigstoreInstance(
 PUBLIC = SigstoreInstance()
 ROOT = ["--trusted-root", "/trust/trusted_root.json"]
 TOKEN = Path("/run/private/id-token")
+WRITTEN = Path("/run/private/signing-config.json")  # what signing_config_for writes for a run
 
 SIGN_CASES = [
     # (major, keyless, tlog, new bundle, instance, the flags)
     (3, True, True, False, URLS, ["--identity-token", str(TOKEN), "--use-signing-config=false",
      "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
      "--new-bundle-format=false"]),
-    (3, True, True, True, URLS, ["--identity-token", str(TOKEN), "--use-signing-config=false",
-     "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
-     "--new-bundle-format=true"]),
+    # the new bundle by a signing config (written for the run from URLs), no format flag: the
+    # flags cosign 4 keeps
+    (3, True, True, True, URLS, ["--identity-token", str(TOKEN), "--signing-config",
+     str(WRITTEN), *ROOT]),
     (3, True, True, True, CONFIG, ["--identity-token", str(TOKEN), "--signing-config",
-     "/trust/signing_config.json", *ROOT, "--new-bundle-format=true"]),
+     "/trust/signing_config.json", *ROOT]),
     # classic with a log is refused by a signing config: it signs by the config's URLs
     (3, True, True, False, CONFIG, ["--identity-token", str(TOKEN), "--use-signing-config=false",
      "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
      "--new-bundle-format=false"]),
     (3, False, True, False, URLS, ["--use-signing-config=false", "--rekor-url",
      "http://127.0.0.1:9002", *ROOT, "--new-bundle-format=false"]),
-    (3, False, True, True, CONFIG, ["--signing-config", "/trust/signing_config.json", *ROOT,
-     "--new-bundle-format=true"]),
+    (3, False, True, True, CONFIG, ["--signing-config", "/trust/signing_config.json", *ROOT]),
+    (3, False, False, True, URLS, ["--signing-config", str(WRITTEN), *ROOT]),
     (3, False, False, False, URLS, ["--use-signing-config=false", "--tlog-upload=false", *ROOT,
      "--new-bundle-format=false"]),
     (3, True, True, False, TSA, ["--identity-token", str(TOKEN), "--use-signing-config=false",
@@ -151,7 +156,7 @@ SIGN_CASES = [
     # the public instance: URLs are cosign's defaults, the new bundle follows TUF's signing config
     (3, True, True, False, PUBLIC, ["--identity-token", str(TOKEN), "--use-signing-config=false",
      "--new-bundle-format=false"]),
-    (3, True, True, True, PUBLIC, ["--identity-token", str(TOKEN), "--new-bundle-format=true"]),
+    (3, True, True, True, PUBLIC, ["--identity-token", str(TOKEN)]),
     (3, False, False, False, PUBLIC, ["--use-signing-config=false", "--tlog-upload=false",
      "--new-bundle-format=false"]),
     # cosign 2: URLs only (its trust is in SIGSTORE_* variables), never a bundle flag
@@ -174,9 +179,10 @@ def test_sign_points_each_major_at_its_sigstore(
 ) -> None:
     runner = Cosign(binary="cosign", major=major, redactor=Redactor(), sigstore=sigstore)
     material = KeylessSigning() if keyless else KeySigning("cosign.key")
+    config = (sigstore.signing_config or WRITTEN) if new and sigstore.private else None
     argv = runner.sign_argv(
         REF, material, {"k": "v"}, tlog=tlog, new_bundle_format=new,
-        identity_token=TOKEN if keyless else None,
+        identity_token=TOKEN if keyless else None, signing_config=config,
     )  # fmt: skip
     head = ["cosign", "sign", "--yes"] + ([] if keyless else ["--key", "cosign.key"])
     assert argv == [*head, *flags, "-a", "k=v", REF]
@@ -320,10 +326,11 @@ def test_verify_without_tlog_ignores_the_tlog_only_when_asked(major: int, policy
     assert "--insecure-ignore-tlog" not in runner.verify_argv(REF, policy, tlog=True)  # type: ignore[arg-type]
 
 
-def test_verify_on_cosign3_names_the_bundle_format_and_cosign2_never_does() -> None:
+def test_verify_on_cosign3_names_only_the_classic_format_and_cosign2_never_does() -> None:
     policy = KeyPolicy("k.pub")
     assert "--new-bundle-format=false" in cosign(3).verify_argv(REF, policy)
-    assert "--new-bundle-format=true" in cosign(3).verify_argv(REF, policy, new_bundle_format=True)
+    bundle = cosign(3).verify_argv(REF, policy, new_bundle_format=True)  # cosign 3's default
+    assert not any(a.startswith("--new-bundle-format") for a in bundle)
     for new in (False, True):
         argv = cosign(2).verify_argv(REF, policy, new_bundle_format=new)
         assert not any(a.startswith("--new-bundle-format") for a in argv)

@@ -1,5 +1,5 @@
-"""`cosign attest` and `verify-attestation` lines per major, and the signing config cosign 3's
-attest signs by (it has no service URLs of its own)."""
+"""`cosign attest` and `verify-attestation` lines per major and format: the classic `.att` the
+signatures' format asks for by default, and the signing config cosign 3 writes a bundle by."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_cosign2_attests_by_service_urls_and_classic_att() -> None:
     assert "--tlog-upload=false" in quiet and "--rekor-url" not in quiet
 
 
-def test_cosign3_attests_by_a_signing_config_never_by_urls(tmp_path: Path) -> None:
+def test_cosign3_attests_a_bundle_by_a_signing_config_never_by_urls(tmp_path: Path) -> None:
     config = signing_config_for(PRIVATE, keyless=True, tlog=True, folder=tmp_path)
     assert config is not None
     written = json.loads(config.read_text())
@@ -56,11 +56,22 @@ def test_cosign3_attests_by_a_signing_config_never_by_urls(tmp_path: Path) -> No
     token = tmp_path / "id-token"
     keyless = KeylessSigning(IdentityToken("t", "SIGSTORE_ID_TOKEN"))
     argv = attest_argv(cosign(3), REF, keyless, TYPE, Path("p.json"), tlog=True,
-                       identity_token=token, signing_config=config)  # fmt: skip
+                       identity_token=token, signing_config=config,
+                       new_bundle_format=True)  # fmt: skip
     assert argv[argv.index("--signing-config") + 1] == str(config)
     assert argv[argv.index("--identity-token") + 1] == str(token)  # a path, never the token
     assert "--rekor-url" not in argv and "--fulcio-url" not in argv
     assert not any(a.startswith(("--new-bundle-format", "--tlog-upload")) for a in argv)
+
+
+def test_cosign3_attests_the_classic_att_as_its_classic_sign_does() -> None:
+    argv = attest_argv(cosign(3), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=False,
+                       identity_token=None, signing_config=None)  # fmt: skip
+    assert "--use-signing-config=false" in argv and "--new-bundle-format=false" in argv
+    assert "--tlog-upload=false" in argv and "--signing-config" not in argv
+    logged = attest_argv(cosign(3), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=True,
+                         identity_token=None, signing_config=None)  # fmt: skip
+    assert logged[logged.index("--rekor-url") + 1] == "http://127.0.0.1:9002"
 
 
 def test_without_a_log_the_signing_config_names_no_rekor(tmp_path: Path) -> None:
@@ -71,11 +82,15 @@ def test_without_a_log_the_signing_config_names_no_rekor(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("major", [2, 3])
-def test_verify_attestation_takes_verifys_trust_without_the_bundle_format_flag(major: int) -> None:
+def test_verify_attestation_takes_verifys_trust_and_reads_the_format_asked(major: int) -> None:
     argv = verify_attestation_argv(cosign(major), REF, KeyPolicy("k.pub"), TYPE, tlog=False)
     assert argv[:2] == ["cosign", "verify-attestation"] and argv[-1] == REF
     assert "--insecure-ignore-tlog" in argv and argv[argv.index("--key") + 1] == "k.pub"
-    assert not any(a.startswith("--new-bundle-format") for a in argv)
+    classic = ["--new-bundle-format=false"] if major == 3 else []
+    assert [a for a in argv if a.startswith("--new-bundle-format")] == classic
+    bundle = verify_attestation_argv(cosign(major), REF, KeyPolicy("k.pub"), TYPE, tlog=False,
+                                     new_bundle_format=True)  # fmt: skip
+    assert not any(a.startswith("--new-bundle-format") for a in bundle)
     keyless = verify_attestation_argv(cosign(major), REF, IdentityPolicy("https://id", "https://iss"),
                                       TYPE, tlog=True)  # fmt: skip
     assert keyless[keyless.index("--certificate-identity") + 1] == "https://id"
