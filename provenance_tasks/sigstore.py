@@ -127,6 +127,12 @@ def instance(
             _first_url(config, "rekorTlogUrls"),
             _first_url(config, "tsaUrls"),
         )
+        if config.get("rekorTlogUrls") and configured[1] is None:
+            raise InputError(
+                f"provenance.signing_config {config_path} names no Rekor v1 log valid now "
+                "(only Rekor v2, majorApiVersion 2, or retired ones): Rekor v2 is not supported yet",
+                hint="add your Rekor v1 service to the signing config, or set provenance.rekor_url",
+            )
         # cosign 3 signs the new bundle by the config alone: a URL setting that says otherwise
         # would send one major to one service and the other elsewhere.
         for key, url, listed in zip(

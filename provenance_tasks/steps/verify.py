@@ -13,7 +13,7 @@ from typing import Any
 
 from provenance_tasks.adapters.cosign_env import shown
 from provenance_tasks.adapters.process import render
-from provenance_tasks.errors import CommandFailed, VerificationError, last_lines
+from provenance_tasks.errors import CommandFailed, ToolError, VerificationError, last_lines
 from provenance_tasks.models import IdentityPolicy, ImageRef, Target, VerificationPolicy
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import REGISTRY_FAILURES, outlasted_retries, with_retries
@@ -87,6 +87,7 @@ def verify(
             except CommandFailed as exc:
                 if registry_failed(exc):
                     raise
+                refused_the_call(exc, "verify")
                 failures.append(f"{fmt} format: {_last_line(exc.stderr)}")
                 continue
             verified = True
@@ -182,6 +183,7 @@ def _checked(
     except CommandFailed as exc:
         if registry_failed(exc):
             raise
+        refused_the_call(exc, "verify")
         one.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
         return one, False
     one.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
@@ -296,6 +298,28 @@ def _verify(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: Verifi
         ),
     )
     return payloads
+
+
+# cosign could not run the check at all: a flag refused, a file or a root it can't read, a
+# format it won't take with the trust given. No signature was judged, so this is a tool failure
+# (exit 4) in cosign's own words, never a verdict on the image (exit 3).
+_REFUSED_CALL = re.compile(
+    r"unknown (shorthand )?flag|flag needs an argument|invalid argument \S+ for \S+ flag"
+    r"|if any flags in the group|must be in bundle|must provide --|cannot be used with"
+    r"|could not fetch trusted_root|(reading|loading|parsing|unmarshal\w*) (the )?trusted.?root"
+    r"|no such file or directory|is a directory",
+    re.IGNORECASE,
+)
+
+
+def refused_the_call(exc: CommandFailed, what: str) -> None:
+    """Raise a tool failure when cosign refused the call itself rather than the signatures."""
+    words = _last_line(exc.stderr)
+    if _REFUSED_CALL.search(exc.stderr):
+        raise ToolError(
+            f"cosign {what} could not check {exc.argv[-1]}: {words}",
+            hint="cosign refused the call, not the signature: see its words above",
+        ) from exc
 
 
 def registry_failed(exc: CommandFailed) -> bool:
