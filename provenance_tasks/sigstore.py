@@ -129,8 +129,8 @@ def instance(
         )
         if config.get("rekorTlogUrls") and configured[1] is None:
             raise InputError(
-                f"provenance.signing_config {config_path} names no Rekor v1 log valid now "
-                "(only Rekor v2, majorApiVersion 2, or retired ones): Rekor v2 is not supported yet",
+                f"provenance.signing_config {config_path} names no Rekor v1 log valid now (only "
+                "Rekor v2, majorApiVersion 2, or retired ones): Rekor v2 is not supported yet",
                 hint="add your Rekor v1 service to the signing config, or set provenance.rekor_url",
             )
         # cosign 3 signs the new bundle by the config alone: a URL setting that says otherwise

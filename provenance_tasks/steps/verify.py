@@ -100,9 +100,16 @@ def verify(
                 verify_platforms(run, tools, log, report, target, image, policy, fmt, media_type)
                 break
         if s.dry_run:
+            from provenance_tasks.steps.consumer import consumer_view
+
+            consumer_view(run, tools, log, report, target, image, policy, media_type)
             return report
         if second is not None and report.ok:  # the co-signature, the same way down
             _verify_second(run, tools, log, report, target, image, second, media_type)
+        if verified and report.ok:  # then as a consumer's job would, which may refuse it
+            from provenance_tasks.steps.consumer import consumer_view
+
+            consumer_view(run, tools, log, report, target, image, policy, media_type)
         if not verified:
             signer = _found_signer(" ".join(failures))
             if signer:  # a signature was there, by someone else: expected against found

@@ -44,6 +44,8 @@ class VerifyReport:
     second: dict[str, Any] | None = None  # provenance.second_key's co-signature, verified
     # One row per platform manifest of an index: platform, digest, signed, verified, problem.
     platforms: list[dict[str, Any]] = field(default_factory=list)
+    consumer: dict[str, Any] | None = None  # the run's cosign as a consumer runs it (consumer.py)
+    readers: dict[str, str] = field(default_factory=dict)  # verifier family -> can it read this
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,8 @@ class VerifyReport:
             "tags": self.tags,
             "platforms": self.platforms,
             "second": self.second,
+            "consumer": self.consumer,
+            "readers": self.readers,
             "expected": [{"tag": e.tag, "annotations": e.annotations} for e in self.expectations],
             "signatures": [s.__dict__ for s in self.signatures],
             "matches": self.matches,
