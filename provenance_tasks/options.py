@@ -98,6 +98,10 @@ OPTIONS: tuple[Option, ...] = (
     _o("bundle_format", "classic", "signature format: classic (default, read by every verifier "
        "of image signatures), new (cosign 3), or both (cosign 3: each, for each reader)",
        "sign", B),
+    _o("referrers", "auto", "where cosign 3's bundles are listed on a registry: auto (its "
+       "referrers API, else the sha256-<digest> fallback tag, whose index is repaired to name "
+       "each bundle's type), tag (the fallback tag always, typed), or api (the API: a registry "
+       "without it is refused before the build)", SIGNS),
     _o("key_folder", ".provenance/keys", "where a laptop's key pair is made on first use"),
     # the Sigstore instance (see provenance_tasks/sigstore.py): None everywhere is the public one
     _o("fulcio_url", None, "Fulcio of a private Sigstore"),

@@ -51,6 +51,7 @@ def invoke_defaults() -> dict[str, Any]:
 
 MODES = ("auto", "key", "keyless", "certificate")
 BUNDLE_FORMATS = ("classic", "new", "both")
+REFERRERS = ("auto", "tag", "api")
 LOG_FORMATS = ("auto", "console", "json")
 
 
@@ -84,6 +85,7 @@ class Settings:
     second_public_key: str | None
     tlog: bool
     bundle_format: str
+    referrers: str  # auto, tag or api: where cosign 3's bundles are listed
     key_folder: str
     fulcio_url: str | None
     rekor_url: str | None
@@ -228,6 +230,7 @@ def resolve(
                          "engine", hint="keep one: the context, or the host")  # fmt: skip
     _check_choice("mode", values["mode"], MODES)
     _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
+    _check_choice("referrers", values["referrers"], REFERRERS)
     _check_choice("log_format", values["log_format"], LOG_FORMATS)
     if values["provenance"] is not None:
         values["provenance"] = _provenance_mode(values["provenance"])

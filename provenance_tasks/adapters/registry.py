@@ -11,6 +11,7 @@ refused", "MANIFEST_UNKNOWN"), so the retry policy classifies it as it does a to
 
 registry_push.py builds its pushes on the same pieces: `_login`, `_authorize` with a push scope,
 `_request` with a body (bytes, or an open file streamed from disk) and headers, and `_failed`.
+referrers.py reads with `fetch`, for which a 404 is an answer (no such tag, or no such API).
 """
 
 from __future__ import annotations
@@ -99,11 +100,48 @@ def read_blob(reference: str, *, config_dir: Path | None, timeout: float = 30.0)
     return data or b""
 
 
+def fetch(
+    reference: str, *, config_dir: Path | None, kind: str = "manifests", timeout: float = 30.0
+) -> tuple[str, bytes] | None:
+    """The media type and bytes GET `reference` (REPO:TAG or REPO@DIGEST) answers under
+    /v2/<name>/<kind>/, or None for a 404: a tag or manifest the registry doesn't hold, or an
+    endpoint it doesn't have (a registry without the referrers API, for kind "referrers").
+    Nothing is checked against a digest: the caller knows whether the answer is addressed by
+    its content. Any other failure raises CommandFailed, as `read_manifest` does."""
+    answer, url, _ = _answered("GET", reference, config_dir, timeout, kind)
+    if answer.status == 404:
+        return None
+    if answer.status != 200:
+        raise _failed("GET", url, answer.status, answer.reason)
+    return _media_type(answer), answer.read()
+
+
 def _manifest(
     method: str, reference: str, config_dir: Path | None, timeout: float, *,
     kind: str = "manifests",
 ) -> tuple[str, str, bytes | None]:
     """(digest, media type, body of a GET) of `reference`, with the run's login."""
+    answer, url, authorization = _answered(method, reference, config_dir, timeout, kind)
+    if answer.status != 200:
+        raise _failed(method, url, answer.status, answer.reason)
+    media_type = _media_type(answer)
+    if method == "GET":
+        data = answer.read()
+        return "sha256:" + hashlib.sha256(data).hexdigest(), media_type, data
+    digest = answer.getheader("Docker-Content-Digest")
+    if digest:
+        return digest, media_type, None
+    body = _request("GET", url, authorization, timeout)  # a registry that doesn't say: count
+    if body.status != 200:
+        raise _failed("GET", url, body.status, body.reason)
+    return "sha256:" + hashlib.sha256(body.read()).hexdigest(), media_type, None
+
+
+def _answered(
+    method: str, reference: str, config_dir: Path | None, timeout: float, kind: str
+) -> tuple[http.client.HTTPResponse, str, str | None]:
+    """The registry's answer to `method` on `reference`, after its 401 if it asked for a login;
+    with the URL on the scheme it speaks and the Authorization that was sent."""
     registry = registry_of(reference)
     host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
     name, ref = _split(reference, registry)
@@ -123,19 +161,11 @@ def _manifest(
         authorization = _authorize(answer.getheader("WWW-Authenticate") or "", login, name,
                                    timeout)  # fmt: skip
         answer = _request(method, url, authorization, timeout)
-    if answer.status != 200:
-        raise _failed(method, url, answer.status, answer.reason)
-    media_type = (answer.getheader("Content-Type") or "").split(";")[0].strip()
-    if method == "GET":
-        data = answer.read()
-        return "sha256:" + hashlib.sha256(data).hexdigest(), media_type, data
-    digest = answer.getheader("Docker-Content-Digest")
-    if digest:
-        return digest, media_type, None
-    body = _request("GET", url, authorization, timeout)  # a registry that doesn't say: count
-    if body.status != 200:
-        raise _failed("GET", url, body.status, body.reason)
-    return "sha256:" + hashlib.sha256(body.read()).hexdigest(), media_type, None
+    return answer, url, authorization
+
+
+def _media_type(answer: http.client.HTTPResponse) -> str:
+    return (answer.getheader("Content-Type") or "").split(";")[0].strip()
 
 
 def _split(reference: str, registry: str) -> tuple[str, str]:

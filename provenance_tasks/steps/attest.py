@@ -38,6 +38,7 @@ from provenance_tasks.settings import bundle_formats
 from provenance_tasks.sigstore import chain_trusted_root
 from provenance_tasks.steps.build_inputs import BuildInputs
 from provenance_tasks.steps.platforms import platforms_of
+from provenance_tasks.steps.referrers import settle
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.sign import token_file
@@ -132,6 +133,7 @@ def attest(
                     report.rows.append({"type": predicate_file.uri, "subject": what,
                                         "digest": digest, "format": fmt,
                                         "attested": not s.dry_run})  # fmt: skip
+        settle(run, tools, log, "attest", image.repository, [d for _, d in targets])
         record.detail = {"attestations": len(report.rows)}
     log.results.attest = report
     return report

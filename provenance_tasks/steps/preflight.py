@@ -43,6 +43,10 @@ class _Findings:
 
     token_claims: dict[str, object] | None = None
     public_key_pem: str | None = None  # the signing key's public half, from its check
+    referrers_api: bool | None = None  # provenance.referrers api: the registry has it
+
+    def api(self, found: bool | None) -> None:
+        self.referrers_api = found
 
     def key(self, pem: str | None) -> None:
         self.public_key_pem = pem
@@ -68,6 +72,9 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
             lambda: found.claims(tools.once(
                 ("services",), lambda: signing_services(run, tools, log, material))),
         ]
+    elif plan.policy is not None:  # a verify alone: what it reads, its cosign must read
+        policy = plan.policy
+        probes.append(lambda: readable_by_cosign(run, tools, policy))
     if plan.build is not None:
         # buildx needs no probe: the build, which runs beside these, is one (adapters/docker.py
         # says when it is missing); a builder asked for by name is. The push's imports are
@@ -83,6 +90,11 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         registry = registry_of(plan.target.repository)
         probes.append(lambda: tools.once(("registry", registry),
                                          lambda: registry_answers(plan.target.repository)))
+    if run.settings.referrers == "api":  # cosign 3's bundles must go to the referrers API
+        from provenance_tasks.steps import referrers
+
+        if referrers.needs_api(run, plan.steps):
+            probes.append(lambda: found.api(_referrers_api(run, tools, log, plan)))
     if run.settings.dry_run or len(probes) < 2:
         for probe in probes:
             probe()
@@ -97,6 +109,10 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
             error = future.exception()
             if error is not None:
                 raise error
+    if found.referrers_api is False:
+        from provenance_tasks.steps.referrers import refuse_without_api
+
+        refuse_without_api(run, tools, plan.target.repository)
     return replace(plan, policy=_completed_policy(run, tools, plan, found))
 
 
@@ -141,6 +157,13 @@ def signing_cosign(run: Run, tools: Tools) -> None:
             "image in the new bundle format (its sign has no such flag)",
             hint="set provenance.bundle_format to classic, or install cosign 3.0.3+",
         )
+
+
+def readable_by_cosign(run: Run, tools: Tools, policy: VerificationPolicy) -> None:
+    """A verify whose cosign can't read the configured format is bad input (exit 2)."""
+    from provenance_tasks.steps.consumer import refuse_unreadable
+
+    refuse_unreadable(run, policy, tools.cosign.major)
 
 
 def signing_key(run: Run, tools: Tools, material: SigningMaterial) -> str | None:
@@ -203,6 +226,17 @@ def registry_answers(repository: str) -> None:
             f"cannot reach the registry: {reason}",
             hint=f"check the registry's host and port in {repository}, and that it is up",
         )
+
+
+def _referrers_api(run: Run, tools: Tools, log: StepLog, plan: Plan) -> bool | None:
+    """Whether the registry has the referrers API, asked once it is known to answer at all
+    (a refused connection fails in seconds, not after the retries of an HTTP request)."""
+    from provenance_tasks.references import registry_of
+    from provenance_tasks.steps.referrers import probe_api
+
+    repository = plan.target.repository
+    tools.once(("registry", registry_of(repository)), lambda: registry_answers(repository))
+    return probe_api(run, tools, log, repository)
 
 
 def _proxied(registry: str) -> bool:

@@ -43,6 +43,8 @@ class Results:
     attest: AttestReport | None = None  # the SLSA provenance attached
     verify: VerifyReport | None = None
     attestations: AttestReport | None = None  # the SLSA provenance verified
+    # The fallback indexes of cosign 3's bundles, checked or repaired (steps/referrers.py).
+    referrers: list[dict[str, Any]] | None = None
 
     def items(self) -> Iterator[tuple[str, object]]:
         for f in fields(self):

@@ -17,6 +17,7 @@ from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.plan import local_key_folder
 from provenance_tasks.steps.platforms import signed_children
+from provenance_tasks.steps.referrers import settle
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.tokens import fresh_token
@@ -220,6 +221,9 @@ def sign(
                     sign_once(run, tools, log, reference, second, target.annotations_for(tag), fmt)
                 if refs:
                     sign_once(run, tools, log, refs, second, target.annotations_for(None), fmt)
+        # cosign lists its bundles as "empty" artifacts in the fallback index: typed there.
+        settle(run, tools, log, "sign", image.repository,
+               [image.digest, *(child.digest for child in children)])  # fmt: skip
         record.detail = {"signatures": len(signatures) + len(children), "mode": mode}
     signed = tuple({"platform": c.platform, "digest": c.digest} for c in children)
     result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog, signed)

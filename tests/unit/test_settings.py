@@ -224,6 +224,7 @@ def test_unknown_flag_is_a_programming_error() -> None:
     [
         ("mode", "kms", "auto, key, keyless, certificate"),
         ("bundle_format", "protobuf", "classic, new, both"),
+        ("referrers", "oras", "auto, tag, api"),
         ("log_format", "xml", "auto, console, json"),
     ],
 )

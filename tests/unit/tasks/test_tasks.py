@@ -27,20 +27,22 @@ NAMED = SET | {"image_name"}  # a task on one image's outputs names it
 FLAGS = {
     "login": LOGIN | {"dry_run"},
     "build": BUILD | LOGIN | SET | {"dry_run", "stage"},
-    "sign": SIGNING | LOGIN | NAMED | {"digest", "certificate", "bundle_format", "dry_run"},
+    "sign": SIGNING | LOGIN | NAMED | {"digest", "certificate", "bundle_format", "referrers",
+                                       "dry_run"},
     "verify": SIGNING | LOGIN | NAMED | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
     "publish": SIGNING | LOGIN | NAMED | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
     },
-    "attest": SIGNING | LOGIN | NAMED | {"digest", "certificate", "dry_run", "predicate"},
+    "attest": SIGNING | LOGIN | NAMED | {"digest", "certificate", "dry_run", "predicate",
+                                         "referrers"},
     "verify-attestation": SIGNING | LOGIN | NAMED | {
         "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run", "builder_id",
     },
     "build-sign-verify": BUILD | SIGNING | LOGIN | SET | {
-        "certificate", "bundle_format", "public_key", "trusted_root", "identity", "issuer",
-        "keep_docker_config", "dry_run", "push_then_sign", "no_attest", "predicate",
+        "certificate", "bundle_format", "referrers", "public_key", "trusted_root", "identity",
+        "issuer", "keep_docker_config", "dry_run", "push_then_sign", "no_attest", "predicate",
         "builder_id",
     },
 }  # fmt: skip
