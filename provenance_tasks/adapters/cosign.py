@@ -125,10 +125,12 @@ class Cosign:
         new_bundle_format: bool = False,
         identity_token: Path | None = None,
         signing_config: Path | None = None,
+        trusted_root: Path | None = None,
     ) -> list[str]:
         """`cosign sign` of IMAGE@DIGEST (or several, in one call: each gets its own signature
         with the same annotations); annotation values must already be encoded. `signing_config`:
-        what cosign 3 writes a new bundle by (cosign_flags.sign_flags)."""
+        what cosign 3 writes a new bundle by (cosign_flags.sign_flags); `trusted_root`: cosign 3's
+        when it isn't the instance's (a certificate's own chain, which it checks the leaf by)."""
         refs = [image_ref] if isinstance(image_ref, str) else list(image_ref)
         for ref in refs:
             if "@" not in ref:
@@ -142,6 +144,7 @@ class Cosign:
             new_bundle_format=new_bundle_format,
             identity_token=identity_token,
             signing_config=signing_config,
+            trusted_root=trusted_root,
         )
         return argv + self._annotations_timeout_and(refs, annotations)
 
@@ -201,6 +204,7 @@ class Cosign:
         new_bundle_format: bool = False,
         identity_token: Path | None = None,
         signing_config: Path | None = None,
+        trusted_root: Path | None = None,
         on_line: LineSink | None = None,
     ) -> Completed:
         argv = self.sign_argv(
@@ -211,6 +215,7 @@ class Cosign:
             new_bundle_format=new_bundle_format,
             identity_token=identity_token,
             signing_config=signing_config,
+            trusted_root=trusted_root,
         )
         return self._run(argv, on_line=on_line)
 

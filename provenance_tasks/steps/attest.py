@@ -25,7 +25,6 @@ from provenance_tasks.adapters.cosign_attest import (
 from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import CommandFailed, ToolError, VerificationError
 from provenance_tasks.models import (
-    CertificateSigning,
     ImageRef,
     KeylessSigning,
     SigningMaterial,
@@ -35,13 +34,12 @@ from provenance_tasks.predicates import Predicate
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import with_retries
 from provenance_tasks.settings import bundle_formats
-from provenance_tasks.sigstore import chain_trusted_root
 from provenance_tasks.steps.build_inputs import BuildInputs
 from provenance_tasks.steps.platforms import platforms_of
 from provenance_tasks.steps.referrers import settle
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
-from provenance_tasks.steps.sign import token_file
+from provenance_tasks.steps.sign import certificate_root, token_file
 from provenance_tasks.steps.verify import refused_the_call, registry_failed
 
 STEP = "verify-attestation"
@@ -151,11 +149,7 @@ def _signing_trust(
         config = signing_config_for(tools.sigstore, keyless=isinstance(material, KeylessSigning),
                                     tlog=run.settings.tlog,
                                     folder=tools.private_folder())  # fmt: skip
-    root = None
-    if isinstance(material, CertificateSigning):
-        root = chain_trusted_root(material.chain, tools.sigstore.trusted_root,
-                                  tools.private_folder() / "trust")  # fmt: skip
-    return config, root
+    return config, certificate_root(tools, material)
 
 
 def _attest_once(

@@ -9,7 +9,14 @@ from provenance_tasks.adapters.cosign_env import shown
 from provenance_tasks.adapters.cosign_flags import signing_config_for
 from provenance_tasks.adapters.process import render
 from provenance_tasks.errors import CommandFailed, InputError
-from provenance_tasks.models import ImageRef, KeylessSigning, KeySigning, SigningMaterial, Target
+from provenance_tasks.models import (
+    CertificateSigning,
+    ImageRef,
+    KeylessSigning,
+    KeySigning,
+    SigningMaterial,
+    Target,
+)
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import outlasted_retries, with_retries
 from provenance_tasks.settings import bundle_formats
@@ -115,6 +122,7 @@ def _sign(run: Run, tools: Tools, log: RunLog, refs: list[str], material: Signin
     s = run.settings
 
     config = bundle_signing_config(run, tools, material, fmt)
+    root = certificate_root(tools, material)
 
     def attempt(left: float) -> object:
         token = token_file(run, tools, log, material, write=True)
@@ -127,6 +135,7 @@ def _sign(run: Run, tools: Tools, log: RunLog, refs: list[str], material: Signin
                 new_bundle_format=fmt == "new",
                 identity_token=token,
                 signing_config=config,
+                trusted_root=root,
                 on_line=log.tool_output("sign"),
             )
         finally:
@@ -145,6 +154,18 @@ def bundle_signing_config(
     keyless = isinstance(material, KeylessSigning)
     return signing_config_for(tools.sigstore, keyless=keyless, tlog=run.settings.tlog,
                               folder=tools.private_folder())  # fmt: skip
+
+
+def certificate_root(tools: Tools, material: SigningMaterial) -> Path | None:
+    """cosign 3 checks a certificate's leaf against its trusted root when it signs: a CA of your
+    own goes into one beside the instance's logs (sigstore.chain_trusted_root), made once."""
+    if not isinstance(material, CertificateSigning) or tools.cosign.major < 3:
+        return None
+    from provenance_tasks.sigstore import chain_trusted_root
+
+    chain, base = material.chain, tools.sigstore.trusted_root
+    folder = tools.private_folder() / "trust"
+    return tools.once(("chain-root", str(chain)), lambda: chain_trusted_root(chain, base, folder))
 
 
 def token_file(
@@ -200,6 +221,7 @@ def sign(
                         new_bundle_format=fmt == "new",
                         identity_token=token_file(run, tools, log, material, write=False),
                         signing_config=bundle_signing_config(run, tools, material, fmt),
+                        trusted_root=certificate_root(tools, material),
                     )
                     env = shown(tools.cosign.env)
                     log.info("dry-run", command=render(argv, run.redactor, env))
