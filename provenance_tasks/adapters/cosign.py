@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provenance_tasks.adapters.cosign_flags import sign_flags, verify_flags
+from provenance_tasks.adapters.cosign_flags import KEPT_DEPRECATED, sign_flags, verify_flags
 from provenance_tasks.adapters.process import Completed, LineSink, run
 from provenance_tasks.annotations import cosign_annotation_arg
 from provenance_tasks.errors import InputError, last_lines
@@ -268,23 +269,34 @@ class Cosign:
         # Never prompt: no COSIGN_PASSWORD means an unencrypted key (as made for laptops); an
         # encrypted one then fails with a clear "decryption failed" instead of hanging.
         env = {"COSIGN_PASSWORD": "", **self.env, "COSIGN_YES": "true"}  # see cosign_env.py
-        if stdout_is_data and on_line is not None:
+        sink = None
+        if on_line is not None:
             shown = on_line
 
-            # The JSON on stdout is parsed, not shown; only stderr streams to the log.
             def sink(stream: str, line: str) -> None:
-                if stream == "stderr":
-                    shown(stream, line)
+                # The JSON on stdout is parsed, not shown; only stderr streams to the log. The
+                # warnings of the deprecated flags we keep on purpose are said once by the run.
+                if (stdout_is_data and stream != "stderr") or _kept_warning(line):
+                    return
+                shown(stream, line)
 
-            return run(argv, redactor=self.redactor, env=env, on_line=sink,
-                       timeout=self._kill_after, cancel=self.cancel)  # fmt: skip
-        return run(argv, redactor=self.redactor, env=env, on_line=on_line,
+        return run(argv, redactor=self.redactor, env=env, on_line=sink,
                    timeout=self._kill_after, cancel=self.cancel)  # fmt: skip
 
     @property
     def _kill_after(self) -> float | None:
         # cosign's --timeout covers its registry calls; this covers a cosign that hangs anyway.
         return self.timeout + 30 if self.timeout else None
+
+
+_DEPRECATION = re.compile(r"Flag (--[\w-]+) has been deprecated")
+_KEPT = frozenset(kept.flag for kept in KEPT_DEPRECATED)
+
+
+def _kept_warning(line: str) -> bool:
+    """cosign 3's warning for a flag on KEPT_DEPRECATED; any other deprecation still shows."""
+    found = _DEPRECATION.search(line)
+    return found is not None and found.group(1) in _KEPT
 
 
 def material_flags(material: SigningMaterial) -> list[str]:

@@ -206,6 +206,12 @@ def sign(
             "setups, but nobody can audit these signatures publicly"
         )
     ensure_local_key(run, tools, log, material)
+    if tools.cosign.major >= 3 and "classic" in bundle_formats(s):
+        said = (
+            "the classic format on cosign 3 passes flags cosign deprecates, which have no "
+            "replacement for it (cosign_flags.KEPT_DEPRECATED); their warnings are not shown"
+        )
+        tools.once(("kept-flags",), lambda: log.info(said))
     signatures: list[Signature] = []
     with log.step("sign", f"Sign {reference} ({mode})") as record:
         formats = bundle_formats(s)  # both: each, for the verifiers that read only one

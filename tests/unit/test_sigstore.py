@@ -108,6 +108,19 @@ def test_a_signing_config_gives_the_first_v1_service_still_valid(tmp_path: Path)
     assert found.rekor == "http://rekor-v1.internal"
 
 
+def test_a_signing_config_naming_only_rekor_v2_is_refused_as_not_supported_yet(
+    tmp_path: Path,
+) -> None:
+    root = write(tmp_path, "root.json", ROOT)
+    v2 = {**CONFIG, "rekorTlogUrls": [{"url": "http://rekor-v2.internal", "majorApiVersion": 2}]}
+    config = write(tmp_path, "config.json", v2)
+    with pytest.raises(InputError, match="Rekor v2 is not supported yet"):
+        instance(**settings(trusted_root=root, signing_config=config), cwd=tmp_path)  # type: ignore[arg-type]
+    # No log at all (a key, --no-tlog) is not a Rekor v2 configuration.
+    config = write(tmp_path, "none.json", {**CONFIG, "rekorTlogUrls": []})
+    instance(**settings(trusted_root=root, signing_config=config), cwd=tmp_path)  # type: ignore[arg-type]
+
+
 def test_cosign2_gets_the_one_current_log_key_or_a_clear_refusal(tmp_path: Path) -> None:
     other = base64.b64encode(b"\x30\x03\x02\x01\x02" * 20).decode()
     retired = {

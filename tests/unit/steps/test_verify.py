@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.models import IdentityPolicy, KeyPolicy
-from provenance_tasks.steps.verify import _found_signer
+from provenance_tasks.steps.verify import _found_signer, refused_the_call
 from provenance_tasks.steps.verify_checks import (
     Expectation,
     FoundSignature,
@@ -74,3 +77,39 @@ def test_the_signer_cosign_found_is_read_from_its_error() -> None:
     )
     assert _found_signer(error) == f"identity {ID} issued by https://gitlab.example.com"
     assert _found_signer("no signatures found") is None
+
+
+# --- a cosign that refused the call is a tool failure, not a verdict ---------------------------
+
+REF = f"{REPO}@{DIGEST}"
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "Error: unknown flag: --certificate-chain-x",
+        "Error: verifying attestations: certificate chain must be in bundle",
+        "Error: if any flags in the group [key certificate] are set none of the others can be",
+        "Error: loading trusted root: open /x/trusted_root.json: no such file or directory",
+        "Could not fetch trusted_root.json from the TUF repository. Continuing...\nError: boom",
+    ],
+)
+def test_cosign_refusing_the_call_is_exit_4_in_its_own_words(stderr: str) -> None:
+    failed = CommandFailed("cosign", ["cosign", "verify", REF], 1, stderr)
+    with pytest.raises(ToolError) as raised:
+        refused_the_call(failed, "verify-attestation")
+    assert raised.value.exit_code == 4 and stderr.splitlines()[-1] in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "Error: no matching signatures: crypto/ecdsa: verification error",
+        "Error: no matching attestations: none of the expected identities matched what was in the "
+        "certificate, got subjects [https://x] with issuer https://gl",
+        "Error: no matching signatures: missing or incorrect annotation",
+        "Error: no signatures found",
+    ],
+)
+def test_signatures_read_that_dont_satisfy_the_policy_stay_a_verdict(stderr: str) -> None:
+    refused_the_call(CommandFailed("cosign", ["cosign", "verify", REF], 1, stderr), "verify")
