@@ -150,8 +150,25 @@ function leafHash(body) {
   return crypto.createHash('sha256').update(Buffer.from([0])).update(body).digest('hex');
 }
 
+// Real Rekor stores a dsse entry canonicalized: hashes of the envelope and payload, and each
+// signature with its verifier, not the proposed envelope.
+function canonical(proposed) {
+  if (proposed.kind !== 'dsse' || !proposed.spec?.proposedContent) return proposed;
+  const { envelope, verifiers } = proposed.spec.proposedContent;
+  const env = JSON.parse(envelope);
+  const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
+  return {
+    apiVersion: proposed.apiVersion, kind: 'dsse',
+    spec: {
+      envelopeHash: { algorithm: 'sha256', value: sha(envelope) },
+      payloadHash: { algorithm: 'sha256', value: sha(Buffer.from(env.payload, 'base64')) },
+      signatures: env.signatures.map((s, i) => ({ signature: s.sig, verifier: verifiers[i] || verifiers[0] })),
+    },
+  };
+}
+
 async function createEntry(tlog, raw) {
-  const proposed = JSON.parse(raw.toString('utf8'));
+  const proposed = canonical(JSON.parse(raw.toString('utf8')));
   const logged = await tlog.log(proposed);
   const entry = Object.values(logged)[0];
   const uuid = leafHash(Buffer.from(entry.body, 'base64'));
