@@ -23,7 +23,8 @@ VERIFIERS: dict[str, str] = {
     "containers-image": "containers/image `sigstoreSigned` (podman, skopeo, CRI-O): a key, "
     "`matchRepository`, each platform",
     "oras": "`oras discover --artifact-type application/vnd.dev.sigstore.bundle.v0.3+json`",
-    "sigstore-bundle": "a Sigstore bundle verifier that is not cosign, on each bundle we write",
+    "sigstore-bundle": "sigstore-js's CLI (`@sigstore/cli` 0.8) `verify` of each bundle of the "
+    "image, trust from a TUF repository holding the trusted root",
     "provenance-tasks": "our `verify` and `verify-attestation`",
 }
 
@@ -92,11 +93,14 @@ def reading(publication: Publication, verifier: str) -> Reading | None:
         if p.mode == "keyless" and not p.second_key:
             return Reading(False, "keyless policies accept e-mail SANs only, and CI certificates "
                            "name a URI: add provenance.second_key")  # fmt: skip
-        if p.mode == "certificate" and not p.second_key:
-            return Reading(False, "a `keyPath` policy doesn't take a key inside a certificate, "
-                           "and its `fulcio` policies need an e-mail SAN: add "
-                           "provenance.second_key")  # fmt: skip
-        return Reading(True, "the second key's signature" if p.mode != "key" else "")
+        if p.mode == "certificate":
+            return Reading(True, "`keyPath`: the certificate's public key")
+        return Reading(True, "the second key's signature" if p.second_key else "")
+    if verifier == "sigstore-bundle" and p.mode == "key":
+        return Reading(False, "@sigstore/cli takes no public key: it verifies Sigstore identities")
+    if verifier == "sigstore-bundle" and p.mode == "certificate":
+        return Reading(False, "it trusts the Fulcio CAs of its TUF trusted root, which a CA of "
+                       "your own is not in")  # fmt: skip
     return Reading(True)
 
 

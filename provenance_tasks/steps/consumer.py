@@ -17,7 +17,8 @@ from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.models import IdentityPolicy, ImageRef, KeyPolicy, Target
 from provenance_tasks.models import VerificationPolicy as Policy
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import with_retries
+from provenance_tasks.retry import outlasted_retries, with_retries
+from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
@@ -75,8 +76,9 @@ def consumer_view(
     if children:
         checks.append(([str(ImageRef(image.repository, c.digest)) for c in children], {}))
     for refs, wanted in checks:
-        argv = tools.cosign.verify_argv(refs, policy, wanted, tlog=run.settings.tlog,
-                                        new_bundle_format=True)  # cosign's default: no flag
+        argv = tools.cosign.verify_argv(
+            refs, policy, wanted, tlog=run.settings.tlog, new_bundle_format=True
+        )  # cosign's default: no flag
         if run.settings.dry_run:
             log.info("dry-run", command=render(argv, run.redactor, shown(tools.cosign.env)))
             continue
@@ -100,7 +102,19 @@ def consumer_view(
 
 def _verify(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: Policy,
             wanted: dict[str, str]) -> None:  # fmt: skip
-    """One such cosign verify, retried while the registry fails."""
+    """One such cosign verify, retried while the registry fails. One of a set of images: one
+    call for every image that asks the same (a refusal is then tried again image by image)."""
+    if tools.meeting is not None:
+        key = ("consumer", registry_of(refs[0]), policy, tuple(sorted(wanted.items())))
+        tools.meeting.meet(Request(
+            key, tuple(refs), lambda group: _call(run, tools, log, group, policy, wanted),
+            shared=outlasted_retries))  # fmt: skip
+        return
+    _call(run, tools, log, refs, policy, wanted)
+
+
+def _call(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: Policy,
+          wanted: dict[str, str]) -> None:  # fmt: skip
 
     def attempt(left: float) -> object:
         return tools.cosign.within(left).verify(
