@@ -72,7 +72,8 @@ class Repair:
     found: bool = True  # the tag was there (else: nothing to repair, nothing written)
     # (digest, what the index said before: the empty type, or None for no type at all)
     typed: tuple[tuple[str, str | None], ...] = ()
-    added: tuple[str, ...] = ()  # listed by the referrers API, missing from the tag
+    # missing from the tag: listed by the referrers API, or by the tag itself earlier in the run
+    added: tuple[str, ...] = ()
     left: tuple[str, ...] = ()  # not typeable: the manifest is gone, or names no type itself
     rewritten: bool = False
 
@@ -83,7 +84,7 @@ class Repair:
         count = len(self.referrers)
         parts = [f"{count} referrer{'' if count == 1 else 's'}"]
         if self.added:
-            parts.append(f"{len(self.added)} added from the referrers API")
+            parts.append(f"{len(self.added)} listed again (the API's, or lost from the tag)")
         if self.typed:
             was = sorted({"empty" if before == EMPTY else "untyped" for _, before in self.typed})
             parts.append(f"{len(self.typed)} typed (was {' or '.join(was)})")

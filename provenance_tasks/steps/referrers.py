@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from provenance_tasks.adapters import referrers
-from provenance_tasks.adapters.referrers import PROBE_DIGEST, Repair, fallback_tag
+from provenance_tasks.adapters.referrers import PROBE_DIGEST, Referrer, Repair, fallback_tag
 from provenance_tasks.adapters.registry import UseTheTool
 from provenance_tasks.errors import InputError
 from provenance_tasks.references import registry_of
@@ -100,17 +100,22 @@ def _settled(
             step=step,
         )
         return []
+    # What each fallback index listed once this run had typed it: a later writer (cosign's
+    # attest reading the index through a failed request) can drop a line, which is put back.
+    seen: dict[tuple[str, str], tuple[Referrer, ...]] = tools.once(("referrers-seen",), dict)
     repairs = []
     for digest in subjects:
         what = f"repair the fallback index {repository}:{fallback_tag(digest)}"
+        before = seen.get((repository, digest), ())
         repair = _retried(
             tools,
             log,
             step,
             what,
             repository,
-            functools.partial(_repaired, repository, digest, config, api),
+            functools.partial(_repaired, repository, digest, config, api, before),
         )
+        seen[(repository, digest)] = repair.referrers
         log.info(repair.describe(), step=step)
         repairs.append(repair)
     found = log.results.referrers or []
@@ -119,10 +124,15 @@ def _settled(
 
 
 def _repaired(
-    repository: str, digest: str, config: Path | None, from_api: bool, left: float
+    repository: str,
+    digest: str,
+    config: Path | None,
+    from_api: bool,
+    before: tuple[Referrer, ...],
+    left: float,
 ) -> Repair:
-    """One attempt: the fallback index of `digest` typed (provenance.referrers tag, where the
-    API exists: and listing what the API lists)."""
+    """One attempt: the fallback index of `digest` typed, listing again what it listed after
+    this run's earlier repair (`before`), and what the API lists (provenance.referrers tag)."""
     timeout = min(left, 30.0)
     listed = (
         referrers.referrers_of(repository, digest, config_dir=config, timeout=timeout)
@@ -130,7 +140,7 @@ def _repaired(
         else ()
     )
     return referrers.repair_fallback_index(
-        repository, digest, config_dir=config, listed=listed, timeout=timeout
+        repository, digest, config_dir=config, listed=(*listed, *before), timeout=timeout
     )
 
 

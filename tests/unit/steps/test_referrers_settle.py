@@ -278,3 +278,24 @@ def test_preflight_refuses_only_a_run_that_writes_bundles(
     run, tools, log = started(tmp_path, cosign_major=major, **settings)
     preflight(run, tools, log, planned(server))  # no refusal
     assert any("referrers" in path for _, path in state().seen) == asked
+
+
+def test_a_line_a_later_writer_dropped_from_the_index_is_listed_again(
+    server: str, tmp_path: Path
+) -> None:
+    """cosign's attest reads the fallback index to add its bundle; a read that failed under
+    registry faults makes it write an index of its bundle alone. The signature's bundle, which
+    this run's earlier repair saw listed, is put back (its manifest is still there)."""
+    st = state()
+    subject = image(st, "index")
+    signature = bundle(st, subject, annotations=SIGNED)
+    tag = ggcr_index(st, subject, [signature])
+    run, tools, log = started(tmp_path)
+    settle(run, tools, log, "sign", f"{server}/{NAME}", [subject["digest"]])
+    attestation = bundle(st, subject, annotations=ATTESTED)
+    ggcr_index(st, subject, [attestation])  # the attest's index: the signature's line is gone
+    with structlog.testing.capture_logs() as logs:
+        settle(run, tools, log, "attest", f"{server}/{NAME}", [subject["digest"]])
+    listed = {d["digest"]: d["artifactType"] for d in st.json(tag)["manifests"]}
+    assert listed == {signature["digest"]: BUNDLE, attestation["digest"]: BUNDLE}
+    assert "1 listed again" in events(logs)[-1]
