@@ -93,7 +93,10 @@ def verify(
             verified = True
             # cosign 3 asked for new bundles falls back to classic ones when there are none:
             # the payload's type tells which a signature really is, so none is counted twice.
-            report.signatures += [sig for sig in map(summarize, payloads) if sig.format == fmt]
+            found = [sig for sig in map(summarize, payloads) if sig.format == fmt]
+            if formats is not None and not found:  # this run signed in fmt a moment ago
+                raise _lost(reference, fmt)
+            report.signatures += found
             report.problems, report.matches = list(tag_problems), {}
             check(report, image.repository, digest, policy)
             if report.ok:
@@ -129,6 +132,16 @@ def verify(
     return report
 
 
+def _lost(reference: str, fmt: str) -> ToolError:
+    """cosign verified, but none of what it read is in the format this run just signed in: the
+    registry lost the write or doesn't show it yet. No verdict on the image (exit 4, not 3)."""
+    return ToolError(
+        f"this run signed {reference} in the {fmt} format, but cosign reads no {fmt} signature "
+        "there now: the registry lost it or doesn't show it yet",
+        hint="run the job again; nothing was published",
+    )
+
+
 def _verify_second(
     run: Run,
     tools: Tools,
@@ -162,7 +175,9 @@ def _verify_each(
     """Every format in `formats` verifies by itself (provenance.bundle_format both), and each
     platform in each; the report lists all signatures, and every problem by its format."""
     for fmt in formats:
-        one, _ = _checked(run, tools, log, image, policy, fmt, report.expectations)
+        one, read = _checked(run, tools, log, image, policy, fmt, report.expectations)
+        if read and not one.signatures:  # this run signed in fmt a moment ago
+            raise _lost(str(image), fmt)
         report.signatures += one.signatures
         report.problems += [f"{fmt} format: {problem}" for problem in one.problems]
         if one.ok:

@@ -192,3 +192,30 @@ def test_a_registry_that_cannot_be_reached_fails_before_the_build_not_after_the_
     assert not any(r["event"] == "step.start" for r in records)  # nothing started, or shown
     # The issue's fail-fast contract (seconds, not the 300 s budget), not a speed benchmark.
     assert took < 30, took
+
+
+@pytest.mark.integration
+def test_at_twenty_percent_faults_a_lost_attestation_is_never_a_policy_failure(
+    runner: Runner, registry: Registry, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Attestations on, in both formats on cosign 3 (the `.att` tag, and bundles whose fallback
+    index is typed through the faults, and whose lines a later writer drops): the run verifies,
+    or fails as the registry's failure (exit 4); never exit 3, which would call a registry's
+    lost write a signature that doesn't satisfy the policy. One run: one takes 1-3 minutes at
+    this rate (cosign 2's classic-only path is the 10 % test's)."""
+    proxy.set_faults(Faults(rate=0.20, kinds={"503": 2, "429": 1, "drop": 1}, seed=2001))
+    both = {"INVOKE_PROVENANCE_BUNDLE_FORMAT": "both"}
+    done, image, records, took = run_job(
+        runner, proxy, str(COSIGNS["cosign3"]), tmp_path / "run", **both
+    )
+    proxy.set_faults(Faults())
+    print(f"exit {done.returncode} in {took:.1f}s, {len(retries(records))} retries")
+    assert done.returncode in (0, 4), done.stderr[-3000:]
+    assert sum(proxy.stats().faults.values()) > 0
+    if done.returncode == 0:
+        summary = records[-1]
+        assert summary["verified"] is True
+        assert summary["digest"] == registry.digest(f"{direct(image, proxy)}:v1")
+    else:
+        failure = json.loads((runner.cwd / "provenance-report.json").read_text())["failure"]
+        assert failure["exit_code"] == 4, failure
