@@ -218,4 +218,5 @@ def test_at_twenty_percent_faults_a_lost_attestation_is_never_a_policy_failure(
         assert summary["digest"] == registry.digest(f"{direct(image, proxy)}:v1")
     else:
         failure = json.loads((runner.cwd / "provenance-report.json").read_text())["failure"]
+        print(f"failed in {failure['step']}: {failure['message']}")
         assert failure["exit_code"] == 4, failure
