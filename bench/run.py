@@ -124,8 +124,11 @@ def shims(folder: Path, log: Path) -> Path:
 def shimmed(env: dict[str, str], folder: Path, log: Path) -> dict[str, str]:
     """`env` with the logging shims first on PATH and the user's config holding buildx's."""
     shim_folder = shims(folder, log)
-    return {**env, "PATH": f"{shim_folder}:{env['PATH']}",
-            "DOCKER_CONFIG": str(shim_folder / "users-docker")}  # fmt: skip
+    return {
+        **env,
+        "PATH": f"{shim_folder}:{env['PATH']}",
+        "DOCKER_CONFIG": str(shim_folder / "users-docker"),
+    }
 
 
 class Bench:
@@ -145,16 +148,26 @@ class Bench:
         env = {**self.base, **pipelines.gitlab(self.testbed, user_name="Jo Doe")}
         # The shell job's `docker login` writes a config: never the machine's own.
         env["DOCKER_CONFIG"] = str(self.work / "shell-docker")
-        env.update({"CONTEXT": str(context), "SIGN_KEY": str(self.key),
-                    "VERIFY_PUB": str(self.pub), "INVOKE_PROVENANCE_COSIGN": "cosign"})  # fmt: skip
+        env.update(
+            {
+                "CONTEXT": str(context),
+                "SIGN_KEY": str(self.key),
+                "VERIFY_PUB": str(self.pub),
+                "INVOKE_PROVENANCE_COSIGN": "cosign",
+            }
+        )
         if config == "keyless" and self.sigstore is not None:
             env.update(self.sigstore.settings())
             env["SIGSTORE_ID_TOKEN"] = self.sigstore.mint(sigstore_bed.gitlab_claims(env))
         return env
 
     def ours_argv(self, context: Path, config: str) -> list[str]:
-        argv = [str(ROOT / ".venv/bin/provenance-tasks"), "build-sign-verify",
-                "--context", str(context)]  # fmt: skip
+        argv = [
+            str(ROOT / ".venv/bin/provenance-tasks"),
+            "build-sign-verify",
+            "--context",
+            str(context),
+        ]
         # The tutorial's job attests nothing: the contract and keyless cases don't either, and
         # `attested` (the contract, plus signed SLSA provenance, verified) says what it costs.
         if config != "attested":
@@ -205,8 +218,14 @@ class Bench:
         contexts = [make_context(folder / name, content=f"bench-{count}-{name}") for name in names]
         images = "".join(f"    - name: {name}\n      context: {name}\n" for name in names)
         (folder / "invoke.yaml").write_text(f"provenance:\n  images:\n{images}")
-        ours = [str(ROOT / ".venv/bin/provenance-tasks"), "build-sign-verify", "--no-attest",
-                "--key", str(self.key), "--no-tlog"]  # fmt: skip
+        ours = [
+            str(ROOT / ".venv/bin/provenance-tasks"),
+            "build-sign-verify",
+            "--no-attest",
+            "--key",
+            str(self.key),
+            "--no-tlog",
+        ]
         shell = ["bash", str(SHARED / "tutorial_job.sh")]
 
         def measure_ours() -> Sample:
@@ -214,9 +233,17 @@ class Bench:
 
         def measure_shell() -> Sample:
             env = self.job_env(contexts[0], "contract")  # one pipeline: a job per image
-            samples = [timed(shell, {**env, "CONTEXT": str(context),
-                                     "CI_REGISTRY_IMAGE": f"{env['CI_REGISTRY_IMAGE']}/{name}"})
-                       for name, context in zip(names, contexts, strict=True)]  # fmt: skip
+            samples = [
+                timed(
+                    shell,
+                    {
+                        **env,
+                        "CONTEXT": str(context),
+                        "CI_REGISTRY_IMAGE": f"{env['CI_REGISTRY_IMAGE']}/{name}",
+                    },
+                )
+                for name, context in zip(names, contexts, strict=True)
+            ]
             return Sample(sum(s.seconds for s in samples), max(s.max_rss_kb for s in samples))
 
         for run in range(runs + 1):
@@ -268,12 +295,14 @@ def startup(runs: int) -> list[dict[str, object]]:
                 sample = timed(command, dict(os.environ), cwd=folder)
                 if i:
                     samples.append(sample.seconds)
-        rows.append({
-            "case": f"{name} vs a bare tasks.py",
-            "ours_median_s": round(statistics.median(mine), 3),
-            "bare_median_s": round(statistics.median(base), 3),
-            "ratio": round(statistics.median(mine) / statistics.median(base), 2),
-        })  # fmt: skip
+        rows.append(
+            {
+                "case": f"{name} vs a bare tasks.py",
+                "ours_median_s": round(statistics.median(mine), 3),
+                "bare_median_s": round(statistics.median(base), 3),
+                "ratio": round(statistics.median(mine) / statistics.median(base), 2),
+            }
+        )
     shutil.rmtree(work, ignore_errors=True)
     return rows
 
@@ -322,8 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("current", "classic"), default="current")
     parser.add_argument("--cases", default="warm,cold")
     parser.add_argument("--configs", default="contract,keyless,attested")
-    parser.add_argument("--images", default="4,16", help="image counts of the many-images "
-                        "cases (empty: none)")
+    parser.add_argument(
+        "--images", default="4,16", help="image counts of the many-images cases (empty: none)"
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if not (SHARED / "tutorial_job.sh").exists():

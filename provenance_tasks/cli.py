@@ -47,8 +47,11 @@ def console() -> None:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
-           if t is not threading.main_thread()):  # fmt: skip
+    if any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
         sys.exit(code)  # type: ignore[arg-type]  # whatever it is, as the interpreter takes it
     if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python does
         print(code, file=sys.stderr)

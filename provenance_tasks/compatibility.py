@@ -91,16 +91,21 @@ def reading(publication: Publication, verifier: str) -> Reading | None:
         if not p.classic:
             return Reading(False, _SIG_ONLY)
         if p.mode == "keyless" and not p.second_key:
-            return Reading(False, "keyless policies accept e-mail SANs only, and CI certificates "
-                           "name a URI: add provenance.second_key")  # fmt: skip
+            return Reading(
+                False,
+                "keyless policies accept e-mail SANs only, and CI certificates "
+                "name a URI: add provenance.second_key",
+            )
         if p.mode == "certificate":
             return Reading(True, "`keyPath`: the certificate's public key")
         return Reading(True, "the second key's signature" if p.second_key else "")
     if verifier == "sigstore-bundle" and p.mode == "key":
         return Reading(False, "@sigstore/cli takes no public key: it verifies Sigstore identities")
     if verifier == "sigstore-bundle" and p.mode == "certificate":
-        return Reading(False, "it trusts the Fulcio CAs of its TUF trusted root, which a CA of "
-                       "your own is not in")  # fmt: skip
+        return Reading(
+            False,
+            "it trusts the Fulcio CAs of its TUF trusted root, which a CA of your own is not in",
+        )
     return Reading(True)
 
 

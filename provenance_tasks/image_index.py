@@ -51,9 +51,10 @@ def contents(data: bytes, what: str) -> IndexContents:
     attestations: list[Child] = []
     for entry in entries:
         found = entry.get("platform") or {}
-        platform = "/".join(
-            str(found[k]) for k in ("os", "architecture", "variant") if found.get(k)
-        ) or "unknown/unknown"
+        platform = (
+            "/".join(str(found[k]) for k in ("os", "architecture", "variant") if found.get(k))
+            or "unknown/unknown"
+        )
         annotations = entry.get("annotations") or {}
         digest = str(entry.get("digest", ""))
         if annotations.get(REFERENCE_TYPE) or platform == "unknown/unknown":

@@ -19,8 +19,18 @@ from typing import Any
 from provenance_tasks.errors import InputError
 
 #: The settings an image may give for itself; every other one is the run's.
-PER_IMAGE = ("context", "file", "image", "tags", "platforms", "build_args", "target",
-             "annotations", "labels", "predicates")  # fmt: skip
+PER_IMAGE = (
+    "context",
+    "file",
+    "image",
+    "tags",
+    "platforms",
+    "build_args",
+    "target",
+    "annotations",
+    "labels",
+    "predicates",
+)
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
@@ -86,12 +96,15 @@ def entries(raw: Sequence[Mapping[str, Any]], where: str) -> tuple[ImageEntry, .
     return tuple(found)
 
 
-def load(images: Sequence[Mapping[str, Any]], images_file: str | None, cwd: Path
-         ) -> tuple[ImageEntry, ...]:  # fmt: skip
+def load(
+    images: Sequence[Mapping[str, Any]], images_file: str | None, cwd: Path
+) -> tuple[ImageEntry, ...]:
     """The configured set: provenance.images, or the list in provenance.images_file."""
     if images and images_file:
-        raise InputError("provenance.images and provenance.images_file are both set",
-                         hint="keep one list of images")  # fmt: skip
+        raise InputError(
+            "provenance.images and provenance.images_file are both set",
+            hint="keep one list of images",
+        )
     if images:
         return entries(images, "provenance.images")
     if not images_file:
@@ -102,29 +115,38 @@ def load(images: Sequence[Mapping[str, Any]], images_file: str | None, cwd: Path
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise InputError(f"cannot read provenance.images_file {path}: {exc.strerror}",
-                         hint="check the path (relative to the working folder)") from None
+        raise InputError(
+            f"cannot read provenance.images_file {path}: {exc.strerror}",
+            hint="check the path (relative to the working folder)",
+        ) from None
     except yaml.YAMLError as exc:
-        raise InputError(f"provenance.images_file {path} is not YAML: {exc}",
-                         hint="fix the file: a list of images, each with a name") from None
+        raise InputError(
+            f"provenance.images_file {path} is not YAML: {exc}",
+            hint="fix the file: a list of images, each with a name",
+        ) from None
     if isinstance(data, Mapping) and "images" in data:
         data = data["images"]  # the file may hold `images:` as invoke.yaml does
     if not isinstance(data, list) or not all(isinstance(item, Mapping) for item in data):
-        raise InputError(f"provenance.images_file {path} holds no list of images",
-                         hint="write a YAML list of mappings, each with a name")  # fmt: skip
+        raise InputError(
+            f"provenance.images_file {path} holds no list of images",
+            hint="write a YAML list of mappings, each with a name",
+        )
     return entries(data, str(images_file))
 
 
-def only(found: tuple[ImageEntry, ...], names: Sequence[str], flag: str = "--only"
-         ) -> tuple[ImageEntry, ...]:  # fmt: skip
+def only(
+    found: tuple[ImageEntry, ...], names: Sequence[str], flag: str = "--only"
+) -> tuple[ImageEntry, ...]:
     """The entries `names` asks for, in the set's order; a name the set lacks is refused."""
     if not names:
         return found
     known = {e.name for e in found}
     missing = [n for n in names if n not in known]
     if missing:
-        raise InputError(f"{flag} {', '.join(missing)}: no such image",
-                         hint=f"the images are: {', '.join(sorted(known))}")  # fmt: skip
+        raise InputError(
+            f"{flag} {', '.join(missing)}: no such image",
+            hint=f"the images are: {', '.join(sorted(known))}",
+        )
     return tuple(e for e in found if e.name in names)
 
 
@@ -140,8 +162,10 @@ def shard_of(setting: str | None, environ: Mapping[str, str], gitlab: bool) -> S
         return None
     index, _, total = text.partition("/")
     if not (index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
-        raise InputError(f"{source} is {text!r}",
-                         hint="give the share as I/N, 1 <= I <= N (CI_NODE_INDEX counts from 1)")
+        raise InputError(
+            f"{source} is {text!r}",
+            hint="give the share as I/N, 1 <= I <= N (CI_NODE_INDEX counts from 1)",
+        )
     if int(total) == 1:
         return None
     return Shard(int(index), int(total), source)

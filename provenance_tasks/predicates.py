@@ -42,8 +42,10 @@ def parse(spec: str, cwd: Path) -> Predicate:
     kind, sep, name = spec.partition("=")
     kind, _, platform = kind.partition("@")
     if not sep or not name or not kind:
-        raise InputError(f"--predicate {spec!r} is not TYPE=FILE",
-                         hint="pass e.g. --predicate cyclonedx=sbom.cdx.json")  # fmt: skip
+        raise InputError(
+            f"--predicate {spec!r} is not TYPE=FILE",
+            hint="pass e.g. --predicate cyclonedx=sbom.cdx.json",
+        )
     if kind not in KNOWN and not _URI.fullmatch(kind):
         raise InputError(
             f"--predicate type {kind!r} is neither {', '.join(KNOWN)} nor a URI",
@@ -58,15 +60,20 @@ def parse(spec: str, cwd: Path) -> Predicate:
     try:
         document = json.loads(path.read_text())
     except OSError as exc:
-        raise InputError(f"--predicate file {path} can't be read: {exc.strerror}",
-                         hint="pass the path of the predicate's JSON file") from None  # fmt: skip
+        raise InputError(
+            f"--predicate file {path} can't be read: {exc.strerror}",
+            hint="pass the path of the predicate's JSON file",
+        ) from None
     except ValueError as exc:
-        raise InputError(f"--predicate file {path} is not JSON: {exc}",
-                         hint="a predicate is one JSON document") from None  # fmt: skip
+        raise InputError(
+            f"--predicate file {path} is not JSON: {exc}", hint="a predicate is one JSON document"
+        ) from None
     problem = _not_its_type(kind, document)
     if problem:
-        raise InputError(f"--predicate file {path} is not {kind}: {problem}",
-                         hint="check the file, or the TYPE it is given as") from None  # fmt: skip
+        raise InputError(
+            f"--predicate file {path} is not {kind}: {problem}",
+            hint="check the file, or the TYPE it is given as",
+        ) from None
     return Predicate(kind, path, platform or None)
 
 

@@ -163,8 +163,9 @@ class RateGate:
         with self._lock:
             self._until[registry] = max(self._until.get(registry, 0.0), clock() + seconds)
 
-    def hold(self, registry: str, sleep: Callable[[float], None], clock: Callable[[], float]
-             ) -> float:  # fmt: skip
+    def hold(
+        self, registry: str, sleep: Callable[[float], None], clock: Callable[[], float]
+    ) -> float:
         """Wait out the registry's pause, if any; returns the seconds waited."""
         with self._lock:
             left = self._until.get(registry, 0.0) - clock()
@@ -325,8 +326,11 @@ def with_retries(
     def attempt() -> T:
         held = policy.gate.hold(registry, sleep, clock) if policy.gate is not None else 0.0
         if held:
-            log.warning(f"{what}: waited {held:.1f}s, as {registry} rate limited this run",
-                        step=step, wait_s=round(held, 2))  # fmt: skip
+            log.warning(
+                f"{what}: waited {held:.1f}s, as {registry} rate limited this run",
+                step=step,
+                wait_s=round(held, 2),
+            )
         begun = clock()
         budget.attempts += 1
         log.bind(attempt=budget.attempts)  # the tool's output lines carry their attempt

@@ -226,8 +226,10 @@ def resolve(
             hint="set it to 1 for no retries, or leave it at the default (8)",
         )
     if values["docker_host"] and values["docker_context"]:
-        raise InputError("provenance.docker_host and provenance.docker_context both name an "
-                         "engine", hint="keep one: the context, or the host")  # fmt: skip
+        raise InputError(
+            "provenance.docker_host and provenance.docker_context both name an engine",
+            hint="keep one: the context, or the host",
+        )
     _check_choice("mode", values["mode"], MODES)
     _check_choice("bundle_format", values["bundle_format"], BUNDLE_FORMATS)
     _check_choice("referrers", values["referrers"], REFERRERS)
@@ -245,8 +247,12 @@ def comma_split(items: tuple[str, ...]) -> tuple[str, ...]:
         for part in (p.strip() for p in item.split(",")):
             if not part:
                 continue
-            if found and found[-1].startswith("type=") and "=" in part \
-                    and not part.startswith("type="):  # fmt: skip
+            if (
+                found
+                and found[-1].startswith("type=")
+                and "=" in part
+                and not part.startswith("type=")
+            ):
                 found[-1] += f",{part}"
             else:
                 found.append(part)
@@ -301,8 +307,7 @@ def _provenance_mode(value: Any) -> str:
     mode = text.removeprefix("mode=")
     if mode in ("min", "max"):
         return f"mode={mode}"
-    raise InputError(f"provenance.provenance is {value!r}",
-                     hint="choose off, mode=min or mode=max")  # fmt: skip
+    raise InputError(f"provenance.provenance is {value!r}", hint="choose off, mode=min or mode=max")
 
 
 def _number(key: str, value: Any, kind: type[float] | type[int], what: str) -> Any:

@@ -136,7 +136,9 @@ def instance(
         # cosign 3 signs the new bundle by the config alone: a URL setting that says otherwise
         # would send one major to one service and the other elsewhere.
         for key, url, listed in zip(
-            ("fulcio_url", "rekor_url", "tsa_url"), (fulcio_url, rekor_url, tsa_url), configured,
+            ("fulcio_url", "rekor_url", "tsa_url"),
+            (fulcio_url, rekor_url, tsa_url),
+            configured,
             strict=True,
         ):
             if url and listed and url.rstrip("/") != listed.rstrip("/"):

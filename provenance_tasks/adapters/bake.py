@@ -33,8 +33,11 @@ def bake_target(request: BuildRequest) -> dict[str, Any]:
     """The bake target of `request`, a layout build (buildx build's flags, one by one)."""
     if request.layout is None or request.tags:
         raise NotBakeable("only a build into an OCI layout is baked")
-    local = [spec for spec in (*request.cache_from, request.cache_to or "")
-             if buildx_options(spec).get("type") == "local"]  # fmt: skip
+    local = [
+        spec
+        for spec in (*request.cache_from, request.cache_to or "")
+        if buildx_options(spec).get("type") == "local"
+    ]
     if local or any("src=" in spec or "type=file" in spec for spec in request.secrets):
         # Files that bake would refuse to read or write without an entitlement of their own.
         raise NotBakeable("a local cache or a secret file is built by its own buildx call")
@@ -107,8 +110,15 @@ def bake(
     definition = folder / "bake.json"
     definition.write_text(json.dumps(bake_file(requests), indent=1))
     metadata = folder / "bake-metadata.json"
-    args = ["bake", "--progress", "plain", "--file", str(definition),
-            "--metadata-file", str(metadata)]  # fmt: skip
+    args = [
+        "bake",
+        "--progress",
+        "plain",
+        "--file",
+        str(definition),
+        "--metadata-file",
+        str(metadata),
+    ]
     for entitlement in allowed(requests):
         args += ["--allow", entitlement]
     if builder:

@@ -66,8 +66,9 @@ class Cosign:
             )
         environ = dict(os.environ if env is None else env)
         # The probes run beside the build: they yield the CPU to it (process.YIELDING_NICE).
-        helped = run([found, "sign", "--help"], redactor=redactor, env=environ, check=False,
-                     yielding=True)  # fmt: skip
+        helped = run(
+            [found, "sign", "--help"], redactor=redactor, env=environ, check=False, yielding=True
+        )
         if helped.returncode != 0 or "--key" not in helped.stdout + helped.stderr:
             raise InputError(
                 f"{found} does not look like cosign: `cosign sign --help` failed",
@@ -77,8 +78,13 @@ class Cosign:
         # Debian's builds report "devel" as their version, so the flags tell the age instead:
         # 2.4 gave verify --new-bundle-format (3.x hides it, deprecated).
         if major == 2:
-            verify = run([found, "verify", "--help"], redactor=redactor, env=environ,
-                         check=False, yielding=True)  # fmt: skip
+            verify = run(
+                [found, "verify", "--help"],
+                redactor=redactor,
+                env=environ,
+                check=False,
+                yielding=True,
+            )
             if "--new-bundle-format" not in verify.stdout + verify.stderr:
                 raise InputError(
                     f"{found} is older than cosign 2.4 (its verify has no --new-bundle-format)",
@@ -280,8 +286,14 @@ class Cosign:
                     return
                 shown(stream, line)
 
-        return run(argv, redactor=self.redactor, env=env, on_line=sink,
-                   timeout=self._kill_after, cancel=self.cancel)  # fmt: skip
+        return run(
+            argv,
+            redactor=self.redactor,
+            env=env,
+            on_line=sink,
+            timeout=self._kill_after,
+            cancel=self.cancel,
+        )
 
     @property
     def _kill_after(self) -> float | None:
@@ -304,8 +316,14 @@ def material_flags(material: SigningMaterial) -> list[str]:
     if isinstance(material, KeySigning):
         return ["--key", material.key]
     if isinstance(material, CertificateSigning):
-        return ["--key", material.key, "--certificate", str(material.certificate),
-                "--certificate-chain", str(material.chain)]  # fmt: skip
+        return [
+            "--key",
+            material.key,
+            "--certificate",
+            str(material.certificate),
+            "--certificate-chain",
+            str(material.chain),
+        ]
     return []
 
 

@@ -43,8 +43,16 @@ def attest_argv(
     """`trusted_root`: cosign 3's, when it isn't the instance's (a certificate's own chain)."""
     if "@" not in image_ref:
         raise ValueError(f"refusing to attest a tag, not a digest: {image_ref}")
-    argv = [cosign.binary, "attest", "--yes", *material_flags(material),
-            "--type", predicate_type, "--predicate", str(predicate)]  # fmt: skip
+    argv = [
+        cosign.binary,
+        "attest",
+        "--yes",
+        *material_flags(material),
+        "--type",
+        predicate_type,
+        "--predicate",
+        str(predicate),
+    ]
     argv += sign_flags(
         cosign.major,
         cosign.sigstore,
@@ -73,8 +81,12 @@ def verify_attestation_argv(
     if isinstance(policy, KeyPolicy):
         argv += ["--key", policy.public_key]
     else:
-        argv += ["--certificate-identity", policy.identity,
-                 "--certificate-oidc-issuer", policy.issuer]  # fmt: skip
+        argv += [
+            "--certificate-identity",
+            policy.identity,
+            "--certificate-oidc-issuer",
+            policy.issuer,
+        ]
     identity = isinstance(policy, IdentityPolicy)
     argv += verify_flags(
         cosign.major,

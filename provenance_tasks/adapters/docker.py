@@ -104,8 +104,7 @@ class Docker:
         if self.dry_run:
             return self.redactor.redact_argv(argv)
         try:
-            run(argv, redactor=self.redactor, env=self._env(), on_line=on_line,
-                cancel=self.cancel)  # fmt: skip
+            run(argv, redactor=self.redactor, env=self._env(), on_line=on_line, cancel=self.cancel)
         except CommandFailed as failed:
             _missing_buildx_or_builder(failed, request.builder)
             raise
@@ -113,8 +112,13 @@ class Docker:
 
     def run_buildx(self, args: Sequence[str], *, on_line: LineSink | None = None) -> None:
         """buildx with `args` (a bake: adapters/bake.py), as a build runs: cancellable."""
-        run([*self._buildx_argv(), *args], redactor=self.redactor, env=self._env(),
-            on_line=on_line, cancel=self.cancel)  # fmt: skip
+        run(
+            [*self._buildx_argv(), *args],
+            redactor=self.redactor,
+            env=self._env(),
+            on_line=on_line,
+            cancel=self.cancel,
+        )
 
     def build_argv(self, request: BuildRequest) -> list[str]:
         """`docker buildx build`, one flag per setting, the context last (as buildx reads it)."""
@@ -196,8 +200,15 @@ class Docker:
         """Put the manifest at `source` (REPO@DIGEST) under `tag`, server side, as it is:
         --prefer-index=false, since by default imagetools wraps a single manifest in a new index,
         a new digest that nobody signed. (The HTTP copy of registry_push is used first.)"""
-        argv = [*self._buildx_argv(), "imagetools", "create", "--prefer-index=false",
-                "--tag", tag, source]  # fmt: skip
+        argv = [
+            *self._buildx_argv(),
+            "imagetools",
+            "create",
+            "--prefer-index=false",
+            "--tag",
+            tag,
+            source,
+        ]
         run(argv, redactor=self.redactor, env=self._env())
 
     def check_builder(self, builder: str) -> None:
@@ -292,7 +303,7 @@ def _missing_buildx_or_builder(failed: CommandFailed, builder: str | None) -> No
         ) from None
     import re
 
-    switch = re.search(r'use `docker --context=(\S+) buildx` to switch to context', text)
+    switch = re.search(r"use `docker --context=(\S+) buildx` to switch to context", text)
     if builder and switch:  # the builder is another context's docker-driver builder
         raise InputError(
             f"the buildx builder {builder!r} is the engine of docker context {switch[1]!r}",

@@ -117,7 +117,11 @@ def fetch(
 
 
 def _manifest(
-    method: str, reference: str, config_dir: Path | None, timeout: float, *,
+    method: str,
+    reference: str,
+    config_dir: Path | None,
+    timeout: float,
+    *,
     kind: str = "manifests",
 ) -> tuple[str, str, bytes | None]:
     """(digest, media type, body of a GET) of `reference`, with the run's login."""
@@ -158,8 +162,7 @@ def _answered(
         authorization = None
         answer = _request(method, url, None, timeout)
     if answer.status == 401:
-        authorization = _authorize(answer.getheader("WWW-Authenticate") or "", login, name,
-                                   timeout)  # fmt: skip
+        authorization = _authorize(answer.getheader("WWW-Authenticate") or "", login, name, timeout)
         answer = _request(method, url, authorization, timeout)
     return answer, url, authorization
 

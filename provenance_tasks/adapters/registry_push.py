@@ -101,7 +101,10 @@ def push_layout(
         _put_manifest(session, manifest, manifest.digest)
     root = image.root
     return PushedImage(
-        repository, root.digest, root.media_type, tuple(m.digest for m in image.manifests),
+        repository,
+        root.digest,
+        root.media_type,
+        tuple(m.digest for m in image.manifests),
         root.data,
     )
 
@@ -217,9 +220,13 @@ class _Session:
         with self._renewing:  # blobs go up side by side: one renewal serves them all
             if self.authorization is used:  # else another thread renewed what was refused
                 self.authorization = _authorize(
-                    challenge, self.login, self.name, self.timeout, scope=self.scope,
+                    challenge,
+                    self.login,
+                    self.name,
+                    self.timeout,
+                    scope=self.scope,
                     method=method,
-                )  # fmt: skip
+                )
         return self._once(method, self.current(url), body, headers)[0]
 
     def _once(
@@ -259,13 +266,11 @@ class _Session:
         authorization: str | None,
     ) -> http.client.HTTPResponse:
         if not isinstance(body, Path):
-            return _request(method, url, authorization, self.timeout, body=body,
-                            headers=headers)  # fmt: skip
+            return _request(method, url, authorization, self.timeout, body=body, headers=headers)
         # Opened anew for each attempt: a retried upload starts from the first byte.
         sized = {**(headers or {}), "Content-Length": str(body.stat().st_size)}
         with body.open("rb") as stream:
-            return _request(method, url, authorization, self.timeout, body=stream,
-                            headers=sized)  # fmt: skip
+            return _request(method, url, authorization, self.timeout, body=stream, headers=sized)
 
 
 def _push_blob(session: _Session, blob: Blob) -> None:
@@ -322,8 +327,9 @@ def _refused(
 def _codes(answer: http.client.HTTPResponse) -> tuple[str, ...]:
     """The error codes of a distribution-spec error body ("DENIED", "MANIFEST_INVALID"), the
     words `classify()` knows. Only the codes: a message may quote what was sent."""
-    with contextlib.suppress(OSError, http.client.HTTPException, ValueError, TypeError,
-                             AttributeError):  # fmt: skip
+    with contextlib.suppress(
+        OSError, http.client.HTTPException, ValueError, TypeError, AttributeError
+    ):
         errors = json.loads(answer.read(_ERROR_BODY_MAX) or b"{}").get("errors")
         found = (e.get("code") for e in errors if isinstance(e, dict))
         return tuple(dict.fromkeys(c for c in found if isinstance(c, str) and _CODE.fullmatch(c)))

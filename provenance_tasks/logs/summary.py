@@ -135,8 +135,10 @@ class RunSummary:
         for row in self.images:
             if row.failure:
                 where = f" in step {row.failure.step}" if row.failure.step else ""
-                out.append(f"{row.name}: FAILED{where} (exit {row.failure.exit_code}): "
-                           f"{row.failure.message}")  # fmt: skip
+                out.append(
+                    f"{row.name}: FAILED{where} (exit {row.failure.exit_code}): "
+                    f"{row.failure.message}"
+                )
                 if row.failure.hint:
                     out.append(f"  fix: {row.failure.hint}")
                 if row.failure.stderr_shown and row.failure.step:

@@ -56,16 +56,20 @@ class AttestReport:
     buildx: dict[str, Any] | None = None  # buildx's own, unsigned provenance, named beside ours
 
     def as_dict(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"predicate_type": self.predicate_type,
-                                 "builder_id": self.builder_id, "subjects": self.rows,
-                                 "problems": self.problems}  # fmt: skip
+        found: dict[str, Any] = {
+            "predicate_type": self.predicate_type,
+            "builder_id": self.builder_id,
+            "subjects": self.rows,
+            "problems": self.problems,
+        }
         if self.buildx is not None:
             found["buildx_provenance"] = self.buildx
         return found
 
 
-def subjects(run: Run, tools: Tools, log: RunLog, step: str, image: ImageRef,
-             media_type: str | None) -> list[tuple[str, str]]:  # fmt: skip
+def subjects(
+    run: Run, tools: Tools, log: RunLog, step: str, image: ImageRef, media_type: str | None
+) -> list[tuple[str, str]]:
     """(what, digest) of the image and each of its platform manifests."""
     children = platforms_of(run, tools, log, step, image, media_type).platforms
     return [("image", image.digest), *((c.platform, c.digest) for c in children)]
@@ -88,16 +92,22 @@ def attest(
     s, ci = run.settings, run.ci
     finished = time.time()
     predicate = slsa.predicate(
-        provider=ci.provider, labels=ci.labels, ci_builder=ci.builder_id,
+        provider=ci.provider,
+        labels=ci.labels,
+        ci_builder=ci.builder_id,
         invocation_id=ci.invocation_id or f"urn:provenance-tasks:run:{run.id}",
-        source_ref=ci.source_ref, config_path=ci.config_path, runner=ci.runner,
+        source_ref=ci.source_ref,
+        config_path=ci.config_path,
+        runner=ci.runner,
         context=inputs.context if inputs else run.cwd,
         dockerfile=inputs.dockerfile if inputs else run.cwd / "Dockerfile",
-        target=s.target, platforms=inputs.platforms if inputs else (),
+        target=s.target,
+        platforms=inputs.platforms if inputs else (),
         build_args=inputs.build_args if inputs else {},
         base_images=slsa.base_images(_metadata(tools)),
-        started=started or finished, finished=finished,
-    )  # fmt: skip
+        started=started or finished,
+        finished=finished,
+    )
     path = tools.private_folder() / "slsa-provenance.json"
     path.write_text(json.dumps(predicate, indent=2))
     report = AttestReport(slsa.PREDICATE_TYPE, predicate["runDetails"]["builder"]["id"])
@@ -120,17 +130,32 @@ def attest(
                 for fmt in formats:
                     if s.dry_run:
                         token = token_file(run, tools, log, material, write=False)
-                        argv = attest_argv(tools.cosign, reference, material, kind, file,
-                                           tlog=s.tlog, signing_config=config, trusted_root=root,
-                                           identity_token=token,
-                                           new_bundle_format=fmt == "new")  # fmt: skip
+                        argv = attest_argv(
+                            tools.cosign,
+                            reference,
+                            material,
+                            kind,
+                            file,
+                            tlog=s.tlog,
+                            signing_config=config,
+                            trusted_root=root,
+                            identity_token=token,
+                            new_bundle_format=fmt == "new",
+                        )
                         log.info("dry-run", command=render(argv, run.redactor))
                     else:
-                        _attest_once(run, tools, log, material, reference, kind, file, config,
-                                     root, fmt)  # fmt: skip
-                    report.rows.append({"type": predicate_file.uri, "subject": what,
-                                        "digest": digest, "format": fmt,
-                                        "attested": not s.dry_run})  # fmt: skip
+                        _attest_once(
+                            run, tools, log, material, reference, kind, file, config, root, fmt
+                        )
+                    report.rows.append(
+                        {
+                            "type": predicate_file.uri,
+                            "subject": what,
+                            "digest": digest,
+                            "format": fmt,
+                            "attested": not s.dry_run,
+                        }
+                    )
         settle(run, tools, log, "attest", image.repository, [d for _, d in targets])
         record.detail = {"attestations": len(report.rows)}
     log.results.attest = report
@@ -146,9 +171,12 @@ def _signing_trust(
         return None, None
     config = None
     if "new" in formats:
-        config = signing_config_for(tools.sigstore, keyless=isinstance(material, KeylessSigning),
-                                    tlog=run.settings.tlog,
-                                    folder=tools.private_folder())  # fmt: skip
+        config = signing_config_for(
+            tools.sigstore,
+            keyless=isinstance(material, KeylessSigning),
+            tlog=run.settings.tlog,
+            folder=tools.private_folder(),
+        )
     return config, certificate_root(tools, material)
 
 
@@ -171,17 +199,26 @@ def _attest_once(
         cosign = tools.cosign.within(left)
         token = token_file(run, tools, log, material, write=True)
         try:
-            argv = attest_argv(cosign, reference, material, kind, predicate,
-                               tlog=run.settings.tlog, identity_token=token,
-                               signing_config=config, trusted_root=root,
-                               new_bundle_format=fmt == "new")  # fmt: skip
+            argv = attest_argv(
+                cosign,
+                reference,
+                material,
+                kind,
+                predicate,
+                tlog=run.settings.tlog,
+                identity_token=token,
+                signing_config=config,
+                trusted_root=root,
+                new_bundle_format=fmt == "new",
+            )
             return cosign.attest(argv, on_line=log.tool_output("attest"))
         finally:
             if token is not None:
                 token.unlink(missing_ok=True)
 
-    with_retries(log, tools.retry_policy, "attest", f"attest {reference}",
-                 registry_of(reference), attempt)  # fmt: skip
+    with_retries(
+        log, tools.retry_policy, "attest", f"attest {reference}", registry_of(reference), attempt
+    )
 
 
 def verify_attestations(
@@ -219,18 +256,33 @@ def verify_attestations(
                 reference = str(ImageRef(image.repository, digest))
                 for fmt in formats:
                     if run.settings.dry_run:
-                        argv = verify_attestation_argv(tools.cosign, reference, policy,
-                                                       predicate_file.kind, tlog=run.settings.tlog,
-                                                       new_bundle_format=fmt == "new")  # fmt: skip
+                        argv = verify_attestation_argv(
+                            tools.cosign,
+                            reference,
+                            policy,
+                            predicate_file.kind,
+                            tlog=run.settings.tlog,
+                            new_bundle_format=fmt == "new",
+                        )
                         log.info("dry-run", command=render(argv, run.redactor))
                         continue
-                    row = _verified(run, tools, log, policy, reference, predicate_file, expected,
-                                    fmt, just_attested=just_attested)  # fmt: skip
+                    row = _verified(
+                        run,
+                        tools,
+                        log,
+                        policy,
+                        reference,
+                        predicate_file,
+                        expected,
+                        fmt,
+                        just_attested=just_attested,
+                    )
                     row.update(subject=what)
                     report.rows.append(row)
                     if row["problem"]:
-                        report.problems.append(f"{row['type']} ({fmt}) of {what} ({digest}): "
-                                               f"{row['problem']}")  # fmt: skip
+                        report.problems.append(
+                            f"{row['type']} ({fmt}) of {what} ({digest}): {row['problem']}"
+                        )
         for row in report.rows:
             mark = "ok" if row["verified"] else f"FAILED: {row['problem']}"
             log.line(STEP, "report", f"  {row['type']} of {row['subject']} {row['digest']}: {mark}")
@@ -259,8 +311,10 @@ def _for(predicate: Predicate, targets: list[tuple[str, str]]) -> list[tuple[str
     found = [(what, digest) for what, digest in targets if what == predicate.platform]
     if not found:
         platforms = ", ".join(what for what, _ in targets[1:]) or "none"
-        raise ToolError(f"--predicate for {predicate.platform}: the image has no such platform",
-                        hint=f"its platforms: {platforms}")  # fmt: skip
+        raise ToolError(
+            f"--predicate for {predicate.platform}: the image has no such platform",
+            hint=f"its platforms: {platforms}",
+        )
     return found
 
 
@@ -279,14 +333,24 @@ def _verified(
     """One verify-attestation of one predicate type in one format on one digest, and our
     reading of it."""
     digest = reference.rsplit("@", 1)[1]
-    row: dict[str, Any] = {"type": predicate.uri, "digest": digest, "format": fmt,
-                           "verified": False, "problem": None}  # fmt: skip
+    row: dict[str, Any] = {
+        "type": predicate.uri,
+        "digest": digest,
+        "format": fmt,
+        "verified": False,
+        "problem": None,
+    }
 
     def attempt(left: float) -> list[dict[str, Any]]:
         cosign = tools.cosign.within(left)
-        argv = verify_attestation_argv(cosign, reference, policy, predicate.kind,
-                                       tlog=run.settings.tlog,
-                                       new_bundle_format=fmt == "new")  # fmt: skip
+        argv = verify_attestation_argv(
+            cosign,
+            reference,
+            policy,
+            predicate.kind,
+            tlog=run.settings.tlog,
+            new_bundle_format=fmt == "new",
+        )
         try:
             return cosign.verify_attestation(argv, on_line=log.tool_output(STEP))
         except CommandFailed as exc:
@@ -296,8 +360,9 @@ def _verified(
 
     retry = tools.retry_policy.for_tag_audit() if just_attested else tools.retry_policy
     try:
-        envelopes = with_retries(log, retry, STEP, f"verify {reference}",
-                                 registry_of(reference), attempt)  # fmt: skip
+        envelopes = with_retries(
+            log, retry, STEP, f"verify {reference}", registry_of(reference), attempt
+        )
     except CommandFailed as exc:
         if just_attested and _none_found(exc.stderr):
             raise ToolError(
@@ -349,8 +414,9 @@ def _file_problems(
     if statement.get("predicateType") != uri:
         problems.append(f"predicate type {statement.get('predicateType')!r}")
     algorithm, _, value = digest.partition(":")
-    if not any((s.get("digest") or {}).get(algorithm) == value
-               for s in statement.get("subject") or []):  # fmt: skip
+    if not any(
+        (s.get("digest") or {}).get(algorithm) == value for s in statement.get("subject") or []
+    ):
         problems.append(f"its subject is not {digest}")
     if content is not None and statement.get("predicate") != content:
         problems.append("its predicate is not the file's content")
@@ -368,8 +434,9 @@ def _problems(envelope: dict[str, Any], digest: str, expected: dict[str, str | N
     if statement.get("predicateType") != slsa.PREDICATE_TYPE:
         problems.append(f"predicate type {statement.get('predicateType')!r}")
     algorithm, _, value = digest.partition(":")
-    if not any((s.get("digest") or {}).get(algorithm) == value
-               for s in statement.get("subject") or []):  # fmt: skip
+    if not any(
+        (s.get("digest") or {}).get(algorithm) == value for s in statement.get("subject") or []
+    ):
         problems.append(f"its subject is not {digest}")
     definition, details = predicate.get("buildDefinition") or {}, predicate.get("runDetails") or {}
     builder = (details.get("builder") or {}).get("id")
@@ -378,8 +445,10 @@ def _problems(envelope: dict[str, Any], digest: str, expected: dict[str, str | N
     source = (definition.get("externalParameters") or {}).get("source")
     if expected["source"] and source != expected["source"]:
         problems.append(f"source: expected {expected['source']!r}, found {source!r}")
-    commits = [(d.get("digest") or {}).get("gitCommit")
-               for d in definition.get("resolvedDependencies") or []]  # fmt: skip
+    commits = [
+        (d.get("digest") or {}).get("gitCommit")
+        for d in definition.get("resolvedDependencies") or []
+    ]
     if expected["commit"] and expected["commit"] not in commits:
         problems.append(f"commit: expected {expected['commit']!r}, found {commits[:1] or None}")
     return problems

@@ -116,8 +116,11 @@ def build_local(
     folder = tools.private_folder() / "build"
     folder.mkdir(exist_ok=True)
     with log.step("build", f"Build {target.repository}") as record:
-        facts = _baked_facts(run, tools) or source_facts(run, inputs, lambda root: tools.once(
-            ("git status", str(root)), lambda: work_tree_status(root)))  # once for every image
+        facts = _baked_facts(run, tools) or source_facts(
+            run,
+            inputs,
+            lambda root: tools.once(("git status", str(root)), lambda: work_tree_status(root)),
+        )  # once for every image
         _say(run, log, facts)
         build_request = request(run, target, inputs, facts, folder)
         baked = _baked(run, tools, build_request)
@@ -166,8 +169,10 @@ def _baked(run: Run, tools: Tools, wanted: BuildRequest) -> Path | None:
 def _say(run: Run, log: RunLog, facts: SourceFacts) -> None:
     """What the image will claim that isn't quite so, said before it is built."""
     if facts.changed is None and "org.opencontainers.image.revision" in run.ci.labels:
-        log.warning("git can't say whether the build's files match the commit the image "
-                    "names: the report says clean: null")  # fmt: skip
+        log.warning(
+            "git can't say whether the build's files match the commit the image "
+            "names: the report says clean: null"
+        )
     if facts.changed:
         shown = ", ".join(facts.changed[:5]) + (" …" if len(facts.changed) > 5 else "")
         log.warning(
@@ -232,8 +237,13 @@ def push(
                         hint="the OCI layout changed under the run: nothing was signed",
                     )
                 record.detail = {"digest": pushed.digest, "manifests": len(pushed.manifests)}
-                return BuildResult(repository, pushed.digest, target.tags, local.media_type,
-                                   pushed=(pushed.media_type, pushed.data))  # fmt: skip
+                return BuildResult(
+                    repository,
+                    pushed.digest,
+                    target.tags,
+                    local.media_type,
+                    pushed=(pushed.media_type, pushed.data),
+                )
         result = _push_with_buildx(run, tools, log, target, inputs, local.facts, staged=staged)
         record.detail = {"digest": result.digest, "staging_tag": result.staging_tag}
     return result

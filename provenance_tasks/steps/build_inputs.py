@@ -80,8 +80,15 @@ def resolve(run: Run) -> BuildInputs:
         )
     context, dockerfile = context_and_dockerfile(run)
     found = platforms(run)
-    return BuildInputs(context, dockerfile, build_args(run), found, labels(run),
-                       s.reproducible, oci_annotations(run, found))  # fmt: skip
+    return BuildInputs(
+        context,
+        dockerfile,
+        build_args(run),
+        found,
+        labels(run),
+        s.reproducible,
+        oci_annotations(run, found),
+    )
 
 
 def context_and_dockerfile(run: Run) -> tuple[Path, Path]:
@@ -151,8 +158,9 @@ def labels(run: Run) -> dict[str, str]:
                 hint="drop it; the label and the annotation come from the CI",
             )
         if key in given and given[key] != value:
-            raise InputError(f"--label {key} is given twice with different values",
-                             hint=f"pass {key} once")  # fmt: skip
+            raise InputError(
+                f"--label {key} is given twice with different values", hint=f"pass {key} once"
+            )
         if any(secret in value for secret in run.redactor.secrets):
             raise InputError(
                 f"--label {key} carries a secret; labels end up in the image's config",
@@ -185,8 +193,10 @@ def oci_annotations(run: Run, built_platforms: tuple[str, ...]) -> tuple[str, ..
                 hint="pass e.g. --oci-annotation index:com.example.team=platform",
             )
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            raise InputError(f"--oci-annotation {key} holds a control character",
-                             hint="annotations are one line of text")  # fmt: skip
+            raise InputError(
+                f"--oci-annotation {key} holds a control character",
+                hint="annotations are one line of text",
+            )
         if level == "index" and len(built_platforms) < 2:
             raise InputError(
                 f"--oci-annotation index:{key}=... needs an index, and one platform builds a "
@@ -265,8 +275,9 @@ def repository_root(folder: Path) -> Path | None:
     return None
 
 
-def tracked_changes(run: Run, inputs: BuildInputs, status: Status = work_tree_status
-                    ) -> tuple[str, ...] | None:  # fmt: skip
+def tracked_changes(
+    run: Run, inputs: BuildInputs, status: Status = work_tree_status
+) -> tuple[str, ...] | None:
     """Tracked files of the build context and the Dockerfile that differ from the commit, our
     own outputs aside; untracked files (an earlier job's artifacts) are not counted. None when
     git can't tell: no repository, a context or Dockerfile outside it, or git refusing it.

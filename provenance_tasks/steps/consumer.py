@@ -33,8 +33,13 @@ def publication(run: Run, policy: Policy) -> compatibility.Publication:
         mode = "key"
     else:
         mode = "certificate" if isinstance(policy, IdentityPolicy) and policy.chain else "keyless"
-    return compatibility.Publication(mode, s.bundle_format, s.attest or bool(s.predicates),
-                                     second_key=bool(s.second_key), tlog=s.tlog)  # fmt: skip
+    return compatibility.Publication(
+        mode,
+        s.bundle_format,
+        s.attest or bool(s.predicates),
+        second_key=bool(s.second_key),
+        tlog=s.tlog,
+    )
 
 
 def refuse_unreadable(run: Run, policy: Policy, major: int) -> None:
@@ -100,27 +105,44 @@ def consumer_view(
     log.line("verify", "report", f"  consumer's view: {verifier}: ok")
 
 
-def _verify(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: Policy,
-            wanted: dict[str, str]) -> None:  # fmt: skip
+def _verify(
+    run: Run, tools: Tools, log: RunLog, refs: list[str], policy: Policy, wanted: dict[str, str]
+) -> None:
     """One such cosign verify, retried while the registry fails. One of a set of images: one
     call for every image that asks the same (a refusal is then tried again image by image)."""
     if tools.meeting is not None:
         key = ("consumer", registry_of(refs[0]), policy, tuple(sorted(wanted.items())))
-        tools.meeting.meet(Request(
-            key, tuple(refs), lambda group: _call(run, tools, log, group, policy, wanted),
-            shared=outlasted_retries))  # fmt: skip
+        tools.meeting.meet(
+            Request(
+                key,
+                tuple(refs),
+                lambda group: _call(run, tools, log, group, policy, wanted),
+                shared=outlasted_retries,
+            )
+        )
         return
     _call(run, tools, log, refs, policy, wanted)
 
 
-def _call(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: Policy,
-          wanted: dict[str, str]) -> None:  # fmt: skip
+def _call(
+    run: Run, tools: Tools, log: RunLog, refs: list[str], policy: Policy, wanted: dict[str, str]
+) -> None:
 
     def attempt(left: float) -> object:
         return tools.cosign.within(left).verify(
-            refs if len(refs) > 1 else refs[0], policy, wanted, tlog=run.settings.tlog,
-            new_bundle_format=True, on_line=log.tool_output("verify"),
-        )  # fmt: skip
+            refs if len(refs) > 1 else refs[0],
+            policy,
+            wanted,
+            tlog=run.settings.tlog,
+            new_bundle_format=True,
+            on_line=log.tool_output("verify"),
+        )
 
-    with_retries(log, tools.retry_policy, "verify", f"the consumer's verify of {refs[0]}",
-                 registry_of(refs[0]), attempt)  # fmt: skip
+    with_retries(
+        log,
+        tools.retry_policy,
+        "verify",
+        f"the consumer's verify of {refs[0]}",
+        registry_of(refs[0]),
+        attempt,
+    )

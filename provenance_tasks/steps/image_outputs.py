@@ -79,30 +79,40 @@ def earlier_of_image(run: Run, name: str, *, here_only: bool = False) -> outputs
             continue
         values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
         if values.get(variable):
-            return _earlier(values, f"{variable} in {path.name}", _record(values, variable),
-                            complete=False)  # fmt: skip
+            return _earlier(
+                values, f"{variable} in {path.name}", _record(values, variable), complete=False
+            )
     if not here_only and run.environ.get(variable):
-        return _earlier(run.environ, f"{variable} in the environment",
-                        _record(run.environ, variable, merged=True), complete=False)  # fmt: skip
+        return _earlier(
+            run.environ,
+            f"{variable} in the environment",
+            _record(run.environ, variable, merged=True),
+            complete=False,
+        )
     return None
 
 
-def _record(values: Mapping[str, str], variable: str, *, merged: bool = False
-            ) -> dict[str, str]:  # fmt: skip
+def _record(values: Mapping[str, str], variable: str, *, merged: bool = False) -> dict[str, str]:
     """The image's ref and the run's record. `merged`: GitLab's variables, made of every
     shard's dotenv, where the last one's PROVENANCE_RUN_ID wins: not this image's, so left out."""
     keys = ("PROVENANCE_COMMIT", "PROVENANCE_SOURCE", *(() if merged else ("PROVENANCE_RUN_ID",)))
     return {"IMAGE_REF": values[variable], **{k: values[k] for k in keys if k in values}}
 
 
-def _earlier(values: Mapping[str, str], where: str, record: Mapping[str, str],
-             complete: bool = True) -> outputs.Earlier | None:  # fmt: skip
+def _earlier(
+    values: Mapping[str, str], where: str, record: Mapping[str, str], complete: bool = True
+) -> outputs.Earlier | None:
     ref = record.get("IMAGE_REF")
     if not ref:
         return None
-    return outputs.Earlier(str(ref), values.get("PROVENANCE_COMMIT") or None,
-                           values.get("PROVENANCE_SOURCE") or None, where, dict(record),
-                           complete)  # fmt: skip
+    return outputs.Earlier(
+        str(ref),
+        values.get("PROVENANCE_COMMIT") or None,
+        values.get("PROVENANCE_SOURCE") or None,
+        where,
+        dict(record),
+        complete,
+    )
 
 
 def invalidate(run: Run) -> None:
@@ -114,8 +124,7 @@ def invalidate(run: Run) -> None:
             (run.cwd / name).unlink(missing_ok=True)
 
 
-def dotenv_values(run: Run, log: RunLog, outcomes: Sequence[ImageOutcome]
-                  ) -> dict[str, str]:  # fmt: skip
+def dotenv_values(run: Run, log: RunLog, outcomes: Sequence[ImageOutcome]) -> dict[str, str]:
     """The run's record, the report's path and each image's reference, within GitLab's limits:
     a reference that would pass them is left to the report, and said."""
     values = {
@@ -135,13 +144,20 @@ def dotenv_values(run: Run, log: RunLog, outcomes: Sequence[ImageOutcome]
         else:
             values = trial
     if left:
-        where = f"only in the report ({run.settings.report})" if run.settings.report else \
-            "left out (no report is configured: set provenance.report)"  # fmt: skip
-        log.warning(f"GitLab takes at most {DOTENV_VARIABLES} variables and "
-                    f"{DOTENV_BYTES // 1024} KB in a dotenv: {', '.join(left)} are {where}")
+        where = (
+            f"only in the report ({run.settings.report})"
+            if run.settings.report
+            else "left out (no report is configured: set provenance.report)"
+        )
+        log.warning(
+            f"GitLab takes at most {DOTENV_VARIABLES} variables and "
+            f"{DOTENV_BYTES // 1024} KB in a dotenv: {', '.join(left)} are {where}"
+        )
     elif len(values) > OLD_DOTENV_VARIABLES:
-        log.warning(f"the dotenv holds {len(values)} variables: GitLab instances older than "
-                    f"15.x take {OLD_DOTENV_VARIABLES}; every image's ref is in the report too")
+        log.warning(
+            f"the dotenv holds {len(values)} variables: GitLab instances older than "
+            f"15.x take {OLD_DOTENV_VARIABLES}; every image's ref is in the report too"
+        )
     return values
 
 
@@ -156,8 +172,14 @@ def _run_id(run: Run, outcomes: Sequence[ImageOutcome]) -> str:
     return only or run.id
 
 
-def write(run: Run, log: RunLog, task: str, outcomes: Sequence[ImageOutcome],
-          shard: Shard | None, failure: Mapping[str, Any] | None) -> None:  # fmt: skip
+def write(
+    run: Run,
+    log: RunLog,
+    task: str,
+    outcomes: Sequence[ImageOutcome],
+    shard: Shard | None,
+    failure: Mapping[str, Any] | None,
+) -> None:
     """The dotenv, $GITHUB_OUTPUT and the report of the set (a dry run writes none)."""
     s = run.settings
     values = dotenv_values(run, log, outcomes)
@@ -176,14 +198,21 @@ def write(run: Run, log: RunLog, task: str, outcomes: Sequence[ImageOutcome],
     outputs.write_github_output(run, values)
     if s.report:
         path = run.cwd / s.report
-        text = json.dumps(_report(run, task, outcomes, shard, failure, values, path),
-                          indent=2, default=str)  # fmt: skip
+        text = json.dumps(
+            _report(run, task, outcomes, shard, failure, values, path), indent=2, default=str
+        )
         path.write_text(run.redactor.redact(text) + "\n")
 
 
-def _report(run: Run, task: str, outcomes: Sequence[ImageOutcome], shard: Shard | None,
-            failure: Mapping[str, Any] | None, values: Mapping[str, str], path: Path
-            ) -> dict[str, Any]:  # fmt: skip
+def _report(
+    run: Run,
+    task: str,
+    outcomes: Sequence[ImageOutcome],
+    shard: Shard | None,
+    failure: Mapping[str, Any] | None,
+    values: Mapping[str, str],
+    path: Path,
+) -> dict[str, Any]:
     run_id = values["PROVENANCE_RUN_ID"]
     try:
         existing = json.loads(path.read_text())
@@ -198,13 +227,16 @@ def _report(run: Run, task: str, outcomes: Sequence[ImageOutcome], shard: Shard 
         mine = outputs.task_report(o.run, o.log, task, o.error)
         mine.pop("provider", None)
         before = images.get(o.entry.name)
-        continued = outputs.merged_report(before, mine, o.log.run_id) if before and \
-            o.log.run_id else None  # fmt: skip
+        continued = (
+            outputs.merged_report(before, mine, o.log.run_id) if before and o.log.run_id else None
+        )
         images[o.entry.name] = continued or mine
     failed = sorted(n for n, section in images.items() if section.get("status") != "ok")
     status = "failed" if failed or failure else "ok"
-    tasks = [*(existing.get("tasks", []) if same else []),
-             {"task": task, "id": run.id, "status": status, "failure": failure}]  # fmt: skip
+    tasks = [
+        *(existing.get("tasks", []) if same else []),
+        {"task": task, "id": run.id, "status": status, "failure": failure},
+    ]
     return {
         "schema": outputs.REPORT_SCHEMA,
         "run": {
@@ -219,7 +251,8 @@ def _report(run: Run, task: str, outcomes: Sequence[ImageOutcome], shard: Shard 
         "failure": failure or ({"images": failed} if failed else None),
         "tasks": tasks,
         "shard": {"index": shard.index, "total": shard.total, "source": shard.source}
-        if shard else None,
+        if shard
+        else None,
         "images": images,
         "outputs": dict(values),
     }

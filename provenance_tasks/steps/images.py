@@ -50,11 +50,18 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
     s = run.settings
     entries, shard = chosen(run)
     said = f"shard {shard.index}/{shard.total} ({shard.source}): " if shard else ""
-    log.info(f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
-             f"{', '.join(e.name for e in entries) or 'none'}")  # fmt: skip
-    set_run = replace(run, settings=replace(
-        s, report=image_outputs.suffixed(s.report, shard),
-        dotenv=image_outputs.suffixed(s.dotenv, shard)))  # fmt: skip
+    log.info(
+        f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
+        f"{', '.join(e.name for e in entries) or 'none'}"
+    )
+    set_run = replace(
+        run,
+        settings=replace(
+            s,
+            report=image_outputs.suffixed(s.report, shard),
+            dotenv=image_outputs.suffixed(s.dotenv, shard),
+        ),
+    )
     printing = threading.Lock()
     outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
     if task in ("build", "build_sign_verify"):
@@ -66,8 +73,11 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
         plans = _prepare(task, set_run, outcomes, tools, log)
         if task in ("build", "build_sign_verify"):
             # Its log's name is no image's (they start with a lowercase letter).
-            tools.set_build = SetBuild.start(tools, ImageLog(log, "Bake", printing), [
-                (o.entry.name, o.run, plans[o.entry.name]) for o in outcomes])  # fmt: skip
+            tools.set_build = SetBuild.start(
+                tools,
+                ImageLog(log, "Bake", printing),
+                [(o.entry.name, o.run, plans[o.entry.name]) for o in outcomes],
+            )
         _run_all(task, outcomes, tools, log, jobs=s.jobs or os.cpu_count() or 1)
     except BaseException as exc:  # bad input for all, a cancelled job: in the report too
         ended = log.failure_of(exc)
@@ -91,8 +101,10 @@ def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
     found = image_set.load(s.images, s.images_file, run.cwd)
     if not found:
         if s.only:
-            raise InputError("--only names images, but provenance.images lists none",
-                             hint="declare provenance.images (or images_file)")  # fmt: skip
+            raise InputError(
+                "--only names images, but provenance.images lists none",
+                hint="declare provenance.images (or images_file)",
+            )
         # --image-name alone: an image of another job's set, known by its outputs
         found = image_set.entries([{"name": s.image_name}], "--image-name")
     found = image_set.only(found, s.only)
@@ -100,8 +112,9 @@ def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
         found = image_set.only(found, [s.image_name], "--image-name")
     # GitLab's CI_NODE_* count a parallel: matrix too: a job that names its images is no shard.
     named = bool(s.only or s.image_name)
-    shard = image_set.shard_of(s.shard, run.environ,
-                               gitlab=run.ci.provider == "gitlab" and not named)  # fmt: skip
+    shard = image_set.shard_of(
+        s.shard, run.environ, gitlab=run.ci.provider == "gitlab" and not named
+    )
     mine = image_set.share(found, shard)
     if shard is not None and not mine:
         raise InputError(
@@ -112,8 +125,7 @@ def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
     return mine, shard
 
 
-def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lock
-             ) -> ImageOutcome:  # fmt: skip
+def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lock) -> ImageOutcome:
     overrides = dict(entry.overrides)
     if "image" not in overrides and run.settings.image:  # the run's repository is the base
         overrides["image"] = f"{run.settings.image}/{entry.name}"
@@ -123,12 +135,14 @@ def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lo
         raise _named(entry.name, exc) from None
     image_run = run.for_image(entry.name, settings, None)
     before = image_outputs.earlier_of_image(image_run, entry.name, here_only=True)
-    return ImageOutcome(entry, replace(image_run, before=before),
-                        ImageLog(parent, entry.name, printing))  # fmt: skip
+    return ImageOutcome(
+        entry, replace(image_run, before=before), ImageLog(parent, entry.name, printing)
+    )
 
 
-def _prepare(task: str, run: Run, outcomes: list[ImageOutcome], tools: Tools, log: RunLog
-             ) -> dict[str, plan.Plan]:  # fmt: skip
+def _prepare(
+    task: str, run: Run, outcomes: list[ImageOutcome], tools: Tools, log: RunLog
+) -> dict[str, plan.Plan]:
     """Before any image starts, what is the run's: every image's plan (bad input in one is
     said once, with its name, and nothing is built, pushed or signed), then the login. The
     probes are each image's preflight, beside its build as for one image, made once for all
@@ -149,8 +163,9 @@ def _named(name: str, error: InputError) -> InputError:
     return InputError(f"image {name}: {error.message}", hint=error.hint)
 
 
-def _run_all(task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog, *,
-             jobs: int) -> None:  # fmt: skip
+def _run_all(
+    task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog, *, jobs: int
+) -> None:
     stop = threading.Event()  # --fail-fast, or a cancel: no image starts after it
     started: list[ImageTools] = []
     starting = threading.Lock()  # an image starts, or the run cancels them all: not both
@@ -222,8 +237,14 @@ def _row(o: ImageOutcome) -> ImageRow:
     if not o.started:
         return ImageRow(o.entry.name, "not run")
     summary = o.log.summarize(o.error)
-    return ImageRow(o.entry.name, summary.status, summary.image, summary.digest,
-                    summary.verified, summary.failure)  # fmt: skip
+    return ImageRow(
+        o.entry.name,
+        summary.status,
+        summary.image,
+        summary.digest,
+        summary.verified,
+        summary.failure,
+    )
 
 
 def _raise_if_failed(outcomes: list[ImageOutcome]) -> None:
@@ -232,8 +253,11 @@ def _raise_if_failed(outcomes: list[ImageOutcome]) -> None:
     if not failed:
         return
     shared = {id(o.error) for o in failed}
-    if len(shared) == 1 and len(failed) == len(outcomes) and isinstance(failed[0].error,
-                                                                      InputError):  # fmt: skip
+    if (
+        len(shared) == 1
+        and len(failed) == len(outcomes)
+        and isinstance(failed[0].error, InputError)
+    ):
         # One probe of the run (Tools.once: a wrong key password, no cosign) failed every
         # image: it is the run's bad input, said once. Nothing was pushed or signed.
         raise failed[0].error

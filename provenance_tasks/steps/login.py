@@ -42,12 +42,14 @@ def login(run: Run, tools: Tools, log: RunLog) -> str | None:
         return None
     registry, username, password = found
     # Once per run: the images of a set share the login the first of them (or the run) made.
-    return tools.once(("login", registry),
-                      lambda: _log_in(run, tools, log, registry, username, password))
+    return tools.once(
+        ("login", registry), lambda: _log_in(run, tools, log, registry, username, password)
+    )
 
 
-def _log_in(run: Run, tools: Tools, log: RunLog, registry: str, username: str, password: str
-            ) -> str:  # fmt: skip
+def _log_in(
+    run: Run, tools: Tools, log: RunLog, registry: str, username: str, password: str
+) -> str:
     config = tools.private_docker_config()
     with log.step("login", f"Log in to {registry}", collapsed=False) as record:
         record.detail = {"registry": registry, "user": username, "docker_config": str(config)}
@@ -69,8 +71,11 @@ def _log_in(run: Run, tools: Tools, log: RunLog, registry: str, username: str, p
 
 
 # docker's warning about its config file, which is this run's private folder, removed at exit.
-_STORE_WARNING = ("WARNING! Your credentials are stored unencrypted", "Configure a credential",
-                  "https://docs.docker.com/go/credential-store/")  # fmt: skip
+_STORE_WARNING = (
+    "WARNING! Your credentials are stored unencrypted",
+    "Configure a credential",
+    "https://docs.docker.com/go/credential-store/",
+)
 
 
 def _without_store_warning(log: RunLog, config: object) -> LineSink:
@@ -79,8 +84,11 @@ def _without_store_warning(log: RunLog, config: object) -> LineSink:
 
     def line(stream: str, text: str) -> None:
         if text.startswith(_STORE_WARNING[0]):
-            sink(stream, f"the login is in this run's private docker config ({config}), "
-                         "removed when the run ends")  # fmt: skip
+            sink(
+                stream,
+                f"the login is in this run's private docker config ({config}), "
+                "removed when the run ends",
+            )
         elif not text.startswith(_STORE_WARNING[1:]):
             sink(stream, text)
 

@@ -233,8 +233,10 @@ def merged_report(existing: Any, mine: dict[str, Any], continues: str) -> dict[s
     try:
         run = existing["run"]
         same = existing.get("schema") == REPORT_SCHEMA and (
-            run["id"], run["commit"], run["source"]) == (
-            continues, mine["run"]["commit"], mine["run"]["source"])  # fmt: skip
+            run["id"],
+            run["commit"],
+            run["source"],
+        ) == (continues, mine["run"]["commit"], mine["run"]["source"])
     except (KeyError, TypeError, AttributeError):
         return None
     if not same:
@@ -266,21 +268,35 @@ def earlier(run: Run, *, here_only: bool = False) -> Earlier | None:
             if "=" in line
         )
         if values.get("IMAGE_REF"):
-            return Earlier(values["IMAGE_REF"], values.get("PROVENANCE_COMMIT") or None,
-                           values.get("PROVENANCE_SOURCE") or None, s.dotenv, values)  # fmt: skip
+            return Earlier(
+                values["IMAGE_REF"],
+                values.get("PROVENANCE_COMMIT") or None,
+                values.get("PROVENANCE_SOURCE") or None,
+                s.dotenv,
+                values,
+            )
     if s.report and (run.cwd / s.report).is_file():
         try:
             data = json.loads((run.cwd / s.report).read_text())
             found = dict(data["outputs"])
-            return Earlier(str(found["IMAGE_REF"]), found.get("PROVENANCE_COMMIT") or None,
-                           found.get("PROVENANCE_SOURCE") or None, s.report, found)  # fmt: skip
+            return Earlier(
+                str(found["IMAGE_REF"]),
+                found.get("PROVENANCE_COMMIT") or None,
+                found.get("PROVENANCE_SOURCE") or None,
+                s.report,
+                found,
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             pass
     env = run.environ
     if env.get("IMAGE_REF") and not here_only:
-        return Earlier(env["IMAGE_REF"], env.get("PROVENANCE_COMMIT") or None,
-                       env.get("PROVENANCE_SOURCE") or None, "IMAGE_REF in the environment",
-                       env)  # fmt: skip
+        return Earlier(
+            env["IMAGE_REF"],
+            env.get("PROVENANCE_COMMIT") or None,
+            env.get("PROVENANCE_SOURCE") or None,
+            "IMAGE_REF in the environment",
+            env,
+        )
     return None
 
 

@@ -60,8 +60,16 @@ def steps_of(task: str, run: Run) -> tuple[str, ...]:
         return ("build", "push") if run.settings.stage else ("build", "push", "publish", "audit")
     if task == "build_sign_verify":
         attesting = _attesting(run)
-        return ("build", "push", "sign", *(("attest",) if attesting else ()), "verify",
-                *(("verify-attestation",) if attesting else ()), "publish", "audit")  # fmt: skip
+        return (
+            "build",
+            "push",
+            "sign",
+            *(("attest",) if attesting else ()),
+            "verify",
+            *(("verify-attestation",) if attesting else ()),
+            "publish",
+            "audit",
+        )
     if task == "publish":
         return ("verify", "publish", "audit")
     return (task.replace("_", "-"),)  # sign, verify, attest, verify-attestation
@@ -147,8 +155,10 @@ def _built(
         if again.previous_digest == built.digest:
             log.info(f"this commit built {built.digest} here before too: reproduced")
         else:
-            log.info(f"this commit built {again.previous_digest} here before; now "
-                     f"{built.digest}: {again.note}")  # fmt: skip
+            log.info(
+                f"this commit built {again.previous_digest} here before; now "
+                f"{built.digest}: {again.note}"
+            )
 
 
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
@@ -166,8 +176,9 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
         if not staged:
             _publish(run, tools, log, built, published)
     finally:
-        values = outputs.image_outputs(run, built.repository, built.digest, built.tags,
-                                       tuple(published), built.staging_tag)  # fmt: skip
+        values = outputs.image_outputs(
+            run, built.repository, built.digest, built.tags, tuple(published), built.staging_tag
+        )
         outputs.write_outputs(run, log, values)
     return built
 
@@ -191,8 +202,10 @@ def _publish(
     except ProvenanceError:
         if verified:  # a protected or immutable tag: what holds, said before the error
             left = [tag for tag in built.tags if tag not in done]
-            log.warning(f"{built.image} is signed and verified, not published: "
-                        f"{', '.join(left)} stay where they were")  # fmt: skip
+            log.warning(
+                f"{built.image} is signed and verified, not published: "
+                f"{', '.join(left)} stay where they were"
+            )
         raise
     if not run.settings.dry_run:
         publish_step.audit_tags(tools, log, built)
@@ -204,8 +217,9 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     p = _prepared(run, tools, log, steps_of("publish", run))
     assert p.image is not None and p.policy is not None
     login_step.login(run, tools, log)
-    staged = build_step.BuildResult(p.image.repository, p.image.digest, p.target.tags,
-                                    staging_tag=p.staging_tag)  # fmt: skip
+    staged = build_step.BuildResult(
+        p.image.repository, p.image.digest, p.target.tags, staging_tag=p.staging_tag
+    )
     log.bind_image(staged.repository, staged.digest)
     published: list[str] = []
     try:
@@ -214,8 +228,9 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
         report.tags = dict.fromkeys(published, staged.digest)
         return report
     finally:
-        values = outputs.image_outputs(run, staged.repository, staged.digest, staged.tags,
-                                       tuple(published), run_id=p.continues)  # fmt: skip
+        values = outputs.image_outputs(
+            run, staged.repository, staged.digest, staged.tags, tuple(published), run_id=p.continues
+        )
         outputs.write_outputs(run, log, values)
 
 
@@ -224,10 +239,15 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
     assert p.image is not None and p.mode is not None and p.signing is not None
     login_step.login(run, tools, log)
     sign_step.ensure_at_registry(run, tools, log, p.image)
-    signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing,
-                            second=p.second)  # fmt: skip
-    values = outputs.image_outputs(run, p.image.repository, p.image.digest, p.target.tags,
-                                   staging_tag=p.staging_tag, run_id=p.continues)  # fmt: skip
+    signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing, second=p.second)
+    values = outputs.image_outputs(
+        run,
+        p.image.repository,
+        p.image.digest,
+        p.target.tags,
+        staging_tag=p.staging_tag,
+        run_id=p.continues,
+    )
     outputs.write_outputs(run, log, values)
     return signed
 
@@ -248,9 +268,17 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
         image, known = p.target.at(digest), {first: digest}
         log.bind_image(image.repository, image.digest)
         log.info(f"{p.target.repository}:{first} names {digest} at the registry: verifying that")
-    report = verify_step.verify(run, tools, log, p.target, image, p.policy,
-                                check_tags=p.target.tags, known_tags=known,
-                                second=p.second_policy)  # fmt: skip
+    report = verify_step.verify(
+        run,
+        tools,
+        log,
+        p.target,
+        image,
+        p.policy,
+        check_tags=p.target.tags,
+        known_tags=known,
+        second=p.second_policy,
+    )
     outputs.write_verified(run, {"VERIFIED_IMAGE_REF": str(image)})  # it raised unless verified
     return report
 
@@ -276,8 +304,10 @@ def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.A
     assert p.policy is not None
     login_step.login(run, tools, log)
     if p.image is None:
-        raise InputError("no digest to verify the provenance of",
-                         hint="pass --digest, or run where the build's outputs are")  # fmt: skip
+        raise InputError(
+            "no digest to verify the provenance of",
+            hint="pass --digest, or run where the build's outputs are",
+        )
     return attest_step.verify_attestations(run, tools, log, p.image, p.policy)
 
 
@@ -300,25 +330,58 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     early = run.settings.push_then_sign
     try:
         if early:
-            log.warning("provenance.push_then_sign: the tags are published before signing; a "
-                        "sign or verify that fails leaves them on an unsigned image")  # fmt: skip
+            log.warning(
+                "provenance.push_then_sign: the tags are published before signing; a "
+                "sign or verify that fails leaves them on an unsigned image"
+            )
             _publish(run, tools, log, built, published)
-        sign_step.sign(run, tools, log, p.target, built.image, p.mode, p.signing,
-                       media_type=built.media_type, second=p.second)  # fmt: skip
+        sign_step.sign(
+            run,
+            tools,
+            log,
+            p.target,
+            built.image,
+            p.mode,
+            p.signing,
+            media_type=built.media_type,
+            second=p.second,
+        )
         if attesting:
-            attest_step.attest(run, tools, log, built.image, p.signing, p.build,
-                               media_type=built.media_type, started=started,
-                               extra=p.predicates)  # fmt: skip
+            attest_step.attest(
+                run,
+                tools,
+                log,
+                built.image,
+                p.signing,
+                p.build,
+                media_type=built.media_type,
+                started=started,
+                extra=p.predicates,
+            )
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
-        report = verify_step.verify(run, tools, log, p.target, built.image, p.policy,
-                                    formats=bundle_formats(run.settings),
-                                    media_type=built.media_type,
-                                    second=p.second_policy)  # fmt: skip
+        report = verify_step.verify(
+            run,
+            tools,
+            log,
+            p.target,
+            built.image,
+            p.policy,
+            formats=bundle_formats(run.settings),
+            media_type=built.media_type,
+            second=p.second_policy,
+        )
         if attesting:
-            attest_step.verify_attestations(run, tools, log, built.image, p.policy,
-                                            media_type=built.media_type,
-                                            just_attested=True, extra=p.predicates)  # fmt: skip
+            attest_step.verify_attestations(
+                run,
+                tools,
+                log,
+                built.image,
+                p.policy,
+                media_type=built.media_type,
+                just_attested=True,
+                extra=p.predicates,
+            )
         if not early:
             _publish(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:
@@ -330,6 +393,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
             publish_step.remove_staging_tag(tools, log, built)
         raise
     finally:
-        values = outputs.image_outputs(run, built.repository, built.digest, built.tags,
-                                       tuple(published))  # fmt: skip
+        values = outputs.image_outputs(
+            run, built.repository, built.digest, built.tags, tuple(published)
+        )
         outputs.write_outputs(run, log, values)

@@ -86,16 +86,30 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
         if not signs:  # a verify of another job's signature: what it can know
             expected = expected_of_signer(run, found)
             if found is not None and not found.complete and run.ci.own_annotations:
-                notes.append(f"{found.where} doesn't name the signing job: its "
-                             f"{', '.join(run.ci.own_annotations)} are checked only with the "
-                             "report")  # fmt: skip
+                notes.append(
+                    f"{found.where} doesn't name the signing job: its "
+                    f"{', '.join(run.ci.own_annotations)} are checked only with the "
+                    "report"
+                )
         repository = image.repository if image else plan_target.repository
-        plan_target = Target(repository, plan_target.tags, expected,
-                             plan_target.user_annotations)  # fmt: skip
+        plan_target = Target(repository, plan_target.tags, expected, plan_target.user_annotations)
     attached = attachments(run, build) if "attest" in steps else ()
     second, second_policy = second_signer(run, signs=signs, verifies=verifies)
-    return Plan(steps, plan_target, build, mode, signing, policy, image, staging, continues,
-                attached, second, second_policy, tuple(notes))  # fmt: skip
+    return Plan(
+        steps,
+        plan_target,
+        build,
+        mode,
+        signing,
+        policy,
+        image,
+        staging,
+        continues,
+        attached,
+        second,
+        second_policy,
+        tuple(notes),
+    )
 
 
 def second_signer(
@@ -108,8 +122,10 @@ def second_signer(
     if not key and not public:
         return None, None
     if key and key.startswith("env://"):
-        raise InputError("provenance.second_key can't be an env:// key",
-                         hint="use a key file or a KMS URI for the co-signature")  # fmt: skip
+        raise InputError(
+            "provenance.second_key can't be an env:// key",
+            hint="use a key file or a KMS URI for the co-signature",
+        )
     signer = None
     if key and signs:
         signer = KeySigning(_check_key_ref(run, key, "provenance.second_key"))
@@ -118,8 +134,11 @@ def second_signer(
     if not public and key:
         public = key if key.startswith(KMS_SCHEMES) else str(Path(key).with_suffix(".pub"))
     assert public is not None
-    checked = public if public.startswith(KMS_SCHEMES) else _check_key_ref(
-        run, public, "provenance.second_public_key")  # fmt: skip
+    checked = (
+        public
+        if public.startswith(KMS_SCHEMES)
+        else _check_key_ref(run, public, "provenance.second_public_key")
+    )
     return signer, KeyPolicy(checked)
 
 
@@ -153,8 +172,9 @@ def expected_of_signer(run: Run, found: outputs.Earlier | None) -> tuple[Annotat
         if variable is None:
             expected.append(annotation)
         elif found.values.get(variable):
-            expected.append(Annotation(annotation.key, found.values[variable],
-                                       f"{variable} in {found.where}"))  # fmt: skip
+            expected.append(
+                Annotation(annotation.key, found.values[variable], f"{variable} in {found.where}")
+            )
         else:
             raise InputError(
                 f"{found.where} has no {variable}: the signing job's {annotation.key} can't be "
@@ -178,14 +198,19 @@ def target(run: Run, notes: list[str] | None = None) -> Target:
     source = "--tag" if s.tags else f"the {run.ci.provider} default"
     if any(is_rule(tag) for tag in tags):  # type=sha, type=ref, type=semver, type=raw
         if run.ci.refs is None:
-            raise InputError(f"tag rules need a commit and a ref, which {run.ci.detected} "
-                             "doesn't give", hint="pass literal tags (--tag TAG)")  # fmt: skip
+            raise InputError(
+                f"tag rules need a commit and a ref, which {run.ci.detected} doesn't give",
+                hint="pass literal tags (--tag TAG)",
+            )
         tags, said = expand_tags(tuple(tags), run.ci.refs, source)
         if notes is not None:
             notes += said
     if not tags:
-        raise InputError("no tag to push", hint="pass --tag TAG (repeatable), or a tag rule "
-                         "that holds for this pipeline (type=sha always does)")  # fmt: skip
+        raise InputError(
+            "no tag to push",
+            hint="pass --tag TAG (repeatable), or a tag rule "
+            "that holds for this pipeline (type=sha always does)",
+        )
     tags = tuple(dict.fromkeys(validate_tag(tag, source) for tag in tags))
     user = tuple(parse_annotation_flag(text, "--annotation") for text in s.annotations)
     t = Target(repository, tags, run.ci.annotations, user)

@@ -28,16 +28,25 @@ def platforms_of(
     if reference in tools.indexes:
         return tools.indexes[reference]
     found_type, data = with_retries(
-        log, tools.retry_policy, step, f"read {reference}", registry_of(reference),
+        log,
+        tools.retry_policy,
+        step,
+        f"read {reference}",
+        registry_of(reference),
         lambda _: tools.docker.manifest(reference),
-    )  # fmt: skip
+    )
     found = contents(data, reference) if is_index(found_type) else IndexContents()
     tools.indexes[reference] = found
     if found.attestations:
-        what = ("signed too, as provenance.sign_attestation_manifests asks"
-                if run.settings.sign_attestation_manifests else "not signed")  # fmt: skip
-        log.info(f"{len(found.attestations)} attestation manifest(s) of BuildKit in the index: "
-                 f"recognised, not platforms, {what}")  # fmt: skip
+        what = (
+            "signed too, as provenance.sign_attestation_manifests asks"
+            if run.settings.sign_attestation_manifests
+            else "not signed"
+        )
+        log.info(
+            f"{len(found.attestations)} attestation manifest(s) of BuildKit in the index: "
+            f"recognised, not platforms, {what}"
+        )
     return found
 
 
@@ -49,6 +58,8 @@ def signed_children(
     found = platforms_of(run, tools, log, step, image, media_type)
     if not run.settings.sign_attestation_manifests:
         return found.platforms
-    named = tuple(replace(a, platform=f"attestation of {a.describes or 'the index'}")
-                  for a in found.attestations)  # fmt: skip
+    named = tuple(
+        replace(a, platform=f"attestation of {a.describes or 'the index'}")
+        for a in found.attestations
+    )
     return (*found.platforms, *named)

@@ -67,10 +67,14 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         # Each probe once per run, though many images ask (tools.once): the same answer.
         probes += [
             lambda: signing_cosign(run, tools),
-            lambda: found.key(tools.once(("key", getattr(material, "key", "")),
-                                         lambda: signing_key(run, tools, material))),
-            lambda: found.claims(tools.once(
-                ("services",), lambda: signing_services(run, tools, log, material))),
+            lambda: found.key(
+                tools.once(
+                    ("key", getattr(material, "key", "")), lambda: signing_key(run, tools, material)
+                )
+            ),
+            lambda: found.claims(
+                tools.once(("services",), lambda: signing_services(run, tools, log, material))
+            ),
         ]
     elif plan.policy is not None:  # a verify alone: what it reads, its cosign must read
         policy = plan.policy
@@ -82,14 +86,20 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         probes += [_docker_present, _import_for_the_build]
         if run.settings.builder and not run.settings.dry_run:
             builder = run.settings.builder
-            probes.append(lambda: tools.once(
-                ("builder", builder), lambda: tools.docker.check_builder(builder)))
+            probes.append(
+                lambda: tools.once(
+                    ("builder", builder), lambda: tools.docker.check_builder(builder)
+                )
+            )
     if not run.settings.dry_run and any(step in plan.steps for step in _REGISTRY_STEPS):
         from provenance_tasks.references import registry_of
 
         registry = registry_of(plan.target.repository)
-        probes.append(lambda: tools.once(("registry", registry),
-                                         lambda: registry_answers(plan.target.repository)))
+        probes.append(
+            lambda: tools.once(
+                ("registry", registry), lambda: registry_answers(plan.target.repository)
+            )
+        )
     if run.settings.referrers == "api":  # cosign 3's bundles must go to the referrers API
         from provenance_tasks.steps import referrers
 

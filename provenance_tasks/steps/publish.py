@@ -35,17 +35,24 @@ def publish(
             def copy(left: float, tag: str = tag) -> None:
                 try:
                     registry_push.publish_tag(
-                        image.repository, image.digest, tag,
-                        config_dir=tools.docker_config, timeout=min(left, 60.0),
+                        image.repository,
+                        image.digest,
+                        tag,
+                        config_dir=tools.docker_config,
+                        timeout=min(left, 60.0),
                         pushed=result.pushed,
-                    )  # fmt: skip
+                    )
                 except registry_push.UseTheTool:
                     tools.docker.copy_image(f"{image}", f"{image.repository}:{tag}")
 
             with_retries(
-                log, tools.retry_policy, "publish", f"publish {image.repository}:{tag}",
-                registry_of(image.repository), copy,
-            )  # fmt: skip
+                log,
+                tools.retry_policy,
+                "publish",
+                f"publish {image.repository}:{tag}",
+                registry_of(image.repository),
+                copy,
+            )
             done.append(tag)
         record.detail = {"tags": list(result.tags)}
         if result.staging_tag and not run.settings.dry_run:

@@ -181,8 +181,15 @@ class RunLog(StepLog):
         if isinstance(error, CommandFailed):
             shown = error.streamed and step is not None  # printed in that step's section
             tail = () if shown else tuple(redact(line) for line in error.stderr_tail)
-            return Failure(step, redact(error.message), error.exit_code, redact(error.command),
-                           tail, hint, stderr_shown=shown)  # fmt: skip
+            return Failure(
+                step,
+                redact(error.message),
+                error.exit_code,
+                redact(error.command),
+                tail,
+                hint,
+                stderr_shown=shown,
+            )
         return Failure(step, redact(error.message), error.exit_code, hint=hint)
 
 

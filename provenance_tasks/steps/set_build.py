@@ -49,15 +49,21 @@ class SetBuild:
         """The set's bake, started; None where each image builds on its own (one image, a dry
         run, provenance.bake off)."""
         building = [(name, run, p) for name, run, p in images if p.build is not None]
-        if len(building) < 2 or any(run.settings.dry_run or not run.settings.bake
-                                    for _, run, _ in building):  # fmt: skip
+        if len(building) < 2 or any(
+            run.settings.dry_run or not run.settings.bake for _, run, _ in building
+        ):
             return None
         requests, read = {}, {}
         for name, run, p in building:
             assert p.build is not None
             try:
-                facts = source_facts(run, p.build, lambda root: tools.once(
-                    ("git status", str(root)), lambda: work_tree_status(root)))  # fmt: skip
+                facts = source_facts(
+                    run,
+                    p.build,
+                    lambda root: tools.once(
+                        ("git status", str(root)), lambda: work_tree_status(root)
+                    ),
+                )
             except ProvenanceError:
                 continue  # the image's own build step raises it again: its own failure
             folder = image_folder(tools, name) / "build"
@@ -107,16 +113,21 @@ class SetBuild:
             title = f"Build {len(self._requests)} images in one bake"
             with self._log.step("bake", title) as record:
                 try:
-                    self._built = bake.bake(docker, self._requests, self._tools.private_folder(),
-                                            builder=builder,
-                                            on_line=self._log.tool_output("build"))  # fmt: skip
+                    self._built = bake.bake(
+                        docker,
+                        self._requests,
+                        self._tools.private_folder(),
+                        builder=builder,
+                        on_line=self._log.tool_output("build"),
+                    )
                     self._log.info(f"built in one buildx bake: {names}")
                 except bake.NotBakeable as exc:
                     self._log.info(f"each image builds on its own: {exc}")
                 except Exception as exc:  # the images build alone: said, not hidden
                     if build_step.NO_OCI_EXPORTER in getattr(exc, "stderr", ""):
-                        self._log.info("this builder writes no OCI layout: each image builds "
-                                       "on its own")  # fmt: skip
+                        self._log.info(
+                            "this builder writes no OCI layout: each image builds on its own"
+                        )
                     elif not self.cancel.is_set():
                         self._log.warning(
                             f"the set's buildx bake failed ({_last_line(exc)}): each image "

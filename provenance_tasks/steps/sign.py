@@ -105,17 +105,30 @@ def sign_once(
     if tools.meeting is not None:  # one of a set of images: one cosign call for all of them
         # One registry per call: a 429 or an outage of one is never another's.
         key = ("sign", registry_of(refs[0]), material, tuple(sorted(annotations.items())), fmt)
-        tools.meeting.meet(Request(
-            key, refs, lambda group: _sign(run, tools, log, group, material, annotations, fmt),
-            note=lambda others: log.info(f"signed in one cosign call with {others} other "
-                                         "image(s) of the set"),
-            shared=outlasted_retries))  # fmt: skip
+        tools.meeting.meet(
+            Request(
+                key,
+                refs,
+                lambda group: _sign(run, tools, log, group, material, annotations, fmt),
+                note=lambda others: log.info(
+                    f"signed in one cosign call with {others} other image(s) of the set"
+                ),
+                shared=outlasted_retries,
+            )
+        )
         return
     _sign(run, tools, log, list(refs), material, annotations, fmt)
 
 
-def _sign(run: Run, tools: Tools, log: RunLog, refs: list[str], material: SigningMaterial,
-          annotations: dict[str, str], fmt: str) -> None:  # fmt: skip
+def _sign(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    refs: list[str],
+    material: SigningMaterial,
+    annotations: dict[str, str],
+    fmt: str,
+) -> None:
     reference: str | list[str] = refs[0] if len(refs) == 1 else refs
     first = refs[0]
     what = first if len(refs) == 1 else f"{len(refs)} manifests"
@@ -152,8 +165,9 @@ def bundle_signing_config(
     if fmt != "new" or tools.cosign.major < 3:
         return None
     keyless = isinstance(material, KeylessSigning)
-    return signing_config_for(tools.sigstore, keyless=keyless, tlog=run.settings.tlog,
-                              folder=tools.private_folder())  # fmt: skip
+    return signing_config_for(
+        tools.sigstore, keyless=keyless, tlog=run.settings.tlog, folder=tools.private_folder()
+    )
 
 
 def certificate_root(tools: Tools, material: SigningMaterial) -> Path | None:
@@ -250,8 +264,14 @@ def sign(
                 if refs:
                     sign_once(run, tools, log, refs, second, target.annotations_for(None), fmt)
         # cosign lists its bundles as "empty" artifacts in the fallback index: typed there.
-        settle(run, tools, log, "sign", image.repository,
-               [image.digest, *(child.digest for child in children)])  # fmt: skip
+        settle(
+            run,
+            tools,
+            log,
+            "sign",
+            image.repository,
+            [image.digest, *(child.digest for child in children)],
+        )
         record.detail = {"signatures": len(signatures) + len(children), "mode": mode}
     signed = tuple({"platform": c.platform, "digest": c.digest} for c in children)
     result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog, signed)

@@ -215,8 +215,9 @@ def _verify_each(
         report.problems += [f"{fmt} format: {problem}" for problem in one.problems]
         if one.ok:
             verify_platforms(run, tools, log, report, target, image, policy, fmt, media_type)
-    matched = VerifyReport(report.reference, report.policy, report.expectations,
-                           signatures=report.signatures)  # fmt: skip
+    matched = VerifyReport(
+        report.reference, report.policy, report.expectations, signatures=report.signatures
+    )
     check(matched, image.repository, image.digest, policy)
     report.matches = matched.matches
 
@@ -263,11 +264,17 @@ def verify_platforms(
     children = signed_children(run, tools, log, "verify", image, media_type)
     expected = [Expectation(None, target.annotations_for(None))]
     for child in children:
-        one, signed = _checked(run, tools, log, ImageRef(image.repository, child.digest),
-                               policy, fmt, expected)  # fmt: skip
-        row: dict[str, Any] = {"platform": child.platform, "digest": child.digest, "format": fmt,
-                               "signed": signed, "verified": one.ok,
-                               "problem": "; ".join(one.problems) or None}  # fmt: skip
+        one, signed = _checked(
+            run, tools, log, ImageRef(image.repository, child.digest), policy, fmt, expected
+        )
+        row: dict[str, Any] = {
+            "platform": child.platform,
+            "digest": child.digest,
+            "format": fmt,
+            "signed": signed,
+            "verified": one.ok,
+            "problem": "; ".join(one.problems) or None,
+        }
         report.platforms.append(row)
         if not one.ok:
             report.problems.append(f"platform {child.platform} ({child.digest}): {row['problem']}")
@@ -316,12 +323,18 @@ def cosign_verify(
     One of a set of images: one cosign call verifies all of theirs, each taking its own."""
     if tools.meeting is not None:
         key = ("verify", registry_of(reference), policy, fmt, run.settings.tlog)
-        found: list[dict[str, Any]] = tools.meeting.meet(Request(
-            key, (reference,), lambda refs: _verify(run, tools, log, refs, policy, fmt),
-            mine=_payloads_of,
-            note=lambda others: log.info(f"verified in one cosign call with {others} other "
-                                         "image(s) of the set"),
-            shared=outlasted_retries))  # fmt: skip
+        found: list[dict[str, Any]] = tools.meeting.meet(
+            Request(
+                key,
+                (reference,),
+                lambda refs: _verify(run, tools, log, refs, policy, fmt),
+                mine=_payloads_of,
+                note=lambda others: log.info(
+                    f"verified in one cosign call with {others} other image(s) of the set"
+                ),
+                shared=outlasted_retries,
+            )
+        )
         return found
     return _verify(run, tools, log, [reference], policy, fmt)
 
@@ -330,13 +343,16 @@ def _payloads_of(payloads: list[dict[str, Any]], refs: tuple[str, ...]) -> list[
     """The payloads of one call that are of `refs`' digests (a group's call holds others'); a
     same digest in another repository is left to check(), which keeps this repository's."""
     digests = {ref.rpartition("@")[2] for ref in refs}
-    return [p for p in payloads
-            if ((p.get("critical") or {}).get("image") or {}).get("docker-manifest-digest")
-            in digests]  # fmt: skip
+    return [
+        p
+        for p in payloads
+        if ((p.get("critical") or {}).get("image") or {}).get("docker-manifest-digest") in digests
+    ]
 
 
-def _verify(run: Run, tools: Tools, log: RunLog, refs: list[str], policy: VerificationPolicy,
-            fmt: str) -> list[dict[str, Any]]:  # fmt: skip
+def _verify(
+    run: Run, tools: Tools, log: RunLog, refs: list[str], policy: VerificationPolicy, fmt: str
+) -> list[dict[str, Any]]:
     reference = refs[0] if len(refs) == 1 else f"{len(refs)} images"
     _, payloads = with_retries(
         log,

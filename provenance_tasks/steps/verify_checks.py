@@ -139,5 +139,3 @@ def _mismatch(report: VerifyReport, expectation: Expectation, usable: list[int])
     return f"no signature carries every expected annotation for {what}; closest: " + "; ".join(
         wrong
     )
-
-

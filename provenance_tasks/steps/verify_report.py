@@ -21,8 +21,11 @@ def print_report(run: Run, log: RunLog, report: VerifyReport) -> None:
     if not report.signatures:
         # Nothing was read to compare with: say so once, not "found None" on every line.
         out.append("  no signature could be read that satisfies the signer above")
-        out += [f"    expected: {k} = {v!r}" for e in report.expectations[:1]
-                for k, v in e.annotations.items()]  # fmt: skip
+        out += [
+            f"    expected: {k} = {v!r}"
+            for e in report.expectations[:1]
+            for k, v in e.annotations.items()
+        ]
     for expectation in report.expectations if report.signatures else ():
         label = expectation.tag or "*"
         index = report.matches.get(label)

@@ -31,9 +31,16 @@ from provenance_tasks.tasks.image import (
 )
 
 ns = Collection(
-    "provenance", login, build, sign, attest, verify, verify_attestation, publish,
+    "provenance",
+    login,
+    build,
+    sign,
+    attest,
+    verify,
+    verify_attestation,
+    publish,
     build_sign_verify,
-)  # fmt: skip
+)
 ns.configure({"provenance": invoke_defaults()})
 
 __all__ = [

@@ -93,12 +93,15 @@ CASES: dict[str, Case] = {
     "digest-malformed": Case(["--digest", "sha256:xyz"], "digest", task="verify"),
     # A public key that isn't there is bad input (2), not a failed verification (3).
     "public-key-missing": Case(
-        ["--digest", "sha256:" + "a" * 64, "--public-key", "missing.pub"], "missing.pub",
+        ["--digest", "sha256:" + "a" * 64, "--public-key", "missing.pub"],
+        "missing.pub",
         task="verify",
     ),
     "public-key-missing-in-gitlab": Case(
-        ["--digest", "sha256:" + "a" * 64, "--public-key", "missing.pub"], "missing.pub",
-        mode="gitlab", task="verify",
+        ["--digest", "sha256:" + "a" * 64, "--public-key", "missing.pub"],
+        "missing.pub",
+        mode="gitlab",
+        task="verify",
     ),
     # annotations: the key rule, and values that would garble logs or cosign's flags
     "annotation-key-space": Case(["--annotation", "bad key=1"], "bad key"),

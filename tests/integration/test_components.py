@@ -45,8 +45,12 @@ def on_the_test_bed(docker_host: str) -> dict[str, object]:
     return {"services": [], "docker_host": docker_host, "docker_tls": False}
 
 
-def project(folder: Path, pipeline: dict[str, object], contexts: list[str],
-            files: dict[str, str] | None = None) -> str:  # fmt: skip
+def project(
+    folder: Path,
+    pipeline: dict[str, object],
+    contexts: list[str],
+    files: dict[str, str] | None = None,
+) -> str:
     """A git repository holding the components, `pipeline`, its images' contexts and `files`;
     its SHA."""
     shutil.copytree(ROOT / "templates", folder / "templates")
@@ -56,38 +60,58 @@ def project(folder: Path, pipeline: dict[str, object], contexts: list[str],
     for name, text in (files or {}).items():
         (folder / name).write_text(text)
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
-    for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                 [*git, "commit", "-qm", "pipeline"],
-                 ["git", "remote", "add", "origin", f"git@gitlab.example.com:{PROJECT}.git"]):
-        subprocess.run(argv, cwd=folder, check=True, capture_output=True)  # fmt: skip
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, check=True,
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    for argv in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        [*git, "commit", "-qm", "pipeline"],
+        ["git", "remote", "add", "origin", f"git@gitlab.example.com:{PROJECT}.git"],
+    ):
+        subprocess.run(argv, cwd=folder, check=True, capture_output=True)
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=folder, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def pipeline_variables(runner: Runner, sha: str, extra: dict[str, str]) -> dict[str, str]:
     env = pipelines.gitlab(runner.testbed, project=PROJECT)
     # gitlab-ci-local's own: the commit and branch of the repository, each job's id and URL.
-    for name in ("CI_COMMIT_SHA", "CI_COMMIT_SHORT_SHA", "CI_COMMIT_REF_NAME", "CI_JOB_ID",
-                 "CI_JOB_URL", "CI_JOB_TOKEN"):  # fmt: skip
+    for name in (
+        "CI_COMMIT_SHA",
+        "CI_COMMIT_SHORT_SHA",
+        "CI_COMMIT_REF_NAME",
+        "CI_JOB_ID",
+        "CI_JOB_URL",
+        "CI_JOB_TOKEN",
+    ):
         env.pop(name)
-    claims = sigstore_bed.gitlab_claims({**env, "CI_COMMIT_SHA": sha, "CI_COMMIT_REF_NAME":
-                                         "main", "CI_JOB_ID": "1"})  # fmt: skip
-    env.update({
-        "GITLAB_CI": "true",
-        "SIGSTORE_ID_TOKEN": runner.sigstore.mint(claims),
-        **runner.testbed.environ(),
-        **runner.sigstore.settings(),
-        **extra,
-    })  # fmt: skip
+    claims = sigstore_bed.gitlab_claims(
+        {**env, "CI_COMMIT_SHA": sha, "CI_COMMIT_REF_NAME": "main", "CI_JOB_ID": "1"}
+    )
+    env.update(
+        {
+            "GITLAB_CI": "true",
+            "SIGSTORE_ID_TOKEN": runner.sigstore.mint(claims),
+            **runner.testbed.environ(),
+            **runner.sigstore.settings(),
+            **extra,
+        }
+    )
     return env
 
 
-def run_pipeline(runner: Runner, folder: Path, variables: dict[str, str]
-                 ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run_pipeline(
+    runner: Runner, folder: Path, variables: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     if not TOOL.exists():
         pytest.fail("gitlab-ci-local is not installed: ci/test runs npm ci in tests/tools")
-    argv = [str(TOOL), "--shell-executor-no-image", "--force-shell-executor", "--shell-isolation",
-            "--home", str(folder / ".home")]  # fmt: skip (cwd: the project)
+    argv = [
+        str(TOOL),
+        "--shell-executor-no-image",
+        "--force-shell-executor",
+        "--shell-isolation",
+        "--home",
+        str(folder / ".home"),
+    ]  # (cwd: the project)
     for key, value in variables.items():
         argv += ["--variable", f"{key}={value}"]
     env = runner.env()
@@ -103,16 +127,26 @@ def job_log(folder: Path, job: str) -> str:
 
 @pytest.mark.parametrize("mode", ["keyless", "key"])
 def test_the_example_pipeline_runs_the_components_and_the_deploy_pins_the_verified_digest(
-    runner: Runner, registry: Registry, tmp_path: Path, key_pair: tuple[Path, Path, str],
-    mode: str, cosign: str,
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    tmp_path: Path,
+    key_pair: tuple[Path, Path, str],
+    mode: str,
+    cosign: str,
+) -> None:
     folder = tmp_path / "project"
     sha = project(folder, example(runner.testbed.docker_host), ["examples/hello"])
     key, pub, password = key_pair
     extra = {"INVOKE_PROVENANCE_COSIGN": cosign}
     if mode == "key":
-        extra.update({"INVOKE_PROVENANCE_MODE": "key", "INVOKE_PROVENANCE_KEY": str(key),
-                      "INVOKE_PROVENANCE_PUBLIC_KEY": str(pub), "COSIGN_PASSWORD": password})
+        extra.update(
+            {
+                "INVOKE_PROVENANCE_MODE": "key",
+                "INVOKE_PROVENANCE_KEY": str(key),
+                "INVOKE_PROVENANCE_PUBLIC_KEY": str(pub),
+                "COSIGN_PASSWORD": password,
+            }
+        )
     variables = pipeline_variables(runner, sha, extra)
     done = run_pipeline(runner, folder, variables)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
@@ -134,8 +168,12 @@ def test_the_example_pipeline_runs_the_components_and_the_deploy_pins_the_verifi
     repository, tag = variables["CI_REGISTRY_IMAGE"], sha[:8]
     if mode == "keyless":
         identity = f"{variables['CI_PROJECT_URL']}//.gitlab-ci.yml@refs/heads/main"
-        flags = ["--certificate-identity", identity, "--certificate-oidc-issuer",
-                 variables["CI_SERVER_URL"]]  # fmt: skip
+        flags = [
+            "--certificate-identity",
+            identity,
+            "--certificate-oidc-issuer",
+            variables["CI_SERVER_URL"],
+        ]
     else:
         flags = ["--key", str(pub)]
     payloads = registry.payloads(cosign, f"{repository}:{tag}", *flags)
@@ -148,23 +186,32 @@ def test_the_example_pipeline_runs_the_components_and_the_deploy_pins_the_verifi
 
 
 def test_the_parallel_component_shards_a_set_and_the_verify_component_verifies_it_all(
-    runner: Runner, registry: Registry, tmp_path: Path,
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    tmp_path: Path,
+) -> None:
     folder = tmp_path / "monorepo"
     names = ["api", "web", "worker"]
     here = "$CI_SERVER_FQDN/$CI_PROJECT_PATH"
     pipeline = {
         "stages": ["build", "verify", "deploy"],
         "include": [
-            {"component": f"{here}/build-sign-verify-parallel@$CI_COMMIT_SHA",
-             "inputs": {"images_file": "images.yml", "jobs": 2,
-                        **on_the_test_bed(runner.testbed.docker_host)}},
+            {
+                "component": f"{here}/build-sign-verify-parallel@$CI_COMMIT_SHA",
+                "inputs": {
+                    "images_file": "images.yml",
+                    "jobs": 2,
+                    **on_the_test_bed(runner.testbed.docker_host),
+                },
+            },
             {"component": f"{here}/verify@$CI_COMMIT_SHA", "inputs": {"images_file": "images.yml"}},
         ],
-        "deploy": {"stage": "deploy", "needs": ["provenance-verify"],
-                   "script": [f'echo "deploying {n} ${n.upper()}_VERIFIED_IMAGE_REF"'
-                              for n in names]},
-    }  # fmt: skip
+        "deploy": {
+            "stage": "deploy",
+            "needs": ["provenance-verify"],
+            "script": [f'echo "deploying {n} ${n.upper()}_VERIFIED_IMAGE_REF"' for n in names],
+        },
+    }
     listed = "".join(f"- name: {n}\n  context: services/{n}\n" for n in names)
     sha = project(folder, pipeline, [f"services/{n}" for n in names], {"images.yml": listed})
     variables = pipeline_variables(runner, sha, {"INVOKE_PROVENANCE_COSIGN": "cosign3"})
@@ -178,8 +225,14 @@ def test_the_parallel_component_shards_a_set_and_the_verify_component_verifies_i
         repository = f"{variables['CI_REGISTRY_IMAGE']}/{name}"
         assert pinned[1].startswith(f"{repository}@")
         identity = f"{variables['CI_PROJECT_URL']}//.gitlab-ci.yml@refs/heads/main"
-        payloads = registry.payloads("cosign3", pinned[1], "--certificate-identity", identity,
-                                     "--certificate-oidc-issuer", variables["CI_SERVER_URL"])
+        payloads = registry.payloads(
+            "cosign3",
+            pinned[1],
+            "--certificate-identity",
+            identity,
+            "--certificate-oidc-issuer",
+            variables["CI_SERVER_URL"],
+        )
         assert annotations_of(payloads[0])["com.gitlab.ci.commit.sha"] == sha
     shards = [json.loads(p.read_text()) for p in sorted(folder.glob("provenance-report-*.json"))]
     assert sorted(n for s in shards for n in s["images"]) == names  # each image once, by a shard

@@ -55,8 +55,9 @@ def test_verify_has_a_dry_run_that_reads_nothing(
     _, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     digest = "sha256:" + "c" * 64
-    done = runner.run("verify", "--digest", digest, "--public-key", str(pub), "--tag", "v1",
-                      "--dry-run", env=env)  # fmt: skip
+    done = runner.run(
+        "verify", "--digest", digest, "--public-key", str(pub), "--tag", "v1", "--dry-run", env=env
+    )
     assert done.returncode == 0, done.stderr
     assert f"verify --output json --key {pub}" in done.stderr and digest in done.stderr
     assert "DRY RUN" in done.stderr
@@ -106,8 +107,9 @@ def test_invokes_own_dry_flag_is_a_dry_run(
 ) -> None:
     key, _, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run("--dry", "build-sign-verify", "--context", str(context), "--key", str(key),
-                      env=env)  # fmt: skip
+    done = runner.run(
+        "--dry", "build-sign-verify", "--context", str(context), "--key", str(key), env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "dry-run" in done.stderr and "--output type=oci,dest=" in done.stderr
     assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
@@ -124,8 +126,9 @@ def test_a_dry_run_line_pasted_into_a_shell_gives_the_same_argv(
 
     key, _, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)  # user "Doe, Jo Ünïcode"
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--dry-run", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", str(key), "--dry-run", env=env
+    )
     line = next(ln for ln in joblog.plain(done.stderr).splitlines() if " sign --yes " in ln)
     argv = shlex.split(line.split("command=", 1)[1])
     pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "-a"]

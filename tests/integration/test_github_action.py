@@ -34,8 +34,10 @@ def step_environment(inputs: Mapping[str, str], token: str) -> dict[str, str]:
         name = match[1]
         return str(inputs.get(name, declared[name].get("default", "")))
 
-    rendered = {key: re.sub(r"\$\{\{\s*inputs\.([a-z-]+)\s*\}\}", value, str(text))
-                for key, text in step["env"].items()}  # fmt: skip
+    rendered = {
+        key: re.sub(r"\$\{\{\s*inputs\.([a-z-]+)\s*\}\}", value, str(text))
+        for key, text in step["env"].items()
+    }
     rendered = {k: v.replace("${{ github.token }}", token) for k, v in rendered.items()}
     assert "${{" not in "".join(rendered.values()), "an expression left unrendered"
     return rendered
@@ -49,13 +51,21 @@ def run_step(runner: Runner, env: dict[str, str]) -> subprocess.CompletedProcess
     full = runner.env(env)
     # The tool is installed (this venv): the script uses it, never a pip install of its own.
     full["PATH"] = f"{Path(sys.executable).parent}:{full['PATH']}"
-    return subprocess.run(["bash", str(ROOT / "github" / "run-action.sh")], cwd=runner.cwd,
-                          env=full, capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        ["bash", str(ROOT / "github" / "run-action.sh")],
+        cwd=runner.cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_the_action_signs_keyless_through_the_runners_token_and_a_later_job_verifies(
-    runner: Runner, registry: Registry, tmp_path: Path,
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    tmp_path: Path,
+) -> None:
     from tests.integration.conftest import make_context
 
     make_context(runner.cwd / "app")
@@ -68,8 +78,13 @@ def test_the_action_signs_keyless_through_the_runners_token_and_a_later_job_veri
     endpoint = bed.TokenEndpoint(runner.sigstore, job)
     output = tmp_path / "github-output"
     output.touch()
-    common = {**job, **endpoint.environ, "GITHUB_OUTPUT": str(output),
-              "GITHUB_ACTION_PATH": str(ROOT), "INVOKE_PROVENANCE_COSIGN": "cosign3"}  # fmt: skip
+    common = {
+        **job,
+        **endpoint.environ,
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_ACTION_PATH": str(ROOT),
+        "INVOKE_PROVENANCE_COSIGN": "cosign3",
+    }
     try:
         inputs = {"context": "app", "image": image, "tags": "type=sha,type=ref"}
         done = run_step(runner, {**common, **step_environment(inputs, runner.testbed.password)})
@@ -96,6 +111,12 @@ def test_the_action_signs_keyless_through_the_runners_token_and_a_later_job_veri
     finally:
         endpoint.close()
     identity = f"https://github.com/{job['GITHUB_WORKFLOW_REF']}"
-    verified = registry.cosign_verify("cosign3", ref, "--certificate-identity", identity,
-                                      "--certificate-oidc-issuer", bed.GITHUB_ISSUER)  # fmt: skip
+    verified = registry.cosign_verify(
+        "cosign3",
+        ref,
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        bed.GITHUB_ISSUER,
+    )
     assert verified.returncode == 0, verified.stderr

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.integration
 TITLE = "org.opencontainers.image.title"
 
 
-def monorepo(runner: Runner, names: list[str], *, broken: str | None = None,
-             extra: str = "") -> None:  # fmt: skip
+def monorepo(
+    runner: Runner, names: list[str], *, broken: str | None = None, extra: str = ""
+) -> None:
     """An invoke.yaml listing `names`, each with its own context under services/."""
     lines = ["provenance:", "  images:"]
     for name in names:
@@ -48,8 +49,11 @@ def dotenv(runner: Runner, name: str = "provenance.env") -> dict[str, str]:
 
 @pytest.mark.classic
 def test_a_broken_image_is_named_and_never_hides_the_good_ones(
-    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str], cosign: str,
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:
     key, pub, password = key_pair
     monorepo(runner, ["svc-a", "svc-b", "svc-c", "broken"], broken="broken")
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
@@ -60,8 +64,11 @@ def test_a_broken_image_is_named_and_never_hides_the_good_ones(
     # The set's one bake fails with the broken Dockerfile: said once, and each image then
     # builds on its own, so the failure is the broken image's alone. The classic engine's
     # builder writes no OCI layout at all: said so, and each image builds to a staging tag.
-    said = ("this builder writes no OCI layout" if runner.testbed.engine == "classic"
-            else "the set's buildx bake failed")  # fmt: skip
+    said = (
+        "this builder writes no OCI layout"
+        if runner.testbed.engine == "classic"
+        else "the set's buildx bake failed"
+    )
     assert done.stderr.count(said) == 1
 
     found, values = report(runner), dotenv(runner)
@@ -90,16 +97,21 @@ def test_a_broken_image_is_named_and_never_hides_the_good_ones(
     for name in ("svc-a", "svc-b", "svc-c", "broken"):
         # The set's bake has a log of its own, [Bake] (no image's name can start with a capital),
         # which quotes buildx's "[svc-a] exporting to oci image format" among its lines.
-        mine = [n for n, line in enumerate(lines)
-                if (f"[{name}]" in line and "[Bake]" not in line)
-                or re.search(f"section_(start|end):[0-9]+:{name}_", line)]  # fmt: skip
+        mine = [
+            n
+            for n, line in enumerate(lines)
+            if (f"[{name}]" in line and "[Bake]" not in line)
+            or re.search(f"section_(start|end):[0-9]+:{name}_", line)
+        ]
         assert any("[Bake]" in line for line in lines)
         assert mine == list(range(mine[0], mine[-1] + 1)), f"{name}'s lines are interleaved"
 
 
 def test_a_shard_builds_its_half_and_a_later_job_verifies_the_union(
-    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str],
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    key_pair: tuple[Path, Path, str],
+) -> None:
     key, pub, password = key_pair
     names = ["api", "db", "web", "worker"]
     monorepo(runner, names)
@@ -113,7 +125,8 @@ def test_a_shard_builds_its_half_and_a_later_job_verifies_the_union(
         built[index] = sorted(report(runner, f"provenance-report-{index}.json")["images"])
         values = dotenv(runner, f"provenance-{index}.env")
         assert {k for k in values if k.endswith("_IMAGE_REF")} == {
-            f"{n.upper()}_IMAGE_REF" for n in built[index]}  # fmt: skip
+            f"{n.upper()}_IMAGE_REF" for n in built[index]
+        }
     # Names sorted, dealt in turn: every job agrees without talking to the others.
     assert built == {"1": ["api", "web"], "2": ["db", "worker"]}
     assert not (runner.cwd / "provenance-report.json").exists()
@@ -127,8 +140,9 @@ def test_a_shard_builds_its_half_and_a_later_job_verifies_the_union(
     assert set(rows) == set(names) and all(r["verified"] == "yes" for r in rows.values())
     pinned = dotenv(runner, "provenance-verified.env")  # what a deploy job pins, by digest
     verified = report(runner)["images"]
-    assert pinned == {f"{n.upper()}_VERIFIED_IMAGE_REF": verified[n]["verify"]["reference"]
-                      for n in names}  # fmt: skip
+    assert pinned == {
+        f"{n.upper()}_VERIFIED_IMAGE_REF": verified[n]["verify"]["reference"] for n in names
+    }
     for name in names:
         expected = verified[name]["verify"]["expected"][0]["annotations"]
         assert expected["com.gitlab.ci.job.id"] == ("701" if name in built["1"] else "702")
@@ -175,29 +189,62 @@ def runner_engine() -> str:
 
 def builds_on(engine: str, env: dict[str, str]) -> int:
     """How many builds the engine's BuildKit has run (its history)."""
-    history = subprocess.run(["docker", "--host", engine, "buildx", "history", "ls"],
-                             capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    history = subprocess.run(
+        ["docker", "--host", engine, "buildx", "history", "ls"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return len(history.stdout.strip().splitlines()) - 1  # less the header
 
 
 @pytest.mark.parametrize("cosign", ["cosign3"])  # the engine is what this is about, not cosign
 def test_a_build_on_another_engine_through_a_docker_context_signs_and_verifies(
-    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str], second_engine: str,
-    tmp_path: Path, cosign: str,
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    key_pair: tuple[Path, Path, str],
+    second_engine: str,
+    tmp_path: Path,
+    cosign: str,
+) -> None:
     key, pub, password = key_pair
     users = tmp_path / "user-docker"  # the user's own docker config, with their context
-    made = subprocess.run(["docker", "--config", str(users), "context", "create", "builders",
-                           "--docker", f"host={second_engine}"], capture_output=True, text=True,
-                          env=runner.env())  # fmt: skip
+    made = subprocess.run(
+        [
+            "docker",
+            "--config",
+            str(users),
+            "context",
+            "create",
+            "builders",
+            "--docker",
+            f"host={second_engine}",
+        ],
+        capture_output=True,
+        text=True,
+        env=runner.env(),
+    )
     assert made.returncode == 0, made.stderr
     context = make_context(runner.cwd / "remote-ctx")
-    env = {**pipelines.gitlab_key_mode(runner.testbed, cosign, password),
-           "DOCKER_CONFIG": str(users), "INVOKE_PROVENANCE_DOCKER_CONTEXT": "builders"}
+    env = {
+        **pipelines.gitlab_key_mode(runner.testbed, cosign, password),
+        "DOCKER_CONFIG": str(users),
+        "INVOKE_PROVENANCE_DOCKER_CONTEXT": "builders",
+    }
     before = builds_on(second_engine, runner.env())
     local_before = builds_on(runner.testbed.docker_host, runner.env())
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--builder", "builders", "--no-attest", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--builder",
+        "builders",
+        "--no-attest",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert 'building with "builders" instance' in done.stderr
     # The second engine ran the build (its history has it); the test bed's engine did not.
@@ -209,15 +256,26 @@ def test_a_build_on_another_engine_through_a_docker_context_signs_and_verifies(
 
     # Without the context, the builder of it is named as bad input, with what to set.
     env.pop("INVOKE_PROVENANCE_DOCKER_CONTEXT")
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--builder", "builders", "--no-attest", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--builder",
+        "builders",
+        "--no-attest",
+        env=env,
+    )
     assert done.returncode == 2, done.stderr
     assert "set provenance.docker_context to builders" in done.stderr
 
 
 def test_processes_of_a_set_probe_and_log_in_once(
-    runner: Runner, key_pair: tuple[Path, Path, str], tmp_path: Path,
-) -> None:  # fmt: skip
+    runner: Runner,
+    key_pair: tuple[Path, Path, str],
+    tmp_path: Path,
+) -> None:
     from tests.integration.test_process_counts import kinds, shimmed
 
     key, _, password = key_pair
@@ -234,8 +292,7 @@ def test_processes_of_a_set_probe_and_log_in_once(
 
     # --no-bake: a build per image, and nothing else changes.
     log.unlink()
-    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", "--no-bake",
-                      env=env)  # fmt: skip
+    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", "--no-bake", env=env)
     assert done.returncode == 0, done.stderr
     counted = kinds(log)
     assert (counted["docker buildx bake"], counted["docker buildx build"]) == (0, 3)
@@ -243,8 +300,10 @@ def test_processes_of_a_set_probe_and_log_in_once(
 
 
 def test_a_wrong_key_password_is_the_runs_bad_input_said_once(
-    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str],
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    key_pair: tuple[Path, Path, str],
+) -> None:
     key, _, password = key_pair
     monorepo(runner, ["one", "two", "three"])
     env = pipelines.gitlab_key_mode(runner.testbed, "cosign3", password + "-not-it")
@@ -257,18 +316,24 @@ def test_a_wrong_key_password_is_the_runs_bad_input_said_once(
 
 
 def test_fail_fast_starts_no_image_after_a_failure_and_an_images_file_is_read(
-    runner: Runner, registry: Registry, key_pair: tuple[Path, Path, str],
-) -> None:  # fmt: skip
+    runner: Runner,
+    registry: Registry,
+    key_pair: tuple[Path, Path, str],
+) -> None:
     key, _, password = key_pair
     names = ["broken", "after-a", "after-b"]
     monorepo(runner, names, broken="broken")
     (runner.cwd / "invoke.yaml").unlink()  # the same list, as a CI template hands it on:
-    (runner.cwd / "images.yml").write_text("".join(
-        f"- name: {name}\n  context: services/{name}\n" for name in names))
-    env = {**pipelines.gitlab_key_mode(runner.testbed, "cosign3", password),
-           "INVOKE_PROVENANCE_IMAGES_FILE": "images.yml"}  # fmt: skip
-    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", "--jobs", "1",
-                      "--fail-fast", env=env)  # fmt: skip
+    (runner.cwd / "images.yml").write_text(
+        "".join(f"- name: {name}\n  context: services/{name}\n" for name in names)
+    )
+    env = {
+        **pipelines.gitlab_key_mode(runner.testbed, "cosign3", password),
+        "INVOKE_PROVENANCE_IMAGES_FILE": "images.yml",
+    }
+    done = runner.run(
+        "build-sign-verify", "--key", str(key), "--no-attest", "--jobs", "1", "--fail-fast", env=env
+    )
     assert done.returncode == 4, done.stderr
     assert "not started (--fail-fast): after-a, after-b" in done.stderr
     rows = {row["name"]: row for row in _summary_rows(done.stderr)}

@@ -67,8 +67,14 @@ class Cell:
 # --- publishing one row -------------------------------------------------------------------------
 
 
-def publish(row: interop.Row, runner: Runner, context: Path, ca: pki.CertificateAuthority,
-            folder: Path, stack: list[Callable[[], None]]) -> Published:  # fmt: skip
+def publish(
+    row: interop.Row,
+    runner: Runner,
+    context: Path,
+    ca: pki.CertificateAuthority,
+    folder: Path,
+    stack: list[Callable[[], None]],
+) -> Published:
     cosign = str(COSIGNS[f"cosign{row.signer}"])
     args = ["build-sign-verify", "--context", str(context), "--bundle-format", row.bundle_format]
     args += [] if row.tlog else ["--no-tlog"]
@@ -77,8 +83,12 @@ def publish(row: interop.Row, runner: Runner, context: Path, ca: pki.Certificate
     extra: dict[str, object] = {}
     if row.mode in ("keyless-gitlab", "second-key"):
         env, _ = keyless_gitlab(runner, cosign)
-        policy = ["--certificate-identity", pipelines.identity(env),
-                  "--certificate-oidc-issuer", pipelines.SERVER]  # fmt: skip
+        policy = [
+            "--certificate-identity",
+            pipelines.identity(env),
+            "--certificate-oidc-issuer",
+            pipelines.SERVER,
+        ]
         repository, tag = env["CI_REGISTRY_IMAGE"], env["CI_COMMIT_SHORT_SHA"]
         if row.mode == "second-key":
             _, second_pub = make_key_pair(cosign, folder / "second" / "cosign")
@@ -89,8 +99,12 @@ def publish(row: interop.Row, runner: Runner, context: Path, ca: pki.Certificate
         endpoint = bed.TokenEndpoint(runner.sigstore, env)
         stack.append(endpoint.close)
         env.update({**endpoint.environ, "INVOKE_PROVENANCE_COSIGN": cosign})
-        policy = ["--certificate-identity", f"https://github.com/{env['GITHUB_WORKFLOW_REF']}",
-                  "--certificate-oidc-issuer", bed.GITHUB_ISSUER]  # fmt: skip
+        policy = [
+            "--certificate-identity",
+            f"https://github.com/{env['GITHUB_WORKFLOW_REF']}",
+            "--certificate-oidc-issuer",
+            bed.GITHUB_ISSUER,
+        ]
         repository, tag = env["INVOKE_PROVENANCE_IMAGE"], env["GITHUB_SHA"][:8]
     elif row.mode in ("key-file", "key-env"):
         password = "pw-matrix"
@@ -99,21 +113,35 @@ def publish(row: interop.Row, runner: Runner, context: Path, ca: pki.Certificate
         if row.mode == "key-file":
             args += ["--key", str(key)]
         else:
-            env.update({"COSIGN_PRIVATE_KEY": key.read_text(),
-                        "INVOKE_PROVENANCE_KEY": "env://COSIGN_PRIVATE_KEY"})  # fmt: skip
+            env.update(
+                {
+                    "COSIGN_PRIVATE_KEY": key.read_text(),
+                    "INVOKE_PROVENANCE_KEY": "env://COSIGN_PRIVATE_KEY",
+                }
+            )
             args += ["--mode", "key"]
         policy, extra = ["--key", str(pub)], {"key_pubs": [pub]}
         repository, tag = env["CI_REGISTRY_IMAGE"], env["CI_COMMIT_SHORT_SHA"]
     else:  # certificate: a key, its certificate and the chain of a CA of your own
         env = pipelines.gitlab(runner.testbed)
-        leaf = pki.issue_signing_cert(ca, folder / "leaf", identity_uri=pipelines.identity(env),
-                                      issuer=pipelines.SERVER, name="job",
-                                      cosign=str(COSIGNS["cosign3"]))  # fmt: skip
+        leaf = pki.issue_signing_cert(
+            ca,
+            folder / "leaf",
+            identity_uri=pipelines.identity(env),
+            issuer=pipelines.SERVER,
+            name="job",
+            cosign=str(COSIGNS["cosign3"]),
+        )
         env.update({"COSIGN_PASSWORD": leaf.password, "INVOKE_PROVENANCE_COSIGN": cosign})
-        args += ["--key", str(leaf.cosign_key), "--certificate", str(leaf.cert),
-                 "--certificate-chain", str(leaf.chain)]  # fmt: skip
-        policy = ["--certificate-identity", leaf.identity,
-                  "--certificate-oidc-issuer", leaf.issuer]  # fmt: skip
+        args += [
+            "--key",
+            str(leaf.cosign_key),
+            "--certificate",
+            str(leaf.cert),
+            "--certificate-chain",
+            str(leaf.chain),
+        ]
+        policy = ["--certificate-identity", leaf.identity, "--certificate-oidc-issuer", leaf.issuer]
         root = chain_trusted_root(leaf.chain, runner.sigstore.trusted_root, folder / "trust")
         extra = {"chain": leaf.chain, "chain_root": root, "key_pubs": [leaf.cosign_pub]}
         repository, tag = env["CI_REGISTRY_IMAGE"], env["CI_COMMIT_SHORT_SHA"]
@@ -128,8 +156,9 @@ def publish(row: interop.Row, runner: Runner, context: Path, ca: pki.Certificate
     # One row per platform and format read (both: two).
     platforms = sorted({(p["platform"], p["digest"]) for p in report["verify"]["platforms"]})
     assert len(platforms) == (row.platforms if row.platforms > 1 else 0), platforms
-    return Published(row, repository, report["outputs"]["IMAGE_DIGEST"], tag, platforms, policy,
-                     **extra)  # type: ignore[arg-type]  # fmt: skip
+    return Published(
+        row, repository, report["outputs"]["IMAGE_DIGEST"], tag, platforms, policy, **extra
+    )  # type: ignore[arg-type]
 
 
 # --- the verifiers, as users call them ----------------------------------------------------------
@@ -152,8 +181,13 @@ def _cosign(registry: Registry, major: int, published: Published, *argv: str) ->
     if not published.row.tlog:
         trust += ["--insecure-ignore-tlog"]
     subcommand, *rest = argv
-    done = subprocess.run([str(COSIGNS[f"cosign{major}"]), subcommand, *trust, *rest],
-                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [str(COSIGNS[f"cosign{major}"]), subcommand, *trust, *rest],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return Cell(done.returncode == 0, _last(done.stderr))
 
 
@@ -166,8 +200,9 @@ def cosign_verify(major: int) -> Callable[[Registry, Published], Cell]:
         if not main.ok or published.second_pub is None:
             return main
         second = ["--key", str(published.second_pub)]
-        cosigned = _cosign(registry, major, replace_chain(published), "verify", *second, "-a",
-                           tag, ref)  # fmt: skip
+        cosigned = _cosign(
+            registry, major, replace_chain(published), "verify", *second, "-a", tag, ref
+        )
         return Cell(cosigned.ok, f"second key: {cosigned.words}")
 
     return check
@@ -175,14 +210,28 @@ def cosign_verify(major: int) -> Callable[[Registry, Published], Cell]:
 
 def replace_chain(published: Published) -> Published:
     """The same publication seen by a key verifier: no certificate chain to pass."""
-    return Published(published.row, published.repository, published.digest, published.tag,
-                     published.platforms, published.policy)  # fmt: skip
+    return Published(
+        published.row,
+        published.repository,
+        published.digest,
+        published.tag,
+        published.platforms,
+        published.policy,
+    )
 
 
 def cosign_verify_attestation(major: int) -> Callable[[Registry, Published], Cell]:
     def check(registry: Registry, published: Published) -> Cell:
-        return _cosign(registry, major, published, "verify-attestation", "--type",
-                       "slsaprovenance1", *published.policy, published.ref)  # fmt: skip
+        return _cosign(
+            registry,
+            major,
+            published,
+            "verify-attestation",
+            "--type",
+            "slsaprovenance1",
+            *published.policy,
+            published.ref,
+        )
 
     return check
 
@@ -202,14 +251,20 @@ def containers_image(registry: Registry, published: Published, folder: Path) -> 
     if None in keys:
         trust = cosign2_trust_files(registry.sigstore.trusted_root, folder / "trust")
         identity, issuer = published.policy[1], published.policy[3]
-        common["fulcio"] = {"caPath": trust["SIGSTORE_ROOT_FILE"], "oidcIssuer": issuer,
-                            "subjectEmail": identity}  # fmt: skip
+        common["fulcio"] = {
+            "caPath": trust["SIGSTORE_ROOT_FILE"],
+            "oidcIssuer": issuer,
+            "subjectEmail": identity,
+        }
         common["rekor_public_key"] = Path(trust["SIGSTORE_REKOR_PUBLIC_KEY"])
     for index, pub in enumerate(keys):
         for platform, _ in targets:
             os_arch = tuple(platform.split("/")[:2]) if platform else None
             verdict = verifiers.skopeo_sigstore(
-                published.ref, pub, platform=os_arch, folder=folder / f"skopeo-{index}",  # type: ignore[arg-type]
+                published.ref,
+                pub,
+                platform=os_arch,
+                folder=folder / f"skopeo-{index}",  # type: ignore[arg-type]
                 **common,  # type: ignore[arg-type]
             )
             if not verdict.ok:
@@ -225,8 +280,9 @@ def _bundles(registry: Registry, published: Published, digest: str, folder: Path
     paths = []
     for referrer in found:
         path = folder / f"{referrer['digest'].split(':')[1]}.json"
-        verifiers.fetch_bundle(published.repository, referrer["digest"], path, plain_http=False,
-                               env=env)  # fmt: skip
+        verifiers.fetch_bundle(
+            published.repository, referrer["digest"], path, plain_http=False, env=env
+        )
         paths.append(path)
     return paths
 
@@ -259,8 +315,9 @@ def sigstore_bundle(registry: Registry, published: Published, folder: Path) -> C
     if not bundles:
         return Cell(False, "no bundle found")
     for bundle in bundles:
-        verdict = verifiers.bundle_verify(bundle, published.digest, trust=trust,
-                                          identity=identity, issuer=issuer)  # fmt: skip
+        verdict = verifiers.bundle_verify(
+            bundle, published.digest, trust=trust, identity=identity, issuer=issuer
+        )
         if not verdict.ok:
             return Cell(False, _last(verdict.words))
     return Cell(True)
@@ -305,9 +362,14 @@ def table() -> Iterator[dict[str, dict[str, str]]]:
 
 @pytest.mark.parametrize("row", interop.rows(FULL), ids=lambda row: row.name)
 def test_what_we_publish_is_read_as_predicted(
-    row: interop.Row, runner: Runner, registry: Registry, context: Path,
-    test_ca: pki.CertificateAuthority, tmp_path: Path, table: dict[str, dict[str, str]],
-) -> None:  # fmt: skip
+    row: interop.Row,
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    test_ca: pki.CertificateAuthority,
+    tmp_path: Path,
+    table: dict[str, dict[str, str]],
+) -> None:
     if runner.testbed.engine == "classic" and row.platforms > 1:
         pytest.skip("the classic engine builds one platform")
     stack: list[Callable[[], None]] = []
@@ -321,8 +383,10 @@ def test_what_we_publish_is_read_as_predicted(
             cells[name] = "pass" if got.ok else "refused"
             if got.ok != expected.reads:
                 cells[name] += " (UNPREDICTED)"
-                unpredicted.append(f"{name}: predicted {expected}, got "
-                                   f"{'pass' if got.ok else 'refusal'}: {got.words}")  # fmt: skip
+                unpredicted.append(
+                    f"{name}: predicted {expected}, got "
+                    f"{'pass' if got.ok else 'refusal'}: {got.words}"
+                )
         table[row.name] = cells
         assert not unpredicted, "\n".join(unpredicted)
     finally:
@@ -340,8 +404,9 @@ def test_each_image_of_a_set_passes_the_tutorials_verify_on_both_cosigns(
 
     monorepo(runner, ["api", "worker"])
     cosign = str(COSIGNS["cosign3"])
-    row = interop.Row("key-file" if mode == "key" else "keyless-gitlab", True, "classic", True,
-                      1, 3)  # fmt: skip
+    row = interop.Row(
+        "key-file" if mode == "key" else "keyless-gitlab", True, "classic", True, 1, 3
+    )
     if mode == "key":
         key, pub = make_key_pair(cosign, tmp_path / "keys" / "cosign", "pw-set")
         env = pipelines.gitlab_key_mode(runner.testbed, cosign, "pw-set")
@@ -349,8 +414,12 @@ def test_each_image_of_a_set_passes_the_tutorials_verify_on_both_cosigns(
     else:
         env, _ = keyless_gitlab(runner, cosign)
         args = []
-        policy = ["--certificate-identity", pipelines.identity(env),
-                  "--certificate-oidc-issuer", pipelines.SERVER]  # fmt: skip
+        policy = [
+            "--certificate-identity",
+            pipelines.identity(env),
+            "--certificate-oidc-issuer",
+            pipelines.SERVER,
+        ]
     done = runner.run("build-sign-verify", *args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     images = json.loads((runner.cwd / "provenance-report.json").read_text())["images"]

@@ -21,8 +21,17 @@ HOSTILE_RUN = (
 )
 
 # build-sign-verify's steps: the build pushes nothing; tags are published once verified.
-STEPS = ("login", "build", "push", "sign", "attest", "verify", "verify-attestation", "publish",
-         "audit")  # fmt: skip
+STEPS = (
+    "login",
+    "build",
+    "push",
+    "sign",
+    "attest",
+    "verify",
+    "verify-attestation",
+    "publish",
+    "audit",
+)
 
 
 def hostile_context(folder: Path) -> Path:

@@ -17,8 +17,13 @@ from tests.integration.conftest import Registry, Runner, make_context
 
 pytestmark = pytest.mark.integration
 
-GIT = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-       "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull}  # fmt: skip
+GIT = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
 
 
 def config_of(registry: Registry, ref: str) -> dict[str, object]:
@@ -34,9 +39,12 @@ def report_of(runner: Runner) -> dict[str, object]:
 
 
 def test_created_is_the_commits_time_in_the_config_and_the_label(
-    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
     cosign: str,
-) -> None:  # fmt: skip
+) -> None:
     key, _, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key), env=env)
@@ -51,9 +59,12 @@ def test_created_is_the_commits_time_in_the_config_and_the_label(
 
 @pytest.mark.classic
 def test_a_builder_that_ignores_source_date_epoch_is_said_not_hidden(
-    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
     cosign: str,
-) -> None:  # fmt: skip
+) -> None:
     if runner.testbed.engine != "classic":
         pytest.skip("the current engine's BuildKit honours SOURCE_DATE_EPOCH: tested above")
     key, _, password = key_pair
@@ -75,8 +86,12 @@ def rebuilt(runner: Runner, context: Path, env: dict[str, str], *flags: str) -> 
     later = time.time() + 60  # after the commit, as a checkout's files are
     for path in context.iterdir():
         os.utime(path, (later, later + len(path.name)))
-    subprocess.run(["docker", "buildx", "prune", "--all", "--force"], env=runner.env(),
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["docker", "buildx", "prune", "--all", "--force"],
+        env=runner.env(),
+        check=True,
+        capture_output=True,
+    )
     done = runner.run("build-sign-verify", "--context", str(context), *flags, env=env)
     assert done.returncode == 0, done.stderr
     return report_of(runner)
@@ -89,8 +104,9 @@ def test_a_re_run_of_the_same_commit_says_whether_it_made_the_same_digest(
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     first = rebuilt(runner, context, env, "--key", str(key))
     # BuildKit's provenance and the files' times make another digest: said, and signed anew.
-    again = rebuilt(runner, context, {**env, "INVOKE_PROVENANCE_PROVENANCE": "true"},
-                    "--key", str(key))  # fmt: skip
+    again = rebuilt(
+        runner, context, {**env, "INVOKE_PROVENANCE_PROVENANCE": "true"}, "--key", str(key)
+    )
     assert again["rebuild"] == {
         "previous_digest": first["build"]["digest"],  # type: ignore[index]
         "previous_run": first["run"]["id"],  # type: ignore[index]
@@ -110,15 +126,19 @@ def test_a_re_run_of_the_same_commit_says_whether_it_made_the_same_digest(
 
 @pytest.mark.classic
 def test_reproducible_needs_an_oci_export_and_says_so(
-    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
     cosign: str,
-) -> None:  # fmt: skip
+) -> None:
     if runner.testbed.engine != "classic":
         pytest.skip("the current engine exports OCI layouts: covered above")
     key, _, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--reproducible", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", str(key), "--reproducible", env=env
+    )
     assert done.returncode == 2, done.stderr
     assert "needs an OCI export" in done.stderr
     assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
@@ -127,10 +147,18 @@ def test_reproducible_needs_an_oci_export_and_says_so(
 def laptop_checkout(folder: Path) -> Path:
     """A context in a git repository cloned over SSH, committed."""
     make_context(folder)
-    for args in (["init", "-q"], ["remote", "add", "origin", "git@gitlab.example.com:team/app.git"],
-                 ["add", "-A"], ["commit", "-qm", "first"]):  # fmt: skip
-        subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
-                       env={**os.environ, **GIT})  # fmt: skip
+    for args in (
+        ["init", "-q"],
+        ["remote", "add", "origin", "git@gitlab.example.com:team/app.git"],
+        ["add", "-A"],
+        ["commit", "-qm", "first"],
+    ):
+        subprocess.run(
+            ["git", "-C", str(folder), *args],
+            check=True,
+            capture_output=True,
+            env={**os.environ, **GIT},
+        )
     return folder
 
 
@@ -142,24 +170,35 @@ def test_a_changed_tree_is_warned_about_recorded_and_refused_when_asked(
     runner = Runner(runner.testbed, context, runner.sigstore)  # run in the checkout, as a user
     image = f"{runner.testbed.plain_registry}/metadata/app-{tmp_path.name[-6:].lower()}"
     env = {"INVOKE_PROVENANCE_COSIGN": cosign, **GIT}
-    strict = runner.run("build-sign-verify", "--context", str(context), "--image", image,
-                        "--require-clean", env=env)  # fmt: skip
+    strict = runner.run(
+        "build-sign-verify", "--context", str(context), "--image", image, "--require-clean", env=env
+    )
     assert strict.returncode == 2, strict.stderr
     assert "tracked files differ from the commit: id.txt" in strict.stderr
     assert registry.holds_nothing(image)  # nothing pushed, nothing signed
 
     # Without the setting: built, with a warning, and the report records the change. The tags
     # come back from a dotenv's comma-joined IMAGE_TAGS; the user's label joins the CI's.
-    done = runner.run("build-sign-verify", "--context", str(context), "--image", image,
-                      "--tag", "1.0,latest", "--label", "com.example.team=platform",
-                      env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--image",
+        image,
+        "--tag",
+        "1.0,latest",
+        "--label",
+        "com.example.team=platform",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert "1 tracked file(s) differ from the commit: id.txt" in done.stderr
     source = report_of(runner)["source"]
     assert source["clean"] is False and source["changed"] == ["id.txt"]  # type: ignore[index]
     assert sorted(t for t in registry.tags(image) if not t.startswith("sha256-")) == [
-        "1.0", "latest"
-    ]  # fmt: skip
+        "1.0",
+        "latest",
+    ]
     labels = config_of(registry, f"{image}:1.0")["config"]["Labels"]  # type: ignore[index]
     assert labels["com.example.team"] == "platform"
     # The SSH remote is signed and labelled as its web address.

@@ -60,8 +60,9 @@ def test_a_failed_build_leaves_no_earlier_digest_to_sign(
     # The same run's report: the failed sign is added to the failed build's.
     failed = json.loads((runner.cwd / "provenance-report.json").read_text())
     assert [(t["task"], t["status"]) for t in failed["tasks"]] == [
-        ("build", "failed"), ("sign", "failed")
-    ]  # fmt: skip
+        ("build", "failed"),
+        ("sign", "failed"),
+    ]
 
     # An old dotenv put back by hand (or by a cache) is refused: it names another commit.
     shutil.copy(kept, dotenv)
@@ -76,8 +77,9 @@ def signed_in_a_build_job(
 ) -> dict[str, str]:
     """build-sign-verify in a GitLab build job; returns the job's environment."""
     build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      env=build_job)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", str(key), env=build_job
+    )
     assert done.returncode == 0, done.stderr
     return build_job
 
@@ -134,10 +136,14 @@ def test_another_pipeline_verifies_by_digest_what_identifies_the_build(
     build_job = signed_in_a_build_job(runner, context, key, password, cosign)
     digest = dotenv_variables(runner.cwd / "provenance.env")["IMAGE_DIGEST"]
     # A release pipeline of the same commit: other pipeline, job and user; no dotenv.
-    release = {**build_job, "CI_PIPELINE_ID": "5000", "CI_JOB_ID": "6000",
-               "CI_PIPELINE_URL": "https://gitlab.example.com/x/-/pipelines/5000",
-               "CI_JOB_URL": "https://gitlab.example.com/x/-/jobs/6000",
-               "GITLAB_USER_NAME": "Release Bot"}  # fmt: skip
+    release = {
+        **build_job,
+        "CI_PIPELINE_ID": "5000",
+        "CI_JOB_ID": "6000",
+        "CI_PIPELINE_URL": "https://gitlab.example.com/x/-/pipelines/5000",
+        "CI_JOB_URL": "https://gitlab.example.com/x/-/jobs/6000",
+        "GITLAB_USER_NAME": "Release Bot",
+    }
     later = job_elsewhere(runner, tmp_path / "release")
     done = later.run("verify", "--digest", digest, "--public-key", str(pub), env=release)
     assert done.returncode == 0, done.stderr

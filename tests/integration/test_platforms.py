@@ -21,17 +21,32 @@ PLATFORMS = "linux/amd64,linux/arm64"
 
 
 def test_a_two_platform_image_is_signed_and_verified_all_the_way_down(
-    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
     cosign: str,
-) -> None:  # fmt: skip
+) -> None:
     if runner.testbed.engine == "classic":
         pytest.skip("the classic engine builds one platform into a single manifest")
     key, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--platform", PLATFORMS, "--oci-annotation", "index:com.example.release=1.0",
-                      "--oci-annotation", "com.example.team=platform",
-                      "--label", "com.example.owner=ops", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--platform",
+        PLATFORMS,
+        "--oci-annotation",
+        "index:com.example.release=1.0",
+        "--oci-annotation",
+        "com.example.team=platform",
+        "--label",
+        "com.example.owner=ops",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
     rows = report["verify"]["platforms"]
@@ -62,8 +77,12 @@ def test_a_two_platform_image_is_signed_and_verified_all_the_way_down(
 
     # One platform's signature removed: our verify fails, naming that platform (exit 3).
     arm64 = rows[1]["digest"]
-    subprocess.run([cosign, "clean", "--force", "--type", "signature", f"{repository}@{arm64}"],
-                   env=registry.env(), check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [cosign, "clean", "--force", "--type", "signature", f"{repository}@{arm64}"],
+        env=registry.env(),
+        check=True,
+        capture_output=True,
+    )
     again = runner.run("verify", "--public-key", str(pub), env=env)
     assert again.returncode == 3, again.stderr
     assert f"platform linux/arm64 ({arm64})" in again.stderr
@@ -80,16 +99,28 @@ def test_both_formats_are_each_written_and_each_found_by_the_cosign_that_reads_i
     key, pub, password = key_pair
     cosign3, cosign2 = str(COSIGNS["cosign3"]), str(COSIGNS["cosign2"])
     env = pipelines.gitlab_key_mode(runner.testbed, cosign3, password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--platform", PLATFORMS, "--bundle-format", "both", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--platform",
+        PLATFORMS,
+        "--bundle-format",
+        "both",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
     assert {s["format"] for s in report["verify"]["signatures"]} == {"classic", "new"}
     rows = report["verify"]["platforms"]
     assert sorted((r["platform"], r["format"]) for r in rows if r["verified"]) == [
-        ("linux/amd64", "classic"), ("linux/amd64", "new"),
-        ("linux/arm64", "classic"), ("linux/arm64", "new"),
-    ]  # fmt: skip
+        ("linux/amd64", "classic"),
+        ("linux/amd64", "new"),
+        ("linux/arm64", "classic"),
+        ("linux/arm64", "new"),
+    ]
     repository = env["CI_REGISTRY_IMAGE"]
     for digest in [report["build"]["digest"], *(r["digest"] for r in rows)]:
         ref = f"{repository}@{digest}"
@@ -100,26 +131,48 @@ def test_both_formats_are_each_written_and_each_found_by_the_cosign_that_reads_i
         assert "https://sigstore.dev/cosign/sign/v1" in kinds, kinds  # a bundle, not the .sig
 
     # cosign 2 can't write the new bundle: asked to, it refuses up front (exit 2).
-    again = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                       "--bundle-format", "both",
-                       env={**env, "INVOKE_PROVENANCE_COSIGN": cosign2})  # fmt: skip
+    again = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--bundle-format",
+        "both",
+        env={**env, "INVOKE_PROVENANCE_COSIGN": cosign2},
+    )
     assert (
         again.returncode == 2 and "cosign 2 can't sign an image in the new bundle" in again.stderr
     )
 
 
 def test_buildkits_attestation_manifests_are_signed_only_when_asked(
-    runner: Runner, registry: Registry, context: Path, key_pair: tuple[Path, Path, str],
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
     cosign: str,
-) -> None:  # fmt: skip
+) -> None:
     if runner.testbed.engine == "classic":
         pytest.skip("the classic engine makes no attestation manifests")
     key, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
-    env.update({"INVOKE_PROVENANCE_SIGN_ATTESTATION_MANIFESTS": "true",
-                "INVOKE_PROVENANCE_PROVENANCE": "max"})  # fmt: skip
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--platform", PLATFORMS, env=env)  # fmt: skip
+    env.update(
+        {
+            "INVOKE_PROVENANCE_SIGN_ATTESTATION_MANIFESTS": "true",
+            "INVOKE_PROVENANCE_PROVENANCE": "max",
+        }
+    )
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--platform",
+        PLATFORMS,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads((runner.cwd / "provenance-report.json").read_text())
     # buildx's own (unsigned) provenance is named beside ours: its setting and its manifests.

@@ -40,9 +40,8 @@ def user_tags(registry: Registry, repository: str) -> list[str]:
     if registry.holds_nothing(repository):
         return []
     return [
-        t for t in registry.tags(repository)
-        if not t.startswith(("sha256-", "provenance-staging-"))
-    ]  # fmt: skip
+        t for t in registry.tags(repository) if not t.startswith(("sha256-", "provenance-staging-"))
+    ]
 
 
 @pytest.mark.classic
@@ -54,15 +53,26 @@ def test_a_sign_that_fails_after_the_push_leaves_the_users_tag_where_it_was(
     env = pipelines.gitlab_key_mode(runner.testbed, real, password)
     repository = env["CI_REGISTRY_IMAGE"]
     first = make_context(tmp_path / "first", content="release 1")
-    done = runner.run("build-sign-verify", "--context", str(first), "--key", str(key),
-                      "--tag", "stable", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(first), "--key", str(key), "--tag", "stable", env=env
+    )
     assert done.returncode == 0, done.stderr
     verified = registry.digest(f"{repository}:stable")
 
     env["INVOKE_PROVENANCE_COSIGN"] = str(failing_cosign(tmp_path / "bin", real))
     second = make_context(tmp_path / "second", content="release 2")
-    done = runner.run("build-sign-verify", "--context", str(second), "--key", str(key),
-                      "--tag", "stable", "--tag", "new-tag", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(second),
+        "--key",
+        str(key),
+        "--tag",
+        "stable",
+        "--tag",
+        "new-tag",
+        env=env,
+    )
     assert done.returncode == 4, done.stderr
     # cosign's stderr once, in the sign section; the summary points there, and the one-line
     # message quotes its verdict.
@@ -135,9 +145,14 @@ def test_task_by_task_build_stage_sign_verify_publish_tags_only_at_the_end(
     assert f"PROVENANCE_RUN_ID={report['run']['id']}\n" in staged
     assert report["run"]["id"] == report["tasks"][0]["id"] != report["tasks"][1]["id"]
     assert [(s["task"], s["name"]) for s in report["steps"] if s["name"] != "login"] == [
-        ("build", "build"), ("build", "push"), ("sign", "sign"), ("verify", "verify"),
-        ("publish", "verify"), ("publish", "publish"), ("publish", "audit"),
-    ]  # fmt: skip
+        ("build", "build"),
+        ("build", "push"),
+        ("sign", "sign"),
+        ("verify", "verify"),
+        ("publish", "verify"),
+        ("publish", "publish"),
+        ("publish", "audit"),
+    ]
     assert report["build"]["digest"] == digest and report["sign"]["reference"].endswith(digest)
     assert report["verify"]["verified"] is True and report["outputs"]["IMAGE_PUBLISHED"] == tag
 
@@ -156,15 +171,25 @@ def test_publish_refuses_a_digest_that_does_not_verify(
 
 
 def test_push_then_sign_brings_back_the_tutorials_order(
-    runner: Runner, registry: Registry, context: Path, tmp_path: Path,
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    tmp_path: Path,
     key_pair: tuple[Path, Path, str],
-) -> None:  # fmt: skip
+) -> None:
     key, _, password = key_pair
     real = str(COSIGNS["cosign3"])
     env = pipelines.gitlab_key_mode(runner.testbed, real, password)
     env["INVOKE_PROVENANCE_COSIGN"] = str(failing_cosign(tmp_path / "bin", real))
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--push-then-sign", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--push-then-sign",
+        env=env,
+    )
     assert done.returncode == 4, done.stderr
     assert "published before signing" in done.stderr
     # As the tutorial's job: the tag is there, on an image nobody signed. Asked for.
@@ -197,9 +222,12 @@ else:
 
 
 def test_a_login_a_credential_helper_holds_is_published_by_the_tool_after_verify(
-    runner: Runner, registry: Registry, context: Path, tmp_path: Path,
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    tmp_path: Path,
     key_pair: tuple[Path, Path, str],
-) -> None:  # fmt: skip
+) -> None:
     """The login lives in a credential helper, which our HTTP client can't read: buildx pushes
     (to a staging tag) and `imagetools create` publishes, still only after verify."""
     key, _, password = key_pair
@@ -212,8 +240,16 @@ def test_a_login_a_credential_helper_holds_is_published_by_the_tool_after_verify
     (config / "config.json").write_text(json.dumps({"credsStore": "file"}))
     env = pipelines.gitlab_key_mode(runner.testbed, str(COSIGNS["cosign3"]), password)
     env["PATH"] = f"{helpers}:{runner.env()['PATH']}"
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--docker-config", str(config), env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--docker-config",
+        str(config),
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads((helpers / "docker-credential-file.json").read_text())  # the helper has it
     assert "is a credential helper's: buildx pushes" in done.stderr
@@ -243,9 +279,18 @@ def test_a_tag_the_registry_refuses_to_move_fails_with_the_image_verified_not_pu
         proxy.set_faults(Faults(rate=1.0, kinds={"403": 1}, only=r"^PUT .*/manifests/stable$"))
         image = f"{proxy.address}/protected/app-{tmp_path.name[-6:].lower()}"
         direct = image.replace(proxy.address, proxy.upstream, 1)  # around the proxy
-        done = runner.run("build-sign-verify", "--context", str(make_context(tmp_path / "ctx")),
-                          "--image", image, "--tag", "stable", "--key", str(key),
-                          env={"INVOKE_PROVENANCE_COSIGN": cosign})  # fmt: skip
+        done = runner.run(
+            "build-sign-verify",
+            "--context",
+            str(make_context(tmp_path / "ctx")),
+            "--image",
+            image,
+            "--tag",
+            "stable",
+            "--key",
+            str(key),
+            env={"INVOKE_PROVENANCE_COSIGN": cosign},
+        )
     assert done.returncode == 4, done.stderr
     report = report_of_run(runner)
     assert report["failure"]["step"] == "publish" and report["verify"]["verified"] is True

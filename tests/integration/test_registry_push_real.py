@@ -135,14 +135,20 @@ def make_layout(folder: Path) -> Layout:
             folder, json.dumps(image_config).encode(), "application/vnd.oci.image.config.v1+json"
         )
         small = write_blob(folder, os.urandom(4096), LAYER)
-        manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "config": config,
-                    "layers": [big, small]}  # fmt: skip
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": config,
+            "layers": [big, small],
+        }
         platform = {"architecture": arch, "os": "linux"}
-        entries.append(write_blob(folder, json.dumps(manifest).encode(), MANIFEST,
-                                  platform=platform))  # fmt: skip
+        entries.append(
+            write_blob(folder, json.dumps(manifest).encode(), MANIFEST, platform=platform)
+        )
         blobs |= {config["digest"], small["digest"]}
-    index_bytes = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries},
-                             indent=2).encode()  # fmt: skip
+    index_bytes = json.dumps(
+        {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}, indent=2
+    ).encode()
     index = write_blob(folder, index_bytes, INDEX)
     (folder / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [index]}))
     (folder / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
@@ -168,8 +174,9 @@ def test_push_by_digest_then_publish_the_tag(running: Running, tmp_path: Path) -
     layout = make_layout(tmp_path / "oci")
     repo = f"{running.server.address}/push/app"
     pushed = registry_push.push_layout(layout.folder, repo, config_dir=running.config)
-    assert pushed == registry_push.PushedImage(repo, layout.index, INDEX,
-                                               (*layout.children, layout.index))  # fmt: skip
+    assert pushed == registry_push.PushedImage(
+        repo, layout.index, INDEX, (*layout.children, layout.index)
+    )
 
     # The registry holds the image under its digest, byte for byte.
     assert running.crane("digest", f"{repo}@{layout.index}").stdout.strip() == layout.index

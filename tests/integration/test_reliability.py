@@ -179,10 +179,20 @@ def test_a_registry_that_cannot_be_reached_fails_before_the_build_not_after_the_
         cosign = str(COSIGNS["cosign3"])
         key, _ = make_key_pair(cosign, tmp_path / "keys" / "cosign")
         started = time.monotonic()
-        done = runner.run("build-sign-verify", "--context", str(make_context(tmp_path / "ctx")),
-                          "--image", f"{registry}/app", "--tag", "v1", "--key", str(key),
-                          "--log-format", "json",
-                          env={"INVOKE_PROVENANCE_COSIGN": cosign})  # fmt: skip
+        done = runner.run(
+            "build-sign-verify",
+            "--context",
+            str(make_context(tmp_path / "ctx")),
+            "--image",
+            f"{registry}/app",
+            "--tag",
+            "v1",
+            "--key",
+            str(key),
+            "--log-format",
+            "json",
+            env={"INVOKE_PROVENANCE_COSIGN": cosign},
+        )
         took = time.monotonic() - started
     assert done.returncode == 4, done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]

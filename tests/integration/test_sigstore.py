@@ -74,9 +74,10 @@ def test_gitlab_keyless_signs_logs_and_verifies_by_identity(
     fulcio = "/api/v2/signingCert" if cosign.endswith("3") else "/api/v1/signingCert"
     asked = requests_since(runner.sigstore, before)
     tags = [env["CI_COMMIT_SHORT_SHA"], *([pipeline["tag"]] if "tag" in pipeline else [])]
-    assert asked.count(f"POST {fulcio} 201" if "v1" in fulcio else f"POST {fulcio} 200") == len(
-        tags
-    ) + 1
+    assert (
+        asked.count(f"POST {fulcio} 201" if "v1" in fulcio else f"POST {fulcio} 200")
+        == len(tags) + 1
+    )
     assert asked.count("POST /api/v1/log/entries 201") == len(tags) + 1
 
     # The tutorial's own verify, with our trust: identity, issuer and the tag annotation.
@@ -262,12 +263,21 @@ def test_key_and_certificate_modes_write_a_rekor_entry(
 
         ca = pki.make_ca(tmp_path / "ca", "mode test CA")
         leaf = pki.issue_signing_cert(
-            ca, tmp_path / "leaf", identity_uri=pipelines.identity(env),
-            issuer=pipelines.SERVER, cosign=IMPORTER,
-        )  # fmt: skip
+            ca,
+            tmp_path / "leaf",
+            identity_uri=pipelines.identity(env),
+            issuer=pipelines.SERVER,
+            cosign=IMPORTER,
+        )
         env["COSIGN_PASSWORD"] = leaf.password
-        args = ["--key", str(leaf.cosign_key), "--certificate", str(leaf.cert),
-                "--certificate-chain", str(leaf.chain)]  # fmt: skip
+        args = [
+            "--key",
+            str(leaf.cosign_key),
+            "--certificate",
+            str(leaf.cert),
+            "--certificate-chain",
+            str(leaf.chain),
+        ]
     before = len(runner.sigstore.requests())
     done = runner.run("build-sign-verify", "--context", str(context), *args, env=env)
     assert done.returncode == 0, done.stderr
@@ -276,8 +286,9 @@ def test_key_and_certificate_modes_write_a_rekor_entry(
     assert not [r for r in asked if "signingCert" in r]  # no Fulcio in these modes
     if mode == "key":
         digest = registry.digest(f"{env['CI_REGISTRY_IMAGE']}:{env['CI_COMMIT_SHORT_SHA']}")
-        payloads = registry.payloads(cosign, f"{env['CI_REGISTRY_IMAGE']}@{digest}", "--key",
-                                     str(pub))  # fmt: skip
+        payloads = registry.payloads(
+            cosign, f"{env['CI_REGISTRY_IMAGE']}@{digest}", "--key", str(pub)
+        )
         assert all("Bundle" in p["optional"] for p in payloads)  # type: ignore[operator]
     else:
         assert "SCT is not checked" in done.stderr  # a CA of your own has no CT log: said so
@@ -293,15 +304,27 @@ def test_certificate_mode_with_the_new_bundle_verifies_against_a_root_made_of_th
     env = pipelines.gitlab(runner.testbed)
     ca = pki.make_ca(tmp_path / "ca", "new bundle CA")
     leaf = pki.issue_signing_cert(
-        ca, tmp_path / "leaf", identity_uri=pipelines.identity(env), issuer=pipelines.SERVER,
+        ca,
+        tmp_path / "leaf",
+        identity_uri=pipelines.identity(env),
+        issuer=pipelines.SERVER,
         cosign=IMPORTER,
-    )  # fmt: skip
+    )
     env.update({"COSIGN_PASSWORD": leaf.password, "INVOKE_PROVENANCE_COSIGN": cosign})
     done = runner.run(
-        "build-sign-verify", "--context", str(context), "--bundle-format", "new",
-        "--key", str(leaf.cosign_key), "--certificate", str(leaf.cert),
-        "--certificate-chain", str(leaf.chain), env=env,
-    )  # fmt: skip
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--bundle-format",
+        "new",
+        "--key",
+        str(leaf.cosign_key),
+        "--certificate",
+        str(leaf.cert),
+        "--certificate-chain",
+        str(leaf.chain),
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads((runner.cwd / "provenance-report.json").read_text())
     assert {s["format"] for s in report["verify"]["signatures"]} == {"new"}
@@ -313,8 +336,16 @@ def test_cosign2_asked_for_the_new_bundle_refuses_before_anything_is_pushed(
 ) -> None:
     key, _, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, str(COSIGNS["cosign2"]), password)
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", str(key),
-                      "--bundle-format", "new", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        str(key),
+        "--bundle-format",
+        "new",
+        env=env,
+    )
     assert done.returncode == 2, done.stderr
     assert "cosign 2 can't sign an image in the new bundle format" in done.stderr
     assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
@@ -327,8 +358,16 @@ def test_an_env_key_signs_and_verifies_with_the_log_on(
     key, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     env.update({"SIGNING_KEY": key.read_text(), "SIGNING_PUB": pub.read_text()})
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY",
-                      "--public-key", "env://SIGNING_PUB", env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--key",
+        "env://SIGNING_KEY",
+        "--public-key",
+        "env://SIGNING_PUB",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert_no_secret(runner, done, env["SIGNING_KEY"].strip().splitlines()[1])
 
@@ -341,19 +380,25 @@ def test_an_env_key_without_a_public_key_verifies_against_its_own_public_half(
     key, pub, password = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     env["SIGNING_KEY"] = key.read_text()
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY",
-                      env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY", env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "the public key of the signing key env://SIGNING_KEY" in done.stderr
     image_ref = json.loads((runner.cwd / "provenance-report.json").read_text())["outputs"][
         "IMAGE_REF"
     ]
     _, other_pub = make_key_pair(cosign, context.parent / "other" / "cosign")
-    verified = registry.cosign_verify(cosign, image_ref, "--key", str(other_pub),
-                                      "--insecure-ignore-tlog")  # fmt: skip
+    verified = registry.cosign_verify(
+        cosign, image_ref, "--key", str(other_pub), "--insecure-ignore-tlog"
+    )
     assert verified.returncode != 0  # signed by the env key, not by any key
-    assert registry.cosign_verify(cosign, image_ref, "--key", str(pub),
-                                  "--insecure-ignore-tlog").returncode == 0  # fmt: skip
+    assert (
+        registry.cosign_verify(
+            cosign, image_ref, "--key", str(pub), "--insecure-ignore-tlog"
+        ).returncode
+        == 0
+    )
 
 
 def test_an_env_key_with_the_wrong_password_is_found_before_the_push(
@@ -362,8 +407,9 @@ def test_an_env_key_with_the_wrong_password_is_found_before_the_push(
     key, _, _ = key_pair
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, "not-the-password")
     env["SIGNING_KEY"] = key.read_text()
-    done = runner.run("build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY",
-                      env=env)  # fmt: skip
+    done = runner.run(
+        "build-sign-verify", "--context", str(context), "--key", "env://SIGNING_KEY", env=env
+    )
     assert done.returncode == 2, done.stderr
     assert "wrong password" in done.stderr
     assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])

@@ -207,10 +207,19 @@ def test_a_cancelled_job_leaves_no_login_or_token_behind(
     temp.mkdir()
     env = runner.env(keyless(runner, cosign, TMPDIR=str(temp), **through(proxy)))
     process = subprocess.Popen(
-        [sys.executable, "-m", "provenance_tasks.cli", "build-sign-verify", "--context",
-         str(context)],
-        cwd=runner.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "provenance_tasks.cli",
+            "build-sign-verify",
+            "--context",
+            str(context),
+        ],
+        cwd=runner.cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while not any(e.path.endswith("signingCert") for e in proxy.stats().log):
         assert time.monotonic() < deadline and process.poll() is None

@@ -31,17 +31,21 @@ def test_an_unknown_ci_with_an_image_still_wants_a_signing_mode(
     runner: Runner, registry: Registry, context: Path, cosign: str
 ) -> None:
     image = f"{runner.testbed.plain_registry}/unknown-ci/app"
-    done = runner.run("build-sign-verify", "--context", str(context), "--image", image,
-                      env={"CI": "true", "INVOKE_PROVENANCE_COSIGN": cosign})  # fmt: skip
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--image",
+        image,
+        env={"CI": "true", "INVOKE_PROVENANCE_COSIGN": cosign},
+    )
     assert done.returncode == 2, done.stderr
     assert "key mode needs a key" in done.stderr and "no key pair is made in CI" in done.stderr
     assert not (runner.cwd / ".provenance").exists()
     assert registry.holds_nothing(image)
 
 
-def test_gitlab_ci_local_is_told_how_to_get_gitlabs_defaults(
-    runner: Runner, context: Path
-) -> None:
+def test_gitlab_ci_local_is_told_how_to_get_gitlabs_defaults(runner: Runner, context: Path) -> None:
     env = {"CI": "true", "GITLAB_CI": "false"}
     done = runner.run("build-sign-verify", "--context", str(context), env=env)
     assert done.returncode == 2, done.stderr
@@ -57,10 +61,24 @@ def test_an_unknown_ci_given_image_and_key_runs_and_says_where_it_ran(
 ) -> None:
     key, _, password = key_pair
     image = f"{runner.testbed.plain_registry}/unknown-ci/app"
-    env = {"CI": "true", "COSIGN_PASSWORD": password, "INVOKE_PROVENANCE_COSIGN": cosign,
-           "INVOKE_PROVENANCE_LOG_FORMAT": "json"}  # fmt: skip
-    done = runner.run("build-sign-verify", "--context", str(context), "--image", image,
-                      "--key", str(key), "--tag", "v1", env=env)  # fmt: skip
+    env = {
+        "CI": "true",
+        "COSIGN_PASSWORD": password,
+        "INVOKE_PROVENANCE_COSIGN": cosign,
+        "INVOKE_PROVENANCE_LOG_FORMAT": "json",
+    }
+    done = runner.run(
+        "build-sign-verify",
+        "--context",
+        str(context),
+        "--image",
+        image,
+        "--key",
+        str(key),
+        "--tag",
+        "v1",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert records[0]["event"] == "run.start" and records[0]["provider"] == "unknown-ci"

@@ -54,9 +54,14 @@ def copy_of(registry: Registry, source: str, repository: str) -> str:
 
 
 def cosign_(
-    binary: str, verb: str, ref: str, registry: Registry, folder: Path, *flags: str,
+    binary: str,
+    verb: str,
+    ref: str,
+    registry: Registry,
+    folder: Path,
+    *flags: str,
     password: str = "",
-) -> None:  # fmt: skip
+) -> None:
     """`cosign sign` or `attest`, logging to the test bed's Rekor: the classic format with
     cosign 2, and with cosign 3 unless `flags` name a signing config (then the new bundle)."""
     sigstore = registry.sigstore
@@ -91,11 +96,22 @@ def two_platforms(testbed: bed.TestBed, tmp_path: Path) -> str:
         pytest.skip("the classic engine builds one platform into a single manifest")
     ref = f"{fresh(testbed, 'skopeo')}:v1"
     subprocess.run(
-        ["docker", "buildx", "build", "--push", "--platform", "linux/amd64,linux/arm64",
-         "--tag", ref, str(make_context(tmp_path / "ctx"))],
+        [
+            "docker",
+            "buildx",
+            "build",
+            "--push",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--tag",
+            ref,
+            str(make_context(tmp_path / "ctx")),
+        ],
         env={**os.environ, **testbed.environ(), "PATH": tool_path()},
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return ref
 
 
@@ -117,9 +133,14 @@ def test_skopeo_accepts_each_platform_signed_by_the_key_and_refuses_what_is_not(
     def check(platform: tuple[str, str], public_key: Path) -> verifiers.Verdict:
         folders.append(tmp_path / f"skopeo-{len(folders)}")
         return verifiers.skopeo_sigstore(
-            two_platforms, public_key, platform=platform, folder=folders[-1],
-            tls_verify=False, creds=None, cert_dir=None,
-        )  # fmt: skip
+            two_platforms,
+            public_key,
+            platform=platform,
+            folder=folders[-1],
+            tls_verify=False,
+            creds=None,
+            cert_dir=None,
+        )
 
     unsigned = check(("linux", "arm64"), pub)
     assert not unsigned.ok
@@ -162,9 +183,14 @@ def test_skopeo_reads_the_tls_registry_with_its_login_and_ca(
 
     def check(name: str, login: tuple[str, str] | None, certs: Path) -> verifiers.Verdict:
         return verifiers.skopeo_sigstore(
-            ref, pub, platform=("linux", "amd64"), folder=tmp_path / name, tls_verify=True,
-            creds=login, cert_dir=certs,
-        )  # fmt: skip
+            ref,
+            pub,
+            platform=("linux", "amd64"),
+            folder=tmp_path / name,
+            tls_verify=True,
+            creds=login,
+            cert_dir=certs,
+        )
 
     assert check("ok", creds, cert_dir) == verifiers.Verdict(True, "")
     no_login = check("no-login", None, cert_dir)
@@ -198,8 +224,19 @@ def test_oras_discover_shows_cosign3_bundles_as_the_fallback_index_lists_them(
     predicate.write_text('{"buildType": "https://example.com/test"}')
     keyed = ["--key", str(key), "--signing-config", str(registry.sigstore.signing_config)]
     cosign_(cosign3, "sign", ref, registry, tmp_path, *keyed, password="pw")
-    cosign_(cosign3, "attest", ref, registry, tmp_path, *keyed, "--type", "slsaprovenance1",
-            "--predicate", str(predicate), password="pw")  # fmt: skip
+    cosign_(
+        cosign3,
+        "attest",
+        ref,
+        registry,
+        tmp_path,
+        *keyed,
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        str(predicate),
+        password="pw",
+    )
 
     digest = ref.split("@", 1)[1]
     assert f"sha256-{digest.split(':', 1)[1]}" in registry.tags(repository)
@@ -253,9 +290,14 @@ def signed_bundles(
     bundle fetched with oras; returns (digest, {predicate type: bundle}, identity)."""
     needs(verifiers.ORAS, verifiers.SIGSTORE_JS, COSIGNS["cosign3"])
     sigstore = registry.sigstore
-    ci = {"CI_SERVER_URL": sigstore_bed.GITLAB_ISSUER, "CI_PROJECT_PATH": "group/app",
-          "CI_COMMIT_REF_NAME": "main", "CI_COMMIT_SHA": "a" * 40, "CI_PIPELINE_ID": "7",
-          "CI_JOB_ID": "8"}  # fmt: skip
+    ci = {
+        "CI_SERVER_URL": sigstore_bed.GITLAB_ISSUER,
+        "CI_PROJECT_PATH": "group/app",
+        "CI_COMMIT_REF_NAME": "main",
+        "CI_COMMIT_SHA": "a" * 40,
+        "CI_PIPELINE_ID": "7",
+        "CI_JOB_ID": "8",
+    }
     token = tmp_path / "token"
     token.write_text(sigstore.mint(sigstore_bed.gitlab_claims(ci)))
     repository = fresh(testbed, "bundles")
@@ -270,8 +312,18 @@ def signed_bundles(
     ]
     cosign3 = str(COSIGNS["cosign3"])
     cosign_(cosign3, "sign", ref, registry, tmp_path, *keyless)
-    cosign_(cosign3, "attest", ref, registry, tmp_path, *keyless, "--type", "slsaprovenance1",
-            "--predicate", str(predicate))  # fmt: skip
+    cosign_(
+        cosign3,
+        "attest",
+        ref,
+        registry,
+        tmp_path,
+        *keyless,
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        str(predicate),
+    )
     bundles = {}
     for referrer in verifiers.oras_discover(ref, plain_http=True):
         path = tmp_path / "bundles" / f"{referrer['digest'].split(':')[1]}.json"

@@ -111,7 +111,9 @@ def _make_bridge(name: str, address: str) -> None:
     """A bridge for a second engine, made once (ip, as root): its own, not docker0."""
     if subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0:
         return
-    for argv in (["ip", "link", "add", "name", name, "type", "bridge"],
-                 ["ip", "addr", "add", address, "dev", name],
-                 ["ip", "link", "set", name, "up"]):  # fmt: skip
+    for argv in (
+        ["ip", "link", "add", "name", name, "type", "bridge"],
+        ["ip", "addr", "add", address, "dev", name],
+        ["ip", "link", "set", name, "up"],
+    ):
         subprocess.run(argv, capture_output=True, check=True)

@@ -24,8 +24,9 @@ GIVEN = {"images_file": "images.yml"}
 def check(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     assert tool, "check-jsonschema is a dev dependency (pip install -e '.[dev]')"
-    return subprocess.run([tool, "--builtin-schema", schema, *map(str, files)],
-                          capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [tool, "--builtin-schema", schema, *map(str, files)], capture_output=True, text=True
+    )
 
 
 def split(template: Path) -> tuple[dict[str, Any], str]:

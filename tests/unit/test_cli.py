@@ -112,8 +112,10 @@ def test_no_standard_output_at_all_is_no_error() -> None:
     """`provenance-tasks --version >&-`: Python has no sys.stdout then (None), and print()
     writes nothing; the way out must not trip over it either."""
     closed = subprocess.run(
-        ["sh", "-c", f'"{sys.executable}" -c "{CONSOLE}" --version >&-'], capture_output=True,
-        text=True, timeout=60,
+        ["sh", "-c", f'"{sys.executable}" -c "{CONSOLE}" --version >&-'],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "Traceback" not in closed.stderr
     assert closed.returncode == 0

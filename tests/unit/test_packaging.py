@@ -17,11 +17,21 @@ ROOT = Path(__file__).parents[2]
 
 def test_the_wheel_holds_no_test_bed(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-         "--quiet", "--wheel-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
-    )  # fmt: skip
+    )
     (wheel,) = tmp_path.glob("provenance_tasks-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "provenance_tasks/tasks/__init__.py" in names
@@ -54,21 +64,48 @@ def test_the_wheel_installs_into_a_clean_venv_of_the_oldest_python_we_claim(
     assert claimed == ">=3.11"
     if not DEBIAN_PYTHON.exists():
         pytest.skip("not a Debian machine: no /usr/bin/python3")
-    version = subprocess.run([str(DEBIAN_PYTHON), "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    version = subprocess.run(
+        [str(DEBIAN_PYTHON), "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert version.strip() == "(3, 11)", "the oldest Python claimed is the one tested"
     wheelhouse = ROOT / ".wheelhouse"
     if not wheelhouse.is_dir():
         pytest.fail("no .wheelhouse: ci/test makes it (the dependencies, installed offline here)")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
-                    "--no-build-isolation", "--quiet", "--wheel-dir", str(tmp_path)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("provenance_tasks-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([str(DEBIAN_PYTHON), "-m", "venv", str(venv)], check=True, capture_output=True)
     installed = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "--no-index", "--find-links",
-         str(wheelhouse), str(wheel)], capture_output=True, text=True)  # fmt: skip
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert installed.returncode == 0, installed.stderr
     script = venv / "bin" / "provenance-tasks"
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=tmp_path)

@@ -87,8 +87,9 @@ def test_a_shorter_pause_never_cuts_a_longer_one() -> None:
 # --- with_retries -------------------------------------------------------------------------------
 
 
-def two_images(first: RetryPolicy, second: RetryPolicy, registry: str, stderr: str = RATE_LIMITED
-               ) -> tuple[list[float], list[float], list[dict[str, Any]]]:  # fmt: skip
+def two_images(
+    first: RetryPolicy, second: RetryPolicy, registry: str, stderr: str = RATE_LIMITED
+) -> tuple[list[float], list[float], list[dict[str, Any]]]:
     """Image A's push fails once with `stderr`; two seconds into A's wait, image B pushes to
     `registry`. Returns what A slept, what B slept, and the warnings logged."""
     clock = Clock()
@@ -98,14 +99,30 @@ def two_images(first: RetryPolicy, second: RetryPolicy, registry: str, stderr: s
     def a_sleep(seconds: float) -> None:
         a_slept.append(seconds)
         clock.now += 2.0
-        result = with_retries(StepLog({}), second, "build", "push svc-b", registry,
-                              failing(), sleep=b_slept.append, clock=clock)  # fmt: skip
+        result = with_retries(
+            StepLog({}),
+            second,
+            "build",
+            "push svc-b",
+            registry,
+            failing(),
+            sleep=b_slept.append,
+            clock=clock,
+        )
         assert result == "pushed"
         clock.now += seconds - 2.0
 
     with structlog.testing.capture_logs() as logs:
-        result = with_retries(StepLog({}), first, "build", "push svc-a", "r.test",
-                              failing(stderr), sleep=a_sleep, clock=clock)  # fmt: skip
+        result = with_retries(
+            StepLog({}),
+            first,
+            "build",
+            "push svc-a",
+            "r.test",
+            failing(stderr),
+            sleep=a_sleep,
+            clock=clock,
+        )
     assert result == "pushed"
     return a_slept, b_slept, [dict(e) for e in logs if e["log_level"] == "warning"]
 
@@ -116,8 +133,9 @@ def test_a_rate_limit_in_one_call_pauses_another_call_to_that_registry() -> None
     assert a_slept == [5.0]  # A waits the rate limit's wait, once
     assert b_slept == [3.0]  # B, two seconds in, waits what is left of it before its push
     held = [w for w in warnings if "rate limited this run" in w["event"]]
-    assert [w["event"] for w in held] == ["push svc-b: waited 3.0s, as r.test rate limited "
-                                          "this run"]  # fmt: skip
+    assert [w["event"] for w in held] == [
+        "push svc-b: waited 3.0s, as r.test rate limited this run"
+    ]
     assert held[0]["wait_s"] == 3.0 and held[0]["step"] == "build"
 
 

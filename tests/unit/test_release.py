@@ -13,17 +13,25 @@ import yaml
 import provenance_tasks
 
 ROOT = Path(__file__).parents[2]
-PINNED = ("pyproject.toml", "provenance_tasks/__init__.py", "action.yml", "CHANGELOG.md",
-          "ci/release", *(f"templates/{p.name}" for p in (ROOT / "templates").glob("*.yml")))
+PINNED = (
+    "pyproject.toml",
+    "provenance_tasks/__init__.py",
+    "action.yml",
+    "CHANGELOG.md",
+    "ci/release",
+    *(f"templates/{p.name}" for p in (ROOT / "templates").glob("*.yml")),
+)
 
 
 def versions(root: Path) -> dict[str, str]:
     found = {
         "pyproject": tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"],
-        "__version__": re.search(r'__version__ = "(.+)"',
-                                 (root / "provenance_tasks/__init__.py").read_text())[1],  # type: ignore[index]
-        "action.yml": yaml.safe_load((root / "action.yml").read_text())["inputs"]["version"]
-        ["default"],
+        "__version__": re.search(
+            r'__version__ = "(.+)"', (root / "provenance_tasks/__init__.py").read_text()
+        )[1],  # type: ignore[index]
+        "action.yml": yaml.safe_load((root / "action.yml").read_text())["inputs"]["version"][
+            "default"
+        ],
     }
     for template in sorted((root / "templates").glob("*.yml")):
         header = yaml.safe_load(template.read_text().split("\n---\n", 1)[0])
@@ -43,11 +51,20 @@ def test_the_release_writes_the_version_everywhere_and_tags_it(tmp_path: Path) -
     git = ["git", "-c", "user.email=r@example.com", "-c", "user.name=r"]
     for argv in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "x"]):
         subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True)
-    done = subprocess.run(["bash", "ci/release", "9.8.7"], cwd=tmp_path, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "PYTEST": "true",
-                                          "GIT_AUTHOR_NAME": "r", "GIT_AUTHOR_EMAIL": "r@e.com",
-                                          "GIT_COMMITTER_NAME": "r",
-                                          "GIT_COMMITTER_EMAIL": "r@e.com"})  # fmt: skip
+    done = subprocess.run(
+        ["bash", "ci/release", "9.8.7"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTEST": "true",
+            "GIT_AUTHOR_NAME": "r",
+            "GIT_AUTHOR_EMAIL": "r@e.com",
+            "GIT_COMMITTER_NAME": "r",
+            "GIT_COMMITTER_EMAIL": "r@e.com",
+        },
+    )
     assert done.returncode == 0, done.stderr
     assert set(versions(tmp_path).values()) == {"9.8.7"}
     changelog = (tmp_path / "CHANGELOG.md").read_text()
@@ -55,6 +72,7 @@ def test_the_release_writes_the_version_everywhere_and_tags_it(tmp_path: Path) -
     tags = subprocess.run(["git", "tag"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert tags.split() == ["9.8.7"]
     for bad, said in (("1.0", "not a version"), ("9.8.7", "tag 9.8.7 exists already")):
-        again = subprocess.run(["bash", "ci/release", bad], cwd=tmp_path, capture_output=True,
-                               text=True)  # fmt: skip
+        again = subprocess.run(
+            ["bash", "ci/release", bad], cwd=tmp_path, capture_output=True, text=True
+        )
         assert again.returncode == 2 and said in again.stderr

@@ -93,14 +93,19 @@ def test_flag_list_replaces_the_config_list(tmp_path: Path) -> None:
 def test_annotations_and_labels_from_flags_add_to_the_configured_ones(tmp_path: Path) -> None:
     yaml = "provenance:\n  annotations: [com.example.team=platform, com.example.tier=gold]\n"
     (tmp_path / "invoke.yaml").write_text(yaml + "  labels: [com.example.owner=ops]\n")
-    settings = resolve(invoke_config(tmp_path), {
-        "annotations": ["com.example.tier=silver", "com.example.app=web"],
-        "labels": ["com.example.cost=42"],
-    })  # fmt: skip
+    settings = resolve(
+        invoke_config(tmp_path),
+        {
+            "annotations": ["com.example.tier=silver", "com.example.app=web"],
+            "labels": ["com.example.cost=42"],
+        },
+    )
     # The team's annotation stays; a key given both ways takes the flag's value.
     assert settings.annotations == (
-        "com.example.team=platform", "com.example.tier=silver", "com.example.app=web",
-    )  # fmt: skip
+        "com.example.team=platform",
+        "com.example.tier=silver",
+        "com.example.app=web",
+    )
     assert settings.labels == ("com.example.owner=ops", "com.example.cost=42")
     assert resolve(invoke_config(tmp_path)).annotations[0] == "com.example.team=platform"
 
@@ -284,13 +289,19 @@ def dry_run_build(folder: Path, env: Mapping[str, str], *flags: str) -> dict[str
     environ = {"HOME": str(folder), "PATH": os.environ.get("PATH", os.defpath), **env}
     done = subprocess.run(
         [*console_script(), "build", "--dry-run", *flags],
-        cwd=folder, env=environ, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=folder,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     # A dry run writes no outputs: the settings show in the tags it would publish.
     assert not (folder / "provenance.env").exists()
-    published = re.findall(r"copy the manifest of \S+ to ([^\s:]+(?::\d+)?/[^\s:]+):([\w.-]+)",
-                           done.stderr)  # fmt: skip
+    published = re.findall(
+        r"copy the manifest of \S+ to ([^\s:]+(?::\d+)?/[^\s:]+):([\w.-]+)", done.stderr
+    )
     assert published, done.stderr
     return {
         "IMAGE_URI": ":".join(published[0]),

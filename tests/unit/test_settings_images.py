@@ -28,10 +28,21 @@ def run_settings() -> Settings:
 
 
 def test_an_images_scalars_replace_the_runs() -> None:
-    s = for_image(run_settings(), {"context": "services/web", "file": "web.Dockerfile",
-                                   "image": "r.test/web", "target": "runtime"})  # fmt: skip
+    s = for_image(
+        run_settings(),
+        {
+            "context": "services/web",
+            "file": "web.Dockerfile",
+            "image": "r.test/web",
+            "target": "runtime",
+        },
+    )
     assert (s.context, s.file, s.image, s.target) == (
-        "services/web", "web.Dockerfile", "r.test/web", "runtime")  # fmt: skip
+        "services/web",
+        "web.Dockerfile",
+        "r.test/web",
+        "runtime",
+    )
 
 
 def test_an_images_lists_replace_the_runs() -> None:
@@ -114,8 +125,9 @@ def test_a_host_and_a_context_together_are_refused() -> None:
 
 def test_a_context_from_the_environment_over_a_host_in_the_config_is_refused() -> None:
     with pytest.raises(InputError, match="both name an engine"):
-        resolve({"docker_host": "tcp://engine:2376"}, {},
-                {"INVOKE_PROVENANCE_DOCKER_CONTEXT": "remote"})  # fmt: skip
+        resolve(
+            {"docker_host": "tcp://engine:2376"}, {}, {"INVOKE_PROVENANCE_DOCKER_CONTEXT": "remote"}
+        )
 
 
 def test_a_host_or_a_context_alone_is_kept() -> None:

@@ -41,9 +41,13 @@ CONFIG = {
 
 def settings(**given: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "fulcio_url": None, "rekor_url": None, "tsa_url": None, "signing_config": None,
-        "trusted_root": None, "unsafe_ignore_sct": False,
-    }  # fmt: skip
+        "fulcio_url": None,
+        "rekor_url": None,
+        "tsa_url": None,
+        "signing_config": None,
+        "trusted_root": None,
+        "unsafe_ignore_sct": False,
+    }
     base.update(given)
     return base
 
@@ -85,7 +89,9 @@ def test_urls_and_a_signing_config_describe_one_private_instance(tmp_path: Path)
     assert both.services(keyless=False, tlog=False) == {
         "the timestamp authority": "http://tsa.internal/api/v1/timestamp"
     }
-    with pytest.raises(InputError, match=re.escape("the signing config names http://rekor.internal")):
+    with pytest.raises(
+        InputError, match=re.escape("the signing config names http://rekor.internal")
+    ):
         instance(
             **settings(trusted_root=root, signing_config=config, rekor_url="https://elsewhere"),
             cwd=tmp_path,
@@ -98,11 +104,14 @@ def test_a_signing_config_gives_the_first_v1_service_still_valid(tmp_path: Path)
         **CONFIG,
         "rekorTlogUrls": [
             {"url": "http://rekor-v2.internal", "majorApiVersion": 2},
-            {"url": "http://retired.internal", "majorApiVersion": 1,
-             "validFor": {"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"}},
+            {
+                "url": "http://retired.internal",
+                "majorApiVersion": 1,
+                "validFor": {"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"},
+            },
             {"url": "http://rekor-v1.internal", "majorApiVersion": 1},
         ],
-    }  # fmt: skip
+    }
     config = write(tmp_path, "config.json", listed)
     found = instance(**settings(trusted_root=root, signing_config=config), cwd=tmp_path)  # type: ignore[arg-type]
     assert found.rekor == "http://rekor-v1.internal"
@@ -182,7 +191,7 @@ def test_cosign2_trust_files_are_pem_files_from_the_trusted_root(tmp_path: Path)
         "SIGSTORE_ROOT_FILE",
         "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
         "SIGSTORE_REKOR_PUBLIC_KEY",
-    }  # fmt: skip  (no TSA in this root: no TSA file)
+    }  # (no TSA in this root: no TSA file)
     fulcio = Path(env["SIGSTORE_ROOT_FILE"]).read_text()
     assert fulcio.startswith("-----BEGIN CERTIFICATE-----\n")
     body = "".join(fulcio.splitlines()[1:-1])
@@ -210,14 +219,24 @@ def test_a_chain_becomes_a_trusted_root_with_the_instance_logs(tmp_path: Path) -
 
 def test_cosign_sees_only_what_the_run_decides() -> None:
     job = {
-        "PATH": "/usr/bin", "HOME": "/home/ci", "LC_ALL": "C.UTF-8", "HTTPS_PROXY": "http://p",
-        "AWS_REGION": "eu-west-1", "VAULT_ADDR": "https://vault", "GITLAB_TOKEN": "kms-token",
-        "COSIGN_PASSWORD": "pw", "COSIGN_KEY": "/other/job.key",
-        "COSIGN_NEW_BUNDLE_FORMAT": "true", "COSIGN_TLOG_UPLOAD": "false",
-        "SIGSTORE_ID_TOKEN": "a-token", "SIGSTORE_ROOT_FILE": "/stray/root.pem",
-        "TUF_MIRROR": "http://mirror", "ACTIONS_ID_TOKEN_REQUEST_URL": "http://runner/token",
-        "CI_JOB_TOKEN": "job-token", "COSIGN_REPOSITORY": "registry/signatures",
-    }  # fmt: skip
+        "PATH": "/usr/bin",
+        "HOME": "/home/ci",
+        "LC_ALL": "C.UTF-8",
+        "HTTPS_PROXY": "http://p",
+        "AWS_REGION": "eu-west-1",
+        "VAULT_ADDR": "https://vault",
+        "GITLAB_TOKEN": "kms-token",
+        "COSIGN_PASSWORD": "pw",
+        "COSIGN_KEY": "/other/job.key",
+        "COSIGN_NEW_BUNDLE_FORMAT": "true",
+        "COSIGN_TLOG_UPLOAD": "false",
+        "SIGSTORE_ID_TOKEN": "a-token",
+        "SIGSTORE_ROOT_FILE": "/stray/root.pem",
+        "TUF_MIRROR": "http://mirror",
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "http://runner/token",
+        "CI_JOB_TOKEN": "job-token",
+        "COSIGN_REPOSITORY": "registry/signatures",
+    }
     env = cosign_environment(
         job,
         docker_config="/tmp/provenance-docker-x",
@@ -226,12 +245,21 @@ def test_cosign_sees_only_what_the_run_decides() -> None:
         settings={"cosign_repository": None, "cosign_docker_media_types": "1"},
     )
     assert env == {
-        "PATH": "/usr/bin", "HOME": "/home/ci", "LC_ALL": "C.UTF-8", "HTTPS_PROXY": "http://p",
-        "AWS_REGION": "eu-west-1", "VAULT_ADDR": "https://vault", "GITLAB_TOKEN": "kms-token",
-        "DOCKER_CONFIG": "/tmp/provenance-docker-x", "COSIGN_PASSWORD": "pw", "COSIGN_YES": "true",
-        "TUF_ROOT": "/tmp/run/tuf", "SIGSTORE_REKOR_PUBLIC_KEY": "/tmp/run/trust/rekor.pub",
-        "COSIGN_REPOSITORY": "registry/signatures", "COSIGN_DOCKER_MEDIA_TYPES": "1",
-    }  # fmt: skip
+        "PATH": "/usr/bin",
+        "HOME": "/home/ci",
+        "LC_ALL": "C.UTF-8",
+        "HTTPS_PROXY": "http://p",
+        "AWS_REGION": "eu-west-1",
+        "VAULT_ADDR": "https://vault",
+        "GITLAB_TOKEN": "kms-token",
+        "DOCKER_CONFIG": "/tmp/provenance-docker-x",
+        "COSIGN_PASSWORD": "pw",
+        "COSIGN_YES": "true",
+        "TUF_ROOT": "/tmp/run/tuf",
+        "SIGSTORE_REKOR_PUBLIC_KEY": "/tmp/run/trust/rekor.pub",
+        "COSIGN_REPOSITORY": "registry/signatures",
+        "COSIGN_DOCKER_MEDIA_TYPES": "1",
+    }
     assert "COSIGN_PASSWORD" not in shown(env)
     assert shown(env)["DOCKER_CONFIG"] == "/tmp/provenance-docker-x"
 
@@ -283,41 +311,56 @@ HOST = "http://127.0.0.1:40437"
 LINES = {
     "cosign2-fulcio-503": (
         f"signing digest: getting signer: getting key from Fulcio: retrieving cert: POST "
-        f"{HOST}/api/v1/signingCert returned 503 Service Unavailable", "transient", "Fulcio",
+        f"{HOST}/api/v1/signingCert returned 503 Service Unavailable",
+        "transient",
+        "Fulcio",
     ),
     "cosign2-rekor-503": (
         f'signing digest: Post "{HOST}/api/v1/log/entries": POST {HOST}/api/v1/log/entries '
-        "giving up after 4 attempt(s)", "transient", "Rekor",
+        "giving up after 4 attempt(s)",
+        "transient",
+        "Rekor",
     ),
     "cosign2-fulcio-401": (
         f"getting signer: getting key from Fulcio: retrieving cert: POST {HOST}/api/v1/signingCert"
-        " returned 401 Unauthorized", "permanent", "Fulcio",
+        " returned 401 Unauthorized",
+        "permanent",
+        "Fulcio",
     ),
     "cosign3-fulcio-503": (
         "signing digest: signing bundle: error signing bundle: http: read on closed response body",
-        "transient", "Sigstore (Fulcio, Rekor or the timestamp authority)",
+        "transient",
+        "Sigstore (Fulcio, Rekor or the timestamp authority)",
     ),
     "cosign3-rekor-503": (
         f'error signing bundle: Post "{HOST}/api/v1/log/entries": giving up after 2 attempt(s):'
-        " status 503", "transient", "Rekor",
+        " status 503",
+        "transient",
+        "Rekor",
     ),
     "cosign3-fulcio-401": (
         "signing bundle: error signing bundle: Fulcio returned 401: unauthorized",
-        "permanent", "Fulcio",
+        "permanent",
+        "Fulcio",
     ),
     "cosign3-refused": (
         f'error signing bundle: Post "{HOST}/api/v2/signingCert": dial tcp: connect: connection '
-        "refused", "transient", "Fulcio",
+        "refused",
+        "transient",
+        "Fulcio",
     ),
     "rekor-409": (
         "signing bundle: error signing bundle: [POST /api/v1/log/entries][409] "
-        "createLogEntryConflict {\"code\":409}", "transient", "Rekor",
+        'createLogEntryConflict {"code":409}',
+        "transient",
+        "Rekor",
     ),
     "rekor-409-then-404": (
         "[GET /api/v1/log/entries/{entryUUID}][404] getLogEntryByUuidNotFound",
-        "transient", "Rekor",
+        "transient",
+        "Rekor",
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(LINES))
@@ -336,9 +379,13 @@ def test_registry_failures_name_no_sigstore_service() -> None:
 def test_an_env_key_variable_is_passed_on_on_purpose() -> None:
     job = {"PATH": "/bin", "SIGNING_KEY": "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"}
     env = cosign_environment(
-        job, docker_config=None, tuf_root=None, trust={}, settings={},
+        job,
+        docker_config=None,
+        tuf_root=None,
+        trust={},
+        settings={},
         key_variables=("SIGNING_KEY",),
-    )  # fmt: skip
+    )
     assert env["SIGNING_KEY"] == job["SIGNING_KEY"]
     assert "SIGNING_KEY" not in cosign_environment(
         job, docker_config=None, tuf_root=None, trust={}, settings={}

@@ -36,22 +36,28 @@ def test_the_predicate_names_builder_invocation_source_and_parameters() -> None:
     definition, details = found["buildDefinition"], found["runDetails"]
     assert definition["buildType"] == slsa.BUILD_TYPE  # type: ignore[index]
     assert definition["externalParameters"] == {  # type: ignore[index]
-        "source": "https://gitlab.example.com/g/app", "ref": "refs/heads/main",
-        "ciConfigPath": ".gitlab-ci.yml", "dockerfile": "docker/Dockerfile", "target": "runtime",
+        "source": "https://gitlab.example.com/g/app",
+        "ref": "refs/heads/main",
+        "ciConfigPath": ".gitlab-ci.yml",
+        "dockerfile": "docker/Dockerfile",
+        "target": "runtime",
         "platforms": ["linux/amd64"],
         "buildArgs": {"VERSION": "1.2"},
-    }  # fmt: skip
+    }
     assert definition["resolvedDependencies"] == [  # type: ignore[index]
-        {"uri": "git+https://gitlab.example.com/g/app@refs/heads/main",
-         "digest": {"gitCommit": SHA}},
+        {
+            "uri": "git+https://gitlab.example.com/g/app@refs/heads/main",
+            "digest": {"gitCommit": SHA},
+        },
         {"uri": "pkg:docker/alpine:3.20", "digest": {"sha256": "b" * 64}},
-    ]  # fmt: skip
+    ]
     assert details["builder"]["id"] == "https://gitlab.example.com/g/app//.gitlab-ci.yml"  # type: ignore[index]
     assert details["builder"]["version"]["runner"] == "shared-runner-7 17.5.0"  # type: ignore[index]
     assert details["metadata"] == {  # type: ignore[index]
         "invocationId": "https://gitlab.example.com/g/app/-/jobs/7",
-        "startedOn": "2023-11-14T22:13:20Z", "finishedOn": "2023-11-14T22:14:02Z",
-    }  # fmt: skip
+        "startedOn": "2023-11-14T22:13:20Z",
+        "finishedOn": "2023-11-14T22:14:02Z",
+    }
 
 
 def test_a_machine_with_no_ci_and_no_remote_still_names_its_commit() -> None:
@@ -64,12 +70,16 @@ def test_a_machine_with_no_ci_and_no_remote_still_names_its_commit() -> None:
 
 def test_base_images_come_from_buildx_metadata() -> None:
     metadata = {
-        "buildx.build.provenance": {"materials": [
-            {"uri": "pkg:docker/alpine@3.20?platform=linux%2Famd64",
-             "digest": {"sha256": "c" * 64}},
-            {"uri": "https://example.com/file", "digest": {"sha256": "d" * 64}},
-        ]},
-    }  # fmt: skip
+        "buildx.build.provenance": {
+            "materials": [
+                {
+                    "uri": "pkg:docker/alpine@3.20?platform=linux%2Famd64",
+                    "digest": {"sha256": "c" * 64},
+                },
+                {"uri": "https://example.com/file", "digest": {"sha256": "d" * 64}},
+            ]
+        },
+    }
     assert slsa.base_images(metadata) == [
         ("alpine@3.20?platform=linux%2Famd64", "sha256:" + "c" * 64)
     ]

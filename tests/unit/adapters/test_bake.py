@@ -29,10 +29,17 @@ def layout_build(tmp_path: Path, name: str = "one", **changes: object) -> BuildR
 
 def test_a_target_says_what_buildx_build_would_be_told(tmp_path: Path) -> None:
     request = layout_build(
-        tmp_path, annotations=["manifest:k=v"], platforms=["linux/amd64", "linux/arm64"],
-        target="runtime", pull=True, cache_from=["r.test/cache"], cache_to="type=inline",
-        secrets=["id=npmrc,env=NPM_TOKEN"], provenance="mode=max", rewrite_timestamp=True,
-    )  # fmt: skip
+        tmp_path,
+        annotations=["manifest:k=v"],
+        platforms=["linux/amd64", "linux/arm64"],
+        target="runtime",
+        pull=True,
+        cache_from=["r.test/cache"],
+        cache_to="type=inline",
+        secrets=["id=npmrc,env=NPM_TOKEN"],
+        provenance="mode=max",
+        rewrite_timestamp=True,
+    )
     assert bake.bake_target(request) == {
         "context": str(tmp_path / "one"),
         "dockerfile": str(tmp_path / "one" / "docker" / "Dockerfile"),
@@ -54,8 +61,9 @@ def test_a_target_says_what_buildx_build_would_be_told(tmp_path: Path) -> None:
 
 
 def test_a_template_in_a_value_reaches_the_build_as_written(tmp_path: Path) -> None:
-    request = layout_build(tmp_path, labels={"note": "cost ${HOME} and %{if x}"},
-                           build_args={"A": "$${kept}"})  # fmt: skip
+    request = layout_build(
+        tmp_path, labels={"note": "cost ${HOME} and %{if x}"}, build_args={"A": "$${kept}"}
+    )
     target = bake.bake_target(request)
     # HCL reads $${ as ${ and %%{ as %{: what bake hands buildx is the value as given.
     assert target["labels"] == {"note": "cost $${HOME} and %%{if x}"}
@@ -76,12 +84,14 @@ def test_the_file_groups_every_image_and_allows_only_their_folders(tmp_path: Pat
     requests = {"one": layout_build(tmp_path, "one"), "two": layout_build(tmp_path, "two")}
     assert bake.bake_file(requests)["group"] == {"default": {"targets": ["one", "two"]}}
     assert bake.allowed(requests) == [
-        f"fs.read={tmp_path / 'one'}", f"fs.read={tmp_path / 'one' / 'docker'}",
-        f"fs.read={tmp_path / 'two'}", f"fs.read={tmp_path / 'two' / 'docker'}",
+        f"fs.read={tmp_path / 'one'}",
+        f"fs.read={tmp_path / 'one' / 'docker'}",
+        f"fs.read={tmp_path / 'two'}",
+        f"fs.read={tmp_path / 'two' / 'docker'}",
         # buildx makes the layout folder: the folder it is made in
         f"fs.write={tmp_path / 'run' / 'one' / 'build'}",
         f"fs.write={tmp_path / 'run' / 'two' / 'build'}",
-    ]  # fmt: skip
+    ]
 
 
 def test_a_bake_runs_the_plugin_and_hands_each_image_its_metadata(tmp_path: Path) -> None:
@@ -98,8 +108,10 @@ def test_a_bake_runs_the_plugin_and_hands_each_image_its_metadata(tmp_path: Path
     plugin.chmod(0o755)
     docker = Docker(redactor=Redactor(), buildx=str(plugin))
     found = bake.bake(docker, requests, tmp_path / "run", builder="remote")
-    assert found == {"one": {"containerimage.digest": "sha256:1"},
-                     "two": {"containerimage.digest": "sha256:2"}}  # fmt: skip
+    assert found == {
+        "one": {"containerimage.digest": "sha256:1"},
+        "two": {"containerimage.digest": "sha256:2"},
+    }
     argv = (tmp_path / "argv").read_text().split()
     assert argv[:3] == ["bake", "--progress", "plain"]
     assert argv[-2:] == ["--builder", "remote"]

@@ -67,8 +67,9 @@ def test_several_platform_digests_are_signed_in_one_call_and_none_may_be_a_tag(m
     argv = cosign(major).sign_argv([first, second], KeySigning("cosign.key"), {"k": "v"})
     assert argv[-2:] == [first, second] and argv.count("-a") == 1
     with pytest.raises(ValueError, match="refusing to sign a tag"):
-        cosign(major).sign_argv([first, "registry.example.com/group/app:v1"],
-                                KeySigning("cosign.key"), {})  # fmt: skip
+        cosign(major).sign_argv(
+            [first, "registry.example.com/group/app:v1"], KeySigning("cosign.key"), {}
+        )
 
 
 # --- sign: transparency log and bundle format, per major -------------------------------------
@@ -84,17 +85,27 @@ def test_sign_key_mode_without_tlog_on_cosign2_only_turns_off_the_upload() -> No
 def test_sign_key_mode_without_tlog_on_cosign3_turns_off_signing_config_and_new_bundle() -> None:
     argv = cosign(3).sign_argv(REF, KeySigning("cosign.key"), {}, tlog=False)
     assert argv == [
-        "cosign", "sign", "--yes", "--key", "cosign.key",
-        "--use-signing-config=false", "--tlog-upload=false", "--new-bundle-format=false",
+        "cosign",
+        "sign",
+        "--yes",
+        "--key",
+        "cosign.key",
+        "--use-signing-config=false",
+        "--tlog-upload=false",
+        "--new-bundle-format=false",
         REF,
-    ]  # fmt: skip
+    ]
 
 
 def test_sign_on_cosign3_writes_the_new_bundle_by_a_signing_config_with_no_format_flag() -> None:
     argv = cosign(3).sign_argv(
-        REF, KeySigning("cosign.key"), {}, tlog=False, new_bundle_format=True,
+        REF,
+        KeySigning("cosign.key"),
+        {},
+        tlog=False,
+        new_bundle_format=True,
         signing_config=WRITTEN,
-    )  # fmt: skip
+    )
     assert flag_value(argv, "--signing-config") == str(WRITTEN)
     kept = ("--new-bundle-format", "--tlog-upload", "--use-signing")
     assert not any(a.startswith(kept) for a in argv)
@@ -113,18 +124,21 @@ def test_sign_on_cosign2_never_passes_a_bundle_format_flag() -> None:
 # the Sigstore flags between the material and the annotations, for a private instance given by
 # URLs and a trusted root (URLS), by a signing config too (CONFIG), and for the public instance.
 URLS = SigstoreInstance(
-    fulcio_url="http://127.0.0.1:9001", rekor_url="http://127.0.0.1:9002",
+    fulcio_url="http://127.0.0.1:9001",
+    rekor_url="http://127.0.0.1:9002",
     trusted_root=Path("/trust/trusted_root.json"),
-)  # fmt: skip
+)
 CONFIG = SigstoreInstance(
     signing_config=Path("/trust/signing_config.json"),
     trusted_root=Path("/trust/trusted_root.json"),
     configured=("http://127.0.0.1:9001", "http://127.0.0.1:9002", None),
-)  # fmt: skip
+)
 TSA = SigstoreInstance(
-    fulcio_url="http://f", rekor_url="http://r", tsa_url="http://t/api/v1/timestamp",
+    fulcio_url="http://f",
+    rekor_url="http://r",
+    tsa_url="http://t/api/v1/timestamp",
     trusted_root=Path("/trust/trusted_root.json"),
-)  # fmt: skip
+)
 PUBLIC = SigstoreInstance()
 ROOT = ["--trusted-root", "/trust/trusted_root.json"]
 TOKEN = Path("/run/private/id-token")
@@ -132,46 +146,176 @@ WRITTEN = Path("/run/private/signing-config.json")  # what signing_config_for wr
 
 SIGN_CASES = [
     # (major, keyless, tlog, new bundle, instance, the flags)
-    (3, True, True, False, URLS, ["--identity-token", str(TOKEN), "--use-signing-config=false",
-     "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
-     "--new-bundle-format=false"]),
+    (
+        3,
+        True,
+        True,
+        False,
+        URLS,
+        [
+            "--identity-token",
+            str(TOKEN),
+            "--use-signing-config=false",
+            "--fulcio-url",
+            "http://127.0.0.1:9001",
+            "--rekor-url",
+            "http://127.0.0.1:9002",
+            *ROOT,
+            "--new-bundle-format=false",
+        ],
+    ),
     # the new bundle by a signing config (written for the run from URLs), no format flag: the
     # flags cosign 4 keeps
-    (3, True, True, True, URLS, ["--identity-token", str(TOKEN), "--signing-config",
-     str(WRITTEN), *ROOT]),
-    (3, True, True, True, CONFIG, ["--identity-token", str(TOKEN), "--signing-config",
-     "/trust/signing_config.json", *ROOT]),
+    (
+        3,
+        True,
+        True,
+        True,
+        URLS,
+        ["--identity-token", str(TOKEN), "--signing-config", str(WRITTEN), *ROOT],
+    ),
+    (
+        3,
+        True,
+        True,
+        True,
+        CONFIG,
+        ["--identity-token", str(TOKEN), "--signing-config", "/trust/signing_config.json", *ROOT],
+    ),
     # classic with a log is refused by a signing config: it signs by the config's URLs
-    (3, True, True, False, CONFIG, ["--identity-token", str(TOKEN), "--use-signing-config=false",
-     "--fulcio-url", "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002", *ROOT,
-     "--new-bundle-format=false"]),
-    (3, False, True, False, URLS, ["--use-signing-config=false", "--rekor-url",
-     "http://127.0.0.1:9002", *ROOT, "--new-bundle-format=false"]),
+    (
+        3,
+        True,
+        True,
+        False,
+        CONFIG,
+        [
+            "--identity-token",
+            str(TOKEN),
+            "--use-signing-config=false",
+            "--fulcio-url",
+            "http://127.0.0.1:9001",
+            "--rekor-url",
+            "http://127.0.0.1:9002",
+            *ROOT,
+            "--new-bundle-format=false",
+        ],
+    ),
+    (
+        3,
+        False,
+        True,
+        False,
+        URLS,
+        [
+            "--use-signing-config=false",
+            "--rekor-url",
+            "http://127.0.0.1:9002",
+            *ROOT,
+            "--new-bundle-format=false",
+        ],
+    ),
     (3, False, True, True, CONFIG, ["--signing-config", "/trust/signing_config.json", *ROOT]),
     (3, False, False, True, URLS, ["--signing-config", str(WRITTEN), *ROOT]),
-    (3, False, False, False, URLS, ["--use-signing-config=false", "--tlog-upload=false", *ROOT,
-     "--new-bundle-format=false"]),
-    (3, True, True, False, TSA, ["--identity-token", str(TOKEN), "--use-signing-config=false",
-     "--fulcio-url", "http://f", "--rekor-url", "http://r", "--timestamp-server-url",
-     "http://t/api/v1/timestamp", *ROOT, "--new-bundle-format=false"]),
+    (
+        3,
+        False,
+        False,
+        False,
+        URLS,
+        ["--use-signing-config=false", "--tlog-upload=false", *ROOT, "--new-bundle-format=false"],
+    ),
+    (
+        3,
+        True,
+        True,
+        False,
+        TSA,
+        [
+            "--identity-token",
+            str(TOKEN),
+            "--use-signing-config=false",
+            "--fulcio-url",
+            "http://f",
+            "--rekor-url",
+            "http://r",
+            "--timestamp-server-url",
+            "http://t/api/v1/timestamp",
+            *ROOT,
+            "--new-bundle-format=false",
+        ],
+    ),
     # the public instance: URLs are cosign's defaults, the new bundle follows TUF's signing config
-    (3, True, True, False, PUBLIC, ["--identity-token", str(TOKEN), "--use-signing-config=false",
-     "--new-bundle-format=false"]),
+    (
+        3,
+        True,
+        True,
+        False,
+        PUBLIC,
+        ["--identity-token", str(TOKEN), "--use-signing-config=false", "--new-bundle-format=false"],
+    ),
     (3, True, True, True, PUBLIC, ["--identity-token", str(TOKEN)]),
-    (3, False, False, False, PUBLIC, ["--use-signing-config=false", "--tlog-upload=false",
-     "--new-bundle-format=false"]),
+    (
+        3,
+        False,
+        False,
+        False,
+        PUBLIC,
+        ["--use-signing-config=false", "--tlog-upload=false", "--new-bundle-format=false"],
+    ),
     # cosign 2: URLs only (its trust is in SIGSTORE_* variables), never a bundle flag
-    (2, True, True, False, URLS, ["--identity-token", str(TOKEN), "--fulcio-url",
-     "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002"]),
-    (2, True, True, False, CONFIG, ["--identity-token", str(TOKEN), "--fulcio-url",
-     "http://127.0.0.1:9001", "--rekor-url", "http://127.0.0.1:9002"]),
+    (
+        2,
+        True,
+        True,
+        False,
+        URLS,
+        [
+            "--identity-token",
+            str(TOKEN),
+            "--fulcio-url",
+            "http://127.0.0.1:9001",
+            "--rekor-url",
+            "http://127.0.0.1:9002",
+        ],
+    ),
+    (
+        2,
+        True,
+        True,
+        False,
+        CONFIG,
+        [
+            "--identity-token",
+            str(TOKEN),
+            "--fulcio-url",
+            "http://127.0.0.1:9001",
+            "--rekor-url",
+            "http://127.0.0.1:9002",
+        ],
+    ),
     (2, False, True, False, URLS, ["--rekor-url", "http://127.0.0.1:9002"]),
-    (2, True, True, False, TSA, ["--identity-token", str(TOKEN), "--fulcio-url", "http://f",
-     "--rekor-url", "http://r", "--timestamp-server-url", "http://t/api/v1/timestamp"]),
+    (
+        2,
+        True,
+        True,
+        False,
+        TSA,
+        [
+            "--identity-token",
+            str(TOKEN),
+            "--fulcio-url",
+            "http://f",
+            "--rekor-url",
+            "http://r",
+            "--timestamp-server-url",
+            "http://t/api/v1/timestamp",
+        ],
+    ),
     (2, False, False, False, URLS, ["--tlog-upload=false"]),
     (2, True, True, False, PUBLIC, ["--identity-token", str(TOKEN)]),
     (2, False, True, False, PUBLIC, []),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("major", "keyless", "tlog", "new", "sigstore", "flags"), SIGN_CASES)
@@ -182,9 +326,14 @@ def test_sign_points_each_major_at_its_sigstore(
     material = KeylessSigning() if keyless else KeySigning("cosign.key")
     config = (sigstore.signing_config or WRITTEN) if new and sigstore.private else None
     argv = runner.sign_argv(
-        REF, material, {"k": "v"}, tlog=tlog, new_bundle_format=new,
-        identity_token=TOKEN if keyless else None, signing_config=config,
-    )  # fmt: skip
+        REF,
+        material,
+        {"k": "v"},
+        tlog=tlog,
+        new_bundle_format=new,
+        identity_token=TOKEN if keyless else None,
+        signing_config=config,
+    )
     head = ["cosign", "sign", "--yes"] + ([] if keyless else ["--key", "cosign.key"])
     assert argv == [*head, *flags, "-a", "k=v", REF]
     if tlog:
@@ -206,9 +355,15 @@ def test_sign_keyless_hands_cosign_a_token_file_never_the_token(major: int) -> N
 
 @pytest.mark.parametrize(
     "key",
-    ["awskms://alias/x", "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k/versions/1",
-     "hashivault://k", "gitlab://123", "azurekms://vault.vault.azure.net/k", "env://SIGNING_KEY"],
-)  # fmt: skip
+    [
+        "awskms://alias/x",
+        "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k/versions/1",
+        "hashivault://k",
+        "gitlab://123",
+        "azurekms://vault.vault.azure.net/k",
+        "env://SIGNING_KEY",
+    ],
+)
 @pytest.mark.parametrize("major", [2, 3])
 def test_sign_passes_key_references_through_unchanged(key: str, major: int) -> None:
     argv = cosign(major).sign_argv(REF, KeySigning(key), {})
@@ -220,10 +375,13 @@ def test_sign_certificate_mode_passes_key_certificate_and_chain(major: int) -> N
     material = CertificateSigning("signer.key", Path("/pki/signer.pem"), Path("/pki/chain.pem"))
     argv = cosign(major).sign_argv(REF, material, {})
     assert argv[3:9] == [
-        "--key", "signer.key",
-        "--certificate", "/pki/signer.pem",
-        "--certificate-chain", "/pki/chain.pem",
-    ]  # fmt: skip
+        "--key",
+        "signer.key",
+        "--certificate",
+        "/pki/signer.pem",
+        "--certificate-chain",
+        "/pki/chain.pem",
+    ]
 
 
 # --- sign: annotations and timeout -----------------------------------------------------------
@@ -403,7 +561,9 @@ def test_the_probes_and_the_key_check_yield_the_cpu_to_the_build(tmp_path: Path)
     cosign.check_key(str(tmp_path / "cosign.key"))
     nicer = min(19, os.getpriority(os.PRIO_PROCESS, 0) + YIELDING_NICE)
     assert log.read_text().split("\n")[:-1] == [
-        f"sign {nicer}", f"verify {nicer}", f"public-key {nicer}"
+        f"sign {nicer}",
+        f"verify {nicer}",
+        f"public-key {nicer}",
     ]
 
 
@@ -453,10 +613,14 @@ def test_detect_something_that_is_not_cosign_raises_input_error(
 
 # --- parse_verify_output ---------------------------------------------------------------------
 
-PAYLOAD_1 = {"critical": {"image": {"docker-manifest-digest": "sha256:" + "a" * 64}},
-             "optional": {"tag": "v1"}}  # fmt: skip
-PAYLOAD_2 = {"critical": {"image": {"docker-manifest-digest": "sha256:" + "a" * 64}},
-             "optional": {"tag": "v2"}}  # fmt: skip
+PAYLOAD_1 = {
+    "critical": {"image": {"docker-manifest-digest": "sha256:" + "a" * 64}},
+    "optional": {"tag": "v1"},
+}
+PAYLOAD_2 = {
+    "critical": {"image": {"docker-manifest-digest": "sha256:" + "a" * 64}},
+    "optional": {"tag": "v2"},
+}
 
 
 def test_parse_verify_output_reads_a_json_array_after_a_leading_newline() -> None:
@@ -473,10 +637,12 @@ def test_parse_verify_output_skips_prose_lines_between_documents() -> None:
     stdout = (
         "Verification for registry.example.com/group/app@sha256:aaaa --\n"
         "The following checks were performed on each of these signatures:\n"
-        + json.dumps(PAYLOAD_1) + "\n"
+        + json.dumps(PAYLOAD_1)
+        + "\n"
         "  - The signatures were verified against the specified public key\n"
-        + json.dumps([PAYLOAD_2]) + "\n"
-    )  # fmt: skip
+        + json.dumps([PAYLOAD_2])
+        + "\n"
+    )
     assert parse_verify_output(stdout) == [PAYLOAD_1, PAYLOAD_2]
 
 

@@ -27,9 +27,10 @@ from provenance_tasks.sigstore import SigstoreInstance
 REF = "registry.example.com/group/app@sha256:" + "a" * 64
 TYPE = "https://slsa.dev/provenance/v1"
 PRIVATE = SigstoreInstance(
-    fulcio_url="http://127.0.0.1:9001", rekor_url="http://127.0.0.1:9002",
+    fulcio_url="http://127.0.0.1:9001",
+    rekor_url="http://127.0.0.1:9002",
     trusted_root=Path("/trust/trusted_root.json"),
-)  # fmt: skip
+)
 
 
 def cosign(major: int, sigstore: SigstoreInstance = PRIVATE) -> Cosign:
@@ -37,13 +38,29 @@ def cosign(major: int, sigstore: SigstoreInstance = PRIVATE) -> Cosign:
 
 
 def test_cosign2_attests_by_service_urls_and_classic_att() -> None:
-    argv = attest_argv(cosign(2), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=True,
-                       identity_token=None, signing_config=None)  # fmt: skip
+    argv = attest_argv(
+        cosign(2),
+        REF,
+        KeySigning("k.key"),
+        TYPE,
+        Path("p.json"),
+        tlog=True,
+        identity_token=None,
+        signing_config=None,
+    )
     assert argv[:3] == ["cosign", "attest", "--yes"] and argv[-1] == REF
     assert argv[argv.index("--type") + 1] == TYPE and "--rekor-url" in argv
     assert not any(a.startswith("--new-bundle-format") for a in argv)
-    quiet = attest_argv(cosign(2), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=False,
-                        identity_token=None, signing_config=None)  # fmt: skip
+    quiet = attest_argv(
+        cosign(2),
+        REF,
+        KeySigning("k.key"),
+        TYPE,
+        Path("p.json"),
+        tlog=False,
+        identity_token=None,
+        signing_config=None,
+    )
     assert "--tlog-upload=false" in quiet and "--rekor-url" not in quiet
 
 
@@ -55,9 +72,17 @@ def test_cosign3_attests_a_bundle_by_a_signing_config_never_by_urls(tmp_path: Pa
     assert [u["url"] for u in written["rekorTlogUrls"]] == ["http://127.0.0.1:9002"]
     token = tmp_path / "id-token"
     keyless = KeylessSigning(IdentityToken("t", "SIGSTORE_ID_TOKEN"))
-    argv = attest_argv(cosign(3), REF, keyless, TYPE, Path("p.json"), tlog=True,
-                       identity_token=token, signing_config=config,
-                       new_bundle_format=True)  # fmt: skip
+    argv = attest_argv(
+        cosign(3),
+        REF,
+        keyless,
+        TYPE,
+        Path("p.json"),
+        tlog=True,
+        identity_token=token,
+        signing_config=config,
+        new_bundle_format=True,
+    )
     assert argv[argv.index("--signing-config") + 1] == str(config)
     assert argv[argv.index("--identity-token") + 1] == str(token)  # a path, never the token
     assert "--rekor-url" not in argv and "--fulcio-url" not in argv
@@ -65,12 +90,28 @@ def test_cosign3_attests_a_bundle_by_a_signing_config_never_by_urls(tmp_path: Pa
 
 
 def test_cosign3_attests_the_classic_att_as_its_classic_sign_does() -> None:
-    argv = attest_argv(cosign(3), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=False,
-                       identity_token=None, signing_config=None)  # fmt: skip
+    argv = attest_argv(
+        cosign(3),
+        REF,
+        KeySigning("k.key"),
+        TYPE,
+        Path("p.json"),
+        tlog=False,
+        identity_token=None,
+        signing_config=None,
+    )
     assert "--use-signing-config=false" in argv and "--new-bundle-format=false" in argv
     assert "--tlog-upload=false" in argv and "--signing-config" not in argv
-    logged = attest_argv(cosign(3), REF, KeySigning("k.key"), TYPE, Path("p.json"), tlog=True,
-                         identity_token=None, signing_config=None)  # fmt: skip
+    logged = attest_argv(
+        cosign(3),
+        REF,
+        KeySigning("k.key"),
+        TYPE,
+        Path("p.json"),
+        tlog=True,
+        identity_token=None,
+        signing_config=None,
+    )
     assert logged[logged.index("--rekor-url") + 1] == "http://127.0.0.1:9002"
 
 
@@ -88,15 +129,25 @@ def test_verify_attestation_takes_verifys_trust_and_reads_the_format_asked(major
     assert "--insecure-ignore-tlog" in argv and argv[argv.index("--key") + 1] == "k.pub"
     classic = ["--new-bundle-format=false"] if major == 3 else []
     assert [a for a in argv if a.startswith("--new-bundle-format")] == classic
-    bundle = verify_attestation_argv(cosign(major), REF, KeyPolicy("k.pub"), TYPE, tlog=False,
-                                     new_bundle_format=True)  # fmt: skip
+    bundle = verify_attestation_argv(
+        cosign(major), REF, KeyPolicy("k.pub"), TYPE, tlog=False, new_bundle_format=True
+    )
     assert not any(a.startswith("--new-bundle-format") for a in bundle)
-    keyless = verify_attestation_argv(cosign(major), REF, IdentityPolicy("https://id", "https://iss"),
-                                      TYPE, tlog=True)  # fmt: skip
+    keyless = verify_attestation_argv(
+        cosign(major), REF, IdentityPolicy("https://id", "https://iss"), TYPE, tlog=True
+    )
     assert keyless[keyless.index("--certificate-identity") + 1] == "https://id"
 
 
 def test_a_tag_is_never_attested() -> None:
     with pytest.raises(ValueError, match="refusing to attest a tag"):
-        attest_argv(cosign(3), "registry.example.com/app:v1", KeySigning("k"), TYPE,
-                    Path("p"), tlog=True, identity_token=None, signing_config=None)  # fmt: skip
+        attest_argv(
+            cosign(3),
+            "registry.example.com/app:v1",
+            KeySigning("k"),
+            TYPE,
+            Path("p"),
+            tlog=True,
+            identity_token=None,
+            signing_config=None,
+        )

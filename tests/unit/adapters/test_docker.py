@@ -209,9 +209,14 @@ def test_a_copy_is_a_carbon_copy_never_a_new_index(
     monkeypatch.setenv("PATH", str(folder))
     Docker(redactor=Redactor()).copy_image("r.test/app@sha256:" + "a" * 64, "r.test/app:v1")
     assert log.read_text().split() == [
-        "buildx", "imagetools", "create", "--prefer-index=false", "--tag", "r.test/app:v1",
+        "buildx",
+        "imagetools",
+        "create",
+        "--prefer-index=false",
+        "--tag",
+        "r.test/app:v1",
         "r.test/app@sha256:" + "a" * 64,
-    ]  # fmt: skip
+    ]
 
 
 def plugin(folder: Path) -> Path:
@@ -257,8 +262,12 @@ def test_the_plugin_run_directly_reads_the_runs_config_from_its_environment(
     tmp_path: Path,
 ) -> None:
     buildx = str(plugin(tmp_path / "plugins"))
-    client = Docker(redactor=Redactor(), config_dir=tmp_path / "cfg", buildx=buildx,
-                    host="unix:///run/other.sock")  # fmt: skip
+    client = Docker(
+        redactor=Redactor(),
+        config_dir=tmp_path / "cfg",
+        buildx=buildx,
+        host="unix:///run/other.sock",
+    )
     argv = client.build_argv(request(tmp_path))
     assert argv[:2] == [buildx, "build"] and "--config" not in argv
     assert client._env()["DOCKER_CONFIG"] == str(tmp_path / "cfg")

@@ -33,8 +33,14 @@ class FakeRun:
         self.envs: list[dict[str, str]] = []
         self.argvs: list[list[str]] = []
 
-    def __call__(self, argv: Sequence[str], *, redactor: Redactor,
-                 env: Mapping[str, str] | None = None, **_: Any) -> Any:  # fmt: skip
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        redactor: Redactor,
+        env: Mapping[str, str] | None = None,
+        **_: Any,
+    ) -> Any:
         self.argvs.append(list(argv))
         self.envs.append(dict(env or {}))
         if self.stderr is not None:
@@ -42,13 +48,20 @@ class FakeRun:
         return None
 
 
-def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeRun, *,
-          context: str | None = None, host: str | None = None,
-          builder: str | None = None) -> list[str]:  # fmt: skip
+def build(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeRun,
+    *,
+    context: str | None = None,
+    host: str | None = None,
+    builder: str | None = None,
+) -> list[str]:
     monkeypatch.setattr(docker_module, "run", fake)
     client = Docker(redactor=Redactor(), context=context, host=host)
-    return client.build(BuildRequest(context=tmp_path, dockerfile=None, tags=["r.test/app:v1"],
-                                     builder=builder))  # fmt: skip
+    return client.build(
+        BuildRequest(context=tmp_path, dockerfile=None, tags=["r.test/app:v1"], builder=builder)
+    )
 
 
 # --- the environment docker runs in -------------------------------------------------------------
@@ -93,8 +106,12 @@ def test_a_builder_of_another_context_is_bad_input_naming_the_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str, context: str
 ) -> None:
     with pytest.raises(InputError) as caught:
-        build(tmp_path, monkeypatch, FakeRun(f"#0 building with {context}\n{stderr}\n"),
-              builder=context)  # fmt: skip
+        build(
+            tmp_path,
+            monkeypatch,
+            FakeRun(f"#0 building with {context}\n{stderr}\n"),
+            builder=context,
+        )
     assert caught.value.exit_code == 2
     assert caught.value.message == (
         f"the buildx builder {context!r} is the engine of docker context {context!r}"

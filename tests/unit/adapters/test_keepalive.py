@@ -76,7 +76,10 @@ def test_requests_share_one_kept_connection(server: str) -> None:
     for _ in range(3):
         answer = p.send("GET", f"{server}/v2/", {}, 5)
         assert (answer.status, answer.read(), answer.getheader("Docker-Content-Digest")) == (
-            200, b"{}", "sha256:1")  # fmt: skip
+            200,
+            b"{}",
+            "sha256:1",
+        )
     head = p.send("HEAD", f"{server}/v2/", {}, 5)
     assert head.status == 200 and head.read() == b""
     assert len(set(Handler.connections)) == 1

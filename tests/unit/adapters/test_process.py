@@ -34,9 +34,16 @@ def test_render_quotes_for_a_shell_redacts_and_prefixes_the_environment() -> Non
     argv = ["cosign", "sign", "-a", '"com.x=Doe, Jo"', "--key", "env://K", "pw=s3cret-value"]
     line = render(argv, redactor, {"DOCKER_CONFIG": "/tmp/my config"})
     assert shlex.split(line) == [
-        "env", "DOCKER_CONFIG=/tmp/my config",
-        "cosign", "sign", "-a", '"com.x=Doe, Jo"', "--key", "env://K", "pw=[MASKED]",
-    ]  # fmt: skip
+        "env",
+        "DOCKER_CONFIG=/tmp/my config",
+        "cosign",
+        "sign",
+        "-a",
+        '"com.x=Doe, Jo"',
+        "--key",
+        "env://K",
+        "pw=[MASKED]",
+    ]
     assert "s3cret-value" not in line
     assert render(["docker", "login"], redactor) == "docker login"
 

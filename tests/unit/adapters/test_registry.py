@@ -58,9 +58,10 @@ class Registry(BaseHTTPRequestHandler):
         wanted = {"basic": BASIC, "bearer": "Bearer t0k", "anonymous": None}[self.mode]
         if auth != wanted:
             challenge = (
-                'Basic realm="r"' if self.mode == "basic"
+                'Basic realm="r"'
+                if self.mode == "basic"
                 else f'Bearer realm="{host}/token",service="reg"'
-            )  # fmt: skip
+            )
             self.answer(401, {"WWW-Authenticate": challenge})
             return
         if self.status != 200:

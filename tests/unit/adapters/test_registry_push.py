@@ -92,10 +92,11 @@ class Registry(BaseHTTPRequestHandler):
             return
         if not self.authorized(auth):
             challenge = (
-                'Basic realm="fake"' if st.mode == "basic"
+                'Basic realm="fake"'
+                if st.mode == "basic"
                 # The challenge names the pull scope: a push must ask for more itself.
                 else f'Bearer realm="{host}/token",service="fake",scope="repository:{NAME}:pull"'
-            )  # fmt: skip
+            )
             self.answer(401, {"WWW-Authenticate": challenge})
             return
         prefix = f"/v2/{NAME}/"
@@ -141,8 +142,11 @@ class Registry(BaseHTTPRequestHandler):
             # As distribution does: what a manifest references must be there first.
             needed = [d["digest"] for d in content.get("manifests", [])]
             known = {**st.manifests, **st.blobs}
-            needed += [d["digest"] for d in [content.get("config"), *content.get("layers", [])]
-                       if d and not d.get("urls")]  # fmt: skip
+            needed += [
+                d["digest"]
+                for d in [content.get("config"), *content.get("layers", [])]
+                if d and not d.get("urls")
+            ]
             if any(d not in known for d in needed):
                 self.error(400, "MANIFEST_BLOB_UNKNOWN")
                 return
@@ -161,8 +165,9 @@ class Registry(BaseHTTPRequestHandler):
                 self.error(st.delete_status, "UNSUPPORTED")
         elif ref in st.manifests:
             data, media_type = st.manifests[ref]
-            self.answer(200, {"Content-Type": media_type, "Docker-Content-Digest": digest(data)},
-                        data)  # fmt: skip
+            self.answer(
+                200, {"Content-Type": media_type, "Docker-Content-Digest": digest(data)}, data
+            )
         else:
             self.error(404, "MANIFEST_UNKNOWN")
 
@@ -229,18 +234,32 @@ def build(folder: Path, *, platforms: tuple[str, ...] = ("amd64", "arm64")) -> B
     shared = blob(folder, os.urandom(2048), "application/vnd.oci.image.layer.v1.tar+gzip")
     children, blobs, entries = [], [shared["digest"]], []
     for arch in platforms:
-        config = blob(folder, json.dumps({"architecture": arch, "os": "linux"}).encode(),
-                      "application/vnd.oci.image.config.v1+json")  # fmt: skip
+        config = blob(
+            folder,
+            json.dumps({"architecture": arch, "os": "linux"}).encode(),
+            "application/vnd.oci.image.config.v1+json",
+        )
         own = blob(folder, os.urandom(512), "application/vnd.oci.image.layer.v1.tar+gzip")
-        manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "config": config,
-                    "layers": [shared, own]}  # fmt: skip
-        entry = blob(folder, json.dumps(manifest, indent=1).encode(), MANIFEST,
-                     platform={"architecture": arch, "os": "linux"})  # fmt: skip
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": config,
+            "layers": [shared, own],
+        }
+        entry = blob(
+            folder,
+            json.dumps(manifest, indent=1).encode(),
+            MANIFEST,
+            platform={"architecture": arch, "os": "linux"},
+        )
         entries.append(entry)
         children.append(entry["digest"])
         blobs += [config["digest"], own["digest"]]
-    index = blob(folder, json.dumps({"schemaVersion": 2, "mediaType": INDEX,
-                                     "manifests": entries}).encode(), INDEX)  # fmt: skip
+    index = blob(
+        folder,
+        json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).encode(),
+        INDEX,
+    )
     (folder / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [index]}))
     (folder / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return Built(folder, index["digest"], children, blobs)
@@ -367,8 +386,9 @@ def test_push_failures_read_as_the_tools_would_say_them(
     Registry.state.location = "query"
     built = build(tmp_path / "oci", platforms=("amd64",))
     with pytest.raises(CommandFailed) as caught:
-        registry_push.push_layout(built.folder, f"{server}/{NAME}",
-                                  config_dir=login(tmp_path, server))  # fmt: skip
+        registry_push.push_layout(
+            built.folder, f"{server}/{NAME}", config_dir=login(tmp_path, server)
+        )
     assert classify(caught.value.stderr, caught.value.returncode).kind == kind
     assert_no_secret(caught.value)
 
@@ -410,16 +430,27 @@ def test_publish_tag_puts_the_pushed_bytes_with_no_read_back(server: str, tmp_pa
     pushed = registry_push.push_layout(built.folder, f"{server}/{NAME}", config_dir=config)
     assert pushed.data == Registry.state.manifests[built.root][0]
     Registry.state.seen.clear()
-    registry_push.publish_tag(f"{server}/{NAME}", built.root, "v1", config_dir=config,
-                              pushed=(pushed.media_type, pushed.data))  # fmt: skip
+    registry_push.publish_tag(
+        f"{server}/{NAME}",
+        built.root,
+        "v1",
+        config_dir=config,
+        pushed=(pushed.media_type, pushed.data),
+    )
     assert Registry.state.manifests["v1"] == Registry.state.manifests[built.root]
-    assert [(s.method, s.path.rsplit("/", 1)[1]) for s in Registry.state.seen
-            if "/manifests/" in s.path] == [("PUT", "v1")]  # fmt: skip
+    assert [
+        (s.method, s.path.rsplit("/", 1)[1]) for s in Registry.state.seen if "/manifests/" in s.path
+    ] == [("PUT", "v1")]
 
     # Bytes that are not the digest are never put under the tag: the registry's are read.
     Registry.state.seen.clear()
-    registry_push.publish_tag(f"{server}/{NAME}", built.root, "v2", config_dir=config,
-                              pushed=(pushed.media_type, pushed.data + b" "))  # fmt: skip
+    registry_push.publish_tag(
+        f"{server}/{NAME}",
+        built.root,
+        "v2",
+        config_dir=config,
+        pushed=(pushed.media_type, pushed.data + b" "),
+    )
     assert Registry.state.manifests["v2"] == Registry.state.manifests[built.root]
     assert [s.method for s in Registry.state.seen if "/manifests/" in s.path] == ["GET", "PUT"]
 
@@ -433,8 +464,9 @@ def test_publish_tag_failures_to_read_the_manifest(
 ) -> None:
     Registry.state.mode, Registry.state.fail = "bearer", {"GET manifests": failure}
     with pytest.raises(CommandFailed) as caught:
-        registry_push.publish_tag(f"{server}/{NAME}", digest(b"{}"), "v1",
-                                  config_dir=login(tmp_path, server))  # fmt: skip
+        registry_push.publish_tag(
+            f"{server}/{NAME}", digest(b"{}"), "v1", config_dir=login(tmp_path, server)
+        )
     assert classify(caught.value.stderr, 1).kind == kind
     assert_no_secret(caught.value)
 

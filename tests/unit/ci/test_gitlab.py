@@ -269,8 +269,9 @@ def test_id_token_hint() -> None:
 
 
 def test_the_builder_is_the_projects_ci_configuration_and_the_invocation_the_job() -> None:
-    ctx = context(CI_CONFIG_PATH="ci/build.yml", CI_RUNNER_DESCRIPTION="shared-7",
-                  CI_RUNNER_VERSION="17.5.0")  # fmt: skip
+    ctx = context(
+        CI_CONFIG_PATH="ci/build.yml", CI_RUNNER_DESCRIPTION="shared-7", CI_RUNNER_VERSION="17.5.0"
+    )
     assert ctx.builder_id == "https://gitlab.example.com/group/proj//ci/build.yml"
     assert ctx.config_path == "ci/build.yml" and ctx.runner == "shared-7 17.5.0"
     assert ctx.invocation_id == BRANCH_ENV["CI_JOB_URL"]

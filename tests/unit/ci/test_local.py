@@ -105,8 +105,10 @@ def test_repository_without_commits(tmp_path: Path) -> None:
     ("remote", "source"),
     [
         ("git@gitlab.com:group/app.git", "https://gitlab.com/group/app"),
-        ("ssh://git@gitlab.example.com:2222/group/sub/app.git",
-         "https://gitlab.example.com/group/sub/app"),
+        (
+            "ssh://git@gitlab.example.com:2222/group/sub/app.git",
+            "https://gitlab.example.com/group/sub/app",
+        ),
         ("git://git.example.org/app.git", "https://git.example.org/app"),
         ("https://github.com/o/r.git", "https://github.com/o/r"),
         ("http://gitea.test:3000/o/r", "http://gitea.test:3000/o/r"),
@@ -118,7 +120,7 @@ def test_repository_without_commits(tmp_path: Path) -> None:
         ("git@ssh.dev.azure.com:v3/org/project/app", None),
         ("host.example.com:/srv/git/app.git", None),  # a path on an SSH server
     ],
-)  # fmt: skip
+)
 def test_the_source_is_a_url_never_a_local_path(remote: str, source: str | None) -> None:
     assert source_url(remote) == source
 

@@ -20,12 +20,13 @@ def envelope(**changes: object) -> dict[str, object]:
         "predicate": {
             "buildDefinition": {
                 "externalParameters": {"source": "https://git/app"},
-                "resolvedDependencies": [{"uri": "git+https://git/app@x",
-                                          "digest": {"gitCommit": "c0ffee"}}],
+                "resolvedDependencies": [
+                    {"uri": "git+https://git/app@x", "digest": {"gitCommit": "c0ffee"}}
+                ],
             },
             "runDetails": {"builder": {"id": "https://ci/b"}},
         },
-    }  # fmt: skip
+    }
     statement.update(changes)
     return {"payload": base64.b64encode(json.dumps(statement).encode()).decode()}
 

@@ -51,13 +51,21 @@ def parent_log(run: Run) -> RunLog:
     return RunLog({}, "console", io.StringIO(), run.redactor)
 
 
-def outcome(run: Run, parent: RunLog, name: str, ref: str | None = None, *,
-            started: bool = True, run_id: str | None = None) -> ImageOutcome:  # fmt: skip
+def outcome(
+    run: Run,
+    parent: RunLog,
+    name: str,
+    ref: str | None = None,
+    *,
+    started: bool = True,
+    run_id: str | None = None,
+) -> ImageOutcome:
     log = ImageLog(parent, name, threading.Lock())
     log.outputs = {"IMAGE_REF": ref} if ref else None
     log.run_id = run_id
-    return ImageOutcome(ImageEntry(name, {}), run.for_image(name, run.settings, None), log,
-                        started=started)  # fmt: skip
+    return ImageOutcome(
+        ImageEntry(name, {}), run.for_image(name, run.settings, None), log, started=started
+    )
 
 
 def warnings_of(call: Any) -> tuple[Any, list[str]]:
@@ -93,9 +101,18 @@ def test_without_a_shard_or_a_name_the_name_stays() -> None:
 
 
 def test_the_sets_report_comes_first_with_every_value(tmp_path: Path) -> None:
-    report_with(tmp_path, "provenance-report.json", {
-        "svc-a": section(f"r.test/svc-a@{DIGEST}", PROVENANCE_COMMIT="c0ffee",
-                         PROVENANCE_RUN_ID="run-1", SIGNER_JOB="42")})  # fmt: skip
+    report_with(
+        tmp_path,
+        "provenance-report.json",
+        {
+            "svc-a": section(
+                f"r.test/svc-a@{DIGEST}",
+                PROVENANCE_COMMIT="c0ffee",
+                PROVENANCE_RUN_ID="run-1",
+                SIGNER_JOB="42",
+            )
+        },
+    )
     (tmp_path / "provenance.env").write_text("SVC_A_IMAGE_REF=r.test/svc-a@sha256:other\n")
     run = make_run(tmp_path, {"SVC_A_IMAGE_REF": "r.test/svc-a@sha256:environment"})
     found = earlier_of_image(run, "svc-a")
@@ -131,9 +148,12 @@ def test_without_the_image_in_a_report_the_dotenv_gives_its_ref_incomplete(
     assert found.where == "SVC_B_IMAGE_REF in provenance.env"
     assert (found.commit, found.source, found.run_id) == ("c0ffee", "https://src", "run-7")
     # its record: the ref as IMAGE_REF, and the run's, never another image's
-    assert dict(found.values) == {"IMAGE_REF": "r.test/svc-b@sha256:b", "PROVENANCE_RUN_ID":
-                                  "run-7", "PROVENANCE_COMMIT": "c0ffee",
-                                  "PROVENANCE_SOURCE": "https://src"}  # fmt: skip
+    assert dict(found.values) == {
+        "IMAGE_REF": "r.test/svc-b@sha256:b",
+        "PROVENANCE_RUN_ID": "run-7",
+        "PROVENANCE_COMMIT": "c0ffee",
+        "PROVENANCE_SOURCE": "https://src",
+    }
 
 
 def test_a_sibling_shards_dotenv_is_read_too(tmp_path: Path) -> None:
@@ -152,8 +172,9 @@ def test_the_dotenv_comes_before_the_environment(tmp_path: Path) -> None:
 
 
 def test_the_environment_comes_last_and_incomplete(tmp_path: Path) -> None:
-    run = make_run(tmp_path, {"SVC_A_IMAGE_REF": "r.test/svc-a@sha256:e",
-                              "PROVENANCE_COMMIT": "c0ffee"})  # fmt: skip
+    run = make_run(
+        tmp_path, {"SVC_A_IMAGE_REF": "r.test/svc-a@sha256:e", "PROVENANCE_COMMIT": "c0ffee"}
+    )
     found = earlier_of_image(run, "svc-a")
     assert found is not None and found.ref == "r.test/svc-a@sha256:e"
     assert not found.complete and found.commit == "c0ffee"
@@ -177,9 +198,11 @@ def test_no_output_anywhere_is_none(tmp_path: Path) -> None:
 def test_the_dotenv_holds_the_runs_record_the_report_and_each_images_ref(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     parent = parent_log(run)
-    outcomes = [outcome(run, parent, "svc-a", "r.test/svc-a@sha256:a"),
-                outcome(run, parent, "svc-b"),  # failed before it had a ref
-                outcome(run, parent, "svc-c", "r.test/svc-c@sha256:c")]  # fmt: skip
+    outcomes = [
+        outcome(run, parent, "svc-a", "r.test/svc-a@sha256:a"),
+        outcome(run, parent, "svc-b"),  # failed before it had a ref
+        outcome(run, parent, "svc-c", "r.test/svc-c@sha256:c"),
+    ]
     values, warned = warnings_of(lambda: dotenv_values(run, parent, outcomes))
     assert values == {
         "PROVENANCE_RUN_ID": run.id,
@@ -218,7 +241,10 @@ def test_refs_past_gitlabs_size_limit_are_left_to_the_report_and_later_small_one
     text = "".join(f"{k}={v}\n" for k, v in values.items())
     assert len(text.encode()) <= DOTENV_BYTES
     assert [k for k in values if k.startswith("BIG_")] == [
-        "BIG_0_IMAGE_REF", "BIG_1_IMAGE_REF", "BIG_2_IMAGE_REF"]  # fmt: skip
+        "BIG_0_IMAGE_REF",
+        "BIG_1_IMAGE_REF",
+        "BIG_2_IMAGE_REF",
+    ]
     assert values["SMALL_IMAGE_REF"] == "r.test/small@sha256:s"
     (warning,) = warned
     assert "BIG_3_IMAGE_REF are only in the report" in warning and "5 KB" in warning
@@ -239,12 +265,16 @@ def test_more_than_twenty_variables_warns_of_older_gitlab_instances(tmp_path: Pa
 def test_the_run_id_is_the_one_run_every_started_image_continues(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     parent = parent_log(run)
-    same = [outcome(run, parent, "svc-a", run_id="build-run"),
-            outcome(run, parent, "svc-b", run_id="build-run"),
-            outcome(run, parent, "svc-c", started=False, run_id="elsewhere")]  # fmt: skip
+    same = [
+        outcome(run, parent, "svc-a", run_id="build-run"),
+        outcome(run, parent, "svc-b", run_id="build-run"),
+        outcome(run, parent, "svc-c", started=False, run_id="elsewhere"),
+    ]
     assert dotenv_values(run, parent, same)["PROVENANCE_RUN_ID"] == "build-run"
-    mixed = [outcome(run, parent, "svc-a", run_id="one"), outcome(run, parent, "svc-b",
-                                                                  run_id="two")]  # fmt: skip
+    mixed = [
+        outcome(run, parent, "svc-a", run_id="one"),
+        outcome(run, parent, "svc-b", run_id="two"),
+    ]
     assert dotenv_values(run, parent, mixed)["PROVENANCE_RUN_ID"] == run.id
 
 
@@ -268,9 +298,11 @@ def read(tmp_path: Path, name: str = "provenance-report.json") -> dict[str, Any]
 def test_the_report_has_a_section_per_image_and_says_those_not_run(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     parent = parent_log(run)
-    outcomes = [ran(outcome(run, parent, "svc-a", f"r.test/svc-a@{DIGEST}"), "build"),
-                ran(outcome(run, parent, "svc-b"), "build", ToolError("the push failed")),
-                outcome(run, parent, "svc-c", started=False)]  # fmt: skip
+    outcomes = [
+        ran(outcome(run, parent, "svc-a", f"r.test/svc-a@{DIGEST}"), "build"),
+        ran(outcome(run, parent, "svc-b"), "build", ToolError("the push failed")),
+        outcome(run, parent, "svc-c", started=False),
+    ]
     write(run, parent, "build", outcomes, None, None)
     report = read(tmp_path)
     images = report["images"]
@@ -316,22 +348,38 @@ def test_a_run_level_failure_fails_the_report_even_when_every_image_passed(
 def test_a_later_task_of_the_run_adds_to_each_images_section(tmp_path: Path) -> None:
     build = make_run(tmp_path)
     parent = parent_log(build)
-    write(build, parent, "build", [
-        ran(outcome(build, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id=""), "build"),
-        ran(outcome(build, parent, "svc-b", f"r.test/svc-b@{DIGEST}", run_id=""), "build"),
-    ], None, None)  # fmt: skip
+    write(
+        build,
+        parent,
+        "build",
+        [
+            ran(outcome(build, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id=""), "build"),
+            ran(outcome(build, parent, "svc-b", f"r.test/svc-b@{DIGEST}", run_id=""), "build"),
+        ],
+        None,
+        None,
+    )
 
     sign = make_run(tmp_path)  # a later job: another run id, continuing the build's run
     assert sign.id != build.id
     parent = parent_log(sign)
-    write(sign, parent, "sign", [
-        ran(outcome(sign, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id=build.id), "sign"),
-        outcome(sign, parent, "svc-b", started=False, run_id=build.id),
-    ], None, None)  # fmt: skip
+    write(
+        sign,
+        parent,
+        "sign",
+        [
+            ran(outcome(sign, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id=build.id), "sign"),
+            outcome(sign, parent, "svc-b", started=False, run_id=build.id),
+        ],
+        None,
+        None,
+    )
     report = read(tmp_path)
     assert report["run"]["id"] == build.id
-    assert [(t["task"], t["id"]) for t in report["tasks"]] == [("build", build.id),
-                                                              ("sign", sign.id)]  # fmt: skip
+    assert [(t["task"], t["id"]) for t in report["tasks"]] == [
+        ("build", build.id),
+        ("sign", sign.id),
+    ]
     a = report["images"]["svc-a"]
     assert [s["name"] for s in a["steps"]] == ["build", "sign"]
     assert [t["task"] for t in a["tasks"]] == ["build", "sign"]
@@ -343,15 +391,32 @@ def test_a_later_task_of_the_run_adds_to_each_images_section(tmp_path: Path) -> 
 def test_a_task_of_another_run_starts_its_own_report(tmp_path: Path) -> None:
     first = make_run(tmp_path)
     parent = parent_log(first)
-    write(first, parent, "build", [
-        ran(outcome(first, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id=""), "build"),
-        ran(outcome(first, parent, "svc-b", f"r.test/svc-b@{DIGEST}", run_id=""), "build"),
-    ], None, None)  # fmt: skip
+    write(
+        first,
+        parent,
+        "build",
+        [
+            ran(outcome(first, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id=""), "build"),
+            ran(outcome(first, parent, "svc-b", f"r.test/svc-b@{DIGEST}", run_id=""), "build"),
+        ],
+        None,
+        None,
+    )
     other = make_run(tmp_path)
     parent = parent_log(other)
-    write(other, parent, "verify", [
-        ran(outcome(other, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id="another"),
-            "verify")], None, None)  # fmt: skip
+    write(
+        other,
+        parent,
+        "verify",
+        [
+            ran(
+                outcome(other, parent, "svc-a", f"r.test/svc-a@{DIGEST}", run_id="another"),
+                "verify",
+            )
+        ],
+        None,
+        None,
+    )
     report = read(tmp_path)
     assert report["run"]["id"] == "another"
     assert list(report["images"]) == ["svc-a"]

@@ -36,8 +36,12 @@ def _not_a_git_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def make_run(tmp_path: Path, environ: dict[str, str] | None = None, **flags: Any) -> Run:
-    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
-           "DOCKER_CONFIG": str(tmp_path / "users-docker"), **(environ or {})}  # fmt: skip
+    env = {
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        "DOCKER_CONFIG": str(tmp_path / "users-docker"),
+        **(environ or {}),
+    }
     return Run.start(resolve(None, flags), environ=env, cwd=tmp_path)
 
 
@@ -65,8 +69,10 @@ def test_once_does_the_work_once_for_callers_in_many_threads(shared: Tools) -> N
         return object()
 
     answers: list[object] = []
-    threads = [threading.Thread(target=lambda: answers.append(shared.once(("probe",), probe)))
-               for _ in range(8)]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda: answers.append(shared.once(("probe",), probe)))
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(0.1)
@@ -203,8 +209,9 @@ def users_config(tmp_path: Path, config: Any = None) -> Path:
 
 
 def test_the_private_config_links_the_users_builders_and_contexts(tmp_path: Path) -> None:
-    users = users_config(tmp_path, {"auths": {"r.test": {"auth": "dXNlcjpwYXNz"}},
-                                    "currentContext": "remote"})  # fmt: skip
+    users = users_config(
+        tmp_path, {"auths": {"r.test": {"auth": "dXNlcjpwYXNz"}}, "currentContext": "remote"}
+    )
     tools = Tools(make_run(tmp_path))
     folder = tools.private_docker_config()
     try:

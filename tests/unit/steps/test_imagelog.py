@@ -31,8 +31,9 @@ def fresh_structlog() -> Iterator[None]:
     log_setup._ours = False
 
 
-def logs(environ: dict[str, str], log_format: str = "console", *names: str
-         ) -> tuple[io.StringIO, RunLog, list[ImageLog]]:  # fmt: skip
+def logs(
+    environ: dict[str, str], log_format: str = "console", *names: str
+) -> tuple[io.StringIO, RunLog, list[ImageLog]]:
     """One stream for structlog's events and the logs' own lines, as a run has."""
     out = io.StringIO()
     configure(log_format, environ, out)
@@ -132,7 +133,9 @@ def test_in_gitlab_two_images_print_whole_in_the_order_they_end() -> None:
     owners = ["svc-b" if ("svc-b" in line) else "svc-a" for line in lines if line]
     assert owners == ["svc-b"] * 4 + ["svc-a"] * 5  # b ended first; neither cut into the other
     assert [line for line in lines if line.startswith("[svc-a]   ")] == [
-        "[svc-a]   a1", "[svc-a]   a2"]  # fmt: skip
+        "[svc-a]   a1",
+        "[svc-a]   a2",
+    ]
 
 
 def test_section_names_are_the_images_and_stay_unique() -> None:
@@ -142,8 +145,11 @@ def test_section_names_are_the_images_and_stay_unique() -> None:
         log.end("build", "ok", 0.0)
     a.flush()
     b.flush()
-    starts = [line.split(":")[2].split("[")[0] for line in out.getvalue().split("\n")
-              if "section_start:" in line]  # fmt: skip
+    starts = [
+        line.split(":")[2].split("[")[0]
+        for line in out.getvalue().split("\n")
+        if "section_start:" in line
+    ]
     assert starts == ["svc-a_build", "svc-a_build_2", "svc-b_build"]
 
 
@@ -158,8 +164,12 @@ def test_in_github_groups_are_kept_and_titled_and_masks_are_not_printed_again() 
     log.flush()
     lines = out.getvalue().splitlines()
     assert lines.count(f"::add-mask::{SECRET}") == 1
-    assert lines[1:] == ["::group::[svc-a] Build it", "[svc-a]   #1 load build definition",
-                         "::endgroup::", "[svc-a] ✔ build: ok in 1.50s"]  # fmt: skip
+    assert lines[1:] == [
+        "::group::[svc-a] Build it",
+        "[svc-a]   #1 load build definition",
+        "::endgroup::",
+        "[svc-a] ✔ build: ok in 1.50s",
+    ]
 
 
 def test_on_a_terminal_titles_carry_no_extra_prefix() -> None:

@@ -40,8 +40,12 @@ def _not_a_git_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
 
 
-def make_run(tmp_path: Path, config: dict[str, Any] | None = None,
-             environ: dict[str, str] | None = None, **flags: Any) -> Run:  # fmt: skip
+def make_run(
+    tmp_path: Path,
+    config: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    **flags: Any,
+) -> Run:
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", **(environ or {})}
     return Run.start(resolve(config, flags), environ=env, cwd=tmp_path)
 
@@ -79,8 +83,9 @@ def test_an_image_name_alone_is_checked_as_a_name(tmp_path: Path) -> None:
 
 
 def test_an_image_name_picks_one_image_of_the_set(tmp_path: Path) -> None:
-    run = make_run(tmp_path, {"images": [{"name": "web", "context": "w"}, {"name": "api"}]},
-                   image_name="web")  # fmt: skip
+    run = make_run(
+        tmp_path, {"images": [{"name": "web", "context": "w"}, {"name": "api"}]}, image_name="web"
+    )
     found, _ = chosen(run)
     assert found == (ImageEntry("web", {"context": "w"}),)  # with its own settings
 
@@ -131,17 +136,24 @@ def test_a_set_is_any_way_of_naming_one(tmp_path: Path) -> None:
 # --- how a run of many fails --------------------------------------------------------------------
 
 
-def outcomes_of(tmp_path: Path, *errors: BaseException | None, skipped: int = 0
-                ) -> list[ImageOutcome]:  # fmt: skip
+def outcomes_of(
+    tmp_path: Path, *errors: BaseException | None, skipped: int = 0
+) -> list[ImageOutcome]:
     run = make_run(tmp_path)
     parent = RunLog({}, "console", io.StringIO(), run.redactor)
     lock = threading.Lock()
     found = []
     for n, error in enumerate([*errors, *([None] * skipped)]):
         name = f"svc-{n}"
-        found.append(ImageOutcome(ImageEntry(name, {}), run.for_image(name, run.settings, None),
-                                  ImageLog(parent, name, lock), error,
-                                  started=n < len(errors)))  # fmt: skip
+        found.append(
+            ImageOutcome(
+                ImageEntry(name, {}),
+                run.for_image(name, run.settings, None),
+                ImageLog(parent, name, lock),
+                error,
+                started=n < len(errors),
+            )
+        )
     return found
 
 
@@ -178,8 +190,9 @@ def test_a_cancel_alone_keeps_its_own_code(tmp_path: Path) -> None:
 
 def test_the_failure_names_every_failed_image_and_those_never_started(tmp_path: Path) -> None:
     failed = raised(outcomes_of(tmp_path, None, ToolError("x"), InputError("y"), skipped=2))
-    assert failed.message == ("2 of 5 images failed: svc-1, svc-2; not started (--fail-fast): "
-                              "svc-3, svc-4")  # fmt: skip
+    assert failed.message == (
+        "2 of 5 images failed: svc-1, svc-2; not started (--fail-fast): svc-3, svc-4"
+    )
     assert failed.hint == "each image's reason is in the summary above"
     assert isinstance(failed, ProvenanceError)
 
@@ -210,8 +223,7 @@ def test_an_images_bad_setting_is_said_with_its_name(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     parent = RunLog({}, "console", io.StringIO(), run.redactor)
     with pytest.raises(InputError, match=r"^image web: provenance\.build_args must be a list"):
-        images._outcome(run, ImageEntry("web", {"build_args": {"A": 1}}), parent,
-                        threading.Lock())  # fmt: skip
+        images._outcome(run, ImageEntry("web", {"build_args": {"A": 1}}), parent, threading.Lock())
 
 
 def test_an_image_remembers_what_this_folder_said_of_it_before(tmp_path: Path) -> None:
@@ -239,16 +251,25 @@ def test_each_image_is_a_row_of_the_summary_as_its_log_ended(tmp_path: Path) -> 
     assert rows[0] == ImageRow("svc-0", "ok", "r.test/svc-0", "sha256:aa", None, None)
     assert rows[1].status == "failed" and rows[1].failure is not None
     assert (rows[1].failure.step, rows[1].failure.message, rows[1].failure.exit_code) == (
-        "push", "push refused", 4)  # fmt: skip
+        "push",
+        "push refused",
+        4,
+    )
     assert rows[2] == ImageRow("svc-2", "not run")
 
 
 ROWS = (
     ImageRow("web", "ok", "r.test/web", "sha256:aa", True),
-    ImageRow("api-server", "failed", "r.test/api-server", None, False,
-             Failure("sign", "cosign failed", 4, hint="check the key", stderr_shown=True)),
+    ImageRow(
+        "api-server",
+        "failed",
+        "r.test/api-server",
+        None,
+        False,
+        Failure("sign", "cosign failed", 4, hint="check the key", stderr_shown=True),
+    ),
     ImageRow("docs", "not run"),
-)  # fmt: skip
+)
 
 
 def test_the_summary_has_a_table_of_the_images_then_why_each_failed() -> None:

@@ -31,7 +31,6 @@ from tests.unit.gitlab_env import GITLAB_ENV, SHA
 DIGEST_HEX = "b" * 64
 
 
-
 def jwt(claims: dict[str, object]) -> str:
     def seg(data: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -172,9 +171,11 @@ def test_keyless_in_gitlab_without_an_id_token_points_at_id_tokens(tmp_path: Pat
 
 def good_claims(**changes: object) -> dict[str, object]:
     claims: dict[str, object] = {
-        "iss": "https://gitlab.example.com", "ci_config_ref_uri": "x", "aud": "sigstore",
+        "iss": "https://gitlab.example.com",
+        "ci_config_ref_uri": "x",
+        "aud": "sigstore",
         "exp": int(time.time()) + 300,
-    }  # fmt: skip
+    }
     claims.update(changes)
     return claims
 
@@ -218,8 +219,10 @@ def test_keyless_with_a_token_that_is_not_a_jwt_is_bad_input(tmp_path: Path) -> 
 
 
 def test_keyless_on_github_asks_the_runner_endpoint_later(tmp_path: Path) -> None:
-    env = {"ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token?x=1",
-           "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token-secret"}  # fmt: skip
+    env = {
+        "ACTIONS_ID_TOKEN_REQUEST_URL": "http://127.0.0.1:1/token?x=1",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token-secret",
+    }
     material = plan.signing_material(make_run(tmp_path, env), "keyless")
     assert isinstance(material, KeylessSigning)
     assert material.token.from_endpoint
@@ -250,9 +253,11 @@ def test_key_mode_in_ci_without_a_key_is_refused(tmp_path: Path) -> None:
 
 def test_target_uses_the_flags(tmp_path: Path) -> None:
     run = make_run(
-        tmp_path, image="localhost:5000/app", tags=["v1", "v1", "latest"],
+        tmp_path,
+        image="localhost:5000/app",
+        tags=["v1", "v1", "latest"],
         annotations=["com.example.team=platform"],
-    )  # fmt: skip
+    )
     target = plan.target(run)
     assert target.repository == "localhost:5000/app"
     assert target.tags == ("v1", "latest")
@@ -280,8 +285,9 @@ def test_tag_that_looks_like_a_digest_is_refused(tmp_path: Path, tag: str) -> No
 
 
 def test_annotation_key_with_a_space_is_refused(tmp_path: Path) -> None:
-    run = make_run(tmp_path, image="localhost:5000/app", tags=["v1"],
-                           annotations=["com.example team=platform"])  # fmt: skip
+    run = make_run(
+        tmp_path, image="localhost:5000/app", tags=["v1"], annotations=["com.example team=platform"]
+    )
     with pytest.raises(InputError) as caught:
         plan.target(run)
     assert "'com.example team'" in caught.value.message
@@ -289,8 +295,12 @@ def test_annotation_key_with_a_space_is_refused(tmp_path: Path) -> None:
 
 
 def test_annotation_value_with_a_newline_is_refused_naming_the_key(tmp_path: Path) -> None:
-    run = make_run(tmp_path, image="localhost:5000/app", tags=["v1"],
-                           annotations=["com.example.note=line one\nline two"])  # fmt: skip
+    run = make_run(
+        tmp_path,
+        image="localhost:5000/app",
+        tags=["v1"],
+        annotations=["com.example.note=line one\nline two"],
+    )
     with pytest.raises(InputError) as caught:
         plan.target(run)
     assert "'com.example.note'" in caught.value.message
@@ -299,8 +309,7 @@ def test_annotation_value_with_a_newline_is_refused_naming_the_key(tmp_path: Pat
 
 
 def test_annotation_setting_the_reserved_tag_key_is_refused(tmp_path: Path) -> None:
-    run = make_run(tmp_path, image="localhost:5000/app", tags=["v1"],
-                           annotations=["tag=v2"])  # fmt: skip
+    run = make_run(tmp_path, image="localhost:5000/app", tags=["v1"], annotations=["tag=v2"])
     with pytest.raises(InputError, match="'tag'"):
         plan.target(run)
 
@@ -349,8 +358,10 @@ def test_the_whole_job_is_planned_at_once(tmp_path: Path, no_processes: None) ->
     assert p.target.tags == (SHA[:8],)
     assert p.build is not None
     assert (p.build.context, p.build.dockerfile, p.build.build_args) == (
-        tmp_path.resolve(), tmp_path.resolve() / "Dockerfile", {"A": "1"}
-    )  # fmt: skip
+        tmp_path.resolve(),
+        tmp_path.resolve() / "Dockerfile",
+        {"A": "1"},
+    )
     assert p.build.labels["org.opencontainers.image.revision"] == SHA
     assert (p.mode, p.signing) == ("key", KeySigning(str(tmp_path.resolve() / "cosign.key")))
     assert p.policy == KeyPolicy(str(tmp_path.resolve() / "cosign.pub"))

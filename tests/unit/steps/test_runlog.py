@@ -77,8 +77,11 @@ def test_a_tools_stderr_is_printed_once(streamed: bool) -> None:
     failure = None
     with pytest.raises(CommandFailed), log.step("sign", "Sign it"):
         try:
-            run(["sh", "-c", "echo 'Error: the signer is broken' >&2; exit 1"],
-                redactor=Redactor([]), on_line=sink)  # fmt: skip
+            run(
+                ["sh", "-c", "echo 'Error: the signer is broken' >&2; exit 1"],
+                redactor=Redactor([]),
+                on_line=sink,
+            )
         except CommandFailed as exc:
             failure = exc
             raise

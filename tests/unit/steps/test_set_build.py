@@ -31,9 +31,13 @@ class Tools:
 
 def requests(tmp_path: Path) -> dict[str, BuildRequest]:
     return {
-        name: BuildRequest(context=tmp_path / name, dockerfile=None, tags=[],
-                           metadata_file=tmp_path / name / "metadata.json",
-                           layout=tmp_path / name / "layout")
+        name: BuildRequest(
+            context=tmp_path / name,
+            dockerfile=None,
+            tags=[],
+            metadata_file=tmp_path / name / "metadata.json",
+            layout=tmp_path / name / "layout",
+        )
         for name in ("api", "web")
     }
 
@@ -60,10 +64,14 @@ def said(out: io.StringIO, capfd: pytest.CaptureFixture[str]) -> str:
 def test_each_image_finds_its_metadata_where_its_own_build_writes_it(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    started, out = baked(tmp_path, (
-        'while [ "$1" != --metadata-file ]; do shift; done\n'
-        """printf '{"api": {"containerimage.digest": "sha256:a"}, """
-        """"web": {"containerimage.digest": "sha256:w"}}' > "$2"\n"""))  # fmt: skip
+    started, out = baked(
+        tmp_path,
+        (
+            'while [ "$1" != --metadata-file ]; do shift; done\n'
+            """printf '{"api": {"containerimage.digest": "sha256:a"}, """
+            """"web": {"containerimage.digest": "sha256:w"}}' > "$2"\n"""
+        ),
+    )
     wanted = requests(tmp_path)
     found = started.result("api", wanted["api"], threading.Event())
     assert found == tmp_path / "api" / "metadata.json"
@@ -91,11 +99,15 @@ def test_a_failed_bake_leaves_each_image_to_build_alone(
 
 def test_an_image_that_ends_stops_waiting_for_the_bake(tmp_path: Path) -> None:
     # A bake that would succeed, later: an image already ending takes nothing from it.
-    started, _ = baked(tmp_path, (
-        "sleep 2\n"
-        'while [ "$1" != --metadata-file ]; do shift; done\n'
-        """printf '{"api": {"containerimage.digest": "sha256:a"}, """
-        """"web": {"containerimage.digest": "sha256:w"}}' > "$2"\n"""))  # fmt: skip
+    started, _ = baked(
+        tmp_path,
+        (
+            "sleep 2\n"
+            'while [ "$1" != --metadata-file ]; do shift; done\n'
+            """printf '{"api": {"containerimage.digest": "sha256:a"}, """
+            """"web": {"containerimage.digest": "sha256:w"}}' > "$2"\n"""
+        ),
+    )
     ending = threading.Event()
     ending.set()
     assert started.result("api", requests(tmp_path)["api"], ending) is None

@@ -62,10 +62,12 @@ def test_a_signature_for_another_digest_repository_or_signer_is_not_used() -> No
 
 def test_payload_summaries_drop_what_cosign_adds_and_tell_the_format_apart() -> None:
     payload = {
-        "critical": {"type": "https://sigstore.dev/cosign/sign/v1",
-                     "image": {"docker-manifest-digest": DIGEST}},
+        "critical": {
+            "type": "https://sigstore.dev/cosign/sign/v1",
+            "image": {"docker-manifest-digest": DIGEST},
+        },
         "optional": {"tag": "v1", "Bundle": {}, "Subject": ID, "1.3.6.1.4.1.57264.1.1": "x"},
-    }  # fmt: skip
+    }
     found = summarize(payload)
     assert (found.format, found.annotations, found.subject) == ("new", {"tag": "v1"}, ID)
 

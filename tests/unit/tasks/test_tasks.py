@@ -18,34 +18,94 @@ from provenance_tasks.tasks import (
 )
 
 LOGIN = {"registry", "username", "password_env", "password_stdin", "docker_config", "log_format"}
-BUILD = {"context", "file", "image", "tag", "build_arg", "secret", "platform", "target",
-         "builder", "pull", "cache_from", "cache_to", "report", "label", "reproducible",
-         "require_clean", "oci_annotation", "no_bake"}  # fmt: skip
+BUILD = {
+    "context",
+    "file",
+    "image",
+    "tag",
+    "build_arg",
+    "secret",
+    "platform",
+    "target",
+    "builder",
+    "pull",
+    "cache_from",
+    "cache_to",
+    "report",
+    "label",
+    "reproducible",
+    "require_clean",
+    "oci_annotation",
+    "no_bake",
+}
 SIGNING = {"image", "tag", "annotation", "mode", "key", "certificate_chain", "no_tlog", "report"}
 SET = {"only", "jobs", "fail_fast", "shard"}  # the images of provenance.images
 NAMED = SET | {"image_name"}  # a task on one image's outputs names it
 FLAGS = {
     "login": LOGIN | {"dry_run"},
     "build": BUILD | LOGIN | SET | {"dry_run", "stage"},
-    "sign": SIGNING | LOGIN | NAMED | {"digest", "certificate", "bundle_format", "referrers",
-                                       "dry_run"},
-    "verify": SIGNING | LOGIN | NAMED | {
-        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
+    "sign": SIGNING
+    | LOGIN
+    | NAMED
+    | {"digest", "certificate", "bundle_format", "referrers", "dry_run"},
+    "verify": SIGNING
+    | LOGIN
+    | NAMED
+    | {
+        "digest",
+        "public_key",
+        "trusted_root",
+        "identity",
+        "issuer",
+        "dry_run",
     },
-    "publish": SIGNING | LOGIN | NAMED | {
-        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run",
+    "publish": SIGNING
+    | LOGIN
+    | NAMED
+    | {
+        "digest",
+        "public_key",
+        "trusted_root",
+        "identity",
+        "issuer",
+        "dry_run",
     },
-    "attest": SIGNING | LOGIN | NAMED | {"digest", "certificate", "dry_run", "predicate",
-                                         "referrers"},
-    "verify-attestation": SIGNING | LOGIN | NAMED | {
-        "digest", "public_key", "trusted_root", "identity", "issuer", "dry_run", "builder_id",
-    },
-    "build-sign-verify": BUILD | SIGNING | LOGIN | SET | {
-        "certificate", "bundle_format", "referrers", "public_key", "trusted_root", "identity",
-        "issuer", "keep_docker_config", "dry_run", "push_then_sign", "no_attest", "predicate",
+    "attest": SIGNING
+    | LOGIN
+    | NAMED
+    | {"digest", "certificate", "dry_run", "predicate", "referrers"},
+    "verify-attestation": SIGNING
+    | LOGIN
+    | NAMED
+    | {
+        "digest",
+        "public_key",
+        "trusted_root",
+        "identity",
+        "issuer",
+        "dry_run",
         "builder_id",
     },
-}  # fmt: skip
+    "build-sign-verify": BUILD
+    | SIGNING
+    | LOGIN
+    | SET
+    | {
+        "certificate",
+        "bundle_format",
+        "referrers",
+        "public_key",
+        "trusted_root",
+        "identity",
+        "issuer",
+        "keep_docker_config",
+        "dry_run",
+        "push_then_sign",
+        "no_attest",
+        "predicate",
+        "builder_id",
+    },
+}
 
 
 @pytest.mark.parametrize(
