@@ -125,6 +125,9 @@ def _beside_preflight(
     beside.go_live(log)  # the build's lines stream from here on, as they come
     try:
         return completed, done.result()
+    except BaseException:
+        tools.cancelled.set()  # ^C or SIGTERM while the build runs: its buildx ends now
+        raise
     finally:
         pool.shutdown(wait=True)
 

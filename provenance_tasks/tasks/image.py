@@ -89,6 +89,18 @@ def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
         if log is not None:
             log.finish(exc)
         raise
+    except (SystemExit, KeyboardInterrupt) as exc:  # ^C, SIGTERM: the summary says so
+        if log is not None:
+            log.finish(exc)
+        code = exc.code if isinstance(exc, SystemExit) else 130
+        name = {130: "SIGINT", 143: "SIGTERM"}.get(code if isinstance(code, int) else 0, "")
+        if not json_lines:  # in JSON, the summary event says it
+            print(
+                f"provenance-tasks: interrupted{f' ({name})' if name else ''}: its tools were "
+                "ended and nothing more was pushed or tagged",
+                file=sys.stderr,
+            )
+        raise
     finally:
         if tools is not None:
             tools.close()  # after a SIGTERM too: the private folders hold a login and tokens
@@ -96,8 +108,9 @@ def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
 
 
 def _exit_on_sigterm() -> Callable[[], None]:
-    """A cancelled CI job gets SIGTERM: exit through `finally` (143) instead of dying in place,
-    so the run's private docker config and token folder are removed. Returns the undo."""
+    """A cancelled CI job gets SIGTERM, a terminal's ^C SIGINT: exit through `finally` (143,
+    130) instead of dying in place (invoke turns a KeyboardInterrupt into exit 1), so the run's
+    tools are ended and its private docker config and token folder removed. Returns the undo."""
     import signal
     import threading
 
@@ -107,10 +120,11 @@ def _exit_on_sigterm() -> Callable[[], None]:
     def stop(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
     def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
     return restore
 
