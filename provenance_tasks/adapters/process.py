@@ -133,6 +133,12 @@ def run(
         threading.Thread(target=stop_when_cancelled, daemon=True).start()
     try:
         returncode = process.wait()
+    except BaseException:
+        # ^C or SIGTERM reached this thread mid-wait: the tool must not outlive the run, which
+        # removes the folders it reads (its docker config, its token) as it leaves.
+        process.kill()
+        process.wait()
+        raise
     finally:
         ended.set()
         if timer is not None:

@@ -90,6 +90,8 @@ def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
             log.finish(exc)
         raise
     except (SystemExit, KeyboardInterrupt) as exc:  # ^C, SIGTERM: the summary says so
+        if tools is not None:
+            tools.cancelled.set()  # the tools other threads run end now, not after the run
         if log is not None:
             log.finish(exc)
         code = exc.code if isinstance(exc, SystemExit) else 130
@@ -100,6 +102,8 @@ def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
                 "ended and nothing more was pushed or tagged",
                 file=sys.stderr,
             )
+        if isinstance(exc, KeyboardInterrupt):  # before the handler was in place: still 130
+            raise SystemExit(130) from None
         raise
     finally:
         if tools is not None:

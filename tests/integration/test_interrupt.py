@@ -86,3 +86,48 @@ def test_a_signal_during_a_long_build_ends_it_now_and_leaves_nothing(
     assert not left, left  # buildx (and whatever else ran) ended, not orphaned
     assert not [p.name for p in temp.iterdir() if p.name.startswith("provenance-")]
     assert registry.holds_nothing(env["CI_REGISTRY_IMAGE"])
+
+
+def test_sigint_while_cosign_signs_ends_cosign_too(runner: Runner, tmp_path: Path) -> None:
+    """The main thread waits on cosign itself here (Fulcio answers in 40 s): the signal reaches
+    that wait, and cosign is killed before the run removes the token folder it reads."""
+    from tests.integration.test_sigstore_faults import keyless, through
+    from tests.testbed.faultproxy import FaultProxy, Faults
+
+    upstream = runner.sigstore.url.removeprefix("http://")
+    with FaultProxy(upstream=upstream) as proxy:
+        slow = Faults(rate=1.0, kinds={"slow": 1}, slow_seconds=40, only=r"signingCert")
+        proxy.set_faults(slow)
+        temp = tmp_path / "tmp"
+        temp.mkdir()
+        extra = {"TMPDIR": str(temp), **through(proxy)}
+        env = runner.env(keyless(runner, str(COSIGNS["cosign3"]), **extra))
+        context = make_context(tmp_path / "ctx")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "provenance_tasks.cli",
+                "build-sign-verify",
+                "--context",
+                str(context),
+            ],
+            cwd=runner.cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 90
+        while not any(" sign " in c for c in descendants(process.pid).values()):
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr
+            time.sleep(0.1)
+        time.sleep(1)
+        started = descendants(process.pid)
+        os.kill(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    left = [command for pid, command in started.items() if alive(pid)]
+    assert not left, left
+    assert "provenance-tasks: interrupted (SIGINT)" in stderr and "Traceback" not in stderr
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("provenance-")]
