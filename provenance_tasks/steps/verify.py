@@ -20,11 +20,11 @@ from provenance_tasks.retry import REGISTRY_FAILURES, outlasted_retries, with_re
 from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.platforms import signed_children
+from provenance_tasks.steps.read_back import none_read, read_back
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.verify_checks import (
     Expectation,
-    FoundSignature,
     VerifyReport,
     check,
     expectations,
@@ -70,6 +70,7 @@ def verify(
         tag_problems = list(report.problems)
         failures: list[str] = []
         verified = False
+        just_signed = formats is not None  # this run signed in them: a lost write is no verdict
         if formats is not None and len(formats) > 1 and not s.dry_run:
             # Each format was written for its own readers: each must verify on its own.
             _verify_each(run, tools, log, report, target, image, policy, formats, media_type)
@@ -83,25 +84,31 @@ def verify(
                 env = shown(tools.cosign.env)
                 log.info("dry-run", command=render(argv, run.redactor, env))
                 continue
-            try:
-                payloads = cosign_verify(run, tools, log, reference, policy, fmt)
-            except CommandFailed as exc:
-                if registry_failed(exc):
-                    raise
-                refused_the_call(exc, "verify")
-                failures.append(f"{fmt} format: {_last_line(exc.stderr)}")
-                continue
-            verified = True
             # cosign 3 asked for new bundles falls back to classic ones when there are none:
             # the payload's type tells which a signature really is, so none is counted twice.
-            found = [sig for sig in map(summarize, payloads) if sig.format == fmt]
-            if formats is not None and not found:  # this run signed in fmt a moment ago
-                found = _read_back(run, tools, log, image, policy, fmt, report.expectations)
-            report.signatures += found
+            one, read = _checked(
+                run, tools, log, image, policy, fmt, report.expectations, just_signed=just_signed
+            )
+            if not read:
+                failures += [f"{fmt} format: {p.split(': ', 1)[-1]}" for p in one.problems]
+                continue
+            verified = True
+            report.signatures += one.signatures
             report.problems, report.matches = list(tag_problems), {}
             check(report, image.repository, digest, policy)
             if report.ok:
-                verify_platforms(run, tools, log, report, target, image, policy, fmt, media_type)
+                verify_platforms(
+                    run,
+                    tools,
+                    log,
+                    report,
+                    target,
+                    image,
+                    policy,
+                    fmt,
+                    media_type,
+                    just_signed=just_signed,
+                )
                 break
         if s.dry_run:
             from provenance_tasks.steps.consumer import consumer_view
@@ -109,7 +116,7 @@ def verify(
             consumer_view(run, tools, log, report, target, image, policy, media_type)
             return report
         if second is not None and report.ok:  # the co-signature, the same way down
-            _verify_second(run, tools, log, report, target, image, second, media_type)
+            _verify_second(run, tools, log, report, target, image, second, media_type, just_signed)
         if verified and report.ok:  # then as a consumer's job would, which may refuse it
             from provenance_tasks.steps.consumer import consumer_view
 
@@ -133,46 +140,6 @@ def verify(
     return report
 
 
-def _read_back(
-    run: Run,
-    tools: Tools,
-    log: RunLog,
-    image: ImageRef,
-    policy: VerificationPolicy,
-    fmt: str,
-    expected: list[Expectation],
-) -> list[FoundSignature]:
-    """The signatures in `fmt` this run just wrote, looked for again with the tag audit's short
-    waits while cosign reads none (cosign 3 falls back to the classic ones when its read of the
-    referrers fails); none in the end is the registry's lost write (exit 4)."""
-
-    def attempt(left: float) -> list[FoundSignature]:
-        one, read = _checked(run, tools, log, image, policy, fmt, expected)
-        if read and not one.signatures:
-            stderr = f"no {fmt} signature read back: manifest unknown (just signed)"
-            raise CommandFailed("cosign", ["cosign", "verify", str(image)], 1, stderr)
-        return one.signatures
-
-    policy_ = tools.retry_policy.for_tag_audit()
-    what = f"read back the {fmt} signature of {image}"
-    try:
-        return with_retries(log, policy_, "verify", what, registry_of(str(image)), attempt)
-    except CommandFailed as exc:
-        if exc.cause.kind == "not-yet-there":
-            raise _lost(str(image), fmt) from None
-        raise
-
-
-def _lost(reference: str, fmt: str) -> ToolError:
-    """cosign verified, but none of what it read is in the format this run just signed in: the
-    registry lost the write or doesn't show it yet. No verdict on the image (exit 4, not 3)."""
-    return ToolError(
-        f"this run signed {reference} in the {fmt} format, but cosign reads no {fmt} signature "
-        "there now: the registry lost it or doesn't show it yet",
-        hint="run the job again; nothing was published",
-    )
-
-
 def _verify_second(
     run: Run,
     tools: Tools,
@@ -182,12 +149,17 @@ def _verify_second(
     image: ImageRef,
     policy: VerificationPolicy,
     media_type: str | None,
+    just_signed: bool,
 ) -> None:
     """The second key's signatures: on the index, one per tag, and on each platform."""
     fmt = "classic" if run.settings.bundle_format != "new" else "new"
-    second, _ = _checked(run, tools, log, image, policy, fmt, report.expectations)
+    second, _ = _checked(
+        run, tools, log, image, policy, fmt, report.expectations, just_signed=just_signed
+    )
     if second.ok:
-        verify_platforms(run, tools, log, second, target, image, policy, fmt, media_type)
+        verify_platforms(
+            run, tools, log, second, target, image, policy, fmt, media_type, just_signed=just_signed
+        )
     report.second = second.as_dict()
     report.problems += [f"second key ({second.policy}): {problem}" for problem in second.problems]
 
@@ -206,15 +178,15 @@ def _verify_each(
     """Every format in `formats` verifies by itself (provenance.bundle_format both), and each
     platform in each; the report lists all signatures, and every problem by its format."""
     for fmt in formats:
-        one, read = _checked(run, tools, log, image, policy, fmt, report.expectations)
-        if read and not one.signatures:  # this run signed in fmt a moment ago
-            one.signatures = _read_back(run, tools, log, image, policy, fmt, report.expectations)
-            one.problems, one.matches = [], {}
-            check(one, image.repository, image.digest, policy)
+        one, _ = _checked(
+            run, tools, log, image, policy, fmt, report.expectations, just_signed=True
+        )
         report.signatures += one.signatures
         report.problems += [f"{fmt} format: {problem}" for problem in one.problems]
         if one.ok:
-            verify_platforms(run, tools, log, report, target, image, policy, fmt, media_type)
+            verify_platforms(
+                run, tools, log, report, target, image, policy, fmt, media_type, just_signed=True
+            )
     matched = VerifyReport(
         report.reference, report.policy, report.expectations, signatures=report.signatures
     )
@@ -230,19 +202,34 @@ def _checked(
     policy: VerificationPolicy,
     fmt: str,
     expected: list[Expectation],
+    *,
+    just_signed: bool = False,
 ) -> tuple[VerifyReport, bool]:
     """One cosign verify of `image` in `fmt` for `policy`, then our checks: the report, and
-    whether any signature was read. A registry failure is raised (exit 4), not a verdict."""
+    whether any signature was read. A registry failure is raised (exit 4), not a verdict.
+    `just_signed`: this run signed it in `fmt` a moment ago, so none read is read again."""
     one = VerifyReport(str(image), policy.describe(), expected)
+    ref = str(image)
     try:
-        payloads = cosign_verify(run, tools, log, str(image), policy, fmt)
+        payloads = cosign_verify(run, tools, log, ref, policy, fmt)
     except CommandFailed as exc:
         if registry_failed(exc):
             raise
         refused_the_call(exc, "verify")
-        one.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
-        return one, False
+        if not (just_signed and none_read(exc.stderr)):
+            one.problems.append(f"no signature verifies: {_last_line(exc.stderr)}")
+            return one, False
+        payloads = []
     one.signatures = [sig for sig in map(summarize, payloads) if sig.format == fmt]
+    if just_signed and not one.signatures:
+        one.signatures = read_back(
+            tools,
+            log,
+            ref,
+            fmt,
+            lambda: cosign_verify(run, tools, log, ref, policy, fmt),
+            registry_failed,
+        )
     check(one, image.repository, image.digest, policy)
     return one, True
 
@@ -257,6 +244,8 @@ def verify_platforms(
     policy: VerificationPolicy,
     fmt: str,
     media_type: str | None,
+    *,
+    just_signed: bool = False,
 ) -> None:
     """Each platform manifest of the verified index, by its own digest: the signer and the
     annotations every tag shares. Being listed in the index this verify read by its digest makes
@@ -264,8 +253,9 @@ def verify_platforms(
     children = signed_children(run, tools, log, "verify", image, media_type)
     expected = [Expectation(None, target.annotations_for(None))]
     for child in children:
+        platform = ImageRef(image.repository, child.digest)
         one, signed = _checked(
-            run, tools, log, ImageRef(image.repository, child.digest), policy, fmt, expected
+            run, tools, log, platform, policy, fmt, expected, just_signed=just_signed
         )
         row: dict[str, Any] = {
             "platform": child.platform,
@@ -377,18 +367,20 @@ def _verify(
 _REFUSED_CALL = re.compile(
     r"unknown (shorthand )?flag|flag needs an argument|invalid argument \S+ for \S+ flag"
     r"|if any flags in the group|must be in bundle|must provide --|cannot be used with"
-    r"|could not fetch trusted_root|(reading|loading|parsing|unmarshal\w*) (the )?trusted.?root"
+    r"|(reading|loading|parsing|unmarshal\w*) (the )?trusted.?root"
     r"|no such file or directory|is a directory",
     re.IGNORECASE,
 )
 
 
 def refused_the_call(exc: CommandFailed, what: str) -> None:
-    """Raise a tool failure when cosign refused the call itself rather than the signatures."""
-    words = _last_line(exc.stderr)
-    if _REFUSED_CALL.search(exc.stderr):
+    """Raise a tool failure when cosign refused the call itself rather than the signatures. Only
+    its closing error lines count: a warning before them (a TUF fetch it went on without) is
+    no answer."""
+    errors = [line for line in exc.stderr.splitlines()[-4:] if "error" in line.lower()]
+    if any(_REFUSED_CALL.search(line) for line in errors):
         raise ToolError(
-            f"cosign {what} could not check {exc.argv[-1]}: {words}",
+            f"cosign {what} could not check {exc.argv[-1]}: {_last_line(exc.stderr)}",
             hint="cosign refused the call, not the signature: see its words above",
         ) from exc
 
