@@ -187,7 +187,7 @@ def signing_config_for(
     public instance with a log, else one written here naming exactly the services to use (the
     same file for the same services: the images of a set share it)."""
     if tlog and sigstore.signing_config is not None:
-        return sigstore.signing_config
+        return _rekor_v1_only(sigstore.signing_config, folder)
     if tlog and not sigstore.private:
         return None
 
@@ -210,5 +210,21 @@ def signing_config_for(
     if not path.exists():  # written whole, then renamed: a reader never sees half of it
         partial = path.with_suffix(f".{threading.get_ident()}.tmp")
         partial.write_text(json.dumps(config, indent=2))
+        partial.replace(path)
+    return path
+
+
+def _rekor_v1_only(config: Path, folder: Path) -> Path:
+    """The user's signing config, less any Rekor v2 log it lists beside a v1 one: cosign 3 would
+    pick v2, which this tool doesn't support yet (a config of v2 alone is refused up front)."""
+    data = json.loads(config.read_text())
+    logs = data.get("rekorTlogUrls") or []
+    kept = [entry for entry in logs if entry.get("majorApiVersion", 1) == 1]
+    if kept == logs:
+        return config
+    path = folder / "signing-config-rekor-v1.json"
+    if not path.exists():  # written whole, then renamed, as above
+        partial = path.with_suffix(f".{threading.get_ident()}.tmp")
+        partial.write_text(json.dumps({**data, "rekorTlogUrls": kept}, indent=2))
         partial.replace(path)
     return path

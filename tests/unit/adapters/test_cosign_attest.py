@@ -151,3 +151,29 @@ def test_a_tag_is_never_attested() -> None:
             identity_token=None,
             signing_config=None,
         )
+
+
+def test_a_users_signing_config_that_also_lists_rekor_v2_is_given_with_v1_only(
+    tmp_path: Path,
+) -> None:
+    both = {
+        "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+        "caUrls": [{"url": "http://f", "majorApiVersion": 1}],
+        "rekorTlogUrls": [
+            {"url": "http://rekor-v2", "majorApiVersion": 2},
+            {"url": "http://rekor-v1", "majorApiVersion": 1},
+        ],
+    }
+    (tmp_path / "sc.json").write_text(json.dumps(both))
+    users = SigstoreInstance(
+        signing_config=tmp_path / "sc.json", trusted_root=Path("/trust/trusted_root.json")
+    )
+    given = signing_config_for(users, keyless=True, tlog=True, folder=tmp_path)
+    assert given is not None and given != tmp_path / "sc.json"
+    assert [u["url"] for u in json.loads(given.read_text())["rekorTlogUrls"]] == ["http://rekor-v1"]
+    only_v1 = {**both, "rekorTlogUrls": both["rekorTlogUrls"][1:]}  # type: ignore[index]
+    (tmp_path / "v1.json").write_text(json.dumps(only_v1))
+    users = SigstoreInstance(signing_config=tmp_path / "v1.json", trusted_root=Path("/t.json"))
+    assert (
+        signing_config_for(users, keyless=True, tlog=True, folder=tmp_path) == tmp_path / "v1.json"
+    )
