@@ -67,9 +67,10 @@ def consumer_view(
     run's cosign as it comes; the report says what it ran and which verifiers can read it."""
     report.readers = compatibility.readers(publication(run, policy))
     verifier = f"cosign {tools.cosign.major} verify (the tutorial's command)"
-    if tools.cosign.major < 3 or run.settings.bundle_format == "new":
+    if tools.cosign.major < 3 or run.settings.bundle_format in ("new", "both"):
         # Our own call already was the consumer's: no format flag (cosign 2 has none, and the
-        # new bundle is cosign 3's default). The same process again would tell nothing new.
+        # new bundle, read for `new` and `both`, is cosign 3's default). The same process again
+        # would tell nothing new.
         report.consumer = {"verifier": verifier, "verified": True, "same_call_as_ours": True}
         return
     children = signed_children(run, tools, log, "verify", image, media_type)
