@@ -113,20 +113,15 @@ def _beside_preflight(
     done = pool.submit(work, beside)
     try:
         completed = preflight(run, tools, log, planned)
-    except BaseException:
-        # The build is ended (its buildx killed), so the error comes now, not when a long build
-        # would have finished; what it printed is never shown.
-        tools.cancelled.set()
-        pool.shutdown(wait=True)
-        raise
-    if isinstance(done.exception() if done.done() else None, InputError):
-        pool.shutdown(wait=True)
-        raise done.exception()  # type: ignore[misc]  # bad input (no buildx): one message
-    beside.go_live(log)  # the build's lines stream from here on, as they come
-    try:
+        if isinstance(done.exception() if done.done() else None, InputError):
+            raise done.exception()  # type: ignore[misc]  # bad input (no buildx): one message
+        beside.go_live(log)  # the build's lines stream from here on, as they come
         return completed, done.result()
     except BaseException:
-        tools.cancelled.set()  # ^C or SIGTERM while the build runs: its buildx ends now
+        # A failed probe, ^C or SIGTERM: the build is ended (its buildx killed), so the error
+        # comes now, not when a long build would have finished; a failed probe's build output
+        # is never shown.
+        tools.cancelled.set()
         raise
     finally:
         pool.shutdown(wait=True)
@@ -301,7 +296,7 @@ def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
 
 
 def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
-    from provenance_tasks.steps import attest as attest_step
+    from provenance_tasks.steps import attest_verify
 
     p = _prepared(run, tools, log, steps_of("verify_attestation", run))
     assert p.policy is not None
@@ -311,7 +306,7 @@ def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.A
             "no digest to verify the provenance of",
             hint="pass --digest, or run where the build's outputs are",
         )
-    return attest_step.verify_attestations(run, tools, log, p.image, p.policy)
+    return attest_verify.verify_attestations(run, tools, log, p.image, p.policy)
 
 
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
@@ -320,6 +315,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     attesting = _attesting(run)
     if attesting:
         from provenance_tasks.steps import attest as attest_step
+        from provenance_tasks.steps import attest_verify
     planned = _resolved(run, tools, log, steps_of("build_sign_verify", run))
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
@@ -375,7 +371,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
             second=p.second_policy,
         )
         if attesting:
-            attest_step.verify_attestations(
+            attest_verify.verify_attestations(
                 run,
                 tools,
                 log,

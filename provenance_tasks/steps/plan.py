@@ -7,7 +7,6 @@ starts no process and writes nothing; the tool probes are steps/preflight.py's, 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from provenance_tasks.references import (
 )
 from provenance_tasks.steps import build_inputs, outputs
 from provenance_tasks.steps.build_inputs import BuildInputs
+from provenance_tasks.steps.keys import check_key_ref, second_signer
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.tokens import identity_token
 from provenance_tasks.tag_rules import expand as expand_tags
@@ -110,36 +110,6 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
         second_policy,
         tuple(notes),
     )
-
-
-def second_signer(
-    run: Run, *, signs: bool, verifies: bool
-) -> tuple[KeySigning | None, KeyPolicy | None]:
-    """provenance.second_key, checked now: the key signs (a file or KMS URI) and its public
-    half verifies (the .pub beside the file, the KMS URI, or provenance.second_public_key)."""
-    s = run.settings
-    key, public = s.second_key, s.second_public_key
-    if not key and not public:
-        return None, None
-    if key and key.startswith("env://"):
-        raise InputError(
-            "provenance.second_key can't be an env:// key",
-            hint="use a key file or a KMS URI for the co-signature",
-        )
-    signer = None
-    if key and signs:
-        signer = KeySigning(_check_key_ref(run, key, "provenance.second_key"))
-    if not verifies:
-        return signer, None
-    if not public and key:
-        public = key if key.startswith(KMS_SCHEMES) else str(Path(key).with_suffix(".pub"))
-    assert public is not None
-    checked = (
-        public
-        if public.startswith(KMS_SCHEMES)
-        else _check_key_ref(run, public, "provenance.second_public_key")
-    )
-    return signer, KeyPolicy(checked)
 
 
 def attachments(run: Run, build: BuildInputs | None) -> tuple[Predicate, ...]:
@@ -235,28 +205,6 @@ def signing_mode(run: Run) -> str:
     return "keyless" if run.ci.keyless_by_default else "key"
 
 
-def _check_key_ref(run: Run, key: str, what: str) -> str:
-    if "://" in key:
-        scheme = key.split("://", 1)[0] + "://"
-        if scheme == "env://":
-            if not run.environ.get(key[len("env://") :]):
-                raise InputError(
-                    f"{what} {key}: the variable is not set",
-                    hint=f"export {key[len('env://') :]} with the PEM key",
-                )
-            return key
-        if scheme not in KMS_SCHEMES:
-            raise InputError(
-                f"{what} {key}: unknown KMS scheme {scheme}",
-                hint=f"use a file, env://VAR, or one of {', '.join(KMS_SCHEMES)}",
-            )
-        return key
-    path = (run.cwd / key).resolve()
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise InputError(f"cannot read {what} {path}", hint="check the path and its permissions")
-    return str(path)
-
-
 def signing_material(run: Run, mode: str) -> SigningMaterial:
     s = run.settings
     if mode == "keyless":
@@ -273,12 +221,12 @@ def signing_material(run: Run, mode: str) -> SigningMaterial:
                 hint="pass --key, --certificate and --certificate-chain",
             )
         return CertificateSigning(
-            _check_key_ref(run, s.key, "signing key"),
-            Path(_check_key_ref(run, s.certificate, "certificate")),
-            Path(_check_key_ref(run, s.certificate_chain, "certificate chain")),
+            check_key_ref(run, s.key, "signing key"),
+            Path(check_key_ref(run, s.certificate, "certificate")),
+            Path(check_key_ref(run, s.certificate_chain, "certificate chain")),
         )
     if s.key:
-        return KeySigning(_check_key_ref(run, s.key, "signing key"))
+        return KeySigning(check_key_ref(run, s.key, "signing key"))
     if not run.ci.local_keys:
         raise InputError("key mode needs a key", hint=run.ci.key_hint)
     return KeySigning(str(local_key_folder(run) / "cosign.key"))  # made on first use

@@ -6,7 +6,7 @@ import base64
 import json
 
 from provenance_tasks import slsa
-from provenance_tasks.steps.attest import _problems
+from provenance_tasks.steps.attest_verify import _problems
 
 DIGEST = "sha256:" + "a" * 64
 EXPECTED = {"builder": "https://ci/b", "source": "https://git/app", "commit": "c0ffee"}
