@@ -21,10 +21,14 @@ def test_the_readmes_compatibility_table_is_the_one_the_code_predicts() -> None:
     assert found.group(1) == interop.readme_table(), "run: python -m tests.interop --write-readme"
 
 
-def test_the_default_publication_is_read_by_every_verifier_that_reads_image_signatures() -> None:
+def test_the_default_format_is_read_by_every_verifier_that_reads_image_signatures() -> None:
+    """classic, with a key, or keyless with the key co-signature podman/CRI-O need (keyless
+    alone they can't read: the next test's refusal)."""
     for mode in ("key", "keyless"):
         default = Publication(mode, "classic", attest=True, second_key=mode == "keyless")
         assert all(answer.startswith("yes") for answer in readers(default).values()), mode
+    keyless = reading(Publication("keyless", "classic", attest=True), "containers-image")
+    assert keyless is not None and not keyless.reads and "second_key" in keyless.why
 
 
 def test_a_refusal_always_says_why_and_cosign2_is_refused_new_bundles_up_front() -> None:
