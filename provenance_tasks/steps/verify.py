@@ -373,12 +373,17 @@ _REFUSED_CALL = re.compile(
 )
 
 
+def refused_call(stderr: str) -> bool:
+    """cosign's closing error lines say it refused the call (a flag, a file, a root)."""
+    errors = [line for line in stderr.splitlines()[-4:] if "error" in line.lower()]
+    return any(_REFUSED_CALL.search(line) for line in errors)
+
+
 def refused_the_call(exc: CommandFailed, what: str) -> None:
     """Raise a tool failure when cosign refused the call itself rather than the signatures. Only
     its closing error lines count: a warning before them (a TUF fetch it went on without) is
     no answer."""
-    errors = [line for line in exc.stderr.splitlines()[-4:] if "error" in line.lower()]
-    if any(_REFUSED_CALL.search(line) for line in errors):
+    if refused_call(exc.stderr):
         raise ToolError(
             f"cosign {what} could not check {exc.argv[-1]}: {_last_line(exc.stderr)}",
             hint="cosign refused the call, not the signature: see its words above",

@@ -6,7 +6,7 @@ import pytest
 
 from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.models import IdentityPolicy, KeyPolicy
-from provenance_tasks.steps.verify import _found_signer, refused_the_call
+from provenance_tasks.steps.verify import _found_signer, refused_call, refused_the_call
 from provenance_tasks.steps.verify_checks import (
     Expectation,
     FoundSignature,
@@ -96,6 +96,7 @@ REF = f"{REPO}@{DIGEST}"
     ],
 )
 def test_cosign_refusing_the_call_is_exit_4_in_its_own_words(stderr: str) -> None:
+    assert refused_call(stderr)
     failed = CommandFailed("cosign", ["cosign", "verify", REF], 1, stderr)
     with pytest.raises(ToolError) as raised:
         refused_the_call(failed, "verify-attestation")
@@ -119,4 +120,5 @@ def test_cosign_refusing_the_call_is_exit_4_in_its_own_words(stderr: str) -> Non
     ],
 )
 def test_signatures_read_that_dont_satisfy_the_policy_stay_a_verdict(stderr: str) -> None:
+    assert not refused_call(stderr)
     refused_the_call(CommandFailed("cosign", ["cosign", "verify", REF], 1, stderr), "verify")
