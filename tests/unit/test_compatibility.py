@@ -53,5 +53,7 @@ def test_the_matrix_covers_every_pair_of_axis_values_and_each_cis_defaults() -> 
         for pair in interop._pairs(row):
             assert any(pair in interop._pairs(r) for r in chosen), pair
     assert set(interop.ci_defaults()) <= chosen
-    assert len(interop.product()) == 144 and len(rows) == 30  # the README says so
+    assert len(interop.product()) == 144 and len(rows) == 31  # the README says so
+    signed_with_the_log = {(row.mode, row.signer) for row in rows if row.tlog}
+    assert signed_with_the_log == {(mode, signer) for mode in interop.MODES for signer in (2, 3)}
     assert all(interop.is_configuration(row) for row in interop.product())
