@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from provenance_tasks.adapters.cosign_flags import signing_config_for
+from provenance_tasks.sigstore import SigstoreInstance
 from tests import interop
 from tests.integration import pipelines
 from tests.integration.conftest import COSIGNS, Registry, Runner, make_key_pair
@@ -33,20 +35,10 @@ def test_what_our_checks_accept_but_the_tutorials_verify_refuses_is_never_verifi
     assert report["verify"]["readers"]["cosign2"] == "yes"
     ref = report["outputs"]["IMAGE_REF"]
 
-    config = tmp_path / "no-log.json"  # a signing config with no services: no log entry
-    config.write_text(
-        json.dumps(
-            {
-                "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
-                "caUrls": [],
-                "oidcUrls": [],
-                "rekorTlogUrls": [],
-                "tsaUrls": [],
-                "rekorTlogConfig": {"selector": "ANY"},
-                "tsaConfig": {"selector": "ANY"},
-            }
-        )
-    )
+    # a signing config of no service: a key signature with no log entry
+    no_log = SigstoreInstance(trusted_root=registry.sigstore.trusted_root)
+    config = signing_config_for(no_log, keyless=False, tlog=False, folder=tmp_path)
+    assert config is not None
     predicate = tmp_path / "p.json"
     predicate.write_text('{"buildDefinition": {}, "runDetails": {}}')
     attached = subprocess.run(

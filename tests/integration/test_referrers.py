@@ -56,15 +56,17 @@ def cosign(registry: Registry, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([cosign3(), *argv], env=env, capture_output=True, text=True)
 
 
-def sign_and_attest(
-    registry: Registry, sigstore: sigstore_bed.Sigstore, key: Path, reference: str, folder: Path
-) -> None:
-    trust = [
+def _trust(sigstore: sigstore_bed.Sigstore) -> list[str]:
+    return [
         "--signing-config",
         str(sigstore.signing_config),
         "--trusted-root",
         str(sigstore.trusted_root),
     ]
+
+
+def sign(registry: Registry, sigstore: sigstore_bed.Sigstore, key: Path, reference: str) -> None:
+    """cosign 3's signature bundle of `reference`, by key, logged in the test bed's Rekor."""
     signed = cosign(
         registry,
         "sign",
@@ -72,12 +74,18 @@ def sign_and_attest(
         "--key",
         str(key),
         "--new-bundle-format=true",
-        *trust,
+        *_trust(sigstore),
         "-a",
         "team=platform",
         reference,
     )
     assert signed.returncode == 0, signed.stderr
+
+
+def attest(
+    registry: Registry, sigstore: sigstore_bed.Sigstore, key: Path, reference: str, folder: Path
+) -> None:
+    """cosign 3's SLSA attestation bundle of `reference`."""
     predicate = folder / "slsa.json"
     predicate.write_text(json.dumps(SLSA))
     attested = cosign(
@@ -86,7 +94,7 @@ def sign_and_attest(
         "--yes",
         "--key",
         str(key),
-        *trust,
+        *_trust(sigstore),
         "--type",
         "slsaprovenance1",
         "--predicate",
@@ -94,6 +102,13 @@ def sign_and_attest(
         reference,
     )
     assert attested.returncode == 0, attested.stderr
+
+
+def sign_and_attest(
+    registry: Registry, sigstore: sigstore_bed.Sigstore, key: Path, reference: str, folder: Path
+) -> None:
+    sign(registry, sigstore, key, reference)
+    attest(registry, sigstore, key, reference, folder)
 
 
 def fallback_index(registry: Registry, repository: str, digest: str) -> dict[str, Any]:
@@ -190,43 +205,10 @@ def test_a_later_bundle_is_typed_by_a_second_repair_and_the_first_stays_typed(
     key, pub = make_key_pair(cosign3(), tmp_path / "keys" / "cosign")
     repository, digest = copy_of(registry, source_image, testbed.plain_registry)
     reference = f"{repository}@{digest}"
-    trust = [
-        "--signing-config",
-        str(sigstore.signing_config),
-        "--trusted-root",
-        str(sigstore.trusted_root),
-    ]
-    signed = cosign(
-        registry,
-        "sign",
-        "--yes",
-        "--key",
-        str(key),
-        "--new-bundle-format=true",
-        *trust,
-        "-a",
-        "team=platform",
-        reference,
-    )
-    assert signed.returncode == 0, signed.stderr
+    sign(registry, sigstore, key, reference)
     first = repair_fallback_index(repository, digest, config_dir=registry.config)
     assert len(first.typed) == 1
-    predicate = tmp_path / "slsa.json"
-    predicate.write_text(json.dumps(SLSA))
-    attested = cosign(
-        registry,
-        "attest",
-        "--yes",
-        "--key",
-        str(key),
-        *trust,
-        "--type",
-        "slsaprovenance1",
-        "--predicate",
-        str(predicate),
-        reference,
-    )
-    assert attested.returncode == 0, attested.stderr
+    attest(registry, sigstore, key, reference, tmp_path)
     mixed = fallback_index(registry, repository, digest)
     assert sorted(d["artifactType"] for d in mixed["manifests"]) == sorted([BUNDLE, EMPTY])
 
