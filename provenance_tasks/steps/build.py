@@ -59,6 +59,7 @@ class BuildResult:
     media_type: str | None = None
     staging_tag: str | None = None  # the per-run tag the image was pushed under, if any
     tags_pushed: bool = False  # buildx pushed `tags` itself (`build` where no layout pushes)
+    platforms: tuple[str, ...] = ()  # the platforms asked of buildx (none: the engine's own)
     # The root manifest (media type, bytes) as our push sent it; None where buildx pushed.
     pushed: tuple[str, bytes] | None = field(default=None, repr=False, compare=False)
 

@@ -39,6 +39,7 @@ class ImageOutcome:
     log: ImageLog
     error: BaseException | None = None
     started: bool = False
+    result: Any = None  # what its pipeline returned (api.py hands it to the caller)
 
 
 def suffixed(name: str | None, shard: Shard | None) -> str | None:

@@ -184,7 +184,7 @@ def _run_all(
                 started.append(own)
                 o.started = True
             try:
-                pipeline.run_task(task, o.run, own, o.log)
+                o.result = pipeline.run_step(task, o.run, own, o.log)
             except BaseException as exc:  # every image's end is its own, a cancel's too
                 o.error = exc
                 _unexpected(o, exc)

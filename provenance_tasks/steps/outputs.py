@@ -13,7 +13,7 @@ that was handed the report) adds its section to that run's report instead of rep
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -161,13 +161,27 @@ def write_outputs(run: Run, log: RunLog, values: dict[str, str]) -> None:
     write_github_output(run, values)
 
 
-def task_report(run: Run, log: RunLog, task: str, error: BaseException | None) -> dict[str, Any]:
-    """What one task did: its steps, what they returned, the outputs, and how it ended."""
+def task_report(
+    run: Run,
+    log: RunLog,
+    task: str,
+    error: BaseException | None,
+    *,
+    tasks: list[dict[str, Any]] | None = None,
+    step_tasks: Sequence[str] = (),
+) -> dict[str, Any]:
+    """What one task (or a composition's calls: `tasks`, and the call of each step in
+    `step_tasks`) did: its steps, what they returned, the outputs, and how it ended."""
     summary = log.summarize(error)
     failure = summary.as_event().get("failure")
     steps = [
-        {"task": task, "name": r.name, "status": r.status, "duration_s": round(r.duration_s, 3)}
-        for r in log.steps
+        {
+            "task": step_tasks[i] if i < len(step_tasks) else task,
+            "name": r.name,
+            "status": r.status,
+            "duration_s": round(r.duration_s, 3),
+        }
+        for i, r in enumerate(log.steps)
     ]
     results = {name: _plain(value) for name, value in log.results.items()}
     return {
@@ -182,14 +196,17 @@ def task_report(run: Run, log: RunLog, task: str, error: BaseException | None) -
         "provider": run.ci.provider,
         "status": summary.status,
         "failure": failure,
-        "tasks": [{"task": task, "id": run.id, "status": summary.status, "failure": failure}],
+        "tasks": tasks
+        or [{"task": task, "id": run.id, "status": summary.status, "failure": failure}],
         "steps": steps,
         **results,
         **({"outputs": log.outputs} if log.outputs is not None else {}),
     }
 
 
-def write_report(run: Run, log: RunLog, task: str, error: BaseException | None) -> None:
+def write_report(
+    run: Run, log: RunLog, task: str, error: BaseException | None, **calls: Any
+) -> None:
     """The run's report, written whether the task passed or failed (redacted; a dry run writes
     none). A report this folder holds of the same commit and source is this run's: the task
     adds its section there."""
@@ -197,7 +214,7 @@ def write_report(run: Run, log: RunLog, task: str, error: BaseException | None) 
     if s.dry_run or not s.report or run.image_name is not None:
         return  # one image of a set: the run writes the set's report (steps/image_outputs.py)
     path = run.cwd / s.report
-    mine = task_report(run, log, task, error)
+    mine = task_report(run, log, task, error, **calls)
     continues = log.run_id
     if continues is None and not task.startswith("build"):
         # Failed before its plan said which run it continues (a failed build left no outputs,
@@ -257,6 +274,8 @@ def earlier(run: Run, *, here_only: bool = False) -> Earlier | None:
     environment (GitLab hands later jobs the dotenv of every earlier job as variables: a job
     that built here itself must use its own, not another job's); None when there is none."""
     s = run.settings
+    if run.handed.get(run.image_name or "") is not None:
+        return run.handed[run.image_name or ""]  # this run's own result, handed in
     if run.image_name is not None:
         from provenance_tasks.steps.image_outputs import earlier_of_image
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from provenance_tasks.errors import InputError, ProvenanceError
@@ -33,25 +34,19 @@ if TYPE_CHECKING:  # imported where attestations are made or read: most runs mak
 T = TypeVar("T")
 
 
-def run_task(task: str, run: Run, tools: Tools, log: RunLog) -> object:
-    """The pipeline of `task` (build, sign, verify, publish, build_sign_verify), then its part
-    of the run's report, whether it passed or failed."""
-    body: Callable[[Run, Tools, RunLog], object] = globals()[f"run_{task}"]
-    name = task.replace("_", "-")  # as the user typed it
-    try:
-        result = body(run, tools, log)
-    except BaseException as error:  # a cancelled job (SIGTERM) reports too
-        _report(run, log, name, error)
-        raise
-    _report(run, log, name, None)
-    return result
-
-
-def _report(run: Run, log: RunLog, task: str, error: BaseException | None) -> None:
-    try:
-        outputs.write_report(run, log, task, error)
-    except OSError as exc:  # the run's own exit says more than a report it couldn't write
-        log.warning(f"the report could not be written: {exc}")
+def run_step(task: str, run: Run, tools: Tools, log: RunLog) -> object:
+    """The pipeline of `task` (build, sign, attest, verify, verify_attestation, publish,
+    build_sign_verify). The run's report is its caller's (api.Provenance.close)."""
+    pipelines: dict[str, Callable[[Run, Tools, RunLog], object]] = {
+        "build": run_build,
+        "sign": run_sign,
+        "attest": run_attest,
+        "verify": run_verify,
+        "verify_attestation": run_verify_attestation,
+        "publish": run_publish,
+        "build_sign_verify": run_build_sign_verify,
+    }
+    return pipelines[task](run, tools, log)
 
 
 def steps_of(task: str, run: Run) -> tuple[str, ...]:
@@ -168,6 +163,7 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     assert p.build is not None
     log.results.source = local.facts
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=staged)
+    built = replace(built, platforms=p.build.platforms)
     _built(run, log, before, built)
     published: list[str] = []
     try:
@@ -273,7 +269,7 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
         p.target,
         image,
         p.policy,
-        check_tags=p.target.tags,
+        check_tags=() if run.staged_here else p.target.tags,
         known_tags=known,
         second=p.second_policy,
     )
@@ -324,6 +320,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     early_tags = run.settings.push_then_sign  # buildx may push them itself, then
     log.results.source = local.facts
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=not early_tags)
+    built = replace(built, platforms=p.build.platforms)
     _built(run, log, before, built)
     published: list[str] = []
     early = run.settings.push_then_sign

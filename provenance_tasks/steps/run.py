@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -54,6 +54,9 @@ class Run:
     # folder held said of it before the run removed them.
     image_name: str | None = None
     before: Earlier | None = None
+    # What a Python caller handed this call (api.py), by image name ("" for one image): read
+    # before any file, so a composition hands its digests over without one.
+    handed: Mapping[str, Earlier] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def start(
@@ -85,6 +88,13 @@ class Run:
         default = f"{self.ci.default_repository}/{name}" if self.ci.default_repository else None
         ci = replace(self.ci, labels=MappingProxyType(labels), default_repository=default)
         return replace(self, settings=settings, ci=ci, image_name=name, before=before)
+
+    @property
+    def staged_here(self) -> bool:
+        """The image was handed in by this run's own staged build (api.py): its tags are
+        published after the verify, by publish, which reads each back."""
+        handed = self.handed.get(self.image_name or "")
+        return handed is not None and not handed.values.get("IMAGE_PUBLISHED")
 
     def path(self, value: str) -> Path:
         """A path setting, relative to the run's folder."""

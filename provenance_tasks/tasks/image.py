@@ -1,4 +1,4 @@
-"""The image tasks: thin wrappers that turn flags into Settings and call the core steps.
+"""The image tasks: thin wrappers that turn flags into settings and call the Python API.
 
 Every flag comes from the settings table (`provenance_tasks.settings.OPTIONS`): its name, its
 help and the tasks that take it. invoke reads a task's flags from its signature, so each task's
@@ -41,62 +41,35 @@ def _flags(given: dict[str, Any]) -> dict[str, Any]:
     return flags
 
 
-Body = Callable[[Any, Any, Any], T]  # (Run, Tools, RunLog) -> what the steps returned
+Body = Callable[[Any], T]  # (Provenance) -> what its calls returned
 
 
 def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
-    """The edge: settings, logging, one run; errors become one message and an exit code."""
+    """The edge: one run of the API; its errors become one message and an exit code."""
     from provenance_tasks import logs
+    from provenance_tasks.api import Provenance
     from provenance_tasks.errors import ProvenanceError
     from provenance_tasks.redaction import Redactor
-    from provenance_tasks.settings import resolve
-    from provenance_tasks.steps.run import Run, Tools
-    from provenance_tasks.steps.runlog import RunLog
 
-    log: RunLog | None = None
-    tools: Tools | None = None
     redactor = Redactor.from_environ(os.environ)
-    json_lines = False
-    restore = _exit_on_sigterm()
+    opened: Any = None
+    flags = _flags(given)
     try:
-        config = dict(c.config.get("provenance", {}))
-        flags = _flags(given)
-        if c.config.get("run", {}).get("dry"):
-            flags["dry_run"] = True  # invoke's own --dry means what our --dry-run does
-        settings = resolve(config, flags, os.environ)
-        json_lines = settings.log_format == "json"
         password = sys.stdin.readline().rstrip("\r\n") if given.get("password_stdin") else None
-        logs.configure(settings.log_format, os.environ)
-        run = Run.start(settings, password=password)
-        redactor = run.redactor
-        log = RunLog(run.environ, settings.log_format, None, redactor)
-        log.dry_run = settings.dry_run
-        log.detected(run.ci.provider, run.ci.detected)
-        tools = Tools(run)
-        result = body(run, tools, log)
-        log.finish()
-        return result
+        with Provenance.open(c, password=password, **flags) as run:
+            opened, redactor = run, run.run.redactor
+            return body(run)
     except ProvenanceError as exc:
-        if log is not None:
-            log.finish(exc)
-        if json_lines:
-            if log is None:  # failed before the run began: still one JSON summary
+        if _json_lines(c, flags, opened):
+            if opened is None:  # failed before the run began: still one JSON summary
                 _json_failure(redactor, exc)
             raise Exit(code=exc.exit_code) from None  # the summary event said it all, as JSON
         message = logs.neutralise(redactor.redact(exc.diagnostics()))
         raise Exit(f"provenance-tasks: {message}", code=exc.exit_code) from None
-    except Exception as exc:
-        if log is not None:
-            log.finish(exc)
-        raise
     except (SystemExit, KeyboardInterrupt) as exc:  # ^C, SIGTERM: the summary says so
-        if tools is not None:
-            tools.cancelled.set()  # the tools other threads run end now, not after the run
-        if log is not None:
-            log.finish(exc)
         code = exc.code if isinstance(exc, SystemExit) else 130
         name = {130: "SIGINT", 143: "SIGTERM"}.get(code if isinstance(code, int) else 0, "")
-        if not json_lines:  # in JSON, the summary event says it
+        if not _json_lines(c, flags, opened):  # in JSON, the summary event says it
             print(
                 f"provenance-tasks: interrupted{f' ({name})' if name else ''}: its tools were "
                 "ended and nothing more was pushed or tagged",
@@ -105,32 +78,20 @@ def _run(c: Context, given: dict[str, Any], body: Body[T]) -> T:
         if isinstance(exc, KeyboardInterrupt):  # before the handler was in place: still 130
             raise SystemExit(130) from None
         raise
-    finally:
-        if tools is not None:
-            tools.close()  # after a SIGTERM too: the private folders hold a login and tokens
-        restore()
 
 
-def _exit_on_sigterm() -> Callable[[], None]:
-    """A cancelled CI job gets SIGTERM, a terminal's ^C SIGINT: exit through `finally` (143,
-    130) instead of dying in place (invoke turns a KeyboardInterrupt into exit 1), so the run's
-    tools are ended and its private docker config and token folder removed. Returns the undo."""
-    import signal
-    import threading
+def _json_lines(c: Context, flags: dict[str, Any], opened: Any) -> bool:
+    """Whether the run logs JSON lines: its settings', or (it never opened) what they'd be."""
+    if opened is not None:
+        return bool(opened.settings.log_format == "json")
+    from provenance_tasks.errors import ProvenanceError
+    from provenance_tasks.settings import resolve
 
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None  # a Python caller's thread: signals are the main thread's
-
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    return restore
+    try:
+        config = dict(c.config.get("provenance", {}))
+        return resolve(config, flags, os.environ).log_format == "json"
+    except (ProvenanceError, KeyError, TypeError):
+        return False
 
 
 def _json_failure(redactor: Any, exc: Any) -> None:
@@ -149,8 +110,8 @@ def provenance_task(
     extra: tuple[tuple[str, str], ...] = (),
     fixed: dict[str, Any] | None = None,
 ) -> Task[Any]:
-    """An invoke task named `name` taking the flags the table gives it, running `run(run, tools,
-    log)`.
+    """An invoke task named `name` taking the flags the table gives it, running `run(api)` on
+    one run of the API (`provenance_tasks.api.Provenance`).
 
     No automatic short flags: invoke gave -h to --cache-from (so `build -h` built and pushed),
     and -p, -a, -r a different meaning per task. -h stays invoke's help.
@@ -180,28 +141,22 @@ def provenance_task(
     return made
 
 
-def _login(run: Any, tools: Any, log: Any) -> None:
+def _login(run: Any) -> None:
     from provenance_tasks.errors import InputError
-    from provenance_tasks.steps.login import login as run_login
 
-    if run_login(run, tools, log) is None:
+    folder = run.login()
+    if folder is None:
         raise InputError(
             "nothing to log in to", hint="pass --registry and --username (or run in CI)"
         )
-    print(f"DOCKER_CONFIG={tools.docker_config}")
+    print(f"DOCKER_CONFIG={folder}")
 
 
-def _pipeline(step: str) -> Body[Any]:
-    """The pipeline function of `step`, imported when the task runs (never at --list)."""
+def _call(step: str) -> Body[Any]:
+    """The API call of `step`, made when the task runs (nothing imported at --list)."""
 
-    def body(run: Any, tools: Any, log: Any) -> Any:
-        if run.settings.of_a_set:  # provenance.images: each image's pipeline, several at once
-            from provenance_tasks.steps import images
-
-            return images.run_set(step, run, tools, log)
-        from provenance_tasks.steps import pipeline
-
-        return pipeline.run_task(step, run, tools, log)
+    def body(run: Any) -> Any:
+        return getattr(run, step)()
 
     return body
 
@@ -219,19 +174,19 @@ login = provenance_task(
 )
 build = provenance_task(
     "build",
-    _pipeline("build"),
+    _call("build"),
     "Build with buildx, push by digest, then tag it (--stage: no tag, for publish later).",
     extra=(PASSWORD_STDIN,),
 )
 sign = provenance_task(
     "sign",
-    _pipeline("sign"),
+    _call("sign"),
     "Sign IMAGE@DIGEST (never a tag) once per tag, with the CI provenance annotations.",
     extra=(PASSWORD_STDIN,),
 )
 verify = provenance_task(
     "verify",
-    _pipeline("verify"),
+    _call("verify"),
     """Verify IMAGE@DIGEST: signer (key, or identity + issuer), digest and every annotation.
 
     With --tag, each tag must point at the digest at the registry. Prints expected against found.
@@ -240,28 +195,28 @@ verify = provenance_task(
 )
 publish = provenance_task(
     "publish",
-    _pipeline("publish"),
+    _call("publish"),
     """Verify IMAGE@DIGEST here, then create or move the tags onto it (a copy of its manifest)
     and read each tag back. The end of build --stage, sign, verify, publish.""",
     extra=(PASSWORD_STDIN,),
 )
 attest = provenance_task(
     "attest",
-    _pipeline("attest"),
+    _call("attest"),
     """Attach signed SLSA v1 provenance to IMAGE@DIGEST and each platform manifest (cosign
     attest), made from the CI context and the build's inputs.""",
     extra=(PASSWORD_STDIN,),
 )
 verify_attestation = provenance_task(
     "verify-attestation",
-    _pipeline("verify_attestation"),
+    _call("verify_attestation"),
     """Verify the SLSA v1 provenance of IMAGE@DIGEST and each platform: signer, subject,
     builder id, source repository and commit.""",
     extra=(PASSWORD_STDIN,),
 )
 build_sign_verify = provenance_task(
     "build-sign-verify",
-    _pipeline("build_sign_verify"),
+    _call("build_sign_verify"),
     "The whole job: check inputs, log in, build and push, sign the digest, verify it.",
     extra=(PASSWORD_STDIN,),
 )
