@@ -36,7 +36,9 @@ TASK_ORDER = (
 )
 
 #: Settings no environment variable can hold, and why (`settings._images` refuses a string).
-NOT_FROM_THE_ENVIRONMENT = {"images": "invoke.yaml only (a list of mappings)"}
+NOT_FROM_THE_ENVIRONMENT = {
+    "images": "none: a list of mappings (`INVOKE_PROVENANCE_IMAGES_FILE` names a file of it)"
+}
 
 #: The reference's three tables, as `provenance_tasks/options/` holds them.
 PARTS = (
