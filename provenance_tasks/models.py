@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "ENV_SCHEME",
     "KMS_SCHEMES",
+    "LOCAL_KEY_NAME",
     "Annotation",
     "CertificateSigning",
     "IdentityPolicy",
     "IdentityToken",
     "ImageRef",
     "KeyPolicy",
+    "KeyRef",
     "KeySigning",
     "KeylessSigning",
     "SigningMaterial",
@@ -85,7 +88,79 @@ class IdentityToken:
         return self.value is None and self.request_url is not None
 
 
+#: The KMS schemes cosign signs with (`cosign sign --key SCHEME://...`).
 KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "gitlab://", "k8s://")
+ENV_SCHEME = "env://"
+
+#: The private half of the key pair a laptop signs with, as `cosign generate-key-pair` names it.
+LOCAL_KEY_NAME = "cosign.key"
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A key reference as cosign takes it after --key: a file, `env://VAR` (the PEM in a
+    variable) or a KMS URI. `str()` gives it back unchanged.
+
+    Parsing only reads the text: whether the file can be read, the variable is set or the scheme
+    is one cosign knows is steps/keys.py's to check, with the run's folder and environment.
+    """
+
+    scheme: str  # "env://", one of KMS_SCHEMES, another "x://", or "" for a file
+    location: str  # the path, the variable's name, or the rest of the URI
+
+    @classmethod
+    def parse(cls, text: str) -> KeyRef:
+        head, sep, rest = text.partition("://")
+        return cls(head + sep, rest) if sep else cls("", text)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}{self.location}"
+
+    @property
+    def is_file(self) -> bool:
+        return not self.scheme
+
+    @property
+    def is_env(self) -> bool:
+        return self.scheme == ENV_SCHEME
+
+    @property
+    def is_kms(self) -> bool:
+        return self.scheme in KMS_SCHEMES
+
+    @property
+    def env_variable(self) -> str | None:
+        """The variable an env:// reference names."""
+        return self.location if self.is_env else None
+
+    @property
+    def path(self) -> Path | None:
+        """A file reference's path, as given (relative to the run's folder, or absolute)."""
+        return Path(self.location) if self.is_file else None
+
+    @property
+    def is_pair_file(self) -> bool:
+        """A file named as cosign names a pair's private half, PREFIX.key: its name says where
+        the public half is."""
+        return self.is_file and self.location.endswith(".key")
+
+    @property
+    def public_path(self) -> Path | None:
+        """The public half beside a file key, as cosign writes a pair: PREFIX.key's is
+        PREFIX.pub (another name gets .pub for its suffix). None for env:// and a URI."""
+        if not self.is_file:
+            return None
+        if self.is_pair_file:
+            return Path(self.location[: -len(".key")] + ".pub")
+        return Path(self.location).with_suffix(".pub")
+
+    def public_half(self) -> KeyRef | None:
+        """Where the public half is read: a KMS key is its own (cosign asks the KMS), a file's
+        is public_path. None for env://: only `cosign public-key` can print it (preflight)."""
+        if self.is_kms:
+            return self
+        public = self.public_path
+        return KeyRef("", str(public)) if public is not None else None
 
 
 @dataclass(frozen=True)
@@ -93,6 +168,10 @@ class KeySigning:
     """A private key: a file, env://VAR or a KMS URI; its password comes from COSIGN_PASSWORD."""
 
     key: str
+
+    @property
+    def ref(self) -> KeyRef:
+        return KeyRef.parse(self.key)
 
 
 @dataclass(frozen=True)
@@ -102,6 +181,10 @@ class CertificateSigning:
     key: str
     certificate: Path
     chain: Path
+
+    @property
+    def ref(self) -> KeyRef:
+        return KeyRef.parse(self.key)
 
 
 @dataclass(frozen=True)
@@ -125,6 +208,10 @@ class KeyPolicy:
 
     public_key: str
     of_signing_key: str | None = None
+
+    @property
+    def ref(self) -> KeyRef:
+        return KeyRef.parse(self.public_key)
 
     def admits(self, subject: str | None) -> bool:
         """Whether a signature cosign verified against this key is this policy's: it is (a key

@@ -23,6 +23,7 @@ from provenance_tasks.adapters.process import Completed, LineSink, run
 from provenance_tasks.annotations import cosign_annotation_arg
 from provenance_tasks.errors import InputError, last_lines
 from provenance_tasks.models import (
+    LOCAL_KEY_NAME,
     CertificateSigning,
     IdentityPolicy,
     KeylessSigning,
@@ -259,12 +260,14 @@ class Cosign:
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)
         env = {**self.env, "COSIGN_PASSWORD": ""}
+        key = folder / LOCAL_KEY_NAME
+        prefix = key.with_suffix("")  # cosign writes PREFIX.key and PREFIX.pub
         run(
-            [self.binary, "generate-key-pair", "--output-key-prefix", str(folder / "cosign")],
+            [self.binary, "generate-key-pair", "--output-key-prefix", str(prefix)],
             redactor=self.redactor,
             env=env,
         )
-        key, pub = folder / "cosign.key", folder / "cosign.pub"
+        pub = prefix.with_suffix(".pub")
         key.chmod(0o600)
         pub.chmod(0o600)
         return key, pub

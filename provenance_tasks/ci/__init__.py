@@ -4,20 +4,29 @@ Detection keys only on the variable each CI sets to exactly "true" for its own j
 (`GITLAB_CI`, then `GITHUB_ACTIONS`). `CI=true` alone is set by many systems and says nothing
 about where the provenance variables would be: it is an unknown CI, which gets no default image
 and no key pair (a guess made in CI would sign something silently wrong). Without `CI`, a laptop.
+Those tests, and the helpers that read a CI's variables, are `_env.py`'s.
+
+The providers are imported when detection runs: the logs import `_env.py` before then.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from provenance_tasks.ci.base import Annotation, CIContext
-from provenance_tasks.ci.github import GitHubProvider
-from provenance_tasks.ci.gitlab import GitLabProvider
-from provenance_tasks.ci.local import LocalProvider, UnknownCIProvider
+if TYPE_CHECKING:
+    from provenance_tasks.ci.base import Annotation, CIContext
 
 __all__ = ["Annotation", "CIContext", "Provider", "detect", "providers", "select_provider"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Annotation", "CIContext"):
+        from provenance_tasks.ci import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Provider(Protocol):
@@ -33,6 +42,10 @@ class Provider(Protocol):
 
 def providers(*, cwd: Path | None = None) -> tuple[Provider, ...]:
     """The providers in the order detection tries them; the last one always matches."""
+    from provenance_tasks.ci.github import GitHubProvider
+    from provenance_tasks.ci.gitlab import GitLabProvider
+    from provenance_tasks.ci.local import LocalProvider, UnknownCIProvider
+
     return (GitLabProvider(), GitHubProvider(), UnknownCIProvider(cwd=cwd), LocalProvider(cwd=cwd))
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from provenance_tasks.ci._env import ID_TOKEN_VARIABLE
 from provenance_tasks.models import Annotation
 from provenance_tasks.tag_rules import RefFacts
 
@@ -37,7 +38,7 @@ class CIContext:
     # What the provider decides about the run, so that no step compares provider names:
     keyless_by_default: bool = False  # `mode: auto` signs keyless (the job has an ID token)
     keyless_hint: str = (
-        "set SIGSTORE_ID_TOKEN to a token with the audience sigstore, or sign with --key"
+        f"set {ID_TOKEN_VARIABLE} to a token with the audience sigstore, or sign with --key"
     )
     local_keys: bool = False  # a key pair may be made on first use (a laptop)
     output_file_variable: str | None = None  # where step outputs go (GitHub's GITHUB_OUTPUT)

@@ -17,9 +17,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from provenance_tasks.annotations import validate_annotation
+from provenance_tasks.ci._env import GITHUB, ID_TOKEN_VARIABLE, get, secrets
 from provenance_tasks.ci.base import CIContext, iso_time
 from provenance_tasks.ci.oidc import claim, decode_claims
-from provenance_tasks.errors import InputError
 from provenance_tasks.models import Annotation
 from provenance_tasks.references import sanitize_tag, validate_repository, validate_tag
 from provenance_tasks.tag_rules import RefFacts
@@ -31,9 +31,6 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 #: The registry GitHub's token can push to.
 GITHUB_REGISTRY = "ghcr.io"
-
-#: The variable an ID token for keyless signing is read from, when the job provides one.
-ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
 
 #: Variables whose values are secrets, for redaction.
 SECRET_VARIABLES = (
@@ -90,43 +87,20 @@ def _default_branch(
     return None, "the event at GITHUB_EVENT_PATH has no repository.default_branch"
 
 
-def _get(environ: Mapping[str, str], name: str) -> str | None:
-    """A variable's value, with empty treated as unset."""
-    value = environ.get(name)
-    return value if value else None
-
-
-def _require(environ: Mapping[str, str], name: str) -> str:
-    value = _get(environ, name)
-    if value is None:
-        raise InputError(
-            f"{name} is not set: it is a GitHub Actions default variable, set in every "
-            "workflow run",
-            hint=f"outside GitHub Actions, export {name}=... yourself, or unset GITHUB_ACTIONS "
-            "to run in local mode",
-        )
-    return value
-
-
-def _secrets(environ: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
-    values = (_get(environ, name) for name in names)
-    return tuple(dict.fromkeys(v for v in values if v is not None))
-
-
 class GitHubProvider:
     """GitHub Actions, recognised by `GITHUB_ACTIONS=true`."""
 
     name = "github"
 
     def matches(self, environ: Mapping[str, str]) -> bool:
-        return environ.get("GITHUB_ACTIONS") == "true"
+        return GITHUB.detected(environ)
 
     def context(self, environ: Mapping[str, str]) -> CIContext:
-        server = _require(environ, "GITHUB_SERVER_URL").rstrip("/")
-        repository = _require(environ, "GITHUB_REPOSITORY")
-        run_id = _require(environ, "GITHUB_RUN_ID")
-        sha = _require(environ, "GITHUB_SHA")
-        workflow_ref = _require(environ, "GITHUB_WORKFLOW_REF")
+        server = GITHUB.require(environ, "GITHUB_SERVER_URL").rstrip("/")
+        repository = GITHUB.require(environ, "GITHUB_REPOSITORY")
+        run_id = GITHUB.require(environ, "GITHUB_RUN_ID")
+        sha = GITHUB.require(environ, "GITHUB_SHA")
+        workflow_ref = GITHUB.require(environ, "GITHUB_WORKFLOW_REF")
         repo_url = f"{server}/{repository}"
 
         def ann(key: str, value: str, source: str) -> Annotation:
@@ -141,14 +115,16 @@ class GitHubProvider:
             ),
             ann(
                 "com.github.actions.run.attempt",
-                _require(environ, "GITHUB_RUN_ATTEMPT"),
+                GITHUB.require(environ, "GITHUB_RUN_ATTEMPT"),
                 "GITHUB_RUN_ATTEMPT",
             ),
             ann("com.github.actions.workflow.ref", workflow_ref, "GITHUB_WORKFLOW_REF"),
             ann("com.github.actions.sha", sha, "GITHUB_SHA"),
-            ann("com.github.actions.ref", _require(environ, "GITHUB_REF"), "GITHUB_REF"),
+            ann("com.github.actions.ref", GITHUB.require(environ, "GITHUB_REF"), "GITHUB_REF"),
             ann("com.github.actions.repository", repository, "GITHUB_REPOSITORY"),
-            ann("com.github.actions.actor", _require(environ, "GITHUB_ACTOR"), "GITHUB_ACTOR"),
+            ann(
+                "com.github.actions.actor", GITHUB.require(environ, "GITHUB_ACTOR"), "GITHUB_ACTOR"
+            ),
             ann("org.opencontainers.image.source", repo_url, "GITHUB_SERVER_URL/GITHUB_REPOSITORY"),
             ann("org.opencontainers.image.revision", sha, "GITHUB_SHA"),
         )
@@ -157,7 +133,7 @@ class GitHubProvider:
         tag_name: str | None = None
         tags = [short_sha]
         if environ.get("GITHUB_REF_TYPE") == "tag":
-            tag_name = _require(environ, "GITHUB_REF_NAME")
+            tag_name = GITHUB.require(environ, "GITHUB_REF_NAME")
             tags.append(sanitize_tag(tag_name, "GITHUB_REF_NAME"))
 
         default_repository = validate_repository(
@@ -169,22 +145,22 @@ class GitHubProvider:
         refs = RefFacts(
             short_sha=short_sha,
             sha_source="GITHUB_SHA",
-            ref_name=tag_name or _get(environ, "GITHUB_REF_NAME"),
+            ref_name=tag_name or get(environ, "GITHUB_REF_NAME"),
             ref_source="GITHUB_REF_NAME",
             is_tag=tag_name is not None,
             default_branch=default_branch,
             default_branch_source=default_branch_source,
             # A pull request's ref (refs/pull/123/merge, GITHUB_REF_NAME 123/merge) is no branch.
-            is_merge_request=_require(environ, "GITHUB_REF").startswith("refs/pull/"),
+            is_merge_request=GITHUB.require(environ, "GITHUB_REF").startswith("refs/pull/"),
         )
 
-        id_token = _get(environ, ID_TOKEN_VARIABLE)
+        id_token = get(environ, ID_TOKEN_VARIABLE)
         claims = decode_claims(id_token)
         job_workflow_ref = claim(claims, "job_workflow_ref")
         identity = f"{server}/{job_workflow_ref or workflow_ref}"
         issuer = claim(claims, "iss") or GITHUB_ISSUER
 
-        password = _get(environ, "GITHUB_TOKEN")
+        password = get(environ, "GITHUB_TOKEN")
 
         labels = {
             f"{_LABEL}source": repo_url,
@@ -206,12 +182,12 @@ class GitHubProvider:
             identity=identity,
             issuer=issuer,
             registry=GITHUB_REGISTRY,
-            registry_user=_get(environ, "GITHUB_ACTOR"),
+            registry_user=get(environ, "GITHUB_ACTOR"),
             registry_password=password,
             registry_password_source="GITHUB_TOKEN" if password is not None else None,
             id_token=id_token,
             id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
-            secrets=_secrets(environ, SECRET_VARIABLES),
+            secrets=secrets(environ, SECRET_VARIABLES),
             keyless_by_default=True,
             keyless_hint="give the job `permissions: id-token: write`, or pass SIGSTORE_ID_TOKEN "
             "with the audience sigstore",
@@ -223,10 +199,10 @@ class GitHubProvider:
             commit_time_source="the push event's head_commit.timestamp",
             builder_id=identity.rsplit("@", 1)[0],  # the workflow, not one ref of it
             invocation_id=f"{repo_url}/actions/runs/{run_id}/attempts/"
-            f"{_require(environ, 'GITHUB_RUN_ATTEMPT')}",
-            source_ref=_require(environ, "GITHUB_REF"),
+            f"{GITHUB.require(environ, 'GITHUB_RUN_ATTEMPT')}",
+            source_ref=GITHUB.require(environ, "GITHUB_REF"),
             # owner/repo/.github/workflows/build.yml@refs/heads/main: the file's path in the repo
             config_path=workflow_ref.split("@", 1)[0].split("/", 2)[-1],
-            runner=_get(environ, "RUNNER_NAME"),
+            runner=get(environ, "RUNNER_NAME"),
             refs=refs,
         )

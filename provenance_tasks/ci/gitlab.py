@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from provenance_tasks.annotations import validate_annotation
+from provenance_tasks.ci._env import GITLAB, ID_TOKEN_VARIABLE, get, secrets
 from provenance_tasks.ci.base import CIContext, iso_time
-from provenance_tasks.ci.oidc import claim, decode_claims
-from provenance_tasks.errors import InputError
+from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, claim, decode_claims
 from provenance_tasks.models import Annotation
 from provenance_tasks.references import sanitize_tag, validate_repository, validate_tag
 from provenance_tasks.tag_rules import RefFacts
@@ -28,10 +28,7 @@ from provenance_tasks.tag_rules import RefFacts
 __all__ = ["GITLAB_ID_TOKEN_HINT", "GitLabProvider"]
 
 #: What a job needs in .gitlab-ci.yml for keyless signing (for the signing step's message).
-GITLAB_ID_TOKEN_HINT = "id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore"  # noqa: S105 - not a secret
-
-#: The variable the ID token for keyless signing is read from.
-ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
+GITLAB_ID_TOKEN_HINT = f"id_tokens: {ID_TOKEN_VARIABLE}: aud: {SIGSTORE_AUDIENCE}"
 
 #: GitLab's default CI configuration path, used when CI_CONFIG_PATH is unset.
 DEFAULT_CONFIG_PATH = ".gitlab-ci.yml"
@@ -79,30 +76,8 @@ _LABEL = "org.opencontainers.image."
 
 def _runner(environ: Mapping[str, str]) -> str | None:
     """The runner's name and version, for SLSA's builder.version: the id is the project's."""
-    found = [_get(environ, name) for name in ("CI_RUNNER_DESCRIPTION", "CI_RUNNER_VERSION")]
+    found = [get(environ, name) for name in ("CI_RUNNER_DESCRIPTION", "CI_RUNNER_VERSION")]
     return " ".join(v for v in found if v) or None
-
-
-def _get(environ: Mapping[str, str], name: str) -> str | None:
-    """A variable's value, with empty treated as unset (GitLab sets some variables to "")."""
-    value = environ.get(name)
-    return value if value else None
-
-
-def _require(environ: Mapping[str, str], name: str) -> str:
-    value = _get(environ, name)
-    if value is None:
-        raise InputError(
-            f"{name} is not set: it is a GitLab predefined variable, set in every GitLab CI job",
-            hint=f"outside GitLab, export {name}=... yourself, or unset GITLAB_CI to run in "
-            "local mode",
-        )
-    return value
-
-
-def _secrets(environ: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
-    values = (_get(environ, name) for name in names)
-    return tuple(dict.fromkeys(v for v in values if v is not None))
 
 
 def _with_scheme(uri: str) -> str:
@@ -116,18 +91,18 @@ class GitLabProvider:
     name = "gitlab"
 
     def matches(self, environ: Mapping[str, str]) -> bool:
-        return environ.get("GITLAB_CI") == "true"
+        return GITLAB.detected(environ)
 
     def context(self, environ: Mapping[str, str]) -> CIContext:
         annotations = tuple(
-            validate_annotation(Annotation(key=key, value=_require(environ, var), source=var))
+            validate_annotation(Annotation(key=key, value=GITLAB.require(environ, var), source=var))
             for key, var in ANNOTATION_VARIABLES
         )
-        project_url = _require(environ, "CI_PROJECT_URL")
-        sha = _require(environ, "CI_COMMIT_SHA")
-        commit_tag = _get(environ, "CI_COMMIT_TAG")
+        project_url = GITLAB.require(environ, "CI_PROJECT_URL")
+        sha = GITLAB.require(environ, "CI_COMMIT_SHA")
+        commit_tag = get(environ, "CI_COMMIT_TAG")
 
-        short_sha = _get(environ, "CI_COMMIT_SHORT_SHA")
+        short_sha = get(environ, "CI_COMMIT_SHORT_SHA")
         short_source = "CI_COMMIT_SHORT_SHA"
         if short_sha is None:
             short_sha, short_source = sha[:8], "CI_COMMIT_SHA"
@@ -135,12 +110,12 @@ class GitLabProvider:
         if commit_tag is not None:
             tags.append(sanitize_tag(commit_tag, "CI_COMMIT_TAG"))
 
-        default_branch = _get(environ, "CI_DEFAULT_BRANCH")
+        default_branch = get(environ, "CI_DEFAULT_BRANCH")
         refs = RefFacts(
             short_sha=short_sha,
             sha_source=short_source,
             # A tag pipeline's CI_COMMIT_REF_NAME is the tag too, but CI_COMMIT_TAG says it is one.
-            ref_name=commit_tag or _require(environ, "CI_COMMIT_REF_NAME"),
+            ref_name=commit_tag or GITLAB.require(environ, "CI_COMMIT_REF_NAME"),
             ref_source="CI_COMMIT_TAG" if commit_tag is not None else "CI_COMMIT_REF_NAME",
             is_tag=commit_tag is not None,
             default_branch=default_branch,
@@ -149,31 +124,31 @@ class GitLabProvider:
             else "CI_DEFAULT_BRANCH is not set",
             # Set in merge request pipelines (merged results and merge trains too), whose
             # CI_COMMIT_REF_NAME is the source branch, maybe a fork's "main".
-            is_merge_request=_get(environ, "CI_MERGE_REQUEST_IID") is not None,
+            is_merge_request=get(environ, "CI_MERGE_REQUEST_IID") is not None,
         )
 
-        image = _get(environ, "CI_REGISTRY_IMAGE")
+        image = get(environ, "CI_REGISTRY_IMAGE")
         default_repository = (
             validate_repository(image, "CI_REGISTRY_IMAGE") if image is not None else None
         )
 
-        id_token = _get(environ, ID_TOKEN_VARIABLE)
+        id_token = get(environ, ID_TOKEN_VARIABLE)
         claims = decode_claims(id_token)
         config_ref_uri = claim(claims, "ci_config_ref_uri")
-        config_path = _get(environ, "CI_CONFIG_PATH") or DEFAULT_CONFIG_PATH
+        config_path = get(environ, "CI_CONFIG_PATH") or DEFAULT_CONFIG_PATH
         if commit_tag is not None:
             ref = f"refs/tags/{commit_tag}"
         else:
-            ref = f"refs/heads/{_require(environ, 'CI_COMMIT_REF_NAME')}"
+            ref = f"refs/heads/{GITLAB.require(environ, 'CI_COMMIT_REF_NAME')}"
         if config_ref_uri is not None:
             identity = _with_scheme(config_ref_uri)
         else:
             identity = f"{project_url}//{config_path}@{ref}"
-        issuer = claim(claims, "iss") or _require(environ, "CI_SERVER_URL")
+        issuer = claim(claims, "iss") or GITLAB.require(environ, "CI_SERVER_URL")
 
-        password_source = next((n for n in PASSWORD_VARIABLES if _get(environ, n)), None)
-        password = _get(environ, password_source) if password_source else None
-        user = _get(environ, "CI_REGISTRY_USER")
+        password_source = next((n for n in PASSWORD_VARIABLES if get(environ, n)), None)
+        password = get(environ, password_source) if password_source else None
+        user = get(environ, "CI_REGISTRY_USER")
         if user is None and password_source == JOB_TOKEN_VARIABLE:
             user = JOB_TOKEN_USER
 
@@ -183,8 +158,8 @@ class GitLabProvider:
         }
         labels[f"{_LABEL}version"] = commit_tag or short_sha
         title = (
-            _get(environ, "CI_PROJECT_NAME")
-            or _require(environ, "CI_PROJECT_PATH").rsplit("/", 1)[-1]
+            get(environ, "CI_PROJECT_NAME")
+            or GITLAB.require(environ, "CI_PROJECT_PATH").rsplit("/", 1)[-1]
         )
         labels[f"{_LABEL}title"] = title
         labels[f"{_LABEL}url"] = project_url
@@ -200,19 +175,19 @@ class GitLabProvider:
             default_tags=tuple(dict.fromkeys(tags)),
             identity=identity,
             issuer=issuer,
-            registry=_get(environ, "CI_REGISTRY"),
+            registry=get(environ, "CI_REGISTRY"),
             registry_user=user,
             registry_password=password,
             registry_password_source=password_source,
             id_token=id_token,
             id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
-            secrets=_secrets(environ, SECRET_VARIABLES),
+            secrets=secrets(environ, SECRET_VARIABLES),
             keyless_by_default=True,
             keyless_hint=f"add to the job: {GITLAB_ID_TOKEN_HINT}",
             commit_time=iso_time(environ, "CI_COMMIT_TIMESTAMP"),
             commit_time_source="CI_COMMIT_TIMESTAMP",
             builder_id=identity.rsplit("@", 1)[0],  # the CI configuration, not one ref of it
-            invocation_id=_get(environ, "CI_JOB_URL"),
+            invocation_id=get(environ, "CI_JOB_URL"),
             source_ref=ref,
             config_path=config_path,
             runner=_runner(environ),

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from provenance_tasks.annotations import validate_annotation
+from provenance_tasks.ci._env import GITHUB, GITLAB, ID_TOKEN_VARIABLE, ci_is_set, get, secrets
 from provenance_tasks.ci.base import CIContext
 from provenance_tasks.models import Annotation
 from provenance_tasks.references import validate_repository
@@ -35,9 +36,6 @@ __all__ = [
 
 #: The registry a local run pushes to by default (`docker run -p 5000:5000 registry:2`).
 LOCAL_REGISTRY = "localhost:5000"
-
-#: The variable an ID token for keyless signing is read from, if someone provides one locally.
-ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
 
 #: Variables whose values are secrets, for redaction.
 SECRET_VARIABLES = (ID_TOKEN_VARIABLE, "COSIGN_PASSWORD")
@@ -173,11 +171,6 @@ def repository_component(folder_name: str) -> str:
     return name.strip("._-") or "app"
 
 
-def _optional(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name)
-    return value if value else None
-
-
 @dataclass(frozen=True)
 class LocalProvider:
     """Not GitLab, not GitHub: a developer machine or an unknown CI (`CI=true` alone)."""
@@ -225,8 +218,7 @@ class LocalProvider:
         if folder:
             labels[f"{_LABEL}title"] = folder
 
-        id_token = _optional(environ, ID_TOKEN_VARIABLE)
-        secrets = [v for v in (_optional(environ, n) for n in SECRET_VARIABLES) if v]
+        id_token = get(environ, ID_TOKEN_VARIABLE)
         return CIContext(
             provider=self.name,
             annotations=annotations,
@@ -237,7 +229,7 @@ class LocalProvider:
             issuer=None,
             id_token=id_token,
             id_token_source=ID_TOKEN_VARIABLE if id_token is not None else None,
-            secrets=tuple(dict.fromkeys([*secrets, *credentials])),
+            secrets=tuple(dict.fromkeys([*secrets(environ, SECRET_VARIABLES), *credentials])),
             local_keys=True,
             detected="no CI (CI is not set): a laptop, with local defaults",
             source_ref=f"refs/heads/{facts.ref_name}" if facts.ref_name else None,
@@ -255,10 +247,6 @@ class LocalProvider:
         )
 
 
-#: What `CI` says when a CI system sets it (most do, to "true"; some to "1").
-_CI_VALUES = ("true", "1", "yes")
-
-
 @dataclass(frozen=True)
 class UnknownCIProvider(LocalProvider):
     """`CI=true`, but neither GitLab's nor GitHub's own variable: a CI we don't know (Jenkins,
@@ -268,11 +256,11 @@ class UnknownCIProvider(LocalProvider):
     name: ClassVar[str] = "unknown-ci"
 
     def matches(self, environ: Mapping[str, str]) -> bool:
-        return environ.get("CI", "").strip().lower() in _CI_VALUES
+        return ci_is_set(environ)
 
     def context(self, environ: Mapping[str, str]) -> CIContext:
-        why = "CI=true, but neither GITLAB_CI=true nor GITHUB_ACTIONS=true"
-        if environ.get("GITLAB_CI") == "false":
+        why = f"CI=true, but neither {GITLAB.detector}=true nor {GITHUB.detector}=true"
+        if environ.get(GITLAB.detector) == "false":
             # gitlab-ci-local sets it so, on purpose: its users ask for GitLab's behaviour.
             why += (
                 " (GITLAB_CI=false is what gitlab-ci-local sets: run it with "

@@ -12,6 +12,8 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from provenance_tasks.ci._env import GITHUB, GITLAB
+
 # ESC, CR and the other C0 controls (tab and newline stay): without ESC and CR no text can write a
 # GitLab marker, and without CR none can overwrite a line shown in the terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
@@ -91,12 +93,12 @@ def for_environment(
     environ: Mapping[str, str], log_format: str, write: Callable[[str], None]
 ) -> Markers:
     """The markers of the CI we run in; JSON lines carry none (a pipeline parses every line)."""
-    if environ.get("GITHUB_ACTIONS") == "true":
+    if GITHUB.detected(environ):
         # Masks even in JSON mode: the runner removes those lines, and they protect tool output.
         return GitHubMarkers(write) if log_format != "json" else _MaskOnly(write)
     if log_format == "json":
         return Markers(write)
-    if environ.get("GITLAB_CI") == "true":
+    if GITLAB.detected(environ):
         return GitLabMarkers(write)
     return Markers(write)
 

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar, TextIO
 
+from provenance_tasks.ci._env import GITHUB, GITLAB
+
 #: Fields every JSON record carries, None when they don't apply (yet).
 CORE_FIELDS = ("step", "image", "digest", "attempt", "duration_s")
 
@@ -72,7 +74,7 @@ def wants_colour(environ: Mapping[str, str], stream: TextIO) -> bool:
     if "NO_COLOR" in environ:
         return False
     # GitLab's and GitHub's log viewers render ANSI colours although the job's stream is no TTY.
-    in_ci_viewer = environ.get("GITLAB_CI") == "true" or environ.get("GITHUB_ACTIONS") == "true"
+    in_ci_viewer = GITLAB.detected(environ) or GITHUB.detected(environ)
     return in_ci_viewer or stream.isatty()
 
 

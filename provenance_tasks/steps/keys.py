@@ -5,30 +5,30 @@ pair, the co-signature's."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from provenance_tasks.errors import InputError
-from provenance_tasks.models import KMS_SCHEMES, KeyPolicy, KeySigning
+from provenance_tasks.models import KMS_SCHEMES, KeyPolicy, KeyRef, KeySigning
 from provenance_tasks.steps.run import Run
 
 
 def check_key_ref(run: Run, key: str, what: str) -> str:
-    if "://" in key:
-        scheme = key.split("://", 1)[0] + "://"
-        if scheme == "env://":
-            if not run.environ.get(key[len("env://") :]):
-                raise InputError(
-                    f"{what} {key}: the variable is not set",
-                    hint=f"export {key[len('env://') :]} with the PEM key",
-                )
-            return key
-        if scheme not in KMS_SCHEMES:
+    ref = KeyRef.parse(key)
+    variable = ref.env_variable
+    if variable is not None:
+        if not run.environ.get(variable):
             raise InputError(
-                f"{what} {key}: unknown KMS scheme {scheme}",
+                f"{what} {key}: the variable is not set",
+                hint=f"export {variable} with the PEM key",
+            )
+        return key
+    if ref.path is None:
+        if not ref.is_kms:
+            raise InputError(
+                f"{what} {key}: unknown KMS scheme {ref.scheme}",
                 hint=f"use a file, env://VAR, or one of {', '.join(KMS_SCHEMES)}",
             )
         return key
-    path = (run.cwd / key).resolve()
+    path = (run.cwd / ref.path).resolve()
     if not path.is_file() or not os.access(path, os.R_OK):
         raise InputError(f"cannot read {what} {path}", hint="check the path and its permissions")
     return str(path)
@@ -43,7 +43,7 @@ def second_signer(
     key, public = s.second_key, s.second_public_key
     if not key and not public:
         return None, None
-    if key and key.startswith("env://"):
+    if key and KeyRef.parse(key).is_env:
         raise InputError(
             "provenance.second_key can't be an env:// key",
             hint="use a key file or a KMS URI for the co-signature",
@@ -53,12 +53,13 @@ def second_signer(
         signer = KeySigning(check_key_ref(run, key, "provenance.second_key"))
     if not verifies:
         return signer, None
-    if not public and key:
-        public = key if key.startswith(KMS_SCHEMES) else str(Path(key).with_suffix(".pub"))
-    assert public is not None
+    if not public:
+        half = KeyRef.parse(key).public_half() if key else None
+        assert half is not None  # a file or a KMS URI: env:// was refused above
+        public = str(half)
     checked = (
         public
-        if public.startswith(KMS_SCHEMES)
+        if KeyRef.parse(public).is_kms
         else check_key_ref(run, public, "provenance.second_public_key")
     )
     return signer, KeyPolicy(checked)

@@ -13,13 +13,14 @@ from pathlib import Path
 from provenance_tasks.annotations import parse_annotation_flag
 from provenance_tasks.errors import InputError
 from provenance_tasks.models import (
-    KMS_SCHEMES,
+    LOCAL_KEY_NAME,
     Annotation,
     CertificateSigning,
     IdentityPolicy,
     ImageRef,
     KeylessSigning,
     KeyPolicy,
+    KeyRef,
     KeySigning,
     SigningMaterial,
     Target,
@@ -229,11 +230,16 @@ def signing_material(run: Run, mode: str) -> SigningMaterial:
         return KeySigning(check_key_ref(run, s.key, "signing key"))
     if not run.ci.local_keys:
         raise InputError("key mode needs a key", hint=run.ci.key_hint)
-    return KeySigning(str(local_key_folder(run) / "cosign.key"))  # made on first use
+    return KeySigning(str(local_key_path(run)))  # made on first use
 
 
 def local_key_folder(run: Run) -> Path:
     return (run.cwd / run.settings.key_folder).resolve()
+
+
+def local_key_path(run: Run) -> Path:
+    """The private half of the pair a laptop signs with, made on first use (steps/sign.py)."""
+    return local_key_folder(run) / LOCAL_KEY_NAME
 
 
 def verification_policy(
@@ -242,21 +248,21 @@ def verification_policy(
     s = run.settings
     if mode == "key":
         public = s.public_key
-        if not public and isinstance(signing, KeySigning) and _no_public_half(signing.key):
+        if not public and isinstance(signing, KeySigning) and _no_public_half(signing.ref):
             # Verify what this run signs against the key it signs with (preflight derives it).
             return KeyPolicy(signing.key, of_signing_key=signing.key)
         if not public:
-            key = s.key or str(local_key_folder(run) / "cosign.key")
-            if key.startswith(KMS_SCHEMES):
-                public = key
-            elif key.endswith(".key") and "://" not in key:
-                public = key[: -len(".key")] + ".pub"
-            else:
+            key = KeyRef.parse(s.key or str(local_key_path(run)))
+            # A file's public half is guessed only by cosign's own naming, PREFIX.key.
+            half = key.public_half() if key.is_kms or key.is_pair_file else None
+            if half is None:
                 raise InputError(
                     "cannot tell the public key for verify",
                     hint="pass --public-key (a file, env://VAR or a KMS URI)",
                 )
-        if public.startswith(KMS_SCHEMES) or public.startswith("env://"):
+            public = str(half)
+        given = KeyRef.parse(public)
+        if given.is_kms or given.is_env:
             return KeyPolicy(public)
         path = (run.cwd / public).resolve()
         if not path.is_file() and not (s.key is None and run.ci.local_keys):
@@ -287,15 +293,13 @@ def verification_policy(
     return IdentityPolicy(identity, issuer, chain=chain)  # its trusted root: preflight's
 
 
-def _no_public_half(key: str) -> bool:
+def _no_public_half(key: KeyRef) -> bool:
     """A key whose public half is nowhere to be read: in a variable, or a file with no .pub
     beside it (a key still to be made, locally, will get one)."""
-    if key.startswith(KMS_SCHEMES):
-        return False  # cosign reads the public half from the KMS itself
-    if key.startswith("env://"):
-        return True
-    path = Path(key)
-    return path.exists() and not (key.endswith(".key") and path.with_suffix(".pub").is_file())
+    path, public = key.path, key.public_path
+    if path is None or public is None:
+        return key.is_env  # a KMS key: cosign reads the public half from the KMS itself
+    return path.exists() and not (key.is_pair_file and public.is_file())
 
 
 def given_image(run: Run, target: Target, found: outputs.Earlier | None) -> ImageRef:

@@ -17,14 +17,12 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 
 from provenance_tasks.adapters.services import unreachable
 from provenance_tasks.ci.oidc import claim, decode_claims
 from provenance_tasks.errors import InputError, ToolError
 from provenance_tasks.logs import StepLog
 from provenance_tasks.models import (
-    KMS_SCHEMES,
     CertificateSigning,
     IdentityPolicy,
     KeylessSigning,
@@ -183,15 +181,15 @@ def signing_key(run: Run, tools: Tools, material: SigningMaterial) -> str | None
 
     if not isinstance(material, KeySigning | CertificateSigning):
         return None
-    key = material.key
-    local_to_make = "://" not in key and not Path(key).exists()  # made on first use, locally
-    if key.startswith(KMS_SCHEMES) or local_to_make:
+    key = material.ref
+    local_to_make = key.path is not None and not key.path.exists()  # made on first use, locally
+    if key.is_kms or local_to_make:
         return None
     binary = shutil.which(run.settings.cosign)
     if binary is None:
         return None  # signing_cosign says what is missing
     cosign = Cosign(binary, 0, run.redactor, env=tools.cosign_environment())
-    return cosign.check_key(key)
+    return cosign.check_key(material.key)
 
 
 def signing_services(

@@ -197,16 +197,14 @@ class Tools:
     def cosign_environment(self, trust: Mapping[str, str] | None = None) -> dict[str, str]:
         """All that cosign sees in this run (adapters/cosign_env.py), with `trust` files."""
         from provenance_tasks.adapters.cosign_env import cosign_environment
+        from provenance_tasks.models import KeyRef
 
         run, s = self.run, self.run.settings
         tuf_root = run.environ.get("TUF_ROOT")  # the public instance's cache: the user's own
         if self.sigstore.private:
             tuf_root = str(self.private_folder() / "tuf")  # never a shared cache or a mirror
-        key_variables = tuple(
-            ref[len("env://") :]
-            for ref in (s.key, s.public_key)
-            if ref and ref.startswith("env://")
-        )
+        refs = [KeyRef.parse(ref) for ref in (s.key, s.public_key) if ref]
+        key_variables = tuple(ref.env_variable for ref in refs if ref.env_variable is not None)
         for name in key_variables:
             run.redactor.add(run.environ.get(name))  # a private key's PEM is a secret
         return cosign_environment(

@@ -51,7 +51,8 @@ def ensure_local_key(run: Run, tools: Tools, log: RunLog, material: SigningMater
     if not isinstance(material, KeySigning):
         return
     folder = local_key_folder(run)
-    if Path(material.key).parent != folder:
+    path = material.ref.path
+    if path is None or path.parent != folder:
         return
     # Once per run: the images of a set sign with the one pair the first of them made.
     tools.once(("local-key", str(folder)), lambda: _make_local_key(run, tools, log, material))

@@ -5,13 +5,12 @@ and, from GitHub's runner endpoint, asked for anew before each attempt (they liv
 from __future__ import annotations
 
 from provenance_tasks.adapters.services import github_id_token
+from provenance_tasks.ci._env import ID_TOKEN_VARIABLE
 from provenance_tasks.ci.oidc import SIGSTORE_AUDIENCE, token_problem
 from provenance_tasks.errors import InputError
 from provenance_tasks.logs import StepLog
 from provenance_tasks.models import IdentityToken
 from provenance_tasks.steps.run import Run
-
-ID_TOKEN_VARIABLE = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
 
 
 def identity_token(run: Run) -> IdentityToken:
