@@ -14,6 +14,8 @@ from provenance_tasks.steps.run import Run
 def check_key_ref(run: Run, key: str, what: str) -> str:
     ref = KeyRef.parse(key)
     variable = ref.env_variable
+    if variable == "":
+        raise InputError(f"{what} {key} names no variable", hint="write env://NAME")
     if variable is not None:
         if not run.environ.get(variable):
             raise InputError(

@@ -35,14 +35,24 @@ def policy(run: Run, signing: SigningMaterial | None = None) -> object:
     return plan.verification_policy(run, Tools(run), "key", signing)
 
 
-@pytest.mark.parametrize("key", ["env://", "env://SIGNING_KEY"])
+@pytest.mark.parametrize(
+    ("key", "message", "hint"),
+    [
+        ("env://", "signing key env:// names no variable", "write env://NAME"),
+        (
+            "env://SIGNING_KEY",
+            "signing key env://SIGNING_KEY: the variable is not set",
+            "export SIGNING_KEY with the PEM key",
+        ),
+    ],
+)
 def test_an_env_key_whose_variable_is_unset_or_unnamed_is_bad_input(
-    tmp_path: Path, key: str
+    tmp_path: Path, key: str, message: str, hint: str
 ) -> None:
     with pytest.raises(InputError) as caught:
         check_key_ref(gitlab_run(tmp_path), key, "signing key")
     assert caught.value.exit_code == 2
-    assert caught.value.message == f"signing key {key}: the variable is not set"
+    assert (caught.value.message, caught.value.hint) == (message, hint)
 
 
 def test_a_relative_key_file_is_checked_in_the_run_s_folder(tmp_path: Path) -> None:
