@@ -116,6 +116,8 @@ def docker_argv(client: DockerClient) -> list[str]:
     binary as the caller named it, found on PATH when it runs (python-on-whales resolves it
     first; a dry run shows the name, on a machine that may have no docker)."""
     config = client.client_config
+    # docker_cmd takes the binary from _client_call_with_path, which it otherwise fills with a
+    # PATH lookup that fails where no docker is (test_whales.py pins this against docker_cmd).
     named = dataclasses.replace(config, _client_call_with_path=list(config.client_call))
     return [str(word) for word in named.docker_cmd]
 
