@@ -1,13 +1,17 @@
-"""docker and buildx, as argv lists run through process.run, with a private config folder.
+"""docker and buildx for the run: a python-on-whales DockerClient holds the client configuration,
+process.run runs the long and the secret commands, with a private config folder for the logins.
+
+The client (adapters/whales.py) is the caller's own, or one made from the settings when a docker
+step first needs it: its host or context, its config folder, its docker binary. A named
+builder is inspected through its `buildx.inspect`. Build, bake and login run through process.run
+on the command line its `docker_cmd` gives (or on the buildx plugin run directly, with the same
+config, host and context in its environment): output streamed and redacted, the build
+cancellable and retried, a failure raised as CommandFailed with its redacted command and stderr.
 
 The registry password reaches docker on stdin (`login --password-stdin`) and lands in a config
-folder that belongs to this run, never in the user's ~/.docker/config.json, which on a shell
-runner outlives the job. Every command goes through process.run: output streamed and redacted,
-a failure raised as CommandFailed with its redacted command and stderr.
-
-The buildx command line is built here, one flag per setting, as the cosign adapter builds its
-own: python-on-whales built it before, and its import (pydantic underneath, about 0.15 s) sat
-between the login and the build of every run. A dry run renders the same argv it would run.
+folder that belongs to this run, never in the user's ~/.docker/config.json (or the config of a
+client handed in), which on a shell runner outlives the job. A dry run renders the same argv it
+would run.
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from provenance_tasks.adapters import whales
 from provenance_tasks.adapters.process import LineSink, run
-from provenance_tasks.errors import CommandFailed, ToolError
+from provenance_tasks.errors import CommandFailed, InputError, ToolError
 from provenance_tasks.redaction import Redactor
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
 
 
 @dataclass(frozen=True)
@@ -46,12 +55,20 @@ class BuildRequest:
 
 
 class Docker:
-    """One docker client for the run: a host, a private config folder, a redactor."""
+    """The run's docker: its DockerClient, the buildx plugin to run directly, a redactor and the
+    run's cancel.
+
+    `client`: a caller's own DockerClient, the run's engine and config; `config_dir` then
+    replaces its config folder in a copy (the run's logins), and `host` or `context` fill in an
+    engine it doesn't name (whales.completed). Without one, a client is made from `config_dir`,
+    `host` and `context` when first used.
+    """
 
     def __init__(
         self,
         *,
         redactor: Redactor,
+        client: DockerClient | None = None,
         config_dir: Path | None = None,
         host: str | None = None,
         context: str | None = None,
@@ -60,14 +77,42 @@ class Docker:
         buildx: str | None = None,
     ) -> None:
         self.redactor = redactor
+        if client is not None:
+            client = whales.completed(client, config=config_dir, host=host, context=context)
+            own = client.client_config
+            config_dir = Path(own.config) if own.config is not None else None
+            host, context = own.host, own.context
+            if buildx and not whales.plugin_can_run(client):
+                raise InputError(
+                    "provenance.buildx runs the buildx plugin without docker in front, which "
+                    "can't be handed this DockerClient's binary or TLS files",
+                    hint="leave provenance.buildx unset, or set it to docker",
+                )
+        self._client = client
         # The buildx plugin's own binary (find_buildx), run as docker would run it but without
         # the docker CLI in front: None runs `docker buildx`.
         self.buildx = buildx
         self.config_dir = config_dir
-        self.host = host
+        self.host = None if context else host  # a context names its engine: it wins
         self.context = context  # a docker context (another engine); it beats DOCKER_HOST
         self.dry_run = dry_run
         self.cancel = cancel  # set by the run to end a build it no longer wants
+
+    @property
+    def client(self) -> DockerClient:
+        """The run's python-on-whales client: the caller's (a copy with the run's config folder
+        once it logs in), or one made from the settings now. A caller's own step may use it:
+        the same engine, config and logins as the run's own calls."""
+        if self._client is None:
+            self._client = whales.make_client(
+                config=self.config_dir, host=self.host, context=self.context
+            )
+        return self._client
+
+    @property
+    def binary(self) -> str:
+        """The docker the client runs (its `client_call`), as named: on PATH or a path."""
+        return self._client.client_config.client_call[0] if self._client else "docker"
 
     def environ(self) -> dict[str, str]:
         """The environment that makes other tools (cosign) see the same engine and logins."""
@@ -212,32 +257,39 @@ class Docker:
         run(argv, redactor=self.redactor, env=self._env())
 
     def check_builder(self, builder: str) -> None:
-        """The buildx builder asked for exists (InputError). Only a named builder is probed:
-        the build itself tells that buildx is missing (_missing_buildx_or_builder)."""
-        from provenance_tasks.errors import InputError, last_lines
+        """The buildx builder asked for exists (InputError), through python-on-whales'
+        `buildx.inspect` (which also lists the builders, to return the one named). Only a named
+        builder is probed: the build itself tells that buildx is missing
+        (_missing_buildx_or_builder)."""
+        from provenance_tasks.errors import last_lines
 
-        argv = [*self._buildx_argv(), "inspect", builder]
-        done = run(argv, redactor=self.redactor, env=self._env(), check=False)
-        if done.returncode != 0:
+        try:
+            whales.call(self.redactor, lambda: self.client.buildx.inspect(builder))
+        except CommandFailed as failed:
             raise InputError(
-                f"no buildx builder named {builder!r}: {''.join(last_lines(done.stderr))}",
+                f"no buildx builder named {builder!r}: {''.join(last_lines(failed.stderr))}",
                 hint="see `docker buildx ls` for the builders, or drop --builder",
+            ) from failed.__cause__
+
+    def check_present(self) -> None:
+        """The docker the client runs is installed (InputError): every run of a build needs
+        it, if only for the login."""
+        import shutil
+
+        if not shutil.which(self.binary):
+            raise InputError(
+                f"{self.binary} is not installed (not found on PATH)",
+                hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
             )
 
     def shown_environ(self) -> dict[str, str]:
         """What a dry run prints in front of a buildx line, so that the pasted line reaches the
-        same engine with the same config: the plugin run directly reads its config folder from
-        DOCKER_CONFIG, where `docker --config` would say it in the argv."""
-        env = self.environ()
-        if not self.buildx:
-            env.pop("DOCKER_CONFIG", None)  # `docker --config` says it in the argv
-        return env
+        same engine with the same config: the plugin run directly reads them from its
+        environment, where docker's `docker_cmd` says them in the argv (--config, --host)."""
+        return self.environ() if self.buildx else {}
 
     def _docker_argv(self) -> list[str]:
-        argv = ["docker"]
-        if self.config_dir is not None:
-            argv += ["--config", str(self.config_dir)]
-        return argv
+        return whales.docker_argv(self.client)
 
     def _buildx_argv(self) -> list[str]:
         return [self.buildx] if self.buildx else [*self._docker_argv(), "buildx"]
@@ -293,8 +345,6 @@ def find_buildx(config_folders: Sequence[Path]) -> str | None:
 def _missing_buildx_or_builder(failed: CommandFailed, builder: str | None) -> None:
     """The build is buildx's own probe (no `buildx version` first): its plugin or the builder
     asked for being absent is bad input, said as such (exit 2), not a tool failure."""
-    from provenance_tasks.errors import InputError
-
     text = failed.stderr
     if "'buildx' is not a docker command" in text or "unknown command: docker buildx" in text:
         raise InputError(

@@ -81,7 +81,7 @@ def preflight(run: Run, tools: Tools, log: StepLog, plan: Plan) -> Plan:
         # buildx needs no probe: the build, which runs beside these, is one (adapters/docker.py
         # says when it is missing); a builder asked for by name is. The push's imports are
         # paid here, in the shade.
-        probes += [_docker_present, _import_for_the_build]
+        probes += [tools.docker.check_present, _import_for_the_build]
         if run.settings.builder and not run.settings.dry_run:
             builder = run.settings.builder
             probes.append(
@@ -253,14 +253,6 @@ def _proxied(registry: str) -> bool:
 
     host = urllib.parse.urlsplit(f"//{registry}").hostname or registry
     return bool(urllib.request.getproxies().get("https")) and not urllib.request.proxy_bypass(host)
-
-
-def _docker_present() -> None:
-    if not shutil.which("docker"):
-        raise InputError(
-            "docker is not installed (not found on PATH)",
-            hint="install the docker CLI and its buildx plugin (ci/install-tools on Debian 12)",
-        )
 
 
 def _import_for_the_build() -> None:

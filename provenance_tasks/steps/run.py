@@ -28,6 +28,8 @@ from provenance_tasks.redaction import Redactor, secret_spec_variables
 from provenance_tasks.settings import Settings
 
 if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+
     from provenance_tasks.adapters.cosign import Cosign
     from provenance_tasks.adapters.docker import Docker
     from provenance_tasks.ci.base import CIContext
@@ -104,9 +106,16 @@ class Run:
 class Tools:
     """The tools of one run, each made once, when first needed."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, *, docker_client: DockerClient | None = None) -> None:
         self.run = run
         s = run.settings
+        if docker_client is not None:  # the caller's engine and config (adapters/whales.py)
+            from provenance_tasks.adapters.whales import handed_in
+
+            handed_in(
+                docker_client, host=s.docker_host, context=s.docker_context, config=s.docker_config
+            )
+        self.docker_client = docker_client
         self._docker_config: Path | None = Path(s.docker_config) if s.docker_config else None
         self._owns_docker_config = False
         self._private: Path | None = None  # trust files, TUF cache and ID tokens of this run
@@ -138,17 +147,22 @@ class Tools:
 
     @cached_property
     def docker(self) -> Docker:
+        """docker and buildx, through the run's DockerClient: the one handed in, or one made
+        from the settings when first used; with the run's own config folder once it logs in."""
         from provenance_tasks.adapters.docker import Docker, find_buildx
+        from provenance_tasks.adapters.whales import plugin_can_run
 
         s = self.run.settings
+        client = self.docker_client
         folders = [Path(s.docker_config)] if s.docker_config else []
-        if s.buildx == "docker":
-            plugin = None  # `docker buildx`: the docker on PATH decides
+        if s.buildx == "docker" or not (s.buildx or plugin_can_run(client)):
+            plugin = None  # `docker buildx`: the docker of the client decides
         elif s.buildx:
             plugin = _executable(s.buildx, "provenance.buildx")
         else:
             plugin = find_buildx([*folders, self._users_docker_config()])
         return Docker(
+            client=client,
             buildx=plugin,
             redactor=self.run.redactor,
             config_dir=self._docker_config,
@@ -256,22 +270,31 @@ class Tools:
         import json
 
         users = self._users_docker_config()
-        for name in ("buildx", "contexts"):
+        for name in ("buildx", "contexts", "cli-plugins"):
             if (users / name).is_dir():
                 (folder / name).symlink_to(users / name)
         try:
-            current = json.loads((users / "config.json").read_text()).get("currentContext")
-        except (OSError, ValueError, AttributeError):
-            current = None
-        if current and current != "default":
-            (folder / "config.json").write_text(json.dumps({"currentContext": current}))
+            config = json.loads((users / "config.json").read_text())
+            kept = {k: config[k] for k in ("currentContext", "cliPluginsExtraDirs") if k in config}
+        except (OSError, ValueError, AttributeError, TypeError):
+            kept = {}
+        if kept.get("currentContext") == "default":
+            del kept["currentContext"]
+        if kept:
+            (folder / "config.json").write_text(json.dumps(kept))
 
     def _users_docker_config(self) -> Path:
-        return Path(self.run.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+        """The config the run's logins would otherwise go to: the client's handed in, the
+        job's DOCKER_CONFIG, or ~/.docker."""
+        handed = self.docker_client.client_config.config if self.docker_client else None
+        return Path(handed or self.run.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
 
     @property
     def docker_config(self) -> Path | None:
-        return self._docker_config
+        """The config folder the run's calls read logins from: its own once made, else the
+        one of the client handed in (None: the job's DOCKER_CONFIG or ~/.docker)."""
+        handed = self.docker_client.client_config.config if self.docker_client else None
+        return self._docker_config or (Path(handed) if handed else None)
 
     def close(self) -> None:
         """Remove the private docker config (it holds a login) unless asked to keep it, and the
@@ -297,9 +320,9 @@ class ImageTools(Tools):
     docker client and a cancel of its own, so one image's failure ends only its own build."""
 
     def __init__(self, run: Run, shared: Tools) -> None:
-        super().__init__(run)
+        super().__init__(run, docker_client=shared.docker_client)
         self.shared = shared
-        self._docker_config = shared.docker_config  # made before the images start
+        self._docker_config = shared._docker_config  # made before the images start
         self.indexes = shared.indexes
         self.meeting = shared.meeting
         self.set_build = shared.set_build
@@ -333,7 +356,7 @@ class ImageTools(Tools):
 
     def private_docker_config(self) -> Path:
         with self.shared._lock:  # made by the run before the images start: handed back
-            return self.shared.docker_config or self.shared.private_docker_config()
+            return self.shared._docker_config or self.shared.private_docker_config()
 
     @property
     def docker_config(self) -> Path | None:

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from provenance_tasks.sigstore import cosign2_trust_files
-from tests.testbed import bed, pki
+from tests.testbed import bed, dockerd, pki
 from tests.testbed import sigstore as sigstore_bed
 
 TOOLS = Path(os.environ.get("PROVENANCE_TOOLS", "/opt/provenance-tools"))
@@ -253,6 +254,33 @@ def registry(
         text=True,
     )
     return reg
+
+
+@pytest.fixture(scope="module")
+def second_engine() -> Iterator[str]:
+    """A second dockerd beside the test bed's, on its own unix socket, bridge and state (as a
+    remote builder stands in); its DOCKER_HOST."""
+    if os.environ.get("PROVENANCE_ENGINE", "current") != "current":
+        pytest.skip("the second engine is the current one (an OCI export to the client)")
+    state = Path(tempfile.mkdtemp(prefix="pt-remote-", dir="/tmp"))
+    engine = dockerd.start("current", state, name="remote", bridge=False)
+    try:
+        yield engine.host
+    finally:
+        dockerd.stop(engine)
+        subprocess.run(["rm", "-rf", str(state)], check=False)
+
+
+def builds_on(engine: str, env: dict[str, str]) -> int:
+    """How many builds the engine's BuildKit has run (its history)."""
+    history = subprocess.run(
+        ["docker", "--host", engine, "buildx", "history", "ls"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return len(history.stdout.strip().splitlines()) - 1  # less the header
 
 
 @pytest.fixture(scope="session")

@@ -8,16 +8,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration import pipelines
-from tests.integration.conftest import Registry, Runner, annotations_of, make_context
-from tests.testbed import dockerd
+from tests.integration.conftest import (
+    Registry,
+    Runner,
+    annotations_of,
+    builds_on,
+    make_context,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -164,39 +167,6 @@ def _summary_rows(stderr: str) -> list[dict[str, str]]:
         if len(parts) == 4 and parts[1] in ("ok", "failed") and parts[2] in ("yes", "NO", "-"):
             rows.append({"name": parts[0], "status": parts[1], "verified": parts[2]})
     return rows
-
-
-@pytest.fixture(scope="module")
-def second_engine(runner_engine: str) -> Iterator[str]:
-    """A second dockerd on its own unix socket, as a remote builder stands in."""
-    if runner_engine != "current":
-        pytest.skip("the second engine is the current one (an OCI export to the client)")
-    state = Path(tempfile.mkdtemp(prefix="pt-remote-", dir="/tmp"))
-    engine = dockerd.start("current", state, name="remote", bridge=False)
-    try:
-        yield engine.host
-    finally:
-        dockerd.stop(engine)
-        subprocess.run(["rm", "-rf", str(state)], check=False)
-
-
-@pytest.fixture(scope="module")
-def runner_engine() -> str:
-    import os
-
-    return os.environ.get("PROVENANCE_ENGINE", "current")
-
-
-def builds_on(engine: str, env: dict[str, str]) -> int:
-    """How many builds the engine's BuildKit has run (its history)."""
-    history = subprocess.run(
-        ["docker", "--host", engine, "buildx", "history", "ls"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    return len(history.stdout.strip().splitlines()) - 1  # less the header
 
 
 @pytest.mark.parametrize("cosign", ["cosign3"])  # the engine is what this is about, not cosign

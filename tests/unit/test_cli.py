@@ -123,15 +123,34 @@ def test_no_standard_output_at_all_is_no_error() -> None:
 
 def test_a_one_image_run_imports_neither_the_set_nor_the_attestation_steps() -> None:
     """They are imported where a set or an attestation needs them: 13 ms of every run's start,
-    before its first tool, otherwise."""
+    before its first tool, otherwise. python-on-whales (pydantic underneath) waits for the first
+    docker step too."""
     probe = (
         "import sys; import provenance_tasks.tasks, provenance_tasks.steps.pipeline; "
         "print(' '.join(m for m in ('provenance_tasks.steps.images', "
-        "'provenance_tasks.steps.set_build', 'provenance_tasks.steps.attest') if m in sys.modules))"
+        "'provenance_tasks.steps.set_build', 'provenance_tasks.steps.attest', "
+        "'python_on_whales', 'pydantic') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("argv", [["--list"], ["--help"], ["--version"], ["build", "--help"]])
+def test_list_help_and_version_never_import_python_on_whales(argv: list[str]) -> None:
+    """Its import costs a few tenths of a second: paid when a docker step first runs."""
+    probe = (
+        "import sys\n"
+        "from provenance_tasks.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('loaded:', 'python_on_whales' in sys.modules, 'pydantic' in sys.modules, "
+        "file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip(), done.stderr  # it did list, help or say its version
+    assert done.stderr.strip().splitlines()[-1] == "loaded: False False"
 
 
 def test_a_thread_still_running_gets_the_interpreter_s_exit(

@@ -1,6 +1,6 @@
-"""A docker context names the engine: docker and buildx run with DOCKER_CONTEXT and without a
-DOCKER_HOST that would win over it, and buildx's "switch to context" error becomes bad input
-that names the setting to use. No docker runs: process.run is replaced by a fake."""
+"""A docker context names the engine: docker runs with --context, buildx with DOCKER_CONTEXT and
+without a DOCKER_HOST that would win over it, and buildx's "switch to context" error becomes bad
+input that names the setting to use. No docker runs: process.run is replaced by a fake."""
 
 from __future__ import annotations
 
@@ -95,7 +95,8 @@ def test_the_build_runs_in_the_contexts_environment(
     build(tmp_path, monkeypatch, fake, context="remote")
     (env,) = fake.envs
     assert env["DOCKER_CONTEXT"] == "remote" and "DOCKER_HOST" not in env
-    assert fake.argvs[0][:3] == ["docker", "buildx", "build"]
+    # docker's own flag too, as python-on-whales' docker_cmd says it: it beats DOCKER_HOST.
+    assert fake.argvs[0][:5] == ["docker", "--context", "remote", "buildx", "build"]
 
 
 # --- buildx's "switch to context" ---------------------------------------------------------------
