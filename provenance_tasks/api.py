@@ -193,7 +193,7 @@ class Provenance:
         dry = run.settings.dry_run
         if isinstance(raw, list):
             return convert.of_set(raw, lambda b, r: convert.verification(b, r, dry))
-        built = convert.built(run, self.log.results.build, self.log.outputs)
+        built = convert.built(run, self.log.results.get("build"), self.log.outputs)
         return convert.verification(built, raw, dry)
 
     @contextmanager

@@ -58,7 +58,7 @@ def built(
 
 def built_set(outcomes: list[ImageOutcome]) -> dict[str, Built]:
     return {
-        o.entry.name: built(o.run, o.log.results.build, o.log.outputs, name=o.entry.name)
+        o.entry.name: built(o.run, o.log.results.get("build"), o.log.outputs, name=o.entry.name)
         for o in outcomes
     }
 
@@ -68,7 +68,7 @@ def of_set(outcomes: list[ImageOutcome], make: Callable[[Built, Any], T]) -> dic
     found = {}
     for o in outcomes:
         image = built(
-            o.run, o.log.results.build, o.log.outputs, reference=o.result, name=o.entry.name
+            o.run, o.log.results.get("build"), o.log.outputs, reference=o.result, name=o.entry.name
         )
         found[o.entry.name] = make(image, o.result)
     return found

@@ -40,9 +40,14 @@ class InputError(ProvenanceError):
 
 
 class VerificationError(ProvenanceError):
-    """The image, its signatures or its annotations did not verify."""
+    """The image, its signatures or its annotations did not verify. `report` is what the
+    verify expected and found (a VerifyReport or AttestReport), for the run's report."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, hint: str | None = None, report: object = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
 
 
 class ToolError(ProvenanceError):

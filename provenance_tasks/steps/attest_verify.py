@@ -97,12 +97,12 @@ def verify_attestations(
             mark = "ok" if row["verified"] else f"FAILED: {row['problem']}"
             log.line(STEP, "report", f"  {row['type']} of {row['subject']} {row['digest']}: {mark}")
         record.detail = {"verified": not report.problems}
-        log.results.attestations = report
         if report.problems:
             raise VerificationError(
                 "verification of the attestations failed: " + "; ".join(report.problems),
                 hint="the attestation's signer, subject, content, builder, source or commit is "
                 "not the expected one (see above)",
+                report=report,
             )
     return report
 

@@ -193,7 +193,7 @@ def write(
         verified = {
             f"{o.entry.variable.removesuffix('_IMAGE_REF')}_VERIFIED_IMAGE_REF": report.reference
             for o in outcomes
-            if o.started and o.error is None and (report := o.log.results.verify) is not None
+            if o.started and o.error is None and (report := o.log.results.get("verify")) is not None
         }
         outputs.write_dotenv(run.cwd / s.verified_dotenv, verified)
     outputs.write_github_output(run, values)

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from provenance_tasks.errors import InputError, ProvenanceError
+from provenance_tasks.errors import InputError, ProvenanceError, VerificationError
 from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps import build_inputs, outputs, plan
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # imported where attestations are made or read: most runs mak
     from provenance_tasks.steps import attest as attest_step
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def run_step(task: str, run: Run, tools: Tools, log: RunLog) -> object:
@@ -47,6 +48,19 @@ def run_step(task: str, run: Run, tools: Tools, log: RunLog) -> object:
         "build_sign_verify": run_build_sign_verify,
     }
     return pipelines[task](run, tools, log)
+
+
+def kept(log: RunLog, name: str, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`step(*args, **kwargs)`, what it returned (or what a failed verify found) kept for the
+    report: the steps only return, the pipeline that called them records."""
+    try:
+        result = step(*args, **kwargs)
+    except VerificationError as failed:
+        if failed.report is not None:
+            log.keep(name, failed.report)
+        raise
+    log.keep(name, result)
+    return result
 
 
 def steps_of(task: str, run: Run) -> tuple[str, ...]:
@@ -141,10 +155,10 @@ def _built(
     """The build's results for the summary and the report, and what an earlier build of the
     same commit here had made."""
     log.bind_image(built.repository, built.digest)
-    log.results.build = built
+    log.keep("build", built)
     again = outputs.rebuild(run, before, built.repository, built.digest)
     if again is not None and not run.settings.dry_run:
-        log.results.rebuild = again
+        log.keep("rebuild", again)
         if again.previous_digest == built.digest:
             log.info(f"this commit built {built.digest} here before too: reproduced")
         else:
@@ -161,7 +175,7 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
     assert p.build is not None
-    log.results.source = local.facts
+    log.keep("source", local.facts)
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=staged)
     built = replace(built, platforms=p.build.platforms)
     _built(run, log, before, built)
@@ -217,7 +231,9 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     log.bind_image(staged.repository, staged.digest)
     published: list[str] = []
     try:
-        report = verify_step.verify(run, tools, log, p.target, p.image, p.policy)
+        report = kept(
+            log, "verify", verify_step.verify, run, tools, log, p.target, p.image, p.policy
+        )
         _publish(run, tools, log, staged, published, verified=True)
         report.tags = dict.fromkeys(published, staged.digest)
         return report
@@ -233,7 +249,19 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
     assert p.image is not None and p.mode is not None and p.signing is not None
     login_step.login(run, tools, log)
     sign_step.ensure_at_registry(run, tools, log, p.image)
-    signed = sign_step.sign(run, tools, log, p.target, p.image, p.mode, p.signing, second=p.second)
+    signed = kept(
+        log,
+        "sign",
+        sign_step.sign,
+        run,
+        tools,
+        log,
+        p.target,
+        p.image,
+        p.mode,
+        p.signing,
+        second=p.second,
+    )
     values = outputs.image_outputs(
         run,
         p.image.repository,
@@ -262,7 +290,10 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
         image, known = p.target.at(digest), {first: digest}
         log.bind_image(image.repository, image.digest)
         log.info(f"{p.target.repository}:{first} names {digest} at the registry: verifying that")
-    report = verify_step.verify(
+    report = kept(
+        log,
+        "verify",
+        verify_step.verify,
         run,
         tools,
         log,
@@ -288,7 +319,18 @@ def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
         inputs: build_inputs.BuildInputs | None = build_inputs.resolve(run)
     except InputError:
         inputs = None
-    return attest_step.attest(run, tools, log, p.image, p.signing, inputs, extra=p.predicates)
+    return kept(
+        log,
+        "attest",
+        attest_step.attest,
+        run,
+        tools,
+        log,
+        p.image,
+        p.signing,
+        inputs,
+        extra=p.predicates,
+    )
 
 
 def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
@@ -302,7 +344,9 @@ def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.A
             "no digest to verify the provenance of",
             hint="pass --digest, or run where the build's outputs are",
         )
-    return attest_verify.verify_attestations(run, tools, log, p.image, p.policy)
+    return kept(
+        log, "attestations", attest_verify.verify_attestations, run, tools, log, p.image, p.policy
+    )
 
 
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
@@ -318,7 +362,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     assert p.build is not None and p.mode is not None and p.signing is not None
     assert p.policy is not None
     early_tags = run.settings.push_then_sign  # buildx may push them itself, then
-    log.results.source = local.facts
+    log.keep("source", local.facts)
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=not early_tags)
     built = replace(built, platforms=p.build.platforms)
     _built(run, log, before, built)
@@ -331,7 +375,10 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
                 "sign or verify that fails leaves them on an unsigned image"
             )
             _publish(run, tools, log, built, published)
-        sign_step.sign(
+        kept(
+            log,
+            "sign",
+            sign_step.sign,
             run,
             tools,
             log,
@@ -343,7 +390,10 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
             second=p.second,
         )
         if attesting:
-            attest_step.attest(
+            kept(
+                log,
+                "attest",
+                attest_step.attest,
                 run,
                 tools,
                 log,
@@ -356,7 +406,10 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
             )
         # The tags are published after this, on what was verified: nothing to check at the
         # registry yet. One format: the one signed.
-        report = verify_step.verify(
+        report = kept(
+            log,
+            "verify",
+            verify_step.verify,
             run,
             tools,
             log,
@@ -368,7 +421,10 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
             second=p.second_policy,
         )
         if attesting:
-            attest_verify.verify_attestations(
+            kept(
+                log,
+                "attestations",
+                attest_verify.verify_attestations,
                 run,
                 tools,
                 log,

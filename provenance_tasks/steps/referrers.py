@@ -118,8 +118,7 @@ def _settled(
         seen[(repository, digest)] = repair.referrers
         log.info(repair.describe(), step=step)
         repairs.append(repair)
-    found = log.results.referrers or []
-    log.results.referrers = [*found, *({"step": step, **r.as_dict()} for r in repairs)]
+    log.keep_rows("referrers", [{"step": step, **r.as_dict()} for r in repairs])
     return repairs
 
 

@@ -7,20 +7,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, TextIO
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 from provenance_tasks.errors import CommandFailed, ProvenanceError
 from provenance_tasks.logs import Failure, ImageRow, RunSummary, StepLog, StepStatus
 from provenance_tasks.redaction import Redactor
-
-if TYPE_CHECKING:
-    from provenance_tasks.steps.attest import AttestReport
-    from provenance_tasks.steps.build import BuildResult
-    from provenance_tasks.steps.build_inputs import SourceFacts
-    from provenance_tasks.steps.outputs import Rebuild
-    from provenance_tasks.steps.sign import SignResult
-    from provenance_tasks.steps.verify_checks import VerifyReport
 
 
 @dataclass
@@ -30,27 +22,6 @@ class StepRecord:
     duration_s: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
-
-
-@dataclass
-class Results:
-    """What the steps of this run returned, for the summary and the report."""
-
-    source: SourceFacts | None = None  # the commit's time, and what differs from it
-    build: BuildResult | None = None
-    rebuild: Rebuild | None = None  # this commit was built here before
-    sign: SignResult | None = None
-    attest: AttestReport | None = None  # the SLSA provenance attached
-    verify: VerifyReport | None = None
-    attestations: AttestReport | None = None  # the SLSA provenance verified
-    # The fallback indexes of cosign 3's bundles, checked or repaired (steps/referrers.py).
-    referrers: list[dict[str, Any]] | None = None
-
-    def items(self) -> Iterator[tuple[str, object]]:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                yield f.name, value
 
 
 class RunLog(StepLog):
@@ -69,7 +40,11 @@ class RunLog(StepLog):
             self.mask(redactor.secrets)  # GitHub: before anything else is printed
         self.planned: tuple[str, ...] = ()  # the steps the task means to run
         self.steps: list[StepRecord] = []
-        self.results = Results()
+        # What the steps returned, kept by the pipeline that called them, for the report:
+        # source, build, rebuild, sign, attest, verify, attestations, referrers. The steps
+        # themselves only return.
+        self.results: dict[str, Any] = {}
+        self.verified: bool | None = None  # the verify's verdict, for the summary
         self.dry_run = False  # a dry run's steps are "planned", its summary says DRY RUN
         self.image: str | None = None  # the repository this run works on, once known
         self.digest: str | None = None  # the digest it signs or verifies, once known
@@ -78,6 +53,16 @@ class RunLog(StepLog):
         self.run_id: str | None = None
         self.outputs: dict[str, str] | None = None  # what the dotenv got, for the report
         self.images: tuple[ImageRow, ...] = ()  # a set of images: its rows in the summary
+
+    def keep(self, name: str, result: object) -> None:
+        """`result` of step `name` in the report (a verify's verdict in the summary too)."""
+        self.results[name] = result
+        if name == "verify":
+            self.verified = bool(getattr(result, "ok", False))
+
+    def keep_rows(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Rows added to the report's `name` list (the referrers repaired, step by step)."""
+        self.results[name] = [*self.results.get(name, []), *rows]
 
     def detected(self, provider: str, detected: str) -> None:
         """The run's first line (after GitHub's masks): the CI it found itself in, so that a
@@ -150,7 +135,6 @@ class RunLog(StepLog):
 
         steps = [StepStatus(r.name, status(r), round(r.duration_s, 2)) for r in self.steps]
         steps += [StepStatus(name, "not run", None) for name in self.planned if name not in ran]
-        verify = self.results.verify
         failed_verify = any(r.name == "verify" and r.status == "failed" for r in self.steps)
         return RunSummary(
             steps=tuple(steps),
@@ -158,7 +142,9 @@ class RunLog(StepLog):
             digest=self.digest,
             verified=None
             if self.dry_run
-            else (verify.ok if verify is not None else (False if failed_verify else None)),
+            else (
+                self.verified if self.verified is not None else (False if failed_verify else None)
+            ),
             failure=self._failure(error) if error is not None else None,
             dry_run=self.dry_run,
             images=self.images,

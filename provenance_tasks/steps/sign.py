@@ -275,6 +275,4 @@ def sign(
         )
         record.detail = {"signatures": len(signatures) + len(children), "mode": mode}
     signed = tuple({"platform": c.platform, "digest": c.digest} for c in children)
-    result = SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog, signed)
-    log.results.sign = result
-    return result
+    return SignResult(mode, reference, tuple(signatures), s.bundle_format, s.tlog, signed)

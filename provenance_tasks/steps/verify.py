@@ -131,11 +131,11 @@ def verify(
             )
         record.detail = {"digest": digest, "verified": report.ok}
         print_report(run, log, report)
-        log.results.verify = report
         if not report.ok:
             raise VerificationError(
                 f"verification of {reference} failed: " + "; ".join(report.problems),
                 hint="see the report above: expected against found",
+                report=report,
             )
     return report
 
