@@ -21,7 +21,7 @@ from provenance_tasks import image_set
 from provenance_tasks.errors import InputError, ProvenanceError, VerificationError
 from provenance_tasks.image_set import ImageEntry, Shard
 from provenance_tasks.logs import ImageRow
-from provenance_tasks.settings import for_image
+from provenance_tasks.settings import ONE_IMAGE_KEYS, for_image
 from provenance_tasks.steps import image_outputs, pipeline, plan
 from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps.image_outputs import ImageOutcome
@@ -54,6 +54,8 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
         f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
         f"{', '.join(e.name for e in entries) or 'none'}"
     )
+    if s.image:
+        log.info(_base(s.image, entries))
     set_run = replace(
         run,
         settings=replace(
@@ -125,8 +127,18 @@ def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
     return mine, shard
 
 
+def _base(image: str, entries: tuple[ImageEntry, ...]) -> str:
+    """provenance.image is the set's base, never one image's repository: said in one line."""
+    own = [e.name for e in entries if e.overrides.get("image")]
+    but = f" (but {', '.join(own)}: {'its' if len(own) == 1 else 'their'} own image)" if own else ""
+    return f"provenance.image {image} is the set's base: images land at {image}/<name>{but}"
+
+
 def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lock) -> ImageOutcome:
     overrides = dict(entry.overrides)
+    for key in ONE_IMAGE_KEYS:  # given for the one image named (--only): the caller's word
+        if key in run.settings.given:
+            overrides.pop(key, None)
     if "image" not in overrides and run.settings.image:  # the run's repository is the base
         overrides["image"] = f"{run.settings.image}/{entry.name}"
     try:
