@@ -8,11 +8,17 @@ record, and the plan refuses what another commit or repository wrote.
 One report per run: every task writes it, failed or not (for GitLab's `artifacts: when: always`),
 and a task that continues a run (build --stage, then sign, verify, publish, even in a later job
 that was handed the report) adds its section to that run's report instead of replacing it.
+A task that fails only adds its failure: to whichever report is here, never replacing what an
+earlier task wrote, and it leaves the dotenv alone, so the retry finds the build's outputs.
+Every file is written whole or not at all (a temporary file, then renamed): a killed run never
+leaves half a report, or an empty dotenv.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -137,8 +143,29 @@ def write_verified(run: Run, values: dict[str, str]) -> None:
         write_dotenv(run.cwd / run.settings.verified_dotenv, values)
 
 
-def write_dotenv(path: Path, values: dict[str, str]) -> None:
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+def write_dotenv(path: Path, values: Mapping[str, str]) -> None:
+    """`values` as KEY=value lines; no values, no file (an empty one would say nothing was
+    verified as if something had been)."""
+    if not values:
+        path.unlink(missing_ok=True)
+        return
+    write_whole(path, "".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def write_whole(path: Path, text: str) -> None:
+    """`text` in `path`, whole or not at all: written beside it, then renamed over it, so a run
+    killed halfway (or a full disk) leaves the old file or the new one, never an empty one."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the rename: a power cut leaves no empty file
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def write_github_output(run: Run, values: dict[str, str]) -> None:
@@ -191,40 +218,67 @@ def task_report(run: Run, log: RunLog, task: str, error: BaseException | None) -
 
 def write_report(run: Run, log: RunLog, task: str, error: BaseException | None) -> None:
     """The run's report, written whether the task passed or failed (redacted; a dry run writes
-    none). A report this folder holds of the same commit and source is this run's: the task
-    adds its section there."""
+    none). A task that continues the run whose report this folder holds adds its section there;
+    a failed one adds its failure to whichever report is here (see `updated_report`)."""
     s = run.settings
     if s.dry_run or not s.report or run.image_name is not None:
         return  # one image of a set: the run writes the set's report (steps/image_outputs.py)
     path = run.cwd / s.report
     mine = task_report(run, log, task, error)
-    continues = log.run_id
-    if continues is None and not task.startswith("build"):
-        # Failed before its plan said which run it continues (a failed build left no outputs,
-        # bad input): the run whose report this folder holds for this very commit.
-        continues = _run_of_commit(path, run.ci.labels.get(REVISION))
-    data = _continued(path, mine, continues) if continues else None
-    data = data or mine
+    data = updated_report(read_report(path), mine, task, log.run_id)
+    if data is None:
+        log.warning(
+            f"{s.report} is left as it was: it is no report this version can add this "
+            f"{task}'s failure to (the log above has it)"
+        )
+        return
     text = run.redactor.redact(json.dumps(data, indent=2, default=str))
-    path.write_text(text + "\n")
+    write_whole(path, text + "\n")
 
 
-def _run_of_commit(path: Path, commit: str | None) -> str | None:
+#: What `read_report` gives for a file that is there but isn't JSON.
+UNREADABLE: Any = object()
+
+
+def read_report(path: Path) -> Any:
+    """The report at `path` as JSON; None when there is none, UNREADABLE when it isn't JSON."""
     try:
-        run = json.loads(path.read_text())["run"]
-        return str(run["id"]) if commit and run["commit"] == commit else None
-    except (OSError, ValueError, KeyError, TypeError):
+        return json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-
-
-def _continued(path: Path, mine: dict[str, Any], continues: str) -> dict[str, Any] | None:
-    """The report at `path` with this task's part added, if it is the report of the run this
-    task continues (its id, commit and source); else None."""
-    try:
-        existing = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
-    return merged_report(existing, mine, continues)
+        return UNREADABLE
+
+
+def is_report(data: Any) -> bool:
+    """A report of this layout: one a task can add to."""
+    return (
+        isinstance(data, dict)
+        and data.get("schema") == REPORT_SCHEMA
+        and isinstance(data.get("run"), dict)
+        and isinstance(data.get("tasks", []), list)
+        and isinstance(data.get("steps", []), list)
+    )
+
+
+def updated_report(
+    existing: Any, mine: dict[str, Any], task: str, continues: str | None
+) -> dict[str, Any] | None:
+    """What the report holds once `task` ended (`mine`: its part; `continues`: the run its plan
+    said it takes up, "" none, None: it failed before its plan said). None: leave the file.
+
+    - A build starts its run's report (it removed the earlier one when it started).
+    - A task that passed adds to the report of the run it continues, else starts its own.
+    - A task that failed, for any reason, adds its failure to the report here, whichever run's:
+      it replaces nothing an earlier task wrote, so the build's part and outputs survive it. A
+      file here that is no report it can add to is left as it is.
+    """
+    if task.startswith("build") or existing is None:
+        return mine
+    if mine["status"] != "ok":
+        return added(existing, mine) if is_report(existing) else None
+    continued = merged_report(existing, mine, continues) if continues else None
+    return continued or mine
 
 
 def merged_report(existing: Any, mine: dict[str, Any], continues: str) -> dict[str, Any] | None:
@@ -241,14 +295,23 @@ def merged_report(existing: Any, mine: dict[str, Any], continues: str) -> dict[s
         return None
     if not same:
         return None  # another run's: this task starts its own report
-    merged = {**existing, **{k: v for k, v in mine.items() if k not in ("run", "tasks", "steps")}}
+    return added(existing, mine)
+
+
+def added(existing: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
+    """`existing` with `mine` added: its task and steps after the others. A task that passed
+    sets what it returned; one that failed only adds what no earlier task wrote (its verdict),
+    never replacing the build's results or outputs. The run failed while a task's last try
+    failed: a later task passing doesn't undo that."""
+    passed = mine["status"] == "ok"
+    own = {k: v for k, v in mine.items() if k not in ("run", "tasks", "steps")}
+    merged = {**existing, **{k: v for k, v in own.items() if passed or k not in existing}}
     merged["tasks"] = [*existing.get("tasks", []), *mine["tasks"]]
     merged["steps"] = [*existing.get("steps", []), *mine["steps"]]
-    # The run failed while a task's last try failed: a later task passing doesn't undo that.
-    last = {t["task"]: t for t in merged["tasks"]}
-    failed = [t for t in last.values() if t["status"] == "failed"]
+    last = {t["task"]: t for t in merged["tasks"] if isinstance(t, dict) and "task" in t}
+    failed = [t for t in last.values() if t.get("status") == "failed"]
     merged["status"] = "failed" if failed else "ok"
-    merged["failure"] = failed[-1]["failure"] if failed else None
+    merged["failure"] = failed[-1].get("failure") if failed else None
     return merged
 
 
