@@ -48,30 +48,14 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
     """`task` (build, sign, verify, attest, publish, build_sign_verify) on each image of the
     set; raises ImagesFailed when any failed, after the outputs and the summary's rows."""
     s = run.settings
-    entries, shard = chosen(run)
-    said = f"shard {shard.index}/{shard.total} ({shard.source}): " if shard else ""
-    log.info(
-        f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
-        f"{', '.join(e.name for e in entries) or 'none'}"
-    )
-    if s.image:
-        log.info(_base(s.image, entries))
-    set_run = replace(
-        run,
-        settings=replace(
-            s,
-            report=image_outputs.suffixed(s.report, shard),
-            dotenv=image_outputs.suffixed(s.dotenv, shard),
-        ),
-    )
     printing = threading.Lock()
-    outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
-    if task in ("build", "build_sign_verify"):
-        image_outputs.invalidate(set_run)  # after each image's earlier outputs were read
-    if task == "verify" and s.verified_dotenv and not s.dry_run:
-        (run.cwd / s.verified_dotenv).unlink(missing_ok=True)  # a failed verify pins nothing
+    # Until the set is known (bad input in --only, the shard, an image's settings), the run's
+    # own files: a failure there is added to the report too.
+    set_run, shard = run, None
+    outcomes: list[ImageOutcome] = []
     failure: dict[str, Any] | None = None
     try:
+        set_run, shard, outcomes = _set_up(task, run, log, printing)
         plans = _prepare(task, set_run, outcomes, tools, log)
         if task in ("build", "build_sign_verify"):
             # Its log's name is no image's (they start with a lowercase letter).
@@ -95,6 +79,36 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
             log.warning(f"the report could not be written: {exc}")
     _raise_if_failed(outcomes)
     return outcomes
+
+
+def _set_up(
+    task: str, run: Run, log: RunLog, printing: threading.Lock
+) -> tuple[Run, Shard | None, list[ImageOutcome]]:
+    """The images of this job, said in the log, each with its run; a build removes the set's
+    earlier outputs (after each image's were read), a verify what an earlier one verified."""
+    s = run.settings
+    entries, shard = chosen(run)
+    said = f"shard {shard.index}/{shard.total} ({shard.source}): " if shard else ""
+    log.info(
+        f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
+        f"{', '.join(e.name for e in entries) or 'none'}"
+    )
+    if s.image:
+        log.info(_base(s.image, entries))
+    set_run = replace(
+        run,
+        settings=replace(
+            s,
+            report=image_outputs.suffixed(s.report, shard),
+            dotenv=image_outputs.suffixed(s.dotenv, shard),
+        ),
+    )
+    outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
+    if task in ("build", "build_sign_verify"):
+        image_outputs.invalidate(set_run)  # after each image's earlier outputs were read
+    if task == "verify" and s.verified_dotenv and not s.dry_run:
+        (run.cwd / s.verified_dotenv).unlink(missing_ok=True)  # a failed verify pins nothing
+    return set_run, shard, outcomes
 
 
 def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
