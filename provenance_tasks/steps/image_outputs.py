@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance_tasks.image_set import ImageEntry, Shard
-from provenance_tasks.steps import outputs
+from provenance_tasks.steps import outputs, report_merge
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
 
@@ -217,7 +217,7 @@ def write(
         outputs.write_dotenv(run.cwd / s.verified_dotenv, verified)  # none verified: no file
     if s.report:
         path = run.cwd / s.report
-        existing = outputs.read_report(path)
+        existing = report_merge.read_report(path)
         data = _report(run, task, outcomes, shard, failure, values, existing, hands_on)
         if data is None:
             log.warning(
@@ -243,7 +243,7 @@ def _report(
     part added, else its own. A task that failed adds to the report here, whichever run's,
     replacing nothing (None: the file is no set's report it can add to)."""
     run_id = values["PROVENANCE_RUN_ID"]
-    of_a_set = outputs.is_report(existing) and isinstance(existing.get("images"), dict)
+    of_a_set = report_merge.is_report(existing) and isinstance(existing.get("images"), dict)
     failed = failure is not None or any(o.error is not None for o in outcomes)
     adding = not task.startswith("build") and failed and existing is not None
     if adding and not of_a_set:
@@ -266,7 +266,7 @@ def _report(
     failed_tasks = [t for t in last.values() if t.get("status") == "failed"]
     ended = failure or (failed_tasks[-1].get("failure") if failed_tasks else None)
     report = {
-        "schema": outputs.REPORT_SCHEMA,
+        "schema": report_merge.REPORT_SCHEMA,
         "run": {
             "id": run_id,
             "provider": run.ci.provider,
@@ -292,9 +292,9 @@ def _report(
 def _section(before: Any, mine: dict[str, Any], o: ImageOutcome) -> dict[str, Any]:
     """One image's section once the task ended: its part added to the run's section it
     continues; a failure added to whichever section is there; else its own."""
-    if before is None or not outputs.is_report(before):
+    if before is None or not report_merge.is_report(before):
         return mine  # none yet, or "not run"
     if o.error is not None:
-        return outputs.added(before, mine)
-    continued = outputs.merged_report(before, mine, o.log.run_id) if o.log.run_id else None
+        return report_merge.added(before, mine)
+    continued = report_merge.merged_report(before, mine, o.log.run_id) if o.log.run_id else None
     return continued or mine

@@ -19,7 +19,7 @@ from provenance_tasks.errors import InputError, VerificationError
 from provenance_tasks.redaction import Redactor
 from provenance_tasks.settings import resolve
 from provenance_tasks.steps import outputs
-from provenance_tasks.steps.outputs import REPORT_SCHEMA, UNREADABLE, updated_report
+from provenance_tasks.steps.report_merge import REPORT_SCHEMA, UNREADABLE, updated_report
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
 
