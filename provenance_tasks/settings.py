@@ -253,6 +253,8 @@ def resolve(
 #: (`image` is the set's base, documented; tags, platforms, build args, target, annotations,
 #: labels and predicates are meant for every image, as in invoke.yaml.)
 ONE_IMAGE_KEYS = ("context", "file")
+#: How a caller names the one image they are for.
+PICK_AN_IMAGE = "--only NAME on the command line (images=[NAME] from Python)"
 
 
 def _one_image_given(values: Mapping[str, Any]) -> None:
@@ -272,8 +274,8 @@ def _one_image_given(values: Mapping[str, Any]) -> None:
     raise InputError(
         f"{said} {'is' if len(keys) == 1 else 'are'} one image's, but {which}: it would "
         "build each alike, or be ignored by those that give their own",
-        hint="pick the image: --only NAME on the command line (images=[NAME] from Python); "
-        f"or give each image its own {' and '.join(keys)} in {source}",
+        hint=f"pick the image: {PICK_AN_IMAGE}; or give each image its own "
+        f"{' and '.join(keys)} in {source}",
     )
 
 
