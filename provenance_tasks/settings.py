@@ -130,6 +130,9 @@ class Settings:
     dotenv: str | None
     verified_dotenv: str | None
     log_format: str
+    # The keys a flag or a Python caller gave, not invoke.yaml or the environment: a set takes
+    # them as the caller's words (ONE_IMAGE_KEYS name one image, and win over its own values).
+    given: frozenset[str] = frozenset()
 
     @property
     def of_a_set(self) -> bool:
@@ -186,6 +189,7 @@ def resolve(
     merged: dict[str, Any] = dict(DEFAULTS)
     config = {**(config or {}), **environment_overrides(environ or {})}
     added: dict[str, tuple[str, ...]] = {}
+    by_caller: set[str] = set()
     for source in (config, flags or {}):
         for key, value in source.items():
             if key not in DEFAULTS:
@@ -199,14 +203,18 @@ def resolve(
                 value = [item for item in value if str(item).strip()]  # `--tag "$UNSET"`
             if value is None or (key in LIST_KEYS and source is flags and value == []):
                 continue
+            if source is flags:
+                by_caller.add(key)
             if key in ADDITIVE_KEYS and source is flags:
                 added[key] = as_list(value, key)
                 continue
             merged[key] = value
     for key, given in added.items():
         merged[key] = _add_by_key(as_list(merged[key], key), given)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"given": frozenset(by_caller)}
     for f in fields(Settings):
+        if f.name not in DEFAULTS:
+            continue  # not a setting: what resolve() found out
         value = merged[f.name]
         if f.name in LIST_KEYS:
             value = as_list(value, f.name)
@@ -236,7 +244,39 @@ def resolve(
     _check_choice("log_format", values["log_format"], LOG_FORMATS)
     if values["provenance"] is not None:
         values["provenance"] = _provenance_mode(values["provenance"])
+    _one_image_given(values)
     return Settings(**values)
+
+
+#: Settings that describe one image's build: given by the caller for a whole set, every image
+#: left without its own would build the same thing, and those with their own would ignore it.
+#: (`image` is the set's base, documented; tags, platforms, build args, target, annotations,
+#: labels and predicates are meant for every image, as in invoke.yaml.)
+ONE_IMAGE_KEYS = ("context", "file")
+#: How a caller names the one image they are for.
+PICK_AN_IMAGE = "--only NAME on the command line (images=[NAME] from Python)"
+
+
+def _one_image_given(values: Mapping[str, Any]) -> None:
+    """A set's run refuses --context or --file unless one image is named (--only NAME)."""
+    keys = [key for key in ONE_IMAGE_KEYS if key in values["given"]]
+    if not keys or not (values["images"] or values["images_file"]):
+        return
+    named = dict.fromkeys([*values["only"], *filter(None, [values["image_name"]])])
+    if len(named) == 1:
+        return
+    said = " and ".join(f"--{key} {values[key]}" for key in keys)
+    source = "provenance.images" if values["images"] else "provenance.images_file"
+    if named:
+        which = f"--only names {len(named)} images ({', '.join(named)})"
+    else:
+        which = f"this run works on every image of {source}"
+    raise InputError(
+        f"{said} {'is' if len(keys) == 1 else 'are'} one image's, but {which}: it would "
+        "build each alike, or be ignored by those that give their own",
+        hint=f"pick the image: {PICK_AN_IMAGE}; or give each image its own "
+        f"{' and '.join(keys)} in {source}",
+    )
 
 
 def comma_split(items: tuple[str, ...]) -> tuple[str, ...]:

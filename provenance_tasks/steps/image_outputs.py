@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance_tasks.image_set import ImageEntry, Shard
-from provenance_tasks.steps import outputs
+from provenance_tasks.steps import outputs, report_merge
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
 
@@ -69,10 +69,13 @@ def earlier_of_image(run: Run, name: str, *, here_only: bool = False) -> outputs
             section = json.loads(path.read_text())["images"][name]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # no report here, or not one that knows this image
-        # The first report that knows the image decides: a failed image has no outputs, and
-        # an older report beside it (an earlier run's shard) must not stand in for it.
         values = dict(section.get("outputs") or {}) if isinstance(section, dict) else {}
-        return _earlier(values, f"{path.name} (image {name})", values)
+        if values.get("IMAGE_REF") or _built_in(section):
+            # The first report that built the image decides: a failed build has no outputs,
+            # and an older report beside it (an earlier run's shard) must not stand in for it.
+            return _earlier(values, f"{path.name} (image {name})", values)
+        # Only a later task's section (a verify that started the report, an image not run):
+        # the digest it worked on is the dotenv's, or GitLab's variables'.
     for path in _siblings(run.cwd, s.dotenv):
         try:
             text = path.read_text()
@@ -91,6 +94,14 @@ def earlier_of_image(run: Run, name: str, *, here_only: bool = False) -> outputs
             complete=False,
         )
     return None
+
+
+def _built_in(section: Any) -> bool:
+    """The section records a build of its image (a failed one too)."""
+    tasks = section.get("tasks") if isinstance(section, dict) else None
+    return isinstance(tasks, list) and any(
+        isinstance(t, dict) and str(t.get("task", "")).startswith("build") for t in tasks
+    )
 
 
 def _record(values: Mapping[str, str], variable: str, *, merged: bool = False) -> dict[str, str]:
@@ -181,28 +192,42 @@ def write(
     shard: Shard | None,
     failure: Mapping[str, Any] | None,
 ) -> None:
-    """The dotenv, $GITHUB_OUTPUT and the report of the set (a dry run writes none)."""
+    """The dotenv, $GITHUB_OUTPUT and the report of the set (a dry run writes none).
+
+    A build writes the dotenv, failed or not (it removed the earlier one when it started); a task
+    after it only when it passed and has references to hand on: one that failed leaves the
+    build's dotenv as it was, and only adds its failure to the report."""
     s = run.settings
     values = dotenv_values(run, log, outcomes)
     log.outputs = values
     if s.dry_run:
         return
-    if s.dotenv:
-        outputs.write_dotenv(run.cwd / s.dotenv, values)
+    failed = failure is not None or any(o.error is not None for o in outcomes)
+    refs = any(o.entry.variable in values for o in outcomes)
+    hands_on = task.startswith("build") or (refs and not failed)
+    if hands_on:
+        if s.dotenv:
+            outputs.write_dotenv(run.cwd / s.dotenv, values)
+        outputs.write_github_output(run, values)
     if task == "verify" and s.verified_dotenv:
         verified = {
             f"{o.entry.variable.removesuffix('_IMAGE_REF')}_VERIFIED_IMAGE_REF": report.reference
             for o in outcomes
             if o.started and o.error is None and (report := o.log.results.get("verify")) is not None
         }
-        outputs.write_dotenv(run.cwd / s.verified_dotenv, verified)
-    outputs.write_github_output(run, values)
+        outputs.write_dotenv(run.cwd / s.verified_dotenv, verified)  # none verified: no file
     if s.report:
         path = run.cwd / s.report
-        text = json.dumps(
-            _report(run, task, outcomes, shard, failure, values, path), indent=2, default=str
-        )
-        path.write_text(run.redactor.redact(text) + "\n")
+        existing = report_merge.read_report(path)
+        data = _report(run, task, outcomes, shard, failure, values, existing, hands_on)
+        if data is None:
+            log.warning(
+                f"{s.report} is left as it was: it is no report of a set this version can add "
+                f"this {task}'s failure to (the log above has it)"
+            )
+            return
+        text = json.dumps(data, indent=2, default=str)
+        outputs.write_whole(path, run.redactor.redact(text) + "\n")
 
 
 def _report(
@@ -212,14 +237,19 @@ def _report(
     shard: Shard | None,
     failure: Mapping[str, Any] | None,
     values: Mapping[str, str],
-    path: Path,
-) -> dict[str, Any]:
+    existing: Any,
+    hands_on: bool,
+) -> dict[str, Any] | None:
+    """The set's report once `task` ended: the report of the run it continues with each image's
+    part added, else its own. A task that failed adds to the report here, whichever run's,
+    replacing nothing (None: the file is no set's report it can add to)."""
     run_id = values["PROVENANCE_RUN_ID"]
-    try:
-        existing = json.loads(path.read_text())
-        same = existing["run"]["id"] == run_id and isinstance(existing.get("images"), dict)
-    except (OSError, ValueError, KeyError, TypeError):
-        existing, same = {}, False
+    of_a_set = report_merge.is_report(existing) and isinstance(existing.get("images"), dict)
+    failed = failure is not None or any(o.error is not None for o in outcomes)
+    adding = not task.startswith("build") and failed and existing is not None
+    if adding and not of_a_set:
+        return None
+    same = of_a_set and (existing["run"].get("id") == run_id or adding)
     images: dict[str, Any] = dict(existing["images"]) if same else {}
     for o in outcomes:
         if not o.started:
@@ -227,19 +257,17 @@ def _report(
             continue
         mine = outputs.task_report(o.run, o.log, task, o.error)
         mine.pop("provider", None)
-        before = images.get(o.entry.name)
-        continued = (
-            outputs.merged_report(before, mine, o.log.run_id) if before and o.log.run_id else None
-        )
-        images[o.entry.name] = continued or mine
-    failed = sorted(n for n, section in images.items() if section.get("status") != "ok")
-    status = "failed" if failed or failure else "ok"
+        images[o.entry.name] = _section(images.get(o.entry.name), mine, o)
     tasks = [
         *(existing.get("tasks", []) if same else []),
-        {"task": task, "id": run.id, "status": status, "failure": failure},
+        {"task": task, "id": run.id, "status": "failed" if failed else "ok", "failure": failure},
     ]
-    return {
-        "schema": outputs.REPORT_SCHEMA,
+    failed_images = sorted(n for n, section in images.items() if section.get("status") != "ok")
+    last = {t["task"]: t for t in tasks if isinstance(t, dict) and "task" in t}
+    failed_tasks = [t for t in last.values() if t.get("status") == "failed"]
+    ended = failure or (failed_tasks[-1].get("failure") if failed_tasks else None)
+    report = {
+        "schema": report_merge.REPORT_SCHEMA,
         "run": {
             "id": run_id,
             "provider": run.ci.provider,
@@ -248,8 +276,8 @@ def _report(
             "source": run.ci.labels.get(outputs.SOURCE),
         },
         "provider": run.ci.provider,
-        "status": status,
-        "failure": failure or ({"images": failed} if failed else None),
+        "status": "failed" if failed_images or failed_tasks else "ok",
+        "failure": ended or ({"images": failed_images} if failed_images else None),
         "tasks": tasks,
         "shard": {"index": shard.index, "total": shard.total, "source": shard.source}
         if shard
@@ -257,3 +285,17 @@ def _report(
         "images": images,
         "outputs": dict(values),
     }
+    if same and not hands_on:  # the run's record and outputs stay the build's
+        report.update({k: existing[k] for k in ("run", "outputs", "shard") if k in existing})
+    return report
+
+
+def _section(before: Any, mine: dict[str, Any], o: ImageOutcome) -> dict[str, Any]:
+    """One image's section once the task ended: its part added to the run's section it
+    continues; a failure added to whichever section is there; else its own."""
+    if before is None or not report_merge.is_report(before):
+        return mine  # none yet, or "not run"
+    if o.error is not None:
+        return report_merge.added(before, mine)
+    continued = report_merge.merged_report(before, mine, o.log.run_id) if o.log.run_id else None
+    return continued or mine

@@ -21,7 +21,7 @@ from provenance_tasks import image_set
 from provenance_tasks.errors import InputError, ProvenanceError, VerificationError
 from provenance_tasks.image_set import ImageEntry, Shard
 from provenance_tasks.logs import ImageRow
-from provenance_tasks.settings import for_image
+from provenance_tasks.settings import ONE_IMAGE_KEYS, for_image
 from provenance_tasks.steps import image_outputs, pipeline, plan
 from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps.image_outputs import ImageOutcome
@@ -48,28 +48,14 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
     """`task` (build, sign, verify, attest, publish, build_sign_verify) on each image of the
     set; raises ImagesFailed when any failed, after the outputs and the summary's rows."""
     s = run.settings
-    entries, shard = chosen(run)
-    said = f"shard {shard.index}/{shard.total} ({shard.source}): " if shard else ""
-    log.info(
-        f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
-        f"{', '.join(e.name for e in entries) or 'none'}"
-    )
-    set_run = replace(
-        run,
-        settings=replace(
-            s,
-            report=image_outputs.suffixed(s.report, shard),
-            dotenv=image_outputs.suffixed(s.dotenv, shard),
-        ),
-    )
     printing = threading.Lock()
-    outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
-    if task in ("build", "build_sign_verify"):
-        image_outputs.invalidate(set_run)  # after each image's earlier outputs were read
-    if task == "verify" and s.verified_dotenv and not s.dry_run:
-        (run.cwd / s.verified_dotenv).unlink(missing_ok=True)  # a failed verify pins nothing
+    # Until the set is known (bad input in --only, the shard, an image's settings), the run's
+    # own files: a failure there is added to the report too.
+    set_run, shard = run, None
+    outcomes: list[ImageOutcome] = []
     failure: dict[str, Any] | None = None
     try:
+        set_run, shard, outcomes = _set_up(task, run, log, printing)
         plans = _prepare(task, set_run, outcomes, tools, log)
         if task in ("build", "build_sign_verify"):
             # Its log's name is no image's (they start with a lowercase letter).
@@ -93,6 +79,36 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
             log.warning(f"the report could not be written: {exc}")
     _raise_if_failed(outcomes)
     return outcomes
+
+
+def _set_up(
+    task: str, run: Run, log: RunLog, printing: threading.Lock
+) -> tuple[Run, Shard | None, list[ImageOutcome]]:
+    """The images of this job, said in the log, each with its run; a build removes the set's
+    earlier outputs (after each image's were read), a verify what an earlier one verified."""
+    s = run.settings
+    entries, shard = chosen(run)
+    said = f"shard {shard.index}/{shard.total} ({shard.source}): " if shard else ""
+    log.info(
+        f"{said}{len(entries)} image{'s' if len(entries) != 1 else ''}: "
+        f"{', '.join(e.name for e in entries) or 'none'}"
+    )
+    if s.image:
+        log.info(_base(s.image, entries))
+    set_run = replace(
+        run,
+        settings=replace(
+            s,
+            report=image_outputs.suffixed(s.report, shard),
+            dotenv=image_outputs.suffixed(s.dotenv, shard),
+        ),
+    )
+    outcomes = [_outcome(set_run, entry, log, printing) for entry in entries]
+    if task in ("build", "build_sign_verify"):
+        image_outputs.invalidate(set_run)  # after each image's earlier outputs were read
+    if task == "verify" and s.verified_dotenv and not s.dry_run:
+        (run.cwd / s.verified_dotenv).unlink(missing_ok=True)  # a failed verify pins nothing
+    return set_run, shard, outcomes
 
 
 def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
@@ -125,8 +141,18 @@ def chosen(run: Run) -> tuple[tuple[ImageEntry, ...], Shard | None]:
     return mine, shard
 
 
+def _base(image: str, entries: tuple[ImageEntry, ...]) -> str:
+    """provenance.image is the set's base, never one image's repository: said in one line."""
+    own = [e.name for e in entries if e.overrides.get("image")]
+    but = f" (but {', '.join(own)}: {'its' if len(own) == 1 else 'their'} own image)" if own else ""
+    return f"provenance.image {image} is the set's base: images land at {image}/<name>{but}"
+
+
 def _outcome(run: Run, entry: ImageEntry, parent: RunLog, printing: threading.Lock) -> ImageOutcome:
     overrides = dict(entry.overrides)
+    for key in ONE_IMAGE_KEYS:  # given for the one image named (--only): the caller's word
+        if key in run.settings.given:
+            overrides.pop(key, None)
     if "image" not in overrides and run.settings.image:  # the run's repository is the base
         overrides["image"] = f"{run.settings.image}/{entry.name}"
     try:

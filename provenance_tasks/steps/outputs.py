@@ -8,21 +8,26 @@ record, and the plan refuses what another commit or repository wrote.
 One report per run: every task writes it, failed or not (for GitLab's `artifacts: when: always`),
 and a task that continues a run (build --stage, then sign, verify, publish, even in a later job
 that was handed the report) adds its section to that run's report instead of replacing it.
+A task that fails only adds its failure: to whichever report is here, never replacing what an
+earlier task wrote, and it leaves the dotenv alone, so the retry finds the build's outputs.
+Every file is written whole or not at all (a temporary file, then renamed): a killed run never
+leaves half a report, or an empty dotenv.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from provenance_tasks.steps.report_merge import REPORT_SCHEMA, read_report, updated_report
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
 
-#: The report's layout; a reader checks it before trusting a field.
-REPORT_SCHEMA = 3
 REVISION, SOURCE = "org.opencontainers.image.revision", "org.opencontainers.image.source"
 
 
@@ -137,8 +142,29 @@ def write_verified(run: Run, values: dict[str, str]) -> None:
         write_dotenv(run.cwd / run.settings.verified_dotenv, values)
 
 
-def write_dotenv(path: Path, values: dict[str, str]) -> None:
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+def write_dotenv(path: Path, values: Mapping[str, str]) -> None:
+    """`values` as KEY=value lines; no values, no file (an empty one would say nothing was
+    verified as if something had been)."""
+    if not values:
+        path.unlink(missing_ok=True)
+        return
+    write_whole(path, "".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def write_whole(path: Path, text: str) -> None:
+    """`text` in `path`, whole or not at all: written beside it, then renamed over it, so a run
+    killed halfway (or a full disk) leaves the old file or the new one, never an empty one."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the rename: a power cut leaves no empty file
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def write_github_output(run: Run, values: dict[str, str]) -> None:
@@ -208,65 +234,22 @@ def write_report(
     run: Run, log: RunLog, task: str, error: BaseException | None, **calls: Any
 ) -> None:
     """The run's report, written whether the task passed or failed (redacted; a dry run writes
-    none). A report this folder holds of the same commit and source is this run's: the task
-    adds its section there."""
+    none). A task that continues the run whose report this folder holds adds its section there;
+    a failed one adds its failure to whichever report is here (see `updated_report`)."""
     s = run.settings
     if s.dry_run or not s.report or run.image_name is not None:
         return  # one image of a set: the run writes the set's report (steps/image_outputs.py)
     path = run.cwd / s.report
     mine = task_report(run, log, task, error, **calls)
-    continues = log.run_id
-    if continues is None and not task.startswith("build"):
-        # Failed before its plan said which run it continues (a failed build left no outputs,
-        # bad input): the run whose report this folder holds for this very commit.
-        continues = _run_of_commit(path, run.ci.labels.get(REVISION))
-    data = _continued(path, mine, continues) if continues else None
-    data = data or mine
+    data = updated_report(read_report(path), mine, task, log.run_id)
+    if data is None:
+        log.warning(
+            f"{s.report} is left as it was: it is no report this version can add this "
+            f"{task}'s failure to (the log above has it)"
+        )
+        return
     text = run.redactor.redact(json.dumps(data, indent=2, default=str))
-    path.write_text(text + "\n")
-
-
-def _run_of_commit(path: Path, commit: str | None) -> str | None:
-    try:
-        run = json.loads(path.read_text())["run"]
-        return str(run["id"]) if commit and run["commit"] == commit else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _continued(path: Path, mine: dict[str, Any], continues: str) -> dict[str, Any] | None:
-    """The report at `path` with this task's part added, if it is the report of the run this
-    task continues (its id, commit and source); else None."""
-    try:
-        existing = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return merged_report(existing, mine, continues)
-
-
-def merged_report(existing: Any, mine: dict[str, Any], continues: str) -> dict[str, Any] | None:
-    """`existing` (a report, or one image's section of one) with this task's part added, if
-    it is of the run this task continues; else None."""
-    try:
-        run = existing["run"]
-        same = existing.get("schema") == REPORT_SCHEMA and (
-            run["id"],
-            run["commit"],
-            run["source"],
-        ) == (continues, mine["run"]["commit"], mine["run"]["source"])
-    except (KeyError, TypeError, AttributeError):
-        return None
-    if not same:
-        return None  # another run's: this task starts its own report
-    merged = {**existing, **{k: v for k, v in mine.items() if k not in ("run", "tasks", "steps")}}
-    merged["tasks"] = [*existing.get("tasks", []), *mine["tasks"]]
-    merged["steps"] = [*existing.get("steps", []), *mine["steps"]]
-    # The run failed while a task's last try failed: a later task passing doesn't undo that.
-    last = {t["task"]: t for t in merged["tasks"]}
-    failed = [t for t in last.values() if t["status"] == "failed"]
-    merged["status"] = "failed" if failed else "ok"
-    merged["failure"] = failed[-1]["failure"] if failed else None
-    return merged
+    write_whole(path, text + "\n")
 
 
 def earlier(run: Run, *, here_only: bool = False) -> Earlier | None:

@@ -230,18 +230,15 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     )
     log.bind_image(staged.repository, staged.digest)
     published: list[str] = []
-    try:
-        report = kept(
-            log, "verify", verify_step.verify, run, tools, log, p.target, p.image, p.policy
-        )
-        _publish(run, tools, log, staged, published, verified=True)
-        report.tags = dict.fromkeys(published, staged.digest)
-        return report
-    finally:
-        values = outputs.image_outputs(
-            run, staged.repository, staged.digest, staged.tags, tuple(published), run_id=p.continues
-        )
-        outputs.write_outputs(run, log, values)
+    report = kept(log, "verify", verify_step.verify, run, tools, log, p.target, p.image, p.policy)
+    _publish(run, tools, log, staged, published, verified=True)
+    report.tags = dict.fromkeys(published, staged.digest)
+    # Only once published: a publish that failed leaves the build's dotenv as it was.
+    values = outputs.image_outputs(
+        run, staged.repository, staged.digest, staged.tags, tuple(published), run_id=p.continues
+    )
+    outputs.write_outputs(run, log, values)
+    return report
 
 
 def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:

@@ -311,3 +311,143 @@ def test_fail_fast_starts_no_image_after_a_failure_and_an_images_file_is_read(
     assert re.search(r"after-a\s+not run", done.stderr)
     for name in ("after-a", "after-b"):
         assert registry.holds_nothing(f"{env['CI_REGISTRY_IMAGE']}/{name}")
+
+
+def build_jobs_section(section: dict[str, Any], *, verdict: bool = True) -> dict[str, Any]:
+    """What the build job wrote in an image's section, field for field (a later verify adds
+    its own task and steps; one that passed sets its verdict: `verdict` False leaves it out)."""
+    first = section["tasks"][0]["task"]
+    later = ("status", "failure", "tasks", "steps", *(() if verdict else ("verify",)))
+    return {
+        **{k: v for k, v in section.items() if k not in later},
+        "tasks": section["tasks"][:1],
+        "steps": [s for s in section["steps"] if s["task"] == first],
+    }
+
+
+@pytest.mark.parametrize("cosign", ["cosign3"])  # the outputs are what this is about
+def test_a_failed_downstream_verify_of_a_set_leaves_the_builds_outputs_for_a_good_one(
+    runner: Runner,
+    registry: Registry,
+    key_pair: tuple[Path, Path, str],
+    tmp_path: Path,
+    cosign: str,
+) -> None:
+    key, pub, password = key_pair
+    monorepo(runner, ["api", "worker"])
+    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", env=build_job)
+    assert done.returncode == 0, done.stderr
+    dotenv_file = runner.cwd / "provenance.env"
+    verified_file = runner.cwd / "provenance-verified.env"
+    handed, written = dotenv_file.read_bytes(), report(runner)
+    refs = {name: written["images"][name]["outputs"]["IMAGE_REF"] for name in ("api", "worker")}
+
+    def intact(*, verdict: bool = True) -> None:
+        """The build's dotenv byte for byte, its part of the report field for field (its
+        verdict too, unless a verify passed since)."""
+        assert dotenv_file.read_bytes() == handed
+        now = report(runner)
+        for field in ("schema", "run", "shard", "outputs"):
+            assert now[field] == written[field], field
+        assert now["tasks"][0] == written["tasks"][0]
+        for name, section in written["images"].items():
+            found = build_jobs_section(now["images"][name], verdict=verdict)
+            assert found == build_jobs_section(section, verdict=verdict), name
+        assert not verified_file.exists() or verified_file.stat().st_size > 0
+
+    def tasks_after_the_build() -> list[tuple[str, str]]:
+        return [(t["task"], t["status"]) for t in report(runner)["tasks"][1:]]
+
+    # The deploy job: the build job's files as artifacts, its dotenv as GitLab's variables.
+    deploy_job = {**build_job, "CI_JOB_ID": "98766", **dotenv(runner)}
+    assert deploy_job["API_IMAGE_REF"] == refs["api"]
+    missing = str(pub) + ".missing"
+    for bad in (["--public-key", str(pub), "--only", "nope"], ["--public-key", missing]):
+        done = runner.run("verify", *bad, env=deploy_job)  # bad input: the set, then the plan
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        intact()
+        assert not verified_file.exists()
+    assert tasks_after_the_build() == [("verify", "failed"), ("verify", "failed")]
+    assert report(runner)["failure"]["exit_code"] == 2
+    done = runner.run("verify", "--public-key", str(pub), env=deploy_job)
+    assert done.returncode == 0, done.stderr
+    intact(verdict=False)
+    pinned = {"API_VERIFIED_IMAGE_REF": refs["api"], "WORKER_VERIFIED_IMAGE_REF": refs["worker"]}
+    assert dotenv(runner, "provenance-verified.env") == pinned
+    assert report(runner)["status"] == "ok"
+
+    # A signature that fails the policy (an annotation it doesn't carry), then a good verify.
+    done = runner.run(
+        "verify", "--public-key", str(pub), "--annotation", "team=nobody", env=deploy_job
+    )
+    assert done.returncode == 3 and "2 of 2 images failed" in done.stderr, done.stderr
+    intact(verdict=False)
+    assert not verified_file.exists()
+    assert report(runner)["images"]["api"]["tasks"][-1]["status"] == "failed"
+    done = runner.run("verify", "--public-key", str(pub), env=deploy_job)
+    assert done.returncode == 0, done.stderr
+    intact(verdict=False)
+    assert dotenv(runner, "provenance-verified.env") == pinned
+    assert tasks_after_the_build()[-2:] == [("verify", "failed"), ("verify", "ok")]
+    assert report(runner)["status"] == "ok"
+
+    # Elsewhere, with GitLab's variables alone: a failed try, then the retry finds API_IMAGE_REF.
+    elsewhere = tmp_path / "deploy"
+    elsewhere.mkdir()
+    later = Runner(runner.testbed, elsewhere, runner.sigstore)
+    done = later.run("verify", "--image-name", "api", "--public-key", missing, env=deploy_job)
+    assert done.returncode == 2, done.stderr
+    done = later.run("verify", "--image-name", "api", "--public-key", str(pub), env=deploy_job)
+    assert done.returncode == 0, done.stderr
+    assert "API_IMAGE_REF in the environment" in done.stderr
+    assert dotenv(later, "provenance-verified.env") == {"API_VERIFIED_IMAGE_REF": refs["api"]}
+
+
+def test_one_images_context_for_the_set_is_refused_and_image_is_the_sets_base(
+    runner: Runner,
+    registry: Registry,
+) -> None:
+    monorepo(runner, ["api", "worker"])
+    other = make_context(runner.cwd / "services" / "api-next")
+    with (other / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write("LABEL org.example.context=api-next\n")
+    env = pipelines.gitlab(runner.testbed)
+    base = f"{env['CI_REGISTRY_IMAGE']}/shop"
+
+    # The call that built both images under .../api and then crashed: refused, nothing pushed.
+    done = runner.run("build", "--context", "services/api-next", "--image", f"{base}/api", env=env)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("provenance-tasks: ") == 1
+    assert (
+        "provenance-tasks: --context services/api-next is one image's, but this run works on "
+        "every image of provenance.images" in done.stderr
+    )
+    assert "--only NAME on the command line (images=[NAME] from Python)" in done.stderr
+    project = env["CI_PROJECT_PATH"]
+    catalog = registry.crane("catalog", runner.testbed.secure_registry).split()
+    assert not [repository for repository in catalog if repository.startswith(project)]
+
+    # --only names the image: --context is its, and --image the base it lands under.
+    done = runner.run(
+        "build", "--only", "api", "--context", "services/api-next", "--image", base, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    said = f"provenance.image {base} is the set's base: images land at {base}/<name>"
+    assert done.stderr.count(said) == 1
+    tag = env["CI_COMMIT_SHORT_SHA"]
+    config = json.loads(registry.crane("config", f"{base}/api:{tag}"))
+    assert config["config"]["Labels"]["org.example.context"] == "api-next"
+    assert config["config"]["Labels"][TITLE] == "api"
+    assert registry.holds_nothing(f"{base}/worker")
+
+    # The whole set: every image under the base, by its name.
+    done = runner.run("build", "--image", base, env=env)
+    assert done.returncode == 0, done.stderr
+    assert said in done.stderr
+    for name in ("api", "worker"):
+        ref = report(runner)["images"][name]["outputs"]["IMAGE_REF"]
+        assert ref.startswith(f"{base}/{name}@sha256:")
+        assert registry.tags(f"{base}/{name}") == [tag]
+    labels = json.loads(registry.crane("config", f"{base}/api:{tag}"))["config"]["Labels"]
+    assert "org.example.context" not in labels  # invoke.yaml's own context again

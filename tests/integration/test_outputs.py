@@ -11,6 +11,7 @@ import json
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +176,94 @@ def test_verify_tag_alone_resolves_the_tag_at_the_registry_and_verifies_that_dig
     assert done.returncode == 0, done.stderr
     assert f":{tag} names {digest} at the registry" in done.stderr
     assert f"tag {tag} -> {digest} ok" in done.stderr and "VERIFIED" in done.stderr
+
+
+def build_jobs_part(report: dict[str, Any]) -> dict[str, Any]:
+    """What the build job's tasks (build, sign) wrote in the report, field for field."""
+    kept = {k: v for k, v in report.items() if k not in ("status", "failure", "tasks", "steps")}
+    mine = ("build", "sign")
+    return {
+        **{k: v for k, v in kept.items() if k not in ("verify", "publish")},  # later verdicts
+        "tasks": [t for t in report["tasks"] if t["task"] in mine],
+        "steps": [s for s in report["steps"] if s["task"] in mine],
+    }
+
+
+@pytest.mark.parametrize("cosign", ["cosign3"])  # the outputs are what this is about
+def test_a_failed_downstream_verify_leaves_the_builds_outputs_for_a_good_one(
+    runner: Runner,
+    registry: Registry,
+    context: Path,
+    key_pair: tuple[Path, Path, str],
+    cosign: str,
+) -> None:
+    key, pub, password = key_pair
+    build_job = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
+    done = runner.run("build", "--context", str(context), env=build_job)
+    assert done.returncode == 0, done.stderr
+    done = runner.run("sign", "--key", str(key), env=build_job)
+    assert done.returncode == 0, done.stderr
+    dotenv, report_file = runner.cwd / "provenance.env", runner.cwd / "provenance-report.json"
+    verified_file = runner.cwd / "provenance-verified.env"
+    handed, written = dotenv.read_bytes(), json.loads(report_file.read_text())
+    assert [t["task"] for t in written["tasks"]] == ["build", "sign"]
+    built = build_jobs_part(written)
+
+    def intact() -> None:
+        """The build's dotenv byte for byte, its part of the report field for field."""
+        assert dotenv.read_bytes() == handed
+        now = json.loads(report_file.read_text())
+        assert build_jobs_part(now) == built
+        assert now["tasks"][:2] == written["tasks"] and now["run"] == written["run"]
+        assert not verified_file.exists() or verified_file.stat().st_size > 0
+
+    # The deploy job: the build job's files as artifacts, its dotenv as GitLab's variables.
+    deploy_job = {**build_job, "CI_JOB_ID": "98766", **dotenv_variables(dotenv)}
+
+    # Bad input, before the plan said which run it continues: exit 2, and only added.
+    done = runner.run("verify", "--public-key", str(pub) + ".missing", env=deploy_job)
+    assert done.returncode == 2 and "cannot read public key" in done.stderr, done.stderr
+    intact()
+    assert not verified_file.exists()
+    failed = json.loads(report_file.read_text())
+    assert [(t["task"], t["status"]) for t in failed["tasks"]][2:] == [("verify", "failed")]
+    assert failed["status"] == "failed" and failed["failure"]["exit_code"] == 2
+    # The same from a job of another commit (a pipeline handed these artifacts): only added.
+    other_commit = {**deploy_job, "CI_COMMIT_SHA": "f" * 40, "CI_COMMIT_SHORT_SHA": "f" * 8}
+    done = runner.run("verify", "--public-key", str(pub) + ".missing", env=other_commit)
+    assert done.returncode == 2, done.stderr
+    intact()
+    assert [t["task"] for t in json.loads(report_file.read_text())["tasks"]][2:] == [
+        "verify",
+        "verify",
+    ]
+    done = runner.run("verify", "--public-key", str(pub), env=deploy_job)
+    assert done.returncode == 0 and "VERIFIED" in done.stderr, done.stderr
+    intact()
+    assert verified_file.read_text() == f"VERIFIED_IMAGE_REF={handed_ref(dotenv)}\n"
+    assert json.loads(report_file.read_text())["status"] == "ok"
+
+    # A signature that fails the policy (an annotation it doesn't carry): exit 3, only added.
+    for task in ("verify", "publish"):
+        done = runner.run(
+            task, "--public-key", str(pub), "--annotation", "team=nobody", env=deploy_job
+        )
+        assert done.returncode == 3 and "MISMATCH" in done.stderr, done.stderr
+        intact()
+        ended = json.loads(report_file.read_text())
+        assert ended["tasks"][-1]["task"] == task and ended["status"] == "failed"
+        assert ended["failure"]["exit_code"] == 3
+    assert not verified_file.exists()  # the failed verify pins nothing
+    done = runner.run("verify", "--public-key", str(pub), env=deploy_job)
+    assert done.returncode == 0 and "VERIFIED" in done.stderr, done.stderr
+    intact()
+    assert verified_file.read_text() == f"VERIFIED_IMAGE_REF={handed_ref(dotenv)}\n"
+    # The publish's last try failed: the run stays failed until it passes.
+    assert json.loads(report_file.read_text())["status"] == "failed"
+    done = runner.run("publish", "--public-key", str(pub), env=deploy_job)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(report_file.read_text())["status"] == "ok"
+
+
+def handed_ref(dotenv: Path) -> str:
+    return dotenv_variables(dotenv)["IMAGE_REF"]

@@ -115,6 +115,64 @@ def test_images_from_an_environment_variable_are_refused_with_a_hint() -> None:
     assert "images_file" in caught.value.hint
 
 
+# --- one image's settings, given for a set ------------------------------------------------------
+
+SET = {"images": [{"name": "api", "context": "services/api"}, {"name": "worker"}]}
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        ({"context": "services/api"}, "--context services/api is one image's"),
+        ({"file": "api.Dockerfile"}, "--file api.Dockerfile is one image's"),
+        ({"context": "a", "file": "b"}, "--context a and --file b are one image's"),
+    ],
+)
+def test_a_context_or_file_given_for_the_whole_set_is_refused_saying_how_to_pick(
+    flags: dict[str, str], said: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        resolve(SET, flags)
+    assert caught.value.message.startswith(said), caught.value.message
+    assert "every image of provenance.images" in caught.value.message
+    assert caught.value.hint and "--only NAME" in caught.value.hint
+    assert "images=[NAME]" in caught.value.hint
+
+
+def test_an_images_file_is_a_set_too() -> None:
+    with pytest.raises(InputError, match=r"every image of provenance\.images_file"):
+        resolve({"images_file": "images.yml"}, {"context": "services/api"})
+
+
+def test_only_naming_several_images_is_refused_with_their_names() -> None:
+    with pytest.raises(InputError, match=r"--only names 2 images \(api, worker\)"):
+        resolve(SET, {"context": "services/api", "only": ["api", "worker"]})
+
+
+@pytest.mark.parametrize(
+    ("config", "flags", "environ"),
+    [
+        (SET, {"context": "services/api", "only": ["api"]}, {}),  # one image named
+        (SET, {"file": "x.Dockerfile"}, {"INVOKE_PROVENANCE_ONLY": "worker"}),
+        (SET, {"context": "services/api"}, {"INVOKE_PROVENANCE_IMAGE_NAME": "api"}),
+        ({**SET, "context": "services"}, {}, {}),  # invoke.yaml's: the set's default
+        (SET, {}, {"INVOKE_PROVENANCE_CONTEXT": "services"}),  # the environment's, too
+        (SET, {"image": "r.test/shop", "tags": ["v1"], "platforms": ["linux/amd64"]}, {}),
+        ({}, {"context": "services/api"}, {}),  # no set: one image, as ever
+    ],
+)
+def test_what_names_one_image_or_is_meant_for_every_image_is_kept(
+    config: dict[str, object], flags: dict[str, object], environ: dict[str, str]
+) -> None:
+    resolve(config, flags, environ)
+
+
+def test_the_settings_say_which_keys_the_caller_gave() -> None:
+    s = resolve({"context": "x", "tags": ["v1"]}, {"context": "y", "only": ["api"], "digest": None})
+    assert s.given == frozenset({"context", "only"})  # None: not given
+    assert resolve({}, {"tags": []}).given == frozenset()  # an empty list: not given either
+
+
 # --- one engine ---------------------------------------------------------------------------------
 
 

@@ -456,3 +456,123 @@ def test_invalidate_removes_the_sets_outputs_unless_a_dry_run(tmp_path: Path) ->
     image_outputs.invalidate(make_run(tmp_path))
     assert not (tmp_path / "provenance.env").exists()
     assert not (tmp_path / "provenance-report.json").exists()
+
+
+# --- a failed task only adds: the build's outputs survive it -------------------------------------
+
+
+def built_set(tmp_path: Path) -> Run:
+    build = make_run(tmp_path)
+    parent = parent_log(build)
+    write(
+        build,
+        parent,
+        "build",
+        [
+            ran(outcome(build, parent, "api", f"r.test/api@{DIGEST}", run_id=""), "build"),
+            ran(outcome(build, parent, "worker", f"r.test/worker@{DIGEST}", run_id=""), "build"),
+        ],
+        None,
+        None,
+    )
+    return build
+
+
+def test_a_verify_failing_before_any_image_started_leaves_the_dotenv_and_adds_to_the_report(
+    tmp_path: Path,
+) -> None:
+    build = built_set(tmp_path)
+    dotenv = (tmp_path / "provenance.env").read_bytes()
+    before = read(tmp_path)
+    verify = make_run(tmp_path)  # a later job, bad input: its plan never said which run
+    parent = parent_log(verify)
+    not_started = [outcome(verify, parent, n, started=False) for n in ("api", "worker")]
+    bad_input = {"message": "--only nope: no such image", "exit_code": 2, "hint": None}
+    write(verify, parent, "verify", not_started, None, bad_input)
+    assert (tmp_path / "provenance.env").read_bytes() == dotenv
+    after = read(tmp_path)
+    for key in ("run", "outputs", "images", "shard", "schema"):
+        assert after[key] == before[key], key
+    assert [(t["task"], t["id"], t["status"]) for t in after["tasks"]] == [
+        ("build", build.id, "ok"),
+        ("verify", verify.id, "failed"),
+    ]
+    assert after["status"] == "failed" and after["failure"] == bad_input
+
+    good = make_run(tmp_path)  # the retry: it continues the build's run, and passes
+    parent = parent_log(good)
+    verified = [ran(outcome(good, parent, n, run_id=build.id), "verify") for n in ("api", "worker")]
+    write(good, parent, "verify", verified, None, None)
+    assert (tmp_path / "provenance.env").read_bytes() == dotenv  # a verify hands on no ref
+    final = read(tmp_path)
+    assert final["run"] == before["run"] and final["outputs"] == before["outputs"]
+    api = final["images"]["api"]
+    assert [s["name"] for s in api["steps"]] == ["build", "verify"]
+    assert api["outputs"] == before["images"]["api"]["outputs"]
+    assert final["status"] == "ok" and final["failure"] is None
+
+
+def test_an_images_failed_verify_adds_to_its_section_and_replaces_nothing(tmp_path: Path) -> None:
+    build = built_set(tmp_path)
+    dotenv = (tmp_path / "provenance.env").read_bytes()
+    before = read(tmp_path)
+    verify = make_run(tmp_path)
+    parent = parent_log(verify)
+    failing = ran(
+        outcome(verify, parent, "api", f"r.test/api@sha256:{'0' * 64}", run_id=build.id),
+        "verify",
+        ToolError("policy"),
+    )
+    write(verify, parent, "verify", [failing], None, None)
+    assert (tmp_path / "provenance.env").read_bytes() == dotenv
+    after = read(tmp_path)
+    api, kept = after["images"]["api"], before["images"]["api"]
+    assert api["outputs"] == kept["outputs"] and api["run"] == kept["run"]
+    assert [(t["task"], t["status"]) for t in api["tasks"]] == [
+        ("build", "ok"),
+        ("verify", "failed"),
+    ]
+    assert after["images"]["worker"] == before["images"]["worker"]
+    assert after["outputs"] == before["outputs"] and after["status"] == "failed"
+
+
+def test_a_failure_over_a_file_that_is_no_sets_report_leaves_it(tmp_path: Path) -> None:
+    (tmp_path / "provenance-report.json").write_text('{"schema": 3, "run": {"id": "x"}}')
+    run = make_run(tmp_path)
+    parent = parent_log(run)
+    _, said = warnings_of(
+        lambda: write(run, parent, "sign", [], None, {"message": "bad", "exit_code": 2})
+    )
+    assert (tmp_path / "provenance-report.json").read_text() == '{"schema": 3, "run": {"id": "x"}}'
+    assert said and "is left as it was" in said[-1]
+    assert not (tmp_path / "provenance.env").exists()
+
+
+def test_a_section_without_the_images_build_leaves_its_ref_to_the_environment(
+    tmp_path: Path,
+) -> None:
+    # A failed verify in a folder with no files: the report it started knows the image only as
+    # not run. The retry takes API_IMAGE_REF from GitLab's variables, as the first try did.
+    first = make_run(tmp_path, {"API_IMAGE_REF": f"r.test/api@{DIGEST}"})
+    parent = parent_log(first)
+    write(first, parent, "verify", [outcome(first, parent, "api", started=False)], None, {})
+    assert read(tmp_path)["images"]["api"] == {"status": "not run", "failure": None}
+    found = earlier_of_image(first, "api")
+    assert found is not None and found.ref == f"r.test/api@{DIGEST}"
+    assert found.where == "API_IMAGE_REF in the environment"
+
+
+def test_a_failed_build_of_the_image_decides_even_over_the_environment(tmp_path: Path) -> None:
+    run = make_run(tmp_path, {"API_IMAGE_REF": f"r.test/api@{DIGEST}"})
+    parent = parent_log(run)
+    failed = ran(outcome(run, parent, "api"), "build", ToolError("the push failed"))
+    write(run, parent, "build", [failed], None, None)
+    assert earlier_of_image(run, "api") is None  # the build here failed: no other digest
+
+
+def test_a_verify_that_verified_none_leaves_no_verified_dotenv(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    parent = parent_log(run)
+    failing = ran(outcome(run, parent, "api"), "verify", ToolError("policy"))
+    write(run, parent, "verify", [failing], None, None)
+    assert not (tmp_path / "provenance-verified.env").exists()

@@ -219,6 +219,31 @@ def test_each_image_is_pushed_under_the_runs_repository_unless_it_names_its_own(
     assert web.run.image_name == "web" and web.log.name == "web" and not web.started
 
 
+def test_a_context_and_file_given_for_the_one_image_named_win_over_its_own(
+    tmp_path: Path,
+) -> None:
+    run = make_run(
+        tmp_path, {"images": SET}, context="services/next", file="next.Dockerfile", only=["web"]
+    )
+    parent = RunLog({}, "console", io.StringIO(), run.redactor)
+    own = {"context": "services/web", "file": "web.Dockerfile", "target": "release"}
+    web = images._outcome(run, ImageEntry("web", own), parent, threading.Lock())
+    assert (web.run.settings.context, web.run.settings.file) == ("services/next", "next.Dockerfile")
+    assert web.run.settings.target == "release"  # not given by the caller: the image's own
+    configured = make_run(tmp_path, {"images": SET, "context": "services"})
+    web = images._outcome(configured, ImageEntry("web", own), parent, threading.Lock())
+    assert web.run.settings.context == "services/web"  # invoke.yaml's is the set's default
+
+
+def test_the_log_says_in_one_line_that_the_runs_image_is_the_sets_base() -> None:
+    entries = (ImageEntry("api", {}), ImageEntry("web", {"image": "r.test/web"}))
+    assert images._base("localhost:5000/x", entries[:1]) == (
+        "provenance.image localhost:5000/x is the set's base: images land at "
+        "localhost:5000/x/<name>"
+    )
+    assert images._base("r.test/x", entries).endswith("<name> (but web: its own image)")
+
+
 def test_an_images_bad_setting_is_said_with_its_name(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     parent = RunLog({}, "console", io.StringIO(), run.redactor)
