@@ -278,8 +278,9 @@ class Provenance:
 
     def _run_for(self, task: str, image: Image, settings: Mapping[str, Any]) -> Run:
         """This call's run: the run's settings with the call's on top, and the images handed
-        in, checked to be this run's."""
-        given = opening.checked(settings)
+        in, checked to be this run's. A call's `images=[NAME, ...]`, or a mapping of results
+        handed in, picks those images of the run's set (`--only`)."""
+        given = opening.checked(opening.picked(settings, image))
         wide = sorted(set(given) & opening.RUN_WIDE)
         if wide:
             raise InputError(

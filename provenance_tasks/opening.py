@@ -70,6 +70,24 @@ def checked(settings: Mapping[str, Any]) -> dict[str, Any]:
     return dict(settings)
 
 
+def picked(settings: Mapping[str, Any], image: object) -> dict[str, Any]:
+    """A call's settings with `images=[NAME, ...]` read as `only` (the images of the run's set
+    it works on; the set itself is the run's), and a mapping of results handed in picking its
+    own images unless the call named them."""
+    given = dict(settings)
+    names = given.pop("images", None)
+    if names is not None:
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise InputError(
+                "a call's images= names images of the run's set",
+                hint="images=['api'], and declare the set itself when opening the run",
+            )
+        given["only"] = list(names)
+    if isinstance(image, Mapping) and image and "only" not in given:
+        given["only"] = sorted(str(name) for name in image)
+    return given
+
+
 def config_of(c: Any, cwd: Path) -> tuple[dict[str, Any], bool]:
     """The `provenance` config and invoke's --dry: of a Context, a mapping, or cwd's
     invoke.yaml."""

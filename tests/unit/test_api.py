@@ -15,6 +15,7 @@ import pytest
 
 from provenance_tasks import Built, InputError, Provenance, ProvenanceError
 from provenance_tasks.nox import flags
+from provenance_tasks.opening import picked
 
 LOCAL = {"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
 
@@ -113,3 +114,22 @@ def test_nox_posargs_are_the_tasks_flags(args: list[str], settings: dict[str, ob
 def test_bad_nox_posargs_say_which(args: list[str], message: str) -> None:
     with pytest.raises(InputError, match=message):
         flags(args)
+
+
+SET = {"image": "localhost:5000/app", "images": [{"name": "api"}, {"name": "worker"}]}
+
+
+def test_a_context_for_the_whole_set_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    refused = pytest.raises(InputError, match="--context services/api is one image's")
+    with Provenance.open(SET, environ=LOCAL, cwd=tmp_path) as run, refused as raised:
+        run.build(context="services/api")
+    assert raised.value.exit_code == 2 and "images=[NAME] from Python" in str(raised.value.hint)
+
+
+def test_a_call_picks_images_of_the_set_by_name_or_by_the_results_handed_in() -> None:
+    assert picked({"images": ["api"], "stage": True}, None) == {"only": ["api"], "stage": True}
+    handed = {"worker": Built("r/worker", "sha256:" + "c" * 64), "api": Built("r/api", "d")}
+    assert picked({}, handed) == {"only": ["api", "worker"]}
+    assert picked({"only": ["api"]}, handed) == {"only": ["api"]}
+    with pytest.raises(InputError, match="names images of the run's set"):
+        picked({"images": [{"name": "api"}]}, None)
