@@ -1,9 +1,9 @@
 """What each task runs: resolve one plan, probe once, then the steps in order, then the outputs.
 
 Everything that can be wrong up front is found by `plan.resolve` and `preflight` before anything
-is pushed or signed (a local build, which pushes nothing, runs beside the probes). Each function
-here is what one invoke task runs; the tasks only turn flags into Settings, and get back what the
-steps returned.
+is pushed or signed (a local build, which pushes nothing, runs beside the probes). `run_step` is
+the one way in (api.py, and each image of a set): the build pipelines are here, the tasks that
+work on an earlier build's digest in on_digest.py, and each returns what its steps returned.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from provenance_tasks.errors import InputError, ProvenanceError, VerificationError
 from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps import build as build_step
-from provenance_tasks.steps import build_inputs, outputs, plan
 from provenance_tasks.steps import login as login_step
+from provenance_tasks.steps import outputs, plan
 from provenance_tasks.steps import publish as publish_step
 from provenance_tasks.steps import sign as sign_step
 from provenance_tasks.steps import verify as verify_step
-from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.preflight import preflight
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.verify_checks import VerifyReport
 
 if TYPE_CHECKING:  # imported where attestations are made or read: most runs make none
-    from provenance_tasks.steps import attest as attest_step
+    pass
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -38,13 +37,15 @@ P = ParamSpec("P")
 def run_step(task: str, run: Run, tools: Tools, log: RunLog) -> object:
     """The pipeline of `task` (build, sign, attest, verify, verify_attestation, publish,
     build_sign_verify). The run's report is its caller's (api.Provenance.close)."""
+    from provenance_tasks.steps import on_digest
+
     pipelines: dict[str, Callable[[Run, Tools, RunLog], object]] = {
         "build": run_build,
-        "sign": run_sign,
-        "attest": run_attest,
-        "verify": run_verify,
-        "verify_attestation": run_verify_attestation,
-        "publish": run_publish,
+        "sign": on_digest.run_sign,
+        "attest": on_digest.run_attest,
+        "verify": on_digest.run_verify,
+        "verify_attestation": on_digest.run_verify_attestation,
+        "publish": on_digest.run_publish,
         "build_sign_verify": run_build_sign_verify,
     }
     return pipelines[task](run, tools, log)
@@ -99,7 +100,7 @@ def _resolved(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> pl
     return planned
 
 
-def _prepared(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
+def prepared(run: Run, tools: Tools, log: RunLog, steps: tuple[str, ...]) -> plan.Plan:
     return preflight(run, tools, log, _resolved(run, tools, log, steps))
 
 
@@ -182,7 +183,7 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     published: list[str] = []
     try:
         if not staged:
-            _publish(run, tools, log, built, published)
+            publish_tags(run, tools, log, built, published)
     finally:
         values = outputs.image_outputs(
             run, built.repository, built.digest, built.tags, tuple(published), built.staging_tag
@@ -191,7 +192,7 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
     return built
 
 
-def _publish(
+def publish_tags(
     run: Run,
     tools: Tools,
     log: RunLog,
@@ -219,133 +220,6 @@ def _publish(
         publish_step.audit_tags(tools, log, built)
 
 
-def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
-    """The last step of a task-by-task flow (build --stage, sign, verify, publish): verify the
-    digest again, here, then move the tags onto it. Never a tag on what this run didn't verify."""
-    p = _prepared(run, tools, log, steps_of("publish", run))
-    assert p.image is not None and p.policy is not None
-    login_step.login(run, tools, log)
-    staged = build_step.BuildResult(
-        p.image.repository, p.image.digest, p.target.tags, staging_tag=p.staging_tag
-    )
-    log.bind_image(staged.repository, staged.digest)
-    published: list[str] = []
-    report = kept(log, "verify", verify_step.verify, run, tools, log, p.target, p.image, p.policy)
-    _publish(run, tools, log, staged, published, verified=True)
-    report.tags = dict.fromkeys(published, staged.digest)
-    # Only once published: a publish that failed leaves the build's dotenv as it was.
-    values = outputs.image_outputs(
-        run, staged.repository, staged.digest, staged.tags, tuple(published), run_id=p.continues
-    )
-    outputs.write_outputs(run, log, values)
-    return report
-
-
-def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
-    p = _prepared(run, tools, log, steps_of("sign", run))
-    assert p.image is not None and p.mode is not None and p.signing is not None
-    login_step.login(run, tools, log)
-    sign_step.ensure_at_registry(run, tools, log, p.image)
-    signed = kept(
-        log,
-        "sign",
-        sign_step.sign,
-        run,
-        tools,
-        log,
-        p.target,
-        p.image,
-        p.mode,
-        p.signing,
-        second=p.second,
-    )
-    values = outputs.image_outputs(
-        run,
-        p.image.repository,
-        p.image.digest,
-        p.target.tags,
-        staging_tag=p.staging_tag,
-        run_id=p.continues,
-    )
-    outputs.write_outputs(run, log, values)
-    return signed
-
-
-def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
-    outputs.forget_verified(run)
-    p = _prepared(run, tools, log, steps_of("verify", run))
-    assert p.policy is not None
-    login_step.login(run, tools, log)
-    image, known = p.image, {}
-    if image is None:  # verify --tag T with no digest and no outputs: what T names now
-        first = p.target.tags[0]
-        digest = (
-            build_step.DRY_RUN_DIGEST
-            if run.settings.dry_run
-            else read_digest(tools, log, "verify", f"{p.target.repository}:{first}")
-        )
-        image, known = p.target.at(digest), {first: digest}
-        log.bind_image(image.repository, image.digest)
-        log.info(f"{p.target.repository}:{first} names {digest} at the registry: verifying that")
-    report = kept(
-        log,
-        "verify",
-        verify_step.verify,
-        run,
-        tools,
-        log,
-        p.target,
-        image,
-        p.policy,
-        check_tags=() if run.staged_here else p.target.tags,
-        known_tags=known,
-        second=p.second_policy,
-    )
-    outputs.write_verified(run, {"VERIFIED_IMAGE_REF": str(image)})  # it raised unless verified
-    return report
-
-
-def run_attest(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
-    from provenance_tasks.steps import attest as attest_step
-
-    p = _prepared(run, tools, log, steps_of("attest", run))
-    assert p.image is not None and p.signing is not None
-    login_step.login(run, tools, log)
-    sign_step.ensure_at_registry(run, tools, log, p.image)
-    try:  # the build's inputs, where this job has them: the predicate names the Dockerfile
-        inputs: build_inputs.BuildInputs | None = build_inputs.resolve(run)
-    except InputError:
-        inputs = None
-    return kept(
-        log,
-        "attest",
-        attest_step.attest,
-        run,
-        tools,
-        log,
-        p.image,
-        p.signing,
-        inputs,
-        extra=p.predicates,
-    )
-
-
-def run_verify_attestation(run: Run, tools: Tools, log: RunLog) -> attest_step.AttestReport:
-    from provenance_tasks.steps import attest_verify
-
-    p = _prepared(run, tools, log, steps_of("verify_attestation", run))
-    assert p.policy is not None
-    login_step.login(run, tools, log)
-    if p.image is None:
-        raise InputError(
-            "no digest to verify the provenance of",
-            hint="pass --digest, or run where the build's outputs are",
-        )
-    return kept(
-        log, "attestations", attest_verify.verify_attestations, run, tools, log, p.image, p.policy
-    )
-
-
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     started = time.time()
     before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
@@ -371,7 +245,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
                 "provenance.push_then_sign: the tags are published before signing; a "
                 "sign or verify that fails leaves them on an unsigned image"
             )
-            _publish(run, tools, log, built, published)
+            publish_tags(run, tools, log, built, published)
         kept(
             log,
             "sign",
@@ -432,7 +306,7 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
                 extra=p.predicates,
             )
         if not early:
-            _publish(run, tools, log, built, published, verified=True)
+            publish_tags(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:
             report.tags = dict.fromkeys(built.tags, built.digest)  # what the audit just read
         return report
