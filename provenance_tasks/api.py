@@ -261,7 +261,9 @@ class Provenance:
         first, planned = len(self.log.steps), self.log.planned
         try:
             if run.settings.of_a_set:
-                from provenance_tasks.steps import images  # a set's machinery: only for one
+                from provenance_tasks.steps.sets import (
+                    run as images,  # a set's machinery: only for one
+                )
 
                 self.tools.set_build = None  # a set's bake is one call's
                 result = images.run_set(task, run, self.tools, self.log)

@@ -15,10 +15,10 @@ from provenance_tasks.results import Attested, Built, Published, Signed, Verific
 if TYPE_CHECKING:
     from provenance_tasks.steps.attest import AttestReport
     from provenance_tasks.steps.build import BuildResult
-    from provenance_tasks.steps.image_outputs import ImageOutcome
     from provenance_tasks.steps.outputs import Earlier
     from provenance_tasks.steps.run import Run
     from provenance_tasks.steps.runlog import RunLog
+    from provenance_tasks.steps.sets.outputs import ImageOutcome
     from provenance_tasks.steps.sign import SignResult
     from provenance_tasks.steps.verify_checks import VerifyReport
 

@@ -106,7 +106,7 @@ class Settings:
     keep_docker_config: bool
     docker_host: str | None
     docker_context: str | None
-    images: tuple[Mapping[str, Any], ...]  # checked by image_set.py, which knows the keys
+    images: tuple[Mapping[str, Any], ...]  # checked by steps/sets/entries.py, which knows the keys
     images_file: str | None
     only: tuple[str, ...]
     image_name: str | None
@@ -319,7 +319,7 @@ def for_image(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
 
 
 def _images(value: Any) -> tuple[Mapping[str, Any], ...]:
-    """provenance.images as given: a list of mappings (image_set.py checks their keys)."""
+    """provenance.images as given: a list of mappings (steps/sets/entries.py checks their keys)."""
     if value is None or value == []:
         return ()
     if isinstance(value, list | tuple) and all(isinstance(item, Mapping) for item in value):

@@ -5,7 +5,7 @@ Sixteen images built one by one are sixteen buildx clients, each starting up, op
 with the builder and sending its context; one bake does that once and hands every build to
 BuildKit together (measured: 4 builds in one bake take 0.12 CPU-s of client, against 0.3 in 4
 calls). Only builds into an OCI layout are baked: what a bake can't do, each image's own build
-still does (steps/set_build.py falls back to it).
+still does (steps/sets/bake.py falls back to it).
 
 The bake file is JSON, and buildx reads JSON bake files as HCL: a string's `${...}` and `%{...}`
 are templates there. Every value is escaped (`$${`, `%%{`), so a label or build argument reaches

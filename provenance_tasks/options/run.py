@@ -80,7 +80,7 @@ RUN: tuple[Option, ...] = (
         default=5,
         help="seconds before the attempt after a 429, doubling up to 30",
     ),
-    # many images (steps/images.py)
+    # many images (steps/sets/run.py)
     Option(
         key="images",
         default=None,

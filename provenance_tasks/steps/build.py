@@ -160,7 +160,7 @@ def _baked_facts(run: Run, tools: Tools) -> SourceFacts | None:
 
 
 def _baked(run: Run, tools: Tools, wanted: BuildRequest) -> Path | None:
-    """The metadata of this image's build in the set's bake (steps/set_build.py), or None:
+    """The metadata of this image's build in the set's bake (steps/sets/bake.py), or None:
     the bake's request must be this one, flag for flag, or the image builds on its own."""
     if tools.set_build is None or run.image_name is None:
         return None

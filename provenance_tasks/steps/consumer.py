@@ -18,10 +18,10 @@ from provenance_tasks.models import IdentityPolicy, ImageRef, KeyPolicy, Target
 from provenance_tasks.models import VerificationPolicy as Policy
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import outlasted_retries, with_retries
-from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sets.meeting import Request
 from provenance_tasks.steps.verify import refused_the_call, registry_failed
 from provenance_tasks.steps.verify_checks import VerifyReport
 

@@ -238,7 +238,7 @@ def write_report(
     a failed one adds its failure to whichever report is here (see `updated_report`)."""
     s = run.settings
     if s.dry_run or not s.report or run.image_name is not None:
-        return  # one image of a set: the run writes the set's report (steps/image_outputs.py)
+        return  # one image of a set: the run writes the set's report (steps/sets/outputs.py)
     path = run.cwd / s.report
     mine = task_report(run, log, task, error, **calls)
     data = updated_report(read_report(path), mine, task, log.run_id)
@@ -260,7 +260,7 @@ def earlier(run: Run, *, here_only: bool = False) -> Earlier | None:
     if run.handed.get(run.image_name or "") is not None:
         return run.handed[run.image_name or ""]  # this run's own result, handed in
     if run.image_name is not None:
-        from provenance_tasks.steps.image_outputs import earlier_of_image
+        from provenance_tasks.steps.sets.outputs import earlier_of_image
 
         return earlier_of_image(run, run.image_name, here_only=here_only)
     if s.dotenv and (run.cwd / s.dotenv).is_file():

@@ -1,5 +1,5 @@
 """What a run's report becomes when a task ends: the report here, read as it is, with the task's
-part added, or the task's own (steps/outputs.py writes it; steps/image_outputs.py merges a set's
+part added, or the task's own (steps/outputs.py writes it; steps/sets/outputs.py merges a set's
 sections the same way).
 
 A task that passed adds to the report of the run it continues. A task that failed, for any

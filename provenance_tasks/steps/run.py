@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from provenance_tasks.image_index import IndexContents
     from provenance_tasks.retry import RetryPolicy
     from provenance_tasks.sigstore import SigstoreInstance
-    from provenance_tasks.steps.meeting import Meeting
     from provenance_tasks.steps.outputs import Earlier
-    from provenance_tasks.steps.set_build import SetBuild
+    from provenance_tasks.steps.sets.bake import SetBuild
+    from provenance_tasks.steps.sets.meeting import Meeting
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ class Run:
     redactor: Redactor
     password: str | None = None  # a registry password given on stdin, if any
     id: str = ""  # this run's own id, recorded in its outputs
-    # One image of provenance.images (steps/images.py): its name, and what the outputs this
+    # One image of provenance.images (steps/sets/run.py): its name, and what the outputs this
     # folder held said of it before the run removed them.
     image_name: str | None = None
     before: Earlier | None = None
@@ -125,7 +125,7 @@ class Tools:
         self.indexes: dict[str, IndexContents] = {}
         self._lock = threading.RLock()
         self._once: dict[tuple[str, ...], _Once] = {}
-        # A set of images (steps/images.py): where their cosign calls meet, to be made once.
+        # A set of images (steps/sets/run.py): where their cosign calls meet, to be made once.
         self.meeting: Meeting | None = None
         self.set_build: SetBuild | None = None  # the set's builds in one bake, if baked
 

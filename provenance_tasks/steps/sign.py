@@ -21,12 +21,12 @@ from provenance_tasks.references import registry_of
 from provenance_tasks.retry import outlasted_retries, with_retries
 from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps.lookup import read_digest
-from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.plan import local_key_folder
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.referrers import settle
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sets.meeting import Request
 from provenance_tasks.steps.tokens import fresh_token
 
 

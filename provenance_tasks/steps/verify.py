@@ -18,11 +18,11 @@ from provenance_tasks.models import IdentityPolicy, ImageRef, Target, Verificati
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import REGISTRY_FAILURES, outlasted_retries, with_retries
 from provenance_tasks.steps.lookup import read_digest
-from provenance_tasks.steps.meeting import Request
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.read_back import none_read, read_back
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sets.meeting import Request
 from provenance_tasks.steps.verify_checks import (
     Expectation,
     VerifyReport,

@@ -127,8 +127,8 @@ def test_a_one_image_run_imports_neither_the_set_nor_the_attestation_steps() -> 
     docker step too."""
     probe = (
         "import sys; import provenance_tasks.tasks, provenance_tasks.steps.pipeline; "
-        "print(' '.join(m for m in ('provenance_tasks.steps.images', "
-        "'provenance_tasks.steps.set_build', 'provenance_tasks.steps.attest', "
+        "print(' '.join(m for m in ('provenance_tasks.steps.sets.run', "
+        "'provenance_tasks.steps.sets.bake', 'provenance_tasks.steps.attest', "
         "'python_on_whales', 'pydantic') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -15,10 +15,13 @@ import pytest
 import structlog
 
 from provenance_tasks.errors import ProvenanceError, ToolError
-from provenance_tasks.image_set import ImageEntry, Shard
 from provenance_tasks.settings import resolve
-from provenance_tasks.steps import image_outputs
-from provenance_tasks.steps.image_outputs import (
+from provenance_tasks.steps.run import Run
+from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sets import outputs as image_outputs
+from provenance_tasks.steps.sets.entries import ImageEntry, Shard
+from provenance_tasks.steps.sets.log import ImageLog
+from provenance_tasks.steps.sets.outputs import (
     DOTENV_BYTES,
     DOTENV_VARIABLES,
     ImageOutcome,
@@ -27,9 +30,6 @@ from provenance_tasks.steps.image_outputs import (
     suffixed,
     write,
 )
-from provenance_tasks.steps.imagelog import ImageLog
-from provenance_tasks.steps.run import Run
-from provenance_tasks.steps.runlog import RunLog
 
 DIGEST = "sha256:" + "d" * 64
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from provenance_tasks.errors import InputError
-from provenance_tasks.image_set import (
+from provenance_tasks.steps.sets.entries import (
     PER_IMAGE,
     ImageEntry,
     Shard,

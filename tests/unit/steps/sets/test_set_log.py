@@ -14,8 +14,8 @@ import structlog
 from provenance_tasks.logs import configure
 from provenance_tasks.logs import setup as log_setup
 from provenance_tasks.redaction import MASK, Redactor
-from provenance_tasks.steps.imagelog import ImageLog
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sets.log import ImageLog
 
 SECRET = "hunter2-token"
 GITLAB = {"GITLAB_CI": "true", "NO_COLOR": "1"}

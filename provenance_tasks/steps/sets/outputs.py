@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provenance_tasks.image_set import ImageEntry, Shard
 from provenance_tasks.steps import outputs, report_merge
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sets.entries import ImageEntry, Shard
 
 if TYPE_CHECKING:
-    from provenance_tasks.steps.imagelog import ImageLog
+    from provenance_tasks.steps.sets.log import ImageLog
 
 DOTENV_BYTES = 5 * 1024  # GitLab's limit on one dotenv report
 DOTENV_VARIABLES = 50  # GitLab.com Free; self-managed instances before 15.x: 20

@@ -10,7 +10,7 @@ import pytest
 
 from provenance_tasks.errors import CommandFailed
 from provenance_tasks.retry import outlasted_retries
-from provenance_tasks.steps.meeting import Meeting, Request
+from provenance_tasks.steps.sets.meeting import Meeting, Request
 
 
 class Calls:
@@ -161,7 +161,7 @@ def test_an_image_whose_part_cant_be_taken_gets_the_error_not_a_success() -> Non
 def test_a_request_that_waited_long_enough_goes_with_whoever_waits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from provenance_tasks.steps import meeting as module
+    from provenance_tasks.steps.sets import meeting as module
 
     monkeypatch.setattr(module, "PATIENCE_S", 0.05)
     meeting, calls = Meeting(2, jobs=2), Calls()

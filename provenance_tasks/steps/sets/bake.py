@@ -24,9 +24,9 @@ from provenance_tasks.adapters.docker import BuildRequest
 from provenance_tasks.errors import ProvenanceError
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps.build_inputs import SourceFacts, source_facts, work_tree_status
-from provenance_tasks.steps.imagelog import ImageLog
 from provenance_tasks.steps.plan import Plan
 from provenance_tasks.steps.run import Run, Tools, image_folder
+from provenance_tasks.steps.sets.log import ImageLog
 
 
 class SetBuild:

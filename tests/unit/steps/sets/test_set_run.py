@@ -18,15 +18,15 @@ from provenance_tasks.errors import (
     ToolError,
     VerificationError,
 )
-from provenance_tasks.image_set import ImageEntry, Shard
 from provenance_tasks.logs import Failure, ImageRow, RunSummary
 from provenance_tasks.settings import resolve
-from provenance_tasks.steps import images
-from provenance_tasks.steps.image_outputs import ImageOutcome
-from provenance_tasks.steps.imagelog import ImageLog
-from provenance_tasks.steps.images import ImagesFailed, chosen
 from provenance_tasks.steps.run import Run
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sets import run as images
+from provenance_tasks.steps.sets.entries import ImageEntry, Shard
+from provenance_tasks.steps.sets.log import ImageLog
+from provenance_tasks.steps.sets.outputs import ImageOutcome
+from provenance_tasks.steps.sets.run import ImagesFailed, chosen
 from tests.unit.gitlab_env import GITLAB_ENV
 
 SET = [{"name": n} for n in ("web", "api", "worker", "docs")]

@@ -17,19 +17,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from provenance_tasks import image_set
 from provenance_tasks.errors import InputError, ProvenanceError, VerificationError
-from provenance_tasks.image_set import ImageEntry, Shard
 from provenance_tasks.logs import ImageRow
 from provenance_tasks.settings import ONE_IMAGE_KEYS, for_image
-from provenance_tasks.steps import image_outputs, pipeline, plan
 from provenance_tasks.steps import login as login_step
-from provenance_tasks.steps.image_outputs import ImageOutcome
-from provenance_tasks.steps.imagelog import ImageLog
-from provenance_tasks.steps.meeting import Meeting, MeetingCancelled
+from provenance_tasks.steps import pipeline, plan
 from provenance_tasks.steps.run import ImageTools, Run, Tools
 from provenance_tasks.steps.runlog import RunLog
-from provenance_tasks.steps.set_build import SetBuild
+from provenance_tasks.steps.sets import entries as image_set
+from provenance_tasks.steps.sets import outputs as image_outputs
+from provenance_tasks.steps.sets.bake import SetBuild
+from provenance_tasks.steps.sets.entries import ImageEntry, Shard
+from provenance_tasks.steps.sets.log import ImageLog
+from provenance_tasks.steps.sets.meeting import Meeting, MeetingCancelled
+from provenance_tasks.steps.sets.outputs import ImageOutcome
 
 #: Which exit code a run of many ends with when its images failed in different ways: a
 #: signature that fails the policy first (it must never be missed), then bad input, then tools.

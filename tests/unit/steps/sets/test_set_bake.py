@@ -14,9 +14,9 @@ import pytest
 
 from provenance_tasks.adapters.docker import BuildRequest, Docker
 from provenance_tasks.redaction import Redactor
-from provenance_tasks.steps.imagelog import ImageLog
 from provenance_tasks.steps.runlog import RunLog
-from provenance_tasks.steps.set_build import SetBuild
+from provenance_tasks.steps.sets.bake import SetBuild
+from provenance_tasks.steps.sets.log import ImageLog
 
 
 class Tools:
