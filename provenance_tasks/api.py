@@ -265,7 +265,6 @@ class Provenance:
                     run as images,  # a set's machinery: only for one
                 )
 
-                self.tools.set_build = None  # a set's bake is one call's
                 result = images.run_set(task, run, self.tools, self.log)
             else:
                 result = pipeline.run_step(task, run, self.tools, self.log)

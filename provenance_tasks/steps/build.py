@@ -117,14 +117,15 @@ def build_local(
     folder = tools.private_folder() / "build"
     folder.mkdir(exist_ok=True)
     with log.step("build", f"Build {target.repository}") as record:
-        facts = _baked_facts(run, tools) or source_facts(
+        # An image of a set whose bake built it: the facts and the result the bake has.
+        facts = tools.baked_facts() or source_facts(
             run,
             inputs,
             lambda root: tools.once(("git status", str(root)), lambda: work_tree_status(root)),
         )  # once for every image
         _say(run, log, facts)
         build_request = request(run, target, inputs, facts, folder)
-        baked = _baked(run, tools, build_request)
+        baked = tools.baked(build_request)
         if baked is not None:
             digest, media_type = read_metadata(baked)
             record.detail = {"digest": digest, "baked": True}
@@ -149,22 +150,6 @@ def build_local(
         digest, media_type = read_metadata(folder / "metadata.json")
         record.detail = {"digest": digest}
     return LocalBuild(build_request.layout, digest, facts, media_type)
-
-
-def _baked_facts(run: Run, tools: Tools) -> SourceFacts | None:
-    """What the set's bake read of this image's sources (git's answers included): not asked
-    again, so the image's request and the bake's are made of the same facts."""
-    if tools.set_build is None or run.image_name is None:
-        return None
-    return tools.set_build.facts_of(run.image_name)
-
-
-def _baked(run: Run, tools: Tools, wanted: BuildRequest) -> Path | None:
-    """The metadata of this image's build in the set's bake (steps/sets/bake.py), or None:
-    the bake's request must be this one, flag for flag, or the image builds on its own."""
-    if tools.set_build is None or run.image_name is None:
-        return None
-    return tools.set_build.result(run.image_name, wanted, tools.cancelled)
 
 
 def _say(run: Run, log: RunLog, facts: SourceFacts) -> None:

@@ -18,10 +18,10 @@ from provenance_tasks.models import IdentityPolicy, ImageRef, KeyPolicy, Target
 from provenance_tasks.models import VerificationPolicy as Policy
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import outlasted_retries, with_retries
+from provenance_tasks.steps.calls import Request
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
-from provenance_tasks.steps.sets.meeting import Request
 from provenance_tasks.steps.verify import refused_the_call, registry_failed
 from provenance_tasks.steps.verify_checks import VerifyReport
 
@@ -111,18 +111,15 @@ def _verify(
 ) -> None:
     """One such cosign verify, retried while the registry fails. One of a set of images: one
     call for every image that asks the same (a refusal is then tried again image by image)."""
-    if tools.meeting is not None:
-        key = ("consumer", registry_of(refs[0]), policy, tuple(sorted(wanted.items())))
-        tools.meeting.meet(
-            Request(
-                key,
-                tuple(refs),
-                lambda group: _call(run, tools, log, group, policy, wanted),
-                shared=outlasted_retries,
-            )
+    key = ("consumer", registry_of(refs[0]), policy, tuple(sorted(wanted.items())))
+    tools.meet(
+        Request(
+            key,
+            tuple(refs),
+            lambda group: _call(run, tools, log, group, policy, wanted),
+            shared=outlasted_retries,
         )
-        return
-    _call(run, tools, log, refs, policy, wanted)
+    )
 
 
 def _call(

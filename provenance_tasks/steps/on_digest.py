@@ -42,7 +42,7 @@ def run_publish(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     values = outputs.image_outputs(
         run, staged.repository, staged.digest, staged.tags, tuple(published), run_id=p.continues
     )
-    outputs.write_outputs(run, log, values)
+    tools.outputs.write(run, log, values)
     return report
 
 
@@ -72,12 +72,12 @@ def run_sign(run: Run, tools: Tools, log: RunLog) -> sign_step.SignResult:
         staging_tag=p.staging_tag,
         run_id=p.continues,
     )
-    outputs.write_outputs(run, log, values)
+    tools.outputs.write(run, log, values)
     return signed
 
 
 def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
-    outputs.forget_verified(run)
+    tools.outputs.forget_verified(run)
     p = prepared(run, tools, log, steps_of("verify", run))
     assert p.policy is not None
     login_step.login(run, tools, log)
@@ -106,7 +106,9 @@ def run_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
         known_tags=known,
         second=p.second_policy,
     )
-    outputs.write_verified(run, {"VERIFIED_IMAGE_REF": str(image)})  # it raised unless verified
+    tools.outputs.write_verified(
+        run, {"VERIFIED_IMAGE_REF": str(image)}
+    )  # it raised unless verified
     return report
 
 

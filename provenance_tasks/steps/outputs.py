@@ -114,12 +114,34 @@ REBUILT_ANYWAY = (
 )
 
 
+class Outputs:
+    """Where a run's outputs come from and go: this folder's dotenv, report and verified dotenv,
+    or the environment a CI hands a later job. The steps reach them through `tools.outputs`; an
+    image of a set answers for the set instead (steps/sets/outputs.py's ImageOutputs)."""
+
+    def earlier(self, run: Run, *, here_only: bool = False) -> Earlier | None:
+        return earlier(run, here_only=here_only)
+
+    def invalidate(self, run: Run) -> Earlier | None:
+        return invalidate(run)
+
+    def forget_verified(self, run: Run) -> None:
+        forget_verified(run)
+
+    def write_verified(self, run: Run, values: dict[str, str]) -> None:
+        write_verified(run, values)
+
+    def write(self, run: Run, log: RunLog, values: dict[str, str]) -> None:
+        write_outputs(run, log, values)
+
+
+FOLDER_OUTPUTS = Outputs()
+
+
 def invalidate(run: Run) -> Earlier | None:
     """Remove the outputs an earlier run left here: this run's build replaces them, or fails
     and leaves none (a stale IMAGE_REF would get the previous digest signed). Returns what they
     said, for `rebuild()` to compare with."""
-    if run.image_name is not None:
-        return run.before  # one image of a set: the run read and removed the set's outputs
     before = earlier(run, here_only=True)
     if run.settings.dry_run:
         return before  # a dry run changes nothing
@@ -132,13 +154,13 @@ def invalidate(run: Run) -> Earlier | None:
 def forget_verified(run: Run) -> None:
     """A verify starts: what an earlier one verified is removed, so a verify that fails leaves
     no digest for a deploy job to pin."""
-    if run.settings.verified_dotenv and not run.settings.dry_run and run.image_name is None:
+    if run.settings.verified_dotenv and not run.settings.dry_run:
         (run.cwd / run.settings.verified_dotenv).unlink(missing_ok=True)
 
 
 def write_verified(run: Run, values: dict[str, str]) -> None:
     """What this verify verified, by digest, for a deploy job (a set's: the run writes it)."""
-    if run.settings.verified_dotenv and not run.settings.dry_run and run.image_name is None:
+    if run.settings.verified_dotenv and not run.settings.dry_run:
         write_dotenv(run.cwd / run.settings.verified_dotenv, values)
 
 
@@ -180,8 +202,7 @@ def write_github_output(run: Run, values: dict[str, str]) -> None:
 def write_outputs(run: Run, log: RunLog, values: dict[str, str]) -> None:
     """The dotenv and $GITHUB_OUTPUT; the report carries `values` too. A dry run writes none."""
     log.outputs = values
-    if run.settings.dry_run or not run.settings.dotenv or run.image_name is not None:
-        # One image of a set: its values go in the set's report; the dotenv holds its ref.
+    if run.settings.dry_run or not run.settings.dotenv:
         return
     write_dotenv(run.cwd / run.settings.dotenv, values)
     write_github_output(run, values)
@@ -237,8 +258,8 @@ def write_report(
     none). A task that continues the run whose report this folder holds adds its section there;
     a failed one adds its failure to whichever report is here (see `updated_report`)."""
     s = run.settings
-    if s.dry_run or not s.report or run.image_name is not None:
-        return  # one image of a set: the run writes the set's report (steps/sets/outputs.py)
+    if s.dry_run or not s.report:
+        return
     path = run.cwd / s.report
     mine = task_report(run, log, task, error, **calls)
     data = updated_report(read_report(path), mine, task, log.run_id)
@@ -257,12 +278,8 @@ def earlier(run: Run, *, here_only: bool = False) -> Earlier | None:
     environment (GitLab hands later jobs the dotenv of every earlier job as variables: a job
     that built here itself must use its own, not another job's); None when there is none."""
     s = run.settings
-    if run.handed.get(run.image_name or "") is not None:
-        return run.handed[run.image_name or ""]  # this run's own result, handed in
-    if run.image_name is not None:
-        from provenance_tasks.steps.sets.outputs import earlier_of_image
-
-        return earlier_of_image(run, run.image_name, here_only=here_only)
+    if run.handed.get("") is not None:
+        return run.handed[""]  # this run's own result, handed in
     if s.dotenv and (run.cwd / s.dotenv).is_file():
         values = dict(
             line.split("=", 1)

@@ -170,7 +170,7 @@ def _built(
 
 
 def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
-    before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
+    before = tools.outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
     staged = run.settings.stage  # publish later, once verified (the publish task)
     planned = _resolved(run, tools, log, steps_of("build", run))
     work = _login_and_build(run, tools, planned)
@@ -188,7 +188,7 @@ def run_build(run: Run, tools: Tools, log: RunLog) -> build_step.BuildResult:
         values = outputs.image_outputs(
             run, built.repository, built.digest, built.tags, tuple(published), built.staging_tag
         )
-        outputs.write_outputs(run, log, values)
+        tools.outputs.write(run, log, values)
     return built
 
 
@@ -222,7 +222,7 @@ def publish_tags(
 
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     started = time.time()
-    before = outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
+    before = tools.outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
     attesting = _attesting(run)
     if attesting:
         from provenance_tasks.steps import attest as attest_step
@@ -319,4 +319,4 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
         values = outputs.image_outputs(
             run, built.repository, built.digest, built.tags, tuple(published)
         )
-        outputs.write_outputs(run, log, values)
+        tools.outputs.write(run, log, values)

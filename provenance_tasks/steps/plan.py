@@ -68,7 +68,7 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     building = "build" in steps
     tagged = building or "sign" in steps or "publish" in steps or bool(run.settings.tags)
     notes: list[str] = []
-    plan_target = target(run, notes) if tagged else untagged_target(run)
+    plan_target = target(run, notes) if tagged else untagged_target(run, tools)
     build = build_inputs.resolve(run) if building else None
     signs = "sign" in steps or "attest" in steps
     verifies = "verify" in steps or "verify-attestation" in steps
@@ -77,7 +77,7 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     policy = verification_policy(run, tools, mode, signing) if mode and verifies else None
     image, staging, continues = None, None, None
     if not building:
-        found = None if run.settings.digest else outputs.earlier(run)
+        found = None if run.settings.digest else tools.outputs.earlier(run)
         staging = found.values.get("IMAGE_STAGING_TAG") or None if found else None
         continues = found.run_id if found else None
         by_tag = steps == ("verify",) and found is None and not run.settings.digest
@@ -347,12 +347,12 @@ def _same_build(run: Run, found: outputs.Earlier) -> None:
         )
 
 
-def untagged_target(run: Run) -> Target:
+def untagged_target(run: Run, tools: Tools) -> Target:
     """verify without --tag: the repository from --image, IMAGE_REF or the CI default."""
     s = run.settings
     repository = s.image or run.ci.default_repository
     if not repository:
-        found = outputs.earlier(run)
+        found = tools.outputs.earlier(run)
         repository = split_image_ref(found.ref)[0] if found else None
     if not repository:
         raise InputError("no image repository", hint=run.ci.image_hint)

@@ -31,14 +31,14 @@ if TYPE_CHECKING:
     from python_on_whales import DockerClient
 
     from provenance_tasks.adapters.cosign import Cosign
-    from provenance_tasks.adapters.docker import Docker
+    from provenance_tasks.adapters.docker import BuildRequest, Docker
     from provenance_tasks.ci.base import CIContext
     from provenance_tasks.image_index import IndexContents
     from provenance_tasks.retry import RetryPolicy
     from provenance_tasks.sigstore import SigstoreInstance
-    from provenance_tasks.steps.outputs import Earlier
-    from provenance_tasks.steps.sets.bake import SetBuild
-    from provenance_tasks.steps.sets.meeting import Meeting
+    from provenance_tasks.steps.build_inputs import SourceFacts
+    from provenance_tasks.steps.calls import Request
+    from provenance_tasks.steps.outputs import Earlier, Outputs
 
 T = TypeVar("T")
 
@@ -123,16 +123,13 @@ class Tools:
         # Indexes read by digest (content-addressed, so a second look would say the same):
         # sign and verify of one run read each once.
         self.indexes: dict[str, IndexContents] = {}
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._once: dict[tuple[str, ...], _Once] = {}
-        # A set of images (steps/sets/run.py): where their cosign calls meet, to be made once.
-        self.meeting: Meeting | None = None
-        self.set_build: SetBuild | None = None  # the set's builds in one bake, if baked
 
     def once(self, key: tuple[str, ...], work: Callable[[], T]) -> T:
         """`work()` once per run for `key` (a probe, a login): every later caller, in any
         image's thread, gets its answer, or its error, again instead of asking twice."""
-        with self._lock:
+        with self.lock:
             slot = self._once.setdefault(key, _Once())
         with slot.lock:
             if not slot.done:
@@ -144,6 +141,26 @@ class Tools:
         if slot.error is not None:
             raise slot.error
         return slot.value  # type: ignore[no-any-return]
+
+    def meet(self, request: Request) -> Any:
+        """A cosign call that the images of a set may share: made here, for this image alone
+        (an image of a set hands it to the set's meeting: steps/sets/tools.py)."""
+        return request.run(list(request.refs))
+
+    def baked_facts(self) -> SourceFacts | None:
+        """What a set's bake read of this image's sources: none, for a run of one image."""
+        return None
+
+    def baked(self, wanted: BuildRequest) -> Path | None:
+        """The metadata of this image's build in a set's bake: none, for a run of one image."""
+        return None
+
+    @property
+    def outputs(self) -> Outputs:
+        """Where the run's outputs come from and go: this folder's files."""
+        from provenance_tasks.steps.outputs import FOLDER_OUTPUTS
+
+        return FOLDER_OUTPUTS
 
     @cached_property
     def docker(self) -> Docker:
@@ -312,66 +329,6 @@ class _Once:
         self.done = False
         self.value: Any = None
         self.error: Exception | None = None
-
-
-class ImageTools(Tools):
-    """The tools of one image of a run of many: the run's cosign (probed once), Sigstore,
-    retry policy (so a 429 pauses every image), private folders, login and probes, with a
-    docker client and a cancel of its own, so one image's failure ends only its own build."""
-
-    def __init__(self, run: Run, shared: Tools) -> None:
-        super().__init__(run, docker_client=shared.docker_client)
-        self.shared = shared
-        self._docker_config = shared._docker_config  # made before the images start
-        self.indexes = shared.indexes
-        self.meeting = shared.meeting
-        self.set_build = shared.set_build
-
-    @property
-    def cosign(self) -> Cosign:
-        with self.shared._lock:  # one probe, whichever image asks first
-            return self.shared.cosign
-
-    @property
-    def sigstore(self) -> SigstoreInstance:
-        with self.shared._lock:
-            return self.shared.sigstore
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        with self.shared._lock:
-            return self.shared.retry_policy
-
-    def cosign_environment(self, trust: Mapping[str, str] | None = None) -> dict[str, str]:
-        with self.shared._lock:  # one TUF cache for the run: the run's folder, not the image's
-            return self.shared.cosign_environment(trust)
-
-    def once(self, key: tuple[str, ...], work: Callable[[], T]) -> T:
-        return self.shared.once(key, work)
-
-    def private_folder(self) -> Path:
-        """The image's own folder in the run's: its build's OCI layout and metadata, its
-        statements and key files never meet another image's."""
-        return image_folder(self.shared, self.run.image_name or "image")
-
-    def private_docker_config(self) -> Path:
-        with self.shared._lock:  # made by the run before the images start: handed back
-            return self.shared._docker_config or self.shared.private_docker_config()
-
-    @property
-    def docker_config(self) -> Path | None:
-        return self.shared.docker_config
-
-    def close(self) -> None:
-        """Nothing of its own to remove: the run's tools close what they made."""
-
-
-def image_folder(shared: Tools, name: str) -> Path:
-    """The private folder of the set's image `name` (0700), in the run's."""
-    with shared._lock:
-        folder = shared.private_folder() / "images" / name
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
 
 
 def _executable(path: str, setting: str) -> str:

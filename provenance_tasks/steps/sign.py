@@ -20,13 +20,13 @@ from provenance_tasks.models import (
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import outlasted_retries, with_retries
 from provenance_tasks.settings import bundle_formats
+from provenance_tasks.steps.calls import Request
 from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.plan import local_key_folder
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.referrers import settle
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
-from provenance_tasks.steps.sets.meeting import Request
 from provenance_tasks.steps.tokens import fresh_token
 
 
@@ -103,22 +103,20 @@ def sign_once(
     registry failures; each attempt's cosign --timeout fits the budget. A retry after a partial
     upload may leave a second, identical signature: verify accepts any that matches."""
     refs = (reference,) if isinstance(reference, str) else tuple(reference)
-    if tools.meeting is not None:  # one of a set of images: one cosign call for all of them
-        # One registry per call: a 429 or an outage of one is never another's.
-        key = ("sign", registry_of(refs[0]), material, tuple(sorted(annotations.items())), fmt)
-        tools.meeting.meet(
-            Request(
-                key,
-                refs,
-                lambda group: _sign(run, tools, log, group, material, annotations, fmt),
-                note=lambda others: log.info(
-                    f"signed in one cosign call with {others} other image(s) of the set"
-                ),
-                shared=outlasted_retries,
-            )
+    # One of a set of images: one cosign call for all of them. One registry per call: a 429 or
+    # an outage of one is never another's.
+    key = ("sign", registry_of(refs[0]), material, tuple(sorted(annotations.items())), fmt)
+    tools.meet(
+        Request(
+            key,
+            refs,
+            lambda group: _sign(run, tools, log, group, material, annotations, fmt),
+            note=lambda others: log.info(
+                f"signed in one cosign call with {others} other image(s) of the set"
+            ),
+            shared=outlasted_retries,
         )
-        return
-    _sign(run, tools, log, list(refs), material, annotations, fmt)
+    )
 
 
 def _sign(

@@ -17,12 +17,12 @@ from provenance_tasks.errors import CommandFailed, ToolError, VerificationError,
 from provenance_tasks.models import IdentityPolicy, ImageRef, Target, VerificationPolicy
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import REGISTRY_FAILURES, outlasted_retries, with_retries
+from provenance_tasks.steps.calls import Request
 from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.read_back import none_read, read_back
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
-from provenance_tasks.steps.sets.meeting import Request
 from provenance_tasks.steps.verify_checks import (
     Expectation,
     VerifyReport,
@@ -311,22 +311,20 @@ def cosign_verify(
     """One cosign verify in format `fmt`, retried while the registry fails. No `-a`: every
     annotation is compared here, expected against found, which cosign's filter can't show.
     One of a set of images: one cosign call verifies all of theirs, each taking its own."""
-    if tools.meeting is not None:
-        key = ("verify", registry_of(reference), policy, fmt, run.settings.tlog)
-        found: list[dict[str, Any]] = tools.meeting.meet(
-            Request(
-                key,
-                (reference,),
-                lambda refs: _verify(run, tools, log, refs, policy, fmt),
-                mine=_payloads_of,
-                note=lambda others: log.info(
-                    f"verified in one cosign call with {others} other image(s) of the set"
-                ),
-                shared=outlasted_retries,
-            )
+    key = ("verify", registry_of(reference), policy, fmt, run.settings.tlog)
+    found: list[dict[str, Any]] = tools.meet(
+        Request(
+            key,
+            (reference,),
+            lambda refs: _verify(run, tools, log, refs, policy, fmt),
+            mine=_payloads_of,
+            note=lambda others: log.info(
+                f"verified in one cosign call with {others} other image(s) of the set"
+            ),
+            shared=outlasted_retries,
         )
-        return found
-    return _verify(run, tools, log, [reference], policy, fmt)
+    )
+    return found
 
 
 def _payloads_of(payloads: list[dict[str, Any]], refs: tuple[str, ...]) -> list[dict[str, Any]]:

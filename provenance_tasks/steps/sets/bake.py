@@ -25,8 +25,9 @@ from provenance_tasks.errors import ProvenanceError
 from provenance_tasks.steps import build as build_step
 from provenance_tasks.steps.build_inputs import SourceFacts, source_facts, work_tree_status
 from provenance_tasks.steps.plan import Plan
-from provenance_tasks.steps.run import Run, Tools, image_folder
+from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.sets.log import ImageLog
+from provenance_tasks.steps.sets.tools import image_folder
 
 
 class SetBuild:

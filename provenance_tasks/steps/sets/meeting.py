@@ -14,40 +14,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
+
+from provenance_tasks.steps.calls import NO_ANSWER, Request
 
 #: How long a request waits for others before its call is made with whoever waits (seconds):
 #: with no more images than jobs, the fastest image would otherwise wait for the slowest build.
 PATIENCE_S = 1.0
-_NO_ANSWER = object()
 
 
 class MeetingCancelled(Exception):
     """The run was cancelled (SIGTERM, ^C): no call is made for an image any more."""
-
-
-@dataclass(eq=False)
-class Request:
-    """One image's call: `run(refs)` does it for any list of references (this image's, or the
-    whole group's), and `mine(result, refs)` takes this image's part of a group's result."""
-
-    key: Hashable
-    refs: tuple[str, ...]
-    run: Callable[[list[str]], Any]
-    mine: Callable[[Any, tuple[str, ...]], Any] = field(default=lambda result, refs: result)
-    # What the images whose call another one made say of it, given how many shared it.
-    note: Callable[[int], None] = field(default=lambda others: None)
-    # A failure that is everyone's (a registry down, after its retries): not tried again one
-    # image at a time, which would wait out the retries once per image.
-    shared: Callable[[BaseException], bool] = field(default=lambda error: False)
-    result: Any = _NO_ANSWER
-    error: BaseException | None = None
-    done: bool = False
-    since: float = field(default_factory=time.monotonic)
 
 
 class _Slots:
@@ -159,7 +139,7 @@ class Meeting:
         finally:
             with self._cv:
                 for request in batch:
-                    if request.error is None and request.result is _NO_ANSWER:
+                    if request.error is None and request.result is NO_ANSWER:
                         # A call that gave this image nothing: never taken for a success.
                         request.error = RuntimeError("the shared cosign call gave no answer")
                     request.done = True

@@ -60,6 +60,33 @@ def _siblings(cwd: Path, name: str | None) -> Iterator[Path]:
     yield from sorted(p for p in found if p.stem[len(path.stem) + 1 :].isdigit())
 
 
+class ImageOutputs(outputs.Outputs):
+    """The outputs of one image of a set: what earlier jobs left of it is the set's (the run read
+    it for every image, then removed it: `Run.before`), and what it writes goes in the set's
+    report and dotenv, which the run writes for every image at once (`write`)."""
+
+    def earlier(self, run: Run, *, here_only: bool = False) -> outputs.Earlier | None:
+        name = run.image_name or ""
+        if run.handed.get(name) is not None:
+            return run.handed[name]  # this run's own result, handed in
+        return earlier_of_image(run, name, here_only=here_only)
+
+    def invalidate(self, run: Run) -> outputs.Earlier | None:
+        return run.before
+
+    def forget_verified(self, run: Run) -> None:
+        """The run removes the set's verified dotenv before its images start."""
+
+    def write_verified(self, run: Run, values: dict[str, str]) -> None:
+        """The run writes the set's verified dotenv, from every image's report."""
+
+    def write(self, run: Run, log: RunLog, values: dict[str, str]) -> None:
+        log.outputs = values  # in the set's report; its dotenv holds each image's ref
+
+
+IMAGE_OUTPUTS = ImageOutputs()
+
+
 def earlier_of_image(run: Run, name: str, *, here_only: bool = False) -> outputs.Earlier | None:
     """Image `name`'s IMAGE_REF and its run's record: from the set's report (every value), else
     the dotenv (`<NAME>_IMAGE_REF`), else GitLab's variables from an earlier job's dotenv."""

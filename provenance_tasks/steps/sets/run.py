@@ -22,7 +22,7 @@ from provenance_tasks.logs import ImageRow
 from provenance_tasks.settings import ONE_IMAGE_KEYS, for_image
 from provenance_tasks.steps import login as login_step
 from provenance_tasks.steps import pipeline, plan
-from provenance_tasks.steps.run import ImageTools, Run, Tools
+from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.sets import entries as image_set
 from provenance_tasks.steps.sets import outputs as image_outputs
@@ -31,6 +31,7 @@ from provenance_tasks.steps.sets.entries import ImageEntry, Shard
 from provenance_tasks.steps.sets.log import ImageLog
 from provenance_tasks.steps.sets.meeting import Meeting, MeetingCancelled
 from provenance_tasks.steps.sets.outputs import ImageOutcome
+from provenance_tasks.steps.sets.tools import ImageTools
 
 #: Which exit code a run of many ends with when its images failed in different ways: a
 #: signature that fails the policy first (it must never be missed), then bad input, then tools.
@@ -55,24 +56,25 @@ def run_set(task: str, run: Run, tools: Tools, log: RunLog) -> list[ImageOutcome
     set_run, shard = run, None
     outcomes: list[ImageOutcome] = []
     failure: dict[str, Any] | None = None
+    bake: SetBuild | None = None
     try:
         set_run, shard, outcomes = _set_up(task, run, log, printing)
         plans = _prepare(task, set_run, outcomes, tools, log)
         if task in ("build", "build_sign_verify"):
             # Its log's name is no image's (they start with a lowercase letter).
-            tools.set_build = SetBuild.start(
+            bake = SetBuild.start(
                 tools,
                 ImageLog(log, "Bake", printing),
                 [(o.entry.name, o.run, plans[o.entry.name]) for o in outcomes],
             )
-        _run_all(task, outcomes, tools, log, jobs=s.jobs or os.cpu_count() or 1)
+        _run_all(task, outcomes, tools, log, bake, jobs=s.jobs or os.cpu_count() or 1)
     except BaseException as exc:  # bad input for all, a cancelled job: in the report too
         ended = log.failure_of(exc)
         failure = {"message": ended.message, "exit_code": ended.exit_code, "hint": ended.hint}
         raise
     finally:
-        if tools.set_build is not None:
-            tools.set_build.stop()
+        if bake is not None:
+            bake.stop()
         log.images = tuple(_row(o) for o in outcomes)
         try:
             image_outputs.write(set_run, log, task.replace("_", "-"), outcomes, shard, failure)
@@ -191,13 +193,19 @@ def _named(name: str, error: InputError) -> InputError:
 
 
 def _run_all(
-    task: str, outcomes: list[ImageOutcome], tools: Tools, log: RunLog, *, jobs: int
+    task: str,
+    outcomes: list[ImageOutcome],
+    tools: Tools,
+    log: RunLog,
+    bake: SetBuild | None,
+    *,
+    jobs: int,
 ) -> None:
     stop = threading.Event()  # --fail-fast, or a cancel: no image starts after it
     started: list[ImageTools] = []
     starting = threading.Lock()  # an image starts, or the run cancels them all: not both
     # `jobs` images at work at a time; those waiting at a cosign call give their slot up.
-    tools.meeting = meeting = Meeting(len(outcomes), jobs)
+    meeting = Meeting(len(outcomes), jobs)
 
     def one(o: ImageOutcome) -> None:
         if stop.is_set():
@@ -207,7 +215,7 @@ def _run_all(
             with starting:
                 if stop.is_set():  # another image failed (or the run ended) meanwhile
                     return
-                own = ImageTools(o.run, tools)
+                own = ImageTools(o.run, tools, meeting=meeting, bake=bake)
                 started.append(own)
                 o.started = True
             try:

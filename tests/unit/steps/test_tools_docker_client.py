@@ -14,7 +14,9 @@ from python_on_whales import DockerClient
 
 from provenance_tasks.errors import InputError
 from provenance_tasks.settings import resolve
-from provenance_tasks.steps.run import ImageTools, Run, Tools
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.sets.meeting import Meeting
+from provenance_tasks.steps.sets.tools import ImageTools
 
 SECOND = "unix:///run/second-engine.sock"
 
@@ -83,7 +85,9 @@ def test_each_image_of_a_set_builds_on_the_client_handed_in(tmp_path: Path) -> N
     shared = Tools(make_run(tmp_path), docker_client=client)
     try:
         folder = shared.private_docker_config()
-        image = ImageTools(shared.run.for_image("api", shared.run.settings, None), shared)
+        image = ImageTools(
+            shared.run.for_image("api", shared.run.settings, None), shared, meeting=Meeting(1, 1)
+        )
         assert image.docker.client.client_config.host == SECOND
         assert image.docker.config_dir == folder and image.private_docker_config() == folder
     finally:

@@ -18,7 +18,9 @@ import pytest
 
 from provenance_tasks.errors import ToolError
 from provenance_tasks.settings import resolve
-from provenance_tasks.steps.run import ImageTools, Run, Tools
+from provenance_tasks.steps.run import Run, Tools
+from provenance_tasks.steps.sets.meeting import Meeting
+from provenance_tasks.steps.sets.tools import ImageTools
 from tests.unit.gitlab_env import GITLAB_ENV, SHA
 
 # No login and no job token: the tools of a run that logs in to nothing.
@@ -53,7 +55,9 @@ def shared(tmp_path: Path) -> Iterator[Tools]:
 
 
 def image(tools: Tools, name: str) -> ImageTools:
-    return ImageTools(tools.run.for_image(name, tools.run.settings, None), tools)
+    return ImageTools(
+        tools.run.for_image(name, tools.run.settings, None), tools, meeting=Meeting(1, 1)
+    )
 
 
 # --- Tools.once ---------------------------------------------------------------------------------
