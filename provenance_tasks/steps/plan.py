@@ -37,6 +37,7 @@ from provenance_tasks.references import (
 from provenance_tasks.steps import build_inputs, outputs
 from provenance_tasks.steps.build_inputs import BuildInputs
 from provenance_tasks.steps.keys import check_key_ref, second_signer
+from provenance_tasks.steps.outputs import Outputs
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.tokens import identity_token
 from provenance_tasks.tag_rules import expand as expand_tags
@@ -63,12 +64,16 @@ class Plan:
     notes: tuple[str, ...] = ()  # what the plan decided that the log must say
 
 
-def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
-    """The plan of a task running `steps` (build, sign, verify), every input checked now."""
+def resolve(
+    run: Run, tools: Tools, steps: tuple[str, ...], read_from: Outputs | None = None
+) -> Plan:
+    """The plan of a task running `steps` (build, sign, verify), every input checked now.
+    `read_from`: where earlier outputs are read (the tools', unless a set plans an image)."""
+    read_from = read_from or tools.outputs
     building = "build" in steps
     tagged = building or "sign" in steps or "publish" in steps or bool(run.settings.tags)
     notes: list[str] = []
-    plan_target = target(run, notes) if tagged else untagged_target(run, tools)
+    plan_target = target(run, notes) if tagged else untagged_target(run, read_from)
     build = build_inputs.resolve(run) if building else None
     signs = "sign" in steps or "attest" in steps
     verifies = "verify" in steps or "verify-attestation" in steps
@@ -77,7 +82,7 @@ def resolve(run: Run, tools: Tools, steps: tuple[str, ...]) -> Plan:
     policy = verification_policy(run, tools, mode, signing) if mode and verifies else None
     image, staging, continues = None, None, None
     if not building:
-        found = None if run.settings.digest else tools.outputs.earlier(run)
+        found = None if run.settings.digest else read_from.earlier(run)
         staging = found.values.get("IMAGE_STAGING_TAG") or None if found else None
         continues = found.run_id if found else None
         by_tag = steps == ("verify",) and found is None and not run.settings.digest
@@ -347,12 +352,12 @@ def _same_build(run: Run, found: outputs.Earlier) -> None:
         )
 
 
-def untagged_target(run: Run, tools: Tools) -> Target:
+def untagged_target(run: Run, read_from: Outputs) -> Target:
     """verify without --tag: the repository from --image, IMAGE_REF or the CI default."""
     s = run.settings
     repository = s.image or run.ci.default_repository
     if not repository:
-        found = tools.outputs.earlier(run)
+        found = read_from.earlier(run)
         repository = split_image_ref(found.ref)[0] if found else None
     if not repository:
         raise InputError("no image repository", hint=run.ci.image_hint)

@@ -179,7 +179,8 @@ def _prepare(
     plans = {}
     for o in outcomes:
         try:
-            plans[o.entry.name] = plan.resolve(o.run, tools, pipeline.steps_of(task, o.run))
+            steps = pipeline.steps_of(task, o.run)
+            plans[o.entry.name] = plan.resolve(o.run, tools, steps, image_outputs.IMAGE_OUTPUTS)
         except InputError as exc:
             raise _named(o.entry.name, exc) from None
     if login_step.credentials(run) is not None:

@@ -337,3 +337,28 @@ def test_a_job_that_names_its_image_is_no_shard_under_a_parallel_matrix(tmp_path
     assert shard is None and names(found) == ["api"]
     found, shard = chosen(make_run(tmp_path, {"images": SET}, matrix, image_name="docs"))
     assert shard is None and names(found) == ["docs"]
+
+
+def test_a_sets_plan_reads_each_images_own_ref_not_the_folders(tmp_path: Path) -> None:
+    """The set plans every image before any starts, with the run's tools: each image's digest
+    is its own <NAME>_IMAGE_REF (in the dotenv here), never the folder's IMAGE_REF."""
+    from provenance_tasks.steps.run import Tools
+
+    digest = "sha256:" + "a" * 64
+    (tmp_path / "provenance.env").write_text(
+        f"API_IMAGE_REF=localhost:5000/x/api@{digest}\n"
+        f"PROVENANCE_COMMIT={GITLAB_ENV['CI_COMMIT_SHA']}\n"
+        f"PROVENANCE_SOURCE={GITLAB_ENV['CI_PROJECT_URL']}\n"
+    )
+    run = make_run(
+        tmp_path,
+        {"images": [{"name": "api"}], "image": "localhost:5000/x"},
+        {k: v for k, v in GITLAB_ENV.items() if not k.startswith(("CI_REGISTRY", "CI_JOB_TOKEN"))},
+        public_key="cosign.pub",
+    )
+    (tmp_path / "cosign.pub").write_text("pem")
+    log = RunLog(run.environ, "text", io.StringIO(), run.redactor)
+    _, _, outcomes = images._set_up("verify", run, log, threading.Lock())
+    plans = images._prepare("verify", run, outcomes, Tools(run), log)
+    assert plans["api"].image is not None
+    assert str(plans["api"].image) == f"localhost:5000/x/api@{digest}"
