@@ -208,11 +208,11 @@ class Docker:
     def resolve(self, reference: str) -> str:
         """The digest a tag points at now, read from the registry (not from the local store):
         one HTTP request with the run's login, or imagetools where a credential helper holds it."""
-        from provenance_tasks.adapters import registry
+        from provenance_tasks.adapters.registry import http
 
         try:
-            return registry.manifest_digest(reference, config_dir=self.config_dir)
-        except registry.UseTheTool:
+            return http.manifest_digest(reference, config_dir=self.config_dir)
+        except http.UseTheTool:
             pass
         argv = [*self._buildx_argv(), "imagetools", "inspect", reference]
         completed = run(
@@ -227,11 +227,11 @@ class Docker:
     def manifest(self, reference: str) -> tuple[str, bytes]:
         """The media type and bytes of the manifest or index at `reference` (REPO@DIGEST), read
         over HTTP with the run's login, or with imagetools where a credential helper holds it."""
-        from provenance_tasks.adapters import registry
+        from provenance_tasks.adapters.registry import http
 
         try:
-            return registry.read_manifest(reference, config_dir=self.config_dir)
-        except registry.UseTheTool:
+            return http.read_manifest(reference, config_dir=self.config_dir)
+        except http.UseTheTool:
             pass
         argv = [*self._buildx_argv(), "imagetools", "inspect", "--raw", reference]
         data = run(argv, redactor=self.redactor, env=self._env()).stdout.encode()
@@ -244,7 +244,7 @@ class Docker:
     def copy_image(self, source: str, tag: str) -> None:
         """Put the manifest at `source` (REPO@DIGEST) under `tag`, server side, as it is:
         --prefer-index=false, since by default imagetools wraps a single manifest in a new index,
-        a new digest that nobody signed. (The HTTP copy of registry_push is used first.)"""
+        a new digest that nobody signed. (The HTTP copy of registry/push.py is used first.)"""
         argv = [
             *self._buildx_argv(),
             "imagetools",

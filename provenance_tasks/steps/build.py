@@ -6,7 +6,7 @@ names the other one.
 The build writes an OCI layout on this machine and pushes nothing, so it can run while the
 preflight still checks the signing key: a wrong password stops the run with nothing pushed, and
 the build's time is not added to the check's. The push then puts the image at REPO@DIGEST with
-no tag (adapters/registry_push.py); steps/publish.py moves the tags once it is signed and
+no tag (adapters/registry/push.py); steps/publish.py moves the tags once it is signed and
 verified. Where no layout can be made (the classic engine's docker driver has no OCI exporter)
 or pushed (a credential helper holds the login), buildx pushes to a per-run staging tag instead,
 and says so.
@@ -200,7 +200,7 @@ def push(
 ) -> BuildResult:
     """Put the image at the registry under its digest. With no layout to push, buildx pushes
     to a staging tag (`staged`: build-sign-verify, which publishes later) or to the tags."""
-    from provenance_tasks.adapters import registry_push
+    from provenance_tasks.adapters.registry import push as registry_push
 
     repository = target.repository
     with log.step("push", f"Push {repository} by digest") as record:
@@ -284,7 +284,7 @@ def _check_created(
 ) -> None:
     """An older BuildKit (docker 20.10's) ignores SOURCE_DATE_EPOCH: the config it pushed then
     says the build's time. Read back and said, since the label says the commit's."""
-    from provenance_tasks.adapters import registry
+    from provenance_tasks.adapters.registry import http as registry
 
     try:
         config = json.loads(metadata.read_text()).get("containerimage.config.digest")

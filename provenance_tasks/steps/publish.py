@@ -1,7 +1,7 @@
 """Publish the tags on the verified digest, then check that every tag names it at the registry.
 
 A tag is created or moved by a server-side copy: the manifest at REPO@DIGEST, byte for byte, put
-under the tag (adapters/registry_push.publish_tag), or `docker buildx imagetools create` where a
+under the tag (adapters/registry/push.publish_tag), or `docker buildx imagetools create` where a
 credential helper holds the login. build-sign-verify publishes only after sign and verify passed,
 so a failure before leaves every tag where it was. The audit then resolves each tag at the
 registry: another push racing this one would show there.
@@ -23,7 +23,7 @@ def publish(
 ) -> tuple[str, ...]:
     """Point each of `result.tags` at its digest, adding each to `done` once it is there (a
     failure halfway leaves `done` saying which moved); returns the tags published."""
-    from provenance_tasks.adapters import registry_push
+    from provenance_tasks.adapters.registry import push as registry_push
 
     image = result.image
     with log.step("publish", f"Publish {', '.join(result.tags)} on {image}") as record:
@@ -61,7 +61,7 @@ def publish(
 
 
 def remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:
-    from provenance_tasks.adapters import registry_push
+    from provenance_tasks.adapters.registry import push as registry_push
 
     assert result.staging_tag is not None
     try:

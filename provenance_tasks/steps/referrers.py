@@ -4,7 +4,7 @@ cosign 3 stores each Sigstore bundle (a signature or an attestation in the new f
 provenance.bundle_format new or both) as a referrer manifest of the digest it signs. A registry
 with the OCI referrers API lists it there; on one without (distribution 2.8, GHCR, Docker Hub)
 cosign lists it in the fallback tag `sha256-<digest>`, typed "empty" and without its annotations
-(adapters/referrers.py says why).
+(adapters/registry/referrers.py says why).
 `provenance.referrers` decides what this run makes sure of:
 
 - `auto` (the default): the API is probed once per repository; where it is missing, each
@@ -28,9 +28,14 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from provenance_tasks.adapters import referrers
-from provenance_tasks.adapters.referrers import PROBE_DIGEST, Referrer, Repair, fallback_tag
-from provenance_tasks.adapters.registry import UseTheTool
+from provenance_tasks.adapters.registry import referrers
+from provenance_tasks.adapters.registry.http import UseTheTool
+from provenance_tasks.adapters.registry.referrers import (
+    PROBE_DIGEST,
+    Referrer,
+    Repair,
+    fallback_tag,
+)
 from provenance_tasks.errors import InputError
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import RetryLog, with_retries

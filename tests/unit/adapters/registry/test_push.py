@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from provenance_tasks.adapters import registry_push
-from provenance_tasks.adapters.registry import UseTheTool
+from provenance_tasks.adapters.registry import push as registry_push
+from provenance_tasks.adapters.registry.http import UseTheTool
 from provenance_tasks.errors import CommandFailed, InputError, ToolError
 from provenance_tasks.retry import classify
 

@@ -12,7 +12,7 @@ an upload and a monolithic PUT streaming the file from disk; then each manifest 
 children before the index that lists them. A failed push leaves only untagged content behind,
 which a new attempt completes.
 
-It speaks HTTP with registry.py's pieces and their rules: the login from the docker config (a
+It speaks HTTP with http.py's pieces and their rules: the login from the docker config (a
 credential helper or an identity token raises UseTheTool, and the caller pushes with buildx), Basic
 first over TLS, a Bearer token asked for with the push scope and kept for the whole call, plain
 HTTP on loopback only, no redirect or upload Location to another host. Every failure raises
@@ -32,8 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance_tasks.adapters.oci_layout import Blob, Manifest, digest_of, read_layout
-from provenance_tasks.adapters.registry import (
+from provenance_tasks.adapters.registry.http import (
     PlainHTTP,
     UseTheTool,
     _authorize,
@@ -43,6 +42,7 @@ from provenance_tasks.adapters.registry import (
     _request,
     _why,
 )
+from provenance_tasks.adapters.registry.layout import Blob, Manifest, digest_of, read_layout
 from provenance_tasks.errors import CommandFailed
 from provenance_tasks.references import (
     DEFAULT_REGISTRY,

@@ -9,7 +9,7 @@ delegates to a credential helper keeps the imagetools path, which knows how to a
 A failure raises CommandFailed with a stderr-like line ("503 Service Unavailable", "connection
 refused", "MANIFEST_UNKNOWN"), so the retry policy classifies it as it does a tool's.
 
-registry_push.py builds its pushes on the same pieces: `_login`, `_authorize` with a push scope,
+push.py builds its pushes on the same pieces: `_login`, `_authorize` with a push scope,
 `_request` with a body (bytes, or an open file streamed from disk) and headers, and `_failed`.
 referrers.py reads with `fetch`, for which a 404 is an answer (no such tag, or no such API).
 """
@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from provenance_tasks.adapters import keepalive
+from provenance_tasks.adapters.registry import keepalive
 from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
 
@@ -264,7 +264,7 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()  # honours SSL_CERT_FILE, as docker's tools do
 
 
-# Kept-alive connections for every request of the run that no proxy takes (adapters/keepalive).
+# Kept-alive connections for every request of the run that no proxy takes (keepalive.py).
 _POOL = keepalive.Pool(lambda: _opener_tls())
 
 
