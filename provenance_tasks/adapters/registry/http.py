@@ -52,7 +52,7 @@ _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 class UseTheTool(Exception):
     """Something this client does not do (a credential helper, a redirect to another host):
-    ask the tool instead, which does what docker does."""
+    ask the tool instead, which does what docker does. Caught in client.py only."""
 
 
 class PlainHTTP(Exception):

@@ -13,11 +13,12 @@ children before the index that lists them. A failed push leaves only untagged co
 which a new attempt completes.
 
 It speaks HTTP with http.py's pieces and their rules: the login from the docker config (a
-credential helper or an identity token raises UseTheTool, and the caller pushes with buildx), Basic
-first over TLS, a Bearer token asked for with the push scope and kept for the whole call, plain
-HTTP on loopback only, no redirect or upload Location to another host. Every failure raises
-CommandFailed with a stderr-like line (with the registry's error codes, e.g. MANIFEST_INVALID), so
-`retry.classify()` reads it as it reads docker's; no URL query, token or password is in it.
+credential helper or an identity token raises UseTheTool: client.py then copies a tag with
+imagetools, and a push is left to buildx), Basic first over TLS, a Bearer token asked for with
+the push scope and kept for the whole call, plain HTTP on loopback only, no redirect or upload
+Location to another host. Every failure raises CommandFailed with a stderr-like line (with the
+registry's error codes, e.g. MANIFEST_INVALID), so `retry.classify()` reads it as it reads
+docker's; no URL query, token or password is in it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from provenance_tasks.references import (
     validate_tag,
 )
 
-__all__ = ["PushedImage", "UseTheTool", "delete_tag", "publish_tag", "push_layout"]
+__all__ = ["PushedImage", "delete_tag", "publish_tag", "push_layout"]
 
 # An error answer's body is read this far for its error codes, never further.
 _ERROR_BODY_MAX = 64 * 1024
