@@ -206,14 +206,9 @@ class Docker:
         return [*argv, str(request.context)]
 
     def resolve(self, reference: str) -> str:
-        """The digest a tag points at now, read from the registry (not from the local store):
-        one HTTP request with the run's login, or imagetools where a credential helper holds it."""
-        from provenance_tasks.adapters import registry
-
-        try:
-            return registry.manifest_digest(reference, config_dir=self.config_dir)
-        except registry.UseTheTool:
-            pass
+        """The digest a tag points at now, read from the registry (not from the local store) by
+        `imagetools inspect`. The run's registry client (adapters/registry) asks this only where
+        its HTTP path can't serve: a credential helper holds the login, a redirect elsewhere."""
         argv = [*self._buildx_argv(), "imagetools", "inspect", reference]
         completed = run(
             [*argv, "--format", "{{json .Manifest}}"], redactor=self.redactor, env=self._env()
@@ -225,14 +220,8 @@ class Docker:
         return str(digest)
 
     def manifest(self, reference: str) -> tuple[str, bytes]:
-        """The media type and bytes of the manifest or index at `reference` (REPO@DIGEST), read
-        over HTTP with the run's login, or with imagetools where a credential helper holds it."""
-        from provenance_tasks.adapters import registry
-
-        try:
-            return registry.read_manifest(reference, config_dir=self.config_dir)
-        except registry.UseTheTool:
-            pass
+        """The media type and bytes of the manifest or index at `reference` (REPO@DIGEST), by
+        `imagetools inspect --raw`: for the registry client, where its HTTP path can't serve."""
         argv = [*self._buildx_argv(), "imagetools", "inspect", "--raw", reference]
         data = run(argv, redactor=self.redactor, env=self._env()).stdout.encode()
         try:
@@ -244,7 +233,8 @@ class Docker:
     def copy_image(self, source: str, tag: str) -> None:
         """Put the manifest at `source` (REPO@DIGEST) under `tag`, server side, as it is:
         --prefer-index=false, since by default imagetools wraps a single manifest in a new index,
-        a new digest that nobody signed. (The HTTP copy of registry_push is used first.)"""
+        a new digest that nobody signed. For the registry client, where its HTTP copy can't
+        serve."""
         argv = [
             *self._buildx_argv(),
             "imagetools",

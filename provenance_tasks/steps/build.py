@@ -6,7 +6,7 @@ names the other one.
 The build writes an OCI layout on this machine and pushes nothing, so it can run while the
 preflight still checks the signing key: a wrong password stops the run with nothing pushed, and
 the build's time is not added to the check's. The push then puts the image at REPO@DIGEST with
-no tag (adapters/registry_push.py); steps/publish.py moves the tags once it is signed and
+no tag (adapters/registry/push.py); steps/publish.py moves the tags once it is signed and
 verified. Where no layout can be made (the classic engine's docker driver has no OCI exporter)
 or pushed (a credential helper holds the login), buildx pushes to a per-run staging tag instead,
 and says so.
@@ -185,7 +185,7 @@ def push(
 ) -> BuildResult:
     """Put the image at the registry under its digest. With no layout to push, buildx pushes
     to a staging tag (`staged`: build-sign-verify, which publishes later) or to the tags."""
-    from provenance_tasks.adapters import registry_push
+    from provenance_tasks.adapters.registry import Unserved
 
     repository = target.repository
     with log.step("push", f"Push {repository} by digest") as record:
@@ -193,29 +193,26 @@ def push(
             if run.settings.dry_run:
                 log.info("dry-run: push the OCI layout by digest, no tag", image=repository)
                 return BuildResult(repository, local.digest, target.tags, local.media_type)
-            try:
-                pushed = with_retries(
-                    log,
-                    tools.retry_policy,
-                    "push",
-                    f"push to {repository}",
-                    registry_of(repository),
-                    lambda left: registry_push.push_layout(
-                        local.layout,  # type: ignore[arg-type]
-                        repository,
-                        config_dir=tools.docker_config,
-                        timeout=min(left, 300.0),
-                    ),
-                )
-            except registry_push.UseTheTool as exc:
+            layout = local.layout
+            pushed = with_retries(
+                log,
+                tools.retry_policy,
+                "push",
+                f"push to {repository}",
+                registry_of(repository),
+                lambda left: tools.registry.push_layout(
+                    layout, repository, timeout=min(left, 300.0)
+                ),
+            )
+            if isinstance(pushed, Unserved):  # no tool pushes a layout by digest: buildx does
                 if inputs.reproducible:  # buildx would push a new build, its times not rewritten
                     raise InputError(
-                        f"provenance.reproducible: the login for {exc} is a credential "
+                        f"provenance.reproducible: the login for {pushed} is a credential "
                         "helper's, and only a push of the OCI export keeps its digest",
                         hint="log in with docker login into the run's docker config (the "
                         "default), or drop provenance.reproducible",
-                    ) from None
-                log.info(f"the login for {exc} is a credential helper's: buildx pushes")
+                    )
+                log.info(f"the login for {pushed} is a credential helper's: buildx pushes")
             else:
                 if pushed.digest != local.digest:
                     raise ToolError(
@@ -269,15 +266,17 @@ def _check_created(
 ) -> None:
     """An older BuildKit (docker 20.10's) ignores SOURCE_DATE_EPOCH: the config it pushed then
     says the build's time. Read back and said, since the label says the commit's."""
-    from provenance_tasks.adapters import registry
+    from provenance_tasks.adapters.registry import Unserved
 
     try:
         config = json.loads(metadata.read_text()).get("containerimage.config.digest")
         if not config or facts.created is None:
             return
-        blob = registry.read_blob(f"{repository}@{config}", config_dir=tools.docker_config)
+        blob = tools.registry.blob(f"{repository}@{config}")
+        if isinstance(blob, Unserved):
+            return  # a credential helper's login: no tool reads a blob, so it can't be told
         found = json.loads(blob).get("created")
-    except (registry.UseTheTool, ProvenanceError, OSError, ValueError, AttributeError):
+    except (ProvenanceError, OSError, ValueError, AttributeError):
         return  # not readable here: the label still says the commit's time
     if found and not str(found).startswith(facts.created.removesuffix("Z")):
         facts.config_created = str(found)

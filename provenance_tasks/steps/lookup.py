@@ -22,5 +22,5 @@ def read_digest(
         step,
         f"read {reference}",
         registry_of(reference),
-        lambda _: tools.docker.resolve(reference),
+        lambda _: tools.registry.resolve(reference),
     )

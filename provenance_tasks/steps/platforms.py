@@ -33,7 +33,7 @@ def platforms_of(
         step,
         f"read {reference}",
         registry_of(reference),
-        lambda _: tools.docker.manifest(reference),
+        lambda _: tools.registry.manifest(reference),
     )
     found = contents(data, reference) if is_index(found_type) else IndexContents()
     tools.indexes[reference] = found

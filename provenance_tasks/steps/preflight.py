@@ -258,4 +258,4 @@ def _proxied(registry: str) -> bool:
 def _import_for_the_build() -> None:
     """The push's slow imports (http.client, ssl, urllib), paid while the other probes wait on
     their tools."""
-    from provenance_tasks.adapters import registry_push  # noqa: F401
+    from provenance_tasks.adapters import registry  # noqa: F401

@@ -1,10 +1,10 @@
 """Publish the tags on the verified digest, then check that every tag names it at the registry.
 
 A tag is created or moved by a server-side copy: the manifest at REPO@DIGEST, byte for byte, put
-under the tag (adapters/registry_push.publish_tag), or `docker buildx imagetools create` where a
-credential helper holds the login. build-sign-verify publishes only after sign and verify passed,
-so a failure before leaves every tag where it was. The audit then resolves each tag at the
-registry: another push racing this one would show there.
+under the tag by the run's registry client (adapters/registry: over HTTP, or `docker buildx
+imagetools create` where a credential helper holds the login). build-sign-verify publishes only
+after sign and verify passed, so a failure before leaves every tag where it was. The audit then
+resolves each tag at the registry: another push racing this one would show there.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ def publish(
 ) -> tuple[str, ...]:
     """Point each of `result.tags` at its digest, adding each to `done` once it is there (a
     failure halfway leaves `done` saying which moved); returns the tags published."""
-    from provenance_tasks.adapters import registry_push
-
     image = result.image
     with log.step("publish", f"Publish {', '.join(result.tags)} on {image}") as record:
         for tag in result.tags:
@@ -33,17 +31,13 @@ def publish(
                 continue
 
             def copy(left: float, tag: str = tag) -> None:
-                try:
-                    registry_push.publish_tag(
-                        image.repository,
-                        image.digest,
-                        tag,
-                        config_dir=tools.docker_config,
-                        timeout=min(left, 60.0),
-                        pushed=result.pushed,
-                    )
-                except registry_push.UseTheTool:
-                    tools.docker.copy_image(f"{image}", f"{image.repository}:{tag}")
+                tools.registry.publish_tag(
+                    image.repository,
+                    image.digest,
+                    tag,
+                    timeout=min(left, 60.0),
+                    pushed=result.pushed,
+                )
 
             with_retries(
                 log,
@@ -61,17 +55,17 @@ def publish(
 
 
 def remove_staging_tag(tools: Tools, log: RunLog, result: BuildResult) -> None:
-    from provenance_tasks.adapters import registry_push
+    from provenance_tasks.adapters.registry import Unserved
 
     assert result.staging_tag is not None
+    why = "the registry can't delete a tag alone (distribution 2.x)"
     try:
-        removed = registry_push.delete_tag(
-            result.repository, result.staging_tag, config_dir=tools.docker_config
-        )
-    except (ToolError, registry_push.UseTheTool) as exc:
+        removed = tools.registry.delete_tag(result.repository, result.staging_tag)
+    except ToolError as exc:
         removed, why = False, str(exc)
-    else:
-        why = "the registry can't delete a tag alone (distribution 2.x)"
+    if isinstance(removed, Unserved):  # a credential helper's login: no tool deletes a tag
+        why = removed.why
+        removed = False
     if not removed:
         log.warning(
             f"the staging tag {result.staging_tag} stays on {result.repository}: {why}; only "

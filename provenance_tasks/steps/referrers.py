@@ -4,7 +4,7 @@ cosign 3 stores each Sigstore bundle (a signature or an attestation in the new f
 provenance.bundle_format new or both) as a referrer manifest of the digest it signs. A registry
 with the OCI referrers API lists it there; on one without (distribution 2.8, GHCR, Docker Hub)
 cosign lists it in the fallback tag `sha256-<digest>`, typed "empty" and without its annotations
-(adapters/referrers.py says why).
+(adapters/registry/referrers.py says why).
 `provenance.referrers` decides what this run makes sure of:
 
 - `auto` (the default): the API is probed once per repository; where it is missing, each
@@ -25,12 +25,16 @@ import base64
 import functools
 import json
 from collections.abc import Callable, Collection, Sequence
-from pathlib import Path
 from typing import TypeVar
 
-from provenance_tasks.adapters import referrers
-from provenance_tasks.adapters.referrers import PROBE_DIGEST, Referrer, Repair, fallback_tag
-from provenance_tasks.adapters.registry import UseTheTool
+from provenance_tasks.adapters.registry import (
+    PROBE_DIGEST,
+    Referrer,
+    Registry,
+    Repair,
+    Unserved,
+    fallback_tag,
+)
 from provenance_tasks.errors import InputError
 from provenance_tasks.references import registry_of
 from provenance_tasks.retry import RetryLog, with_retries
@@ -76,23 +80,25 @@ def settle(
                 step=step,
             )
         return []
-    try:
-        return _settled(run, tools, log, step, repository, subjects)
-    except UseTheTool as exc:
+    settled = _settled(run, tools, log, step, repository, subjects)
+    if isinstance(settled, Unserved):  # no tool reads or writes referrers for us
         log.warning(
             f"the referrers of {repository} are left as cosign listed them: the login "
-            f"is a credential helper's ({exc}), which this run's HTTP client can't use",
+            f"is a credential helper's ({settled}), which this run's HTTP client can't use",
             step=step,
         )
         return []
+    return settled
 
 
 def _settled(
     run: Run, tools: Tools, log: RunLog, step: str, repository: str, subjects: list[str]
-) -> list[Repair]:
+) -> list[Repair] | Unserved:
     """Probe (once per run and repository), then repair each digest's fallback index."""
-    config = tools.docker_config
-    api = has_api(tools, log, step, repository, subjects[0], lambda: config)
+    client = tools.registry
+    api = has_api(tools, log, step, repository, subjects[0], lambda: client)
+    if isinstance(api, Unserved):
+        return api
     if api and run.settings.referrers == "auto":
         log.info(
             f"{registry_of(repository)} has the referrers API: it lists the bundles, "
@@ -113,8 +119,10 @@ def _settled(
             step,
             what,
             repository,
-            functools.partial(_repaired, repository, digest, config, api, before),
+            functools.partial(_repaired, client, repository, digest, api, before),
         )
+        if isinstance(repair, Unserved):
+            return repair
         seen[(repository, digest)] = repair.referrers
         log.info(repair.describe(), step=step)
         repairs.append(repair)
@@ -123,23 +131,21 @@ def _settled(
 
 
 def _repaired(
+    client: Registry,
     repository: str,
     digest: str,
-    config: Path | None,
     from_api: bool,
     before: tuple[Referrer, ...],
     left: float,
-) -> Repair:
+) -> Repair | Unserved:
     """One attempt: the fallback index of `digest` typed, listing again what it listed after
     this run's earlier repair (`before`), and what the API lists (provenance.referrers tag)."""
     timeout = min(left, 30.0)
-    listed = (
-        referrers.referrers_of(repository, digest, config_dir=config, timeout=timeout)
-        if from_api
-        else ()
-    )
-    return referrers.repair_fallback_index(
-        repository, digest, config_dir=config, listed=(*listed, *before), timeout=timeout
+    listed = client.referrers_of(repository, digest, timeout=timeout) if from_api else ()
+    if isinstance(listed, Unserved):
+        return listed
+    return client.repair_fallback_index(
+        repository, digest, listed=(*listed, *before), timeout=timeout
     )
 
 
@@ -149,10 +155,10 @@ def has_api(
     step: str,
     repository: str,
     digest: str,
-    config: Callable[[], Path | None],
-) -> bool:
+    client: Callable[[], Registry],
+) -> bool | Unserved:
     """Whether the registry answers the referrers API, asked once per run and repository
-    (`config`: the docker config to log in with, made only by the one that asks)."""
+    (`client`: the registry client with the login to ask with, made only by the one that asks)."""
     return tools.once(
         ("referrers-api", repository),
         lambda: _retried(
@@ -161,9 +167,7 @@ def has_api(
             step,
             f"ask {registry_of(repository)} for its referrers API",
             repository,
-            lambda left: referrers.has_referrers_api(
-                repository, digest, config_dir=config(), timeout=min(left, 30.0)
-            ),
+            lambda left: client().has_referrers_api(repository, digest, timeout=min(left, 30.0)),
         ),
     )
 
@@ -194,11 +198,9 @@ def probe_api(run: Run, tools: Tools, log: RetryLog, repository: str) -> bool | 
     (it runs beside the probes), so with the login's credentials in a config of its own; None
     when a credential helper holds the login and this can't be told."""
     repository = stored_in(run, repository)
-    try:
-        config = functools.partial(_probe_config, run, tools, registry_of(repository))
-        return has_api(tools, log, "preflight", repository, PROBE_DIGEST, config)
-    except UseTheTool:
-        return None
+    client = functools.partial(_probe_client, run, tools, registry_of(repository))
+    api = has_api(tools, log, "preflight", repository, PROBE_DIGEST, client)
+    return None if isinstance(api, Unserved) else api
 
 
 def refuse_without_api(run: Run, tools: Tools, repository: str) -> None:
@@ -216,18 +218,19 @@ def refuse_without_api(run: Run, tools: Tools, repository: str) -> None:
     )
 
 
-def _probe_config(run: Run, tools: Tools, registry: str) -> Path | None:
-    """A docker config holding the run's login to `registry`, in the run's private folder
-    (0700, removed at the end), as `docker login` will write it; else the run's config."""
+def _probe_client(run: Run, tools: Tools, registry: str) -> Registry:
+    """A registry client with the run's login to `registry` in a docker config of its own, in
+    the run's private folder (0700, removed at the end), as `docker login` will write it; else
+    the run's client."""
     from provenance_tasks.steps.login import credentials
 
     login = credentials(run)
     if login is None or login[0] != registry:
-        return tools.docker_config
+        return tools.registry
     folder = tools.private_folder() / "referrers-probe"
     folder.mkdir(mode=0o700, exist_ok=True)
     auth = base64.b64encode(f"{login[1]}:{login[2]}".encode()).decode()
     path = folder / "config.json"
     path.touch(mode=0o600)
     path.write_text(json.dumps({"auths": {registry: {"auth": auth}}}))
-    return folder
+    return Registry(folder)  # for the referrers API alone: nothing to ask imagetools

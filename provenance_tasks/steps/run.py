@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from provenance_tasks.adapters.cosign import Cosign
     from provenance_tasks.adapters.docker import BuildRequest, Docker
+    from provenance_tasks.adapters.registry import Registry
     from provenance_tasks.ci.base import CIContext
     from provenance_tasks.image_index import IndexContents
     from provenance_tasks.retry import RetryPolicy
@@ -190,6 +191,13 @@ class Tools:
         )
 
     @cached_property
+    def registry(self) -> Registry:
+        """The registry client: the run's logins, the run's docker for imagetools behind it."""
+        from provenance_tasks.adapters.registry import Registry
+
+        return Registry(self.docker_config, imagetools=lambda: self.docker)
+
+    @cached_property
     def sigstore(self) -> SigstoreInstance:
         """The Sigstore instance of this run, its files read and checked (InputError)."""
         from provenance_tasks.sigstore import instance
@@ -270,9 +278,10 @@ class Tools:
             self._see_users_engines(self._docker_config)
         self._docker_config.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._docker_config.chmod(0o700)
-        # The clients made before the login must see it: docker is rebuilt (it runs nothing),
-        # cosign keeps its probed major and gets the folder in its environment.
+        # The clients made before the login must see it: docker and the registry are rebuilt
+        # (they run nothing), cosign keeps its probed major and gets the folder in its environment.
         self.__dict__.pop("docker", None)
+        self.__dict__.pop("registry", None)
         if "cosign" in self.__dict__:
             cosign = self.__dict__["cosign"]
             env = {**cosign.env, "DOCKER_CONFIG": str(self._docker_config)}

@@ -84,7 +84,7 @@ def test_build_sign_verify_starts_each_tool_once_per_need(
         {
             "docker login": 1,
             "docker buildx build": builds,  # buildx's own probe too: no `buildx version` first
-            # Push, publish and the tag audit speak HTTP (adapters/registry*.py).
+            # Push, publish and the tag audit speak HTTP (adapters/registry/).
             "cosign public-key": 1,  # the key, decrypted once, beside the build
             # One verify in the format that was signed; on cosign 3, whose classic read is
             # pinned, the consumer's view too: the tutorial's verify, cosign's own discovery.

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from provenance_tasks.adapters.referrers import repair_fallback_index
+from provenance_tasks.adapters.registry.referrers import repair_fallback_index
 from tests.integration.conftest import COSIGNS, TOOLS, Registry, make_key_pair
 from tests.testbed import bed
 from tests.testbed import sigstore as sigstore_bed
@@ -236,7 +236,7 @@ def test_the_repair_logs_in_to_a_tls_registry_with_the_run_s_docker_config(
 
     script = (
         "import sys; from pathlib import Path; "
-        "from provenance_tasks.adapters.referrers import repair_fallback_index as r; "
+        "from provenance_tasks.adapters.registry.referrers import repair_fallback_index as r; "
         "print(r(sys.argv[1], sys.argv[2], config_dir=Path(sys.argv[3])).describe())"
     )
     done = subprocess.run(

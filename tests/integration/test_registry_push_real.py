@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from provenance_tasks.adapters import registry_push
+from provenance_tasks.adapters.registry import push as registry_push
 from provenance_tasks.errors import CommandFailed
 from provenance_tasks.retry import classify
 from tests.testbed import registry as registry_bed

@@ -211,6 +211,33 @@ def test_a_registry_that_keeps_failing_ends_the_run_as_a_registry_failure(
     assert st.json(tags[0])["manifests"][0]["artifactType"] == EMPTY  # nothing half-written
 
 
+def test_a_credential_helpers_login_leaves_the_referrers_as_cosign_listed_them(
+    server: str, tmp_path: Path
+) -> None:
+    """No tool reads or writes referrers for this run: the registry client says the call is
+    unserved, and the step says so once, asks nothing, and goes on."""
+    st = state()
+    digest, platform, tags = signed_image(st)
+    run, tools, log = started(tmp_path)
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text('{"credsStore": "desktop"}')
+    with structlog.testing.capture_logs() as logs:
+        assert settle(run, tools, log, "attest", f"{server}/{NAME}", [digest, platform]) == []
+    assert st.seen == [] and st.json(tags[0])["manifests"][0]["artifactType"] == EMPTY
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert "left as cosign listed them" in warning["event"] and server in warning["event"]
+
+
+def test_the_probe_cannot_tell_where_a_credential_helper_holds_the_login(
+    server: str, tmp_path: Path
+) -> None:
+    run, tools, log = started(tmp_path, referrers="api")
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text('{"credsStore": "desktop"}')
+    preflight(run, tools, log, planned(server))  # can't be told: no refusal
+    assert state().seen == []
+
+
 # --- preflight: provenance.referrers api ----------------------------------------------------
 
 

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from provenance_tasks.adapters import registry_push
-from provenance_tasks.adapters.registry import UseTheTool
+from provenance_tasks.adapters.registry import push as registry_push
+from provenance_tasks.adapters.registry.http import UseTheTool
 from provenance_tasks.errors import CommandFailed, InputError, ToolError
 from provenance_tasks.retry import classify
 
@@ -315,14 +315,14 @@ def test_blobs_stream_from_disk(
     server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bodies: list[type] = []
-    real = registry_push._request
+    real = registry_push.request
 
     def recording(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if "/blobs/uploads/u1" in url:
             bodies.append(type(kwargs["body"]))
         return real(method, url, *args, **kwargs)
 
-    monkeypatch.setattr(registry_push, "_request", recording)
+    monkeypatch.setattr(registry_push, "request", recording)
     built = build(tmp_path / "oci", platforms=("amd64",))
     registry_push.push_layout(built.folder, f"{server}/{NAME}", config_dir=tmp_path)
     assert bodies and bytes not in bodies  # an open file, read in blocks by http.client

@@ -1,5 +1,5 @@
 """Kept-alive registry connections: requests share one, a connection the server closed while idle
-is replaced without the caller seeing it, and redirects keep registry.py's rule."""
+is replaced without the caller seeing it, and redirects keep http.py's rule."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import ClassVar
 
 import pytest
 
-from provenance_tasks.adapters.keepalive import Pool
-from provenance_tasks.adapters.registry import UseTheTool
+from provenance_tasks.adapters.registry.http import UseTheTool
+from provenance_tasks.adapters.registry.keepalive import Pool
 
 
 class Handler(BaseHTTPRequestHandler):

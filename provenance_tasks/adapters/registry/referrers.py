@@ -9,8 +9,8 @@ artifact, and a client that filters referrers by type finds nothing. The spec as
 referrer manifest's own artifactType (else its config's media type) and its annotations:
 `repair_fallback_index` puts them there.
 
-The requests are registry.py's (`fetch`: the run's login, kept-alive connections, plain HTTP on
-loopback only) and registry_push.publish_tag's (the PUT, with the push scope); every failure
+The requests are http.py's (`fetch`: the run's login, kept-alive connections, plain HTTP on
+loopback only) and push.publish_tag's (the PUT, with the push scope); every failure
 raises CommandFailed in the words `retry.classify()` reads, as theirs do.
 
 The tag schema has no lock: whoever reads the index, adds to it and puts it back can race
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance_tasks.adapters import registry, registry_push
-from provenance_tasks.adapters.oci_layout import digest_of
+from provenance_tasks.adapters.registry import http, push
+from provenance_tasks.adapters.registry.layout import digest_of
 from provenance_tasks.errors import ToolError
 from provenance_tasks.references import validate_digest, validate_repository
 
@@ -120,7 +120,7 @@ def has_referrers_api(
     "page not found") says it has none; any other answer raises CommandFailed."""
     validate_repository(repository, "the repository")
     validate_digest(digest, "the subject digest")
-    found = registry.fetch(
+    found = http.fetch(
         f"{repository}@{digest}", config_dir=config_dir, kind="referrers", timeout=timeout
     )
     # A 200 that is no index (a catch-all page) is no API either.
@@ -134,12 +134,12 @@ def referrers_of(
     the fallback tag's (none when that tag is absent)."""
     validate_repository(repository, "the repository")
     validate_digest(digest, "the subject digest")
-    found = registry.fetch(
+    found = http.fetch(
         f"{repository}@{digest}", config_dir=config_dir, kind="referrers", timeout=timeout
     )
     index = _index(found[1]) if found is not None else None
     if index is None:
-        found = registry.fetch(
+        found = http.fetch(
             f"{repository}:{fallback_tag(digest)}", config_dir=config_dir, timeout=timeout
         )
         index = _index(found[1]) if found is not None else None
@@ -169,7 +169,7 @@ def repair_fallback_index(
     added: dict[str, None] = {}
     rewritten = False
     for _ in range(_ROUNDS):
-        found = registry.fetch(reference, config_dir=config_dir, timeout=timeout)
+        found = http.fetch(reference, config_dir=config_dir, timeout=timeout)
         if found is None and not listed:
             return Repair(subject_digest, tag, found=False, rewritten=rewritten)
         media_type, index = _as_index(reference, found)
@@ -181,7 +181,7 @@ def repair_fallback_index(
             return _repair(subject_digest, tag, index, typed, added, left, rewritten)
         data = json.dumps(index, separators=(",", ":")).encode()
         digest = _sha256(data)
-        registry_push.publish_tag(
+        push.publish_tag(
             repository,
             digest,
             tag,
@@ -190,7 +190,7 @@ def repair_fallback_index(
             pushed=(media_type, data),
         )
         rewritten = True
-        now = registry.fetch(reference, config_dir=config_dir, timeout=timeout)
+        now = http.fetch(reference, config_dir=config_dir, timeout=timeout)
         if now is not None and _sha256(now[1]) == digest:
             _check_typed(reference, index, left)
             return _repair(subject_digest, tag, index, typed, added, left, rewritten)
@@ -272,7 +272,7 @@ def _manifest(
     repository: str, digest: str, config_dir: Path | None, timeout: float
 ) -> dict[str, Any] | None:
     """The referrer manifest `digest`, checked against it; None when the registry lost it."""
-    found = registry.fetch(f"{repository}@{digest}", config_dir=config_dir, timeout=timeout)
+    found = http.fetch(f"{repository}@{digest}", config_dir=config_dir, timeout=timeout)
     if found is None:
         return None
     if digest_of(found[1], digest) != digest:

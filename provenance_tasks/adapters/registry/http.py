@@ -9,9 +9,10 @@ delegates to a credential helper keeps the imagetools path, which knows how to a
 A failure raises CommandFailed with a stderr-like line ("503 Service Unavailable", "connection
 refused", "MANIFEST_UNKNOWN"), so the retry policy classifies it as it does a tool's.
 
-registry_push.py builds its pushes on the same pieces: `_login`, `_authorize` with a push scope,
-`_request` with a body (bytes, or an open file streamed from disk) and headers, and `_failed`.
-referrers.py reads with `fetch`, for which a 404 is an answer (no such tag, or no such API).
+push.py builds its pushes on the same public pieces: `stored_login`, `basic_authorization`,
+`authorize` with a push scope, `request` with a body (bytes, or an open file streamed from disk)
+and headers, `failure` and `reason_of`. referrers.py reads with `fetch`, for which a 404 is an
+answer (no such tag, or no such API).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from provenance_tasks.adapters import keepalive
+from provenance_tasks.adapters.registry import keepalive
 from provenance_tasks.errors import CommandFailed, ToolError
 from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
 
@@ -51,7 +52,7 @@ _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 class UseTheTool(Exception):
     """Something this client does not do (a credential helper, a redirect to another host):
-    ask the tool instead, which does what docker does."""
+    ask the tool instead, which does what docker does. Caught in client.py only."""
 
 
 class PlainHTTP(Exception):
@@ -112,7 +113,7 @@ def fetch(
     if answer.status == 404:
         return None
     if answer.status != 200:
-        raise _failed("GET", url, answer.status, answer.reason)
+        raise failure("GET", url, answer.status, answer.reason)
     return _media_type(answer), answer.read()
 
 
@@ -127,7 +128,7 @@ def _manifest(
     """(digest, media type, body of a GET) of `reference`, with the run's login."""
     answer, url, authorization = _answered(method, reference, config_dir, timeout, kind)
     if answer.status != 200:
-        raise _failed(method, url, answer.status, answer.reason)
+        raise failure(method, url, answer.status, answer.reason)
     media_type = _media_type(answer)
     if method == "GET":
         data = answer.read()
@@ -135,9 +136,9 @@ def _manifest(
     digest = answer.getheader("Docker-Content-Digest")
     if digest:
         return digest, media_type, None
-    body = _request("GET", url, authorization, timeout)  # a registry that doesn't say: count
+    body = request("GET", url, authorization, timeout)  # a registry that doesn't say: count
     if body.status != 200:
-        raise _failed("GET", url, body.status, body.reason)
+        raise failure("GET", url, body.status, body.reason)
     return "sha256:" + hashlib.sha256(body.read()).hexdigest(), media_type, None
 
 
@@ -150,20 +151,20 @@ def _answered(
     host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
     name, ref = _split(reference, registry)
     url = f"https://{host}/v2/{name}/{kind}/{ref}"
-    login = _login(config_dir, registry)
+    login = stored_login(config_dir, registry)
     # Over TLS with a login, Basic goes first: a registry that wants a token answers 401 anyway.
-    authorization = _basic(login)
+    authorization = basic_authorization(login)
     try:
-        answer = _request(method, url, authorization, timeout)
+        answer = request(method, url, authorization, timeout)
     except PlainHTTP:
         # As docker does: a loopback registry may speak plain HTTP. Credentials go only in
         # answer to its 401 then, and never in the clear to any other host.
         url = f"http://{host}/v2/{name}/{kind}/{ref}"
         authorization = None
-        answer = _request(method, url, None, timeout)
+        answer = request(method, url, None, timeout)
     if answer.status == 401:
-        authorization = _authorize(answer.getheader("WWW-Authenticate") or "", login, name, timeout)
-        answer = _request(method, url, authorization, timeout)
+        authorization = authorize(answer.getheader("WWW-Authenticate") or "", login, name, timeout)
+        answer = request(method, url, authorization, timeout)
     return answer, url, authorization
 
 
@@ -182,7 +183,7 @@ def _split(reference: str, registry: str) -> tuple[str, str]:
     return name, ref
 
 
-def _login(config_dir: Path | None, registry: str) -> tuple[str, str] | None:
+def stored_login(config_dir: Path | None, registry: str) -> tuple[str, str] | None:
     """The user and password `docker login` stored for `registry`, or None for anonymous."""
     folder = config_dir or Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
     try:
@@ -209,7 +210,7 @@ def _login(config_dir: Path | None, registry: str) -> tuple[str, str] | None:
     return None
 
 
-def _authorize(
+def authorize(
     challenge: str,
     login: tuple[str, str] | None,
     name: str,
@@ -225,33 +226,33 @@ def _authorize(
     challenge names, or pulling `name`. `method` only names the request in a failure.
     """
     scheme = challenge.split(" ", 1)[0].lower()
-    basic = _basic(login)
+    basic = basic_authorization(login)
     if scheme == "basic":
         if basic is None:
-            raise _failed(method, name, 401, "Unauthorized: no login for this registry")
+            raise failure(method, name, 401, "Unauthorized: no login for this registry")
         return basic
     if scheme != "bearer":
-        raise _failed(method, name, 401, f"Unauthorized: unknown challenge {scheme!r}")
+        raise failure(method, name, 401, f"Unauthorized: unknown challenge {scheme!r}")
     params = dict(_CHALLENGE.findall(challenge))
     query = {"scope": scope or params.get("scope") or f"repository:{name}:pull"}
     if params.get("service"):
         query["service"] = params["service"]
     realm = params.get("realm", "")
     token_url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(query)}"
-    answer = _request("GET", token_url, basic, timeout)
+    answer = request("GET", token_url, basic, timeout)
     if answer.status != 200:
-        raise _failed("GET", realm, answer.status, answer.reason)
+        raise failure("GET", realm, answer.status, answer.reason)
     try:
         data = json.loads(answer.read() or b"{}")
         token = data.get("token") or data.get("access_token")
     except (ValueError, AttributeError):
-        raise _failed("GET", realm, 502, "Bad Gateway: no JSON from the token service") from None
+        raise failure("GET", realm, 502, "Bad Gateway: no JSON from the token service") from None
     if not token:
-        raise _failed("GET", realm, 401, "Unauthorized: the token service gave no token")
+        raise failure("GET", realm, 401, "Unauthorized: the token service gave no token")
     return f"Bearer {token}"
 
 
-def _basic(login: tuple[str, str] | None) -> str | None:
+def basic_authorization(login: tuple[str, str] | None) -> str | None:
     return "Basic " + base64.b64encode(":".join(login).encode()).decode() if login else None
 
 
@@ -264,7 +265,7 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()  # honours SSL_CERT_FILE, as docker's tools do
 
 
-# Kept-alive connections for every request of the run that no proxy takes (adapters/keepalive).
+# Kept-alive connections for every request of the run that no proxy takes (keepalive.py).
 _POOL = keepalive.Pool(lambda: _opener_tls())
 
 
@@ -291,7 +292,7 @@ def _made_opener(loopback: bool) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(*handlers)
 
 
-def _request(
+def request(
     method: str,
     url: str,
     authorization: str | None,
@@ -313,8 +314,8 @@ def _request(
     try:
         if not _proxied(parts, loopback):
             return _POOL.send(method, url, sent, timeout, body)  # type: ignore[return-value]
-        request = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
-        answer: http.client.HTTPResponse = _opener(loopback).open(request, timeout=timeout)
+        outgoing = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
+        answer: http.client.HTTPResponse = _opener(loopback).open(outgoing, timeout=timeout)
     except urllib.error.HTTPError as exc:
         return exc  # type: ignore[return-value]  # an HTTPError is the error answer itself
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -325,7 +326,7 @@ def _request(
         ) or isinstance(exc, http.client.BadStatusLine)
         if loopback and url.startswith("https:") and plain:
             raise PlainHTTP(parts.netloc) from None
-        raise _failed(method, url, None, _why(exc)) from None
+        raise failure(method, url, None, reason_of(exc)) from None
     return answer
 
 
@@ -343,7 +344,7 @@ def _cause(exc: BaseException) -> BaseException:
     return reason if isinstance(reason, BaseException) else exc
 
 
-def _why(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """The failure in the words the retry classifier knows from docker and cosign."""
     cause = _cause(exc)
     if isinstance(cause, ConnectionRefusedError):
@@ -361,7 +362,7 @@ def _why(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
-def _failed(
+def failure(
     method: str, url: str, status: int | None, reason: str, *, codes: tuple[str, ...] = ()
 ) -> CommandFailed:
     """The failure as a tool's stderr line. `codes` are the registry's own error codes (from an

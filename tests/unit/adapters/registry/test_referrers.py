@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from provenance_tasks.adapters import referrers
+from provenance_tasks.adapters.registry import referrers
 from provenance_tasks.errors import CommandFailed, ToolError
 from tests.unit.referrers_registry import (
     BUNDLE,

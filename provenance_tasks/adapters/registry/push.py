@@ -12,12 +12,13 @@ an upload and a monolithic PUT streaming the file from disk; then each manifest 
 children before the index that lists them. A failed push leaves only untagged content behind,
 which a new attempt completes.
 
-It speaks HTTP with registry.py's pieces and their rules: the login from the docker config (a
-credential helper or an identity token raises UseTheTool, and the caller pushes with buildx), Basic
-first over TLS, a Bearer token asked for with the push scope and kept for the whole call, plain
-HTTP on loopback only, no redirect or upload Location to another host. Every failure raises
-CommandFailed with a stderr-like line (with the registry's error codes, e.g. MANIFEST_INVALID), so
-`retry.classify()` reads it as it reads docker's; no URL query, token or password is in it.
+It speaks HTTP with http.py's pieces and their rules: the login from the docker config (a
+credential helper or an identity token raises UseTheTool: client.py then copies a tag with
+imagetools, and a push is left to buildx), Basic first over TLS, a Bearer token asked for with
+the push scope and kept for the whole call, plain HTTP on loopback only, no redirect or upload
+Location to another host. Every failure raises CommandFailed with a stderr-like line (with the
+registry's error codes, e.g. MANIFEST_INVALID), so `retry.classify()` reads it as it reads
+docker's; no URL query, token or password is in it.
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance_tasks.adapters.oci_layout import Blob, Manifest, digest_of, read_layout
-from provenance_tasks.adapters.registry import (
+from provenance_tasks.adapters.registry.http import (
     PlainHTTP,
     UseTheTool,
-    _authorize,
-    _basic,
-    _failed,
-    _login,
-    _request,
-    _why,
+    authorize,
+    basic_authorization,
+    failure,
+    reason_of,
+    request,
+    stored_login,
 )
+from provenance_tasks.adapters.registry.layout import Blob, Manifest, digest_of, read_layout
 from provenance_tasks.errors import CommandFailed
 from provenance_tasks.references import (
     DEFAULT_REGISTRY,
@@ -52,7 +53,7 @@ from provenance_tasks.references import (
     validate_tag,
 )
 
-__all__ = ["PushedImage", "UseTheTool", "delete_tag", "publish_tag", "push_layout"]
+__all__ = ["PushedImage", "delete_tag", "publish_tag", "push_layout"]
 
 # An error answer's body is read this far for its error codes, never further.
 _ERROR_BODY_MAX = 64 * 1024
@@ -139,7 +140,7 @@ def publish_tag(
         media_type = (answer.getheader("Content-Type") or "").split(";")[0].strip()
     if digest_of(data, digest) != digest:
         # Re-encoded bytes would be another manifest: the tag must name the verified one.
-        raise _failed(
+        raise failure(
             "GET", session.current(url), None, f"the registry answered bytes that are not {digest}"
         )
     if not media_type or media_type == "application/json":
@@ -164,7 +165,7 @@ def delete_tag(
         codes = _codes(answer)
         if answer.status in (400, 405) or "UNSUPPORTED" in codes:
             return False
-        raise _failed("DELETE", session.current(url), answer.status, answer.reason, codes=codes)
+        raise failure("DELETE", session.current(url), answer.status, answer.reason, codes=codes)
 
 
 class _Session:
@@ -182,11 +183,11 @@ class _Session:
         self.name = name
         self.host = "registry-1.docker.io" if registry == DEFAULT_REGISTRY else registry
         self.base = f"https://{self.host}"
-        self.login = _login(config_dir, registry)  # may raise UseTheTool
+        self.login = stored_login(config_dir, registry)  # may raise UseTheTool
         self.scope = f"repository:{self.name}:{actions}"
         self.timeout = timeout
         # Over TLS with a login, Basic goes first: a registry that wants a token answers 401.
-        self.authorization = _basic(self.login)
+        self.authorization = basic_authorization(self.login)
         self.scheme_known = False
         self._renewing = threading.Lock()
 
@@ -219,7 +220,7 @@ class _Session:
         answer.close()
         with self._renewing:  # blobs go up side by side: one renewal serves them all
             if self.authorization is used:  # else another thread renewed what was refused
-                self.authorization = _authorize(
+                self.authorization = authorize(
                     challenge,
                     self.login,
                     self.name,
@@ -242,7 +243,7 @@ class _Session:
             answer = self._request(method, url, body, headers, sent)
         except PlainHTTP:
             if self.scheme_known:
-                raise _failed(method, url, None, "tls handshake failed: plain HTTP") from None
+                raise failure(method, url, None, "tls handshake failed: plain HTTP") from None
             # As docker does: a loopback registry may speak plain HTTP. Credentials go only in
             # answer to its 401 then, never in the clear before.
             self.base, self.authorization = f"http://{self.host}", None
@@ -266,11 +267,11 @@ class _Session:
         authorization: str | None,
     ) -> http.client.HTTPResponse:
         if not isinstance(body, Path):
-            return _request(method, url, authorization, self.timeout, body=body, headers=headers)
+            return request(method, url, authorization, self.timeout, body=body, headers=headers)
         # Opened anew for each attempt: a retried upload starts from the first byte.
         sized = {**(headers or {}), "Content-Length": str(body.stat().st_size)}
         with body.open("rb") as stream:
-            return _request(method, url, authorization, self.timeout, body=stream, headers=sized)
+            return request(method, url, authorization, self.timeout, body=stream, headers=sized)
 
 
 def _push_blob(session: _Session, blob: Blob) -> None:
@@ -311,7 +312,7 @@ def _check_digest(
 ) -> None:
     said = answer.getheader("Docker-Content-Digest")
     if said and said != digest:
-        raise _failed(
+        raise failure(
             method, session.current(url), None, f"the registry stored {said}, not {digest}"
         )
 
@@ -321,7 +322,7 @@ def _refused(
 ) -> CommandFailed:
     """The failure of an unexpected answer, named by the URL on the scheme actually spoken."""
     url = session.current(url)
-    return _failed(method, url, answer.status, answer.reason, codes=_codes(answer))
+    return failure(method, url, answer.status, answer.reason, codes=_codes(answer))
 
 
 def _codes(answer: http.client.HTTPResponse) -> tuple[str, ...]:
@@ -340,7 +341,7 @@ def _read(answer: http.client.HTTPResponse, method: str, url: str) -> bytes:
     try:
         return answer.read()
     except (OSError, http.client.HTTPException) as exc:
-        raise _failed(method, url, None, _why(exc)) from None
+        raise failure(method, url, None, reason_of(exc)) from None
 
 
 def _own_media_type(data: bytes) -> str | None:

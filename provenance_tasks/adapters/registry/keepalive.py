@@ -12,8 +12,8 @@ connection is looked at before it is used again: one that the registry has close
 socket reads as ready: an end of file) is dropped for a new one. One that still fails before any
 answer is sent again on a new one only for a GET or a HEAD: a POST, PATCH or PUT the registry may
 have acted on is left to the caller's retry, which starts its upload over. Redirects are
-followed only to the same scheme and host, and only for GET and HEAD (registry.py's rule); a
-redirect elsewhere raises UseTheTool. Requests through a proxy stay with urllib (registry.py):
+followed only to the same scheme and host, and only for GET and HEAD (http.py's rule); a
+redirect elsewhere raises UseTheTool. Requests through a proxy stay with urllib (http.py):
 it knows the proxy's ways.
 """
 
@@ -76,7 +76,7 @@ class Pool:
         body: bytes | BinaryIO | None = None,
     ) -> Answer:
         """`method` on `url`; an HTTP error status is the answer, not raised. Raises what
-        http.client and ssl raise (registry.py says it in the tools' words), and UseTheTool
+        http.client and ssl raise (http.py says it in the tools' words), and UseTheTool
         (from `redirected`) for a redirect to another host."""
         for _ in range(_MAX_REDIRECTS):
             answer = self._once(method, url, headers, timeout, body)
@@ -88,7 +88,7 @@ class Pool:
 
     @staticmethod
     def redirected(old: str, new: str) -> str:
-        from provenance_tasks.adapters.registry import UseTheTool
+        from provenance_tasks.adapters.registry.http import UseTheTool
 
         before, after = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
         if (before.scheme, before.netloc) != (after.scheme, after.netloc):

@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import pytest
 
-from provenance_tasks.adapters import registry
 from provenance_tasks.adapters.process import CommandFailed
+from provenance_tasks.adapters.registry import http as registry
 from provenance_tasks.retry import classify
 
 DIGEST = "sha256:" + "ab" * 32
@@ -192,7 +192,7 @@ def test_a_proxy_from_the_environment_takes_its_requests_through_urllib(
 ) -> None:
     from urllib.parse import urlsplit
 
-    from provenance_tasks.adapters.registry import _proxied
+    from provenance_tasks.adapters.registry.http import _proxied
 
     for name in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
