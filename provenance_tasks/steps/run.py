@@ -126,6 +126,10 @@ class Tools:
         self.indexes: dict[str, IndexContents] = {}
         self.lock = threading.RLock()
         self._once: dict[tuple[str, ...], _Once] = {}
+        # The docker and registry clients, each with the config folder it was made for: made
+        # again (they run nothing) once the run logs in to a private one.
+        self._docker: tuple[Path | None, Docker] | None = None
+        self._registry: tuple[Path | None, Registry] | None = None
 
     def once(self, key: tuple[str, ...], work: Callable[[], T]) -> T:
         """`work()` once per run for `key` (a probe, a login): every later caller, in any
@@ -163,10 +167,15 @@ class Tools:
 
         return FOLDER_OUTPUTS
 
-    @cached_property
+    @property
     def docker(self) -> Docker:
         """docker and buildx, through the run's DockerClient: the one handed in, or one made
         from the settings when first used; with the run's own config folder once it logs in."""
+        if self._docker is None or self._docker[0] != self._docker_config:
+            self._docker = (self._docker_config, self._make_docker())
+        return self._docker[1]
+
+    def _make_docker(self) -> Docker:
         from provenance_tasks.adapters.docker import Docker, find_buildx
         from provenance_tasks.adapters.whales import plugin_can_run
 
@@ -190,12 +199,15 @@ class Tools:
             cancel=self.cancelled,
         )
 
-    @cached_property
+    @property
     def registry(self) -> Registry:
         """The registry client: the run's logins, the run's docker for imagetools behind it."""
         from provenance_tasks.adapters.registry import Registry
 
-        return Registry(self.docker_config, imagetools=lambda: self.docker)
+        if self._registry is None or self._registry[0] != self._docker_config:
+            made = Registry(self.docker_config, imagetools=lambda: self.docker)
+            self._registry = (self._docker_config, made)
+        return self._registry[1]
 
     @cached_property
     def sigstore(self) -> SigstoreInstance:
@@ -213,8 +225,18 @@ class Tools:
             cwd=self.run.cwd,
         )
 
-    @cached_property
+    @property
     def cosign(self) -> Cosign:
+        """cosign as probed, with the run's own docker config folder once it logs in (a login
+        after the probe: cosign keeps its major and gets the folder in its environment)."""
+        probed = self.probed_cosign
+        folder = str(self._docker_config) if self._docker_config else None
+        if folder is None or probed.env.get("DOCKER_CONFIG") == folder:
+            return probed
+        return replace(probed, env={**probed.env, "DOCKER_CONFIG": folder})
+
+    @cached_property
+    def probed_cosign(self) -> Cosign:
         """cosign, its major found, in the environment this run decides (adapters/cosign_env)."""
         from provenance_tasks.adapters.cosign import Cosign
         from provenance_tasks.sigstore import cosign2_trust_files
@@ -278,15 +300,7 @@ class Tools:
             self._see_users_engines(self._docker_config)
         self._docker_config.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._docker_config.chmod(0o700)
-        # The clients made before the login must see it: docker and the registry are rebuilt
-        # (they run nothing), cosign keeps its probed major and gets the folder in its environment.
-        self.__dict__.pop("docker", None)
-        self.__dict__.pop("registry", None)
-        if "cosign" in self.__dict__:
-            cosign = self.__dict__["cosign"]
-            env = {**cosign.env, "DOCKER_CONFIG": str(self._docker_config)}
-            self.__dict__["cosign"] = replace(cosign, env=env)
-        return self._docker_config
+        return self._docker_config  # docker, the registry and cosign see it from now on
 
     def _see_users_engines(self, folder: Path) -> None:
         """The user's builders (`docker buildx create`) and contexts (`docker context create`)

@@ -61,7 +61,8 @@ def started(
     env = {"HOME": str(tmp_path), **(environ or {})}
     run = Run.start(resolve(config, {}), environ=env, cwd=tmp_path)
     tools = Tools(run)
-    tools.__dict__["cosign"] = SimpleNamespace(major=cosign_major)  # probed elsewhere
+    folder = {"DOCKER_CONFIG": config["docker_config"]}  # as cosign was probed, in the run's
+    tools.__dict__["probed_cosign"] = SimpleNamespace(major=cosign_major, env=folder)
     tools.__dict__["retry_policy"] = RetryPolicy(attempts=3, wait_s=0.0, jitter=lambda: 0.0)
     return run, tools, RunLog({}, "console", None, Redactor([]))
 

@@ -284,3 +284,24 @@ def test_provenance_buildx_names_the_plugin_or_hands_buildx_to_docker(tmp_path: 
     assert through.buildx is None and through._buildx_argv() == ["docker", "buildx"]
     with pytest.raises(InputError, match="no executable file at"):
         Tools(make_run(tmp_path, buildx=str(tmp_path / "absent"))).docker  # noqa: B018
+
+
+def test_a_login_after_the_clients_were_made_reaches_docker_the_registry_and_cosign(
+    tmp_path: Path,
+) -> None:
+    from provenance_tasks.adapters.cosign import Cosign
+    from provenance_tasks.redaction import Redactor
+
+    tools = Tools(make_run(tmp_path))
+    probed = Cosign("cosign", 3, Redactor([]), {"TUF_ROOT": "/tuf"})
+    tools.__dict__["probed_cosign"] = probed  # probed before the login
+    docker, registry = tools.docker, tools.registry
+    assert tools.cosign is probed and docker.config_dir is None
+    folder = tools.private_docker_config()
+    try:
+        assert tools.docker is not docker and tools.docker.config_dir == folder
+        assert tools.registry is not registry and tools.docker is tools.docker  # made once more
+        assert tools.cosign.env == {"TUF_ROOT": "/tuf", "DOCKER_CONFIG": str(folder)}
+        assert tools.cosign.major == 3  # not probed again
+    finally:
+        tools.close()
