@@ -3,6 +3,7 @@
     invoke release [--tag v1] [--fail-check]        one image (provenance.context)
     invoke release-set [--tag v1] [--fail-check]    both services, as a set
     invoke --dry release                            every command of every step, nothing run
+    invoke staged                                   provenance-tasks' build task, from Python
 
 Each is one run: one "CI:" line, one summary, one report (provenance-report.json) holding every
 step, this repository's own check among them, and one dotenv. The tags move only after the
@@ -22,6 +23,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from provenance_tasks import Built, Provenance, ProvenanceError
+from provenance_tasks.tasks import build as provenance_build
 from provenance_tasks.tasks import ns as provenance
 
 SERVICES = [
@@ -103,9 +105,17 @@ def release_set(c: Context, tag: str = "", fail_check: bool = False) -> None:
     )
 
 
+@task
+def staged(c: Context) -> None:
+    """provenance-tasks' own build task, called from Python: it returns the same Built."""
+    image = provenance_build(c, stage=True)
+    assert isinstance(image, Built), type(image)
+    _say({"ref": image.ref, "tags": image.tags, "run_id": image.run_id})
+
+
 def _say(results: Mapping[str, Any]) -> None:
     print(json.dumps(results, sort_keys=True))
 
 
-ns = Collection(release, release_set)
+ns = Collection(release, release_set, staged)
 ns.add_collection(provenance)

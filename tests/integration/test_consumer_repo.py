@@ -180,6 +180,12 @@ def test_a_dry_run_of_the_composition_shows_every_step_and_needs_no_file(
     assert not (folder / "provenance.env").exists()
     assert not (folder / "provenance-report.json").exists()
 
+    # The collection's own task, called from Python, returns the API's typed result.
+    done = run(runner, folder, env, "invoke", "--dry", "staged")
+    assert done.returncode == 0, done.stderr
+    staged = last_json(done.stdout)
+    assert staged["ref"] == f"{repository}@sha256:{'0' * 64}" and staged["run_id"]
+
 
 @pytest.mark.parametrize("cosign", [str(COSIGNS["cosign3"])], ids=["cosign3"])
 def test_the_nox_example_runs_the_same_composition(
