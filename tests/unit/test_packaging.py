@@ -91,6 +91,13 @@ def test_the_wheel_installs_into_a_clean_venv_of_the_oldest_python_we_claim(
         capture_output=True,
     )
     (wheel,) = tmp_path.glob("provenance_tasks-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # the version hatch read, and the license shipped
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        licence = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert licence and b"Apache License" in archive.read(licence[0])
+    assert f"Version: {provenance_tasks.__version__}\n".encode() in metadata
+    assert b"License-Expression: Apache-2.0" in metadata
     venv = tmp_path / "venv"
     subprocess.run([str(DEBIAN_PYTHON), "-m", "venv", str(venv)], check=True, capture_output=True)
     installed = subprocess.run(
