@@ -164,6 +164,7 @@ def test_only_naming_several_images_is_refused_with_their_names() -> None:
 def test_what_names_one_image_or_is_meant_for_every_image_is_kept(
     config: dict[str, object], flags: dict[str, object], environ: dict[str, str]
 ) -> None:
+    # resolve raises InputError for a setting that names one image of a whole set: none here.
     resolve(config, flags, environ)
 
 

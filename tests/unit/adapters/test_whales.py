@@ -116,6 +116,7 @@ def test_a_setting_that_contradicts_the_client_is_bad_input(
 
 def test_a_setting_that_agrees_with_the_client_is_fine() -> None:
     client = DockerClient(host="unix:///mine.sock", config="/mine", client_call=["docker"])
+    # The same checks as above, which raise InputError on a disagreement: here none.
     whales.handed_in(client, host="unix:///mine.sock", context=None, config="/mine")
 
 
