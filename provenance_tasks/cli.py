@@ -16,8 +16,25 @@ from invoke.program import Program
 
 from provenance_tasks import __version__
 
+# Written by the job image's build (images/job/check-versions): "TOOL VERSION" lines, the versions
+# Debian's packages have (Debian's cosign says "GitVersion: devel"), each checked at the build.
+JOB_IMAGE_VERSIONS = "/usr/share/provenance-tasks/versions"
+
 
 class ProvenanceProgram(Program):
+    def print_version(self) -> None:
+        """The tool's version; in the job image, every tool's too (a file read, no import)."""
+        super().print_version()
+        try:
+            with open(JOB_IMAGE_VERSIONS, encoding="utf-8") as listed:
+                lines = [line.strip() for line in listed if line.strip()]
+        except OSError:  # not the job image: the tool's own version only, as ever
+            return
+        print("in the job image, each checked at its build:")
+        for line in lines:
+            if not line.startswith(f"{self.name} "):  # said above
+                print(f"  {line}")
+
     def parse_collection(self) -> None:
         super().parse_collection()
         # A bundled namespace has no tasks.py, so invoke finds no project config: use the cwd's.

@@ -300,3 +300,16 @@ def source_image(testbed: bed.TestBed, tmp_path_factory: pytest.TempPathFactory)
         capture_output=True,
     )
     return ref
+
+
+@pytest.fixture(scope="session")
+def job_image(testbed: bed.TestBed) -> str:
+    """The job image (images/job), built offline on the test bed from the mmdebstrap base, or
+    its cached layout pushed again (tests.testbed.jobimage): REPOSITORY@sha256:DIGEST."""
+    from tests.testbed import debian, jobimage
+
+    try:
+        return jobimage.build_job_image(testbed)
+    except debian.ArchiveError as exc:  # no private apt configuration or mmdebstrap: say which
+        missing(str(exc))
+        raise

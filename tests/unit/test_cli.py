@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,28 @@ def test_the_console_script_is_console() -> None:
 
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["provenance-tasks"] == "provenance_tasks.cli:console"
+
+
+def test_version_names_the_job_image_s_tools_when_it_runs_there(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = tmp_path / "versions"
+    listed.write_text("provenance-tasks 0.1.0\ncosign2 2.5.0-2+b5\ncosign3 3.1.1-2\n")
+    monkeypatch.setattr(cli, "JOB_IMAGE_VERSIONS", str(listed))
+    program = cli.ProvenanceProgram(version="0.1.0", name="provenance-tasks")
+    program.print_version()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "provenance-tasks 0.1.0"  # the line the components grep -x for
+    assert lines[1:] == [
+        "in the job image, each checked at its build:",
+        "  cosign2 2.5.0-2+b5",
+        "  cosign3 3.1.1-2",
+    ]
+
+
+def test_version_elsewhere_is_the_tool_s_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "JOB_IMAGE_VERSIONS", str(tmp_path / "absent"))
+    cli.ProvenanceProgram(version="0.1.0", name="provenance-tasks").print_version()
+    assert capsys.readouterr().out == "provenance-tasks 0.1.0\n"
