@@ -100,8 +100,9 @@ def pipeline_variables(runner: Runner, sha: str, extra: dict[str, str]) -> dict[
 
 
 def run_pipeline(
-    runner: Runner, folder: Path, variables: dict[str, str]
+    runner: Runner, folder: Path, variables: dict[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
+    """gitlab-ci-local in `folder`, with `variables` and `args` (e.g. job names)."""
     if not TOOL.exists():
         pytest.fail("gitlab-ci-local is not installed: ci/test runs npm ci in tests/tools")
     argv = [
@@ -114,6 +115,7 @@ def run_pipeline(
     ]  # (cwd: the project)
     for key, value in variables.items():
         argv += ["--variable", f"{key}={value}"]
+    argv += args
     env = runner.env()
     # The tool and cosign are on PATH: the components install nothing (no apk here).
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
