@@ -1,19 +1,23 @@
-"""build-sign-verify against the tutorial's shell job, on the same loopback registry.
+"""build-sign-verify against the shell jobs a user would write, on the same registry and Sigstore.
 
     .venv/bin/python -m bench.run [--runs 7] [--engine current] [--configs contract,keyless]
+                                  [--profile cloud]
 
-Both sides run as a GitLab job would (the same CI_* variables, a TLS registry with a login), in
-pairs whose order alternates, so drift on the machine hits both alike. The contract configuration
-is key mode without a transparency log on both sides (`--key --no-tlog` against the script's
-`--tlog-upload=false`); `keyless` signs against our Sigstore test bed (the script cannot, so it
-stays in key mode there: the ratio shows what keyless costs). Cases: warm (cached layers, a new
-repository per run) and cold (a new 50 MB layer each run). Start-up compares `invoke --list` and
+Both sides run as a GitLab job would (the same CI_* variables, a registry with a login), in
+pairs (triples, with the floor) whose order rotates, so drift on the machine hits all alike.
+Configurations (CONFIGS): `contract` is key mode without a transparency log on both sides;
+`keyless` signs against our Sigstore test bed beside the key-mode tutorial job (what keyless
+costs); `attested` is the contract plus signed SLSA provenance, against the tutorial job plus
+`cosign attest` and `verify-attestation`; `keyless-attested`, the tool's default run, against the
+same done keyless by hand. Cases: warm (cached layers, a new repository per run) and cold (a new
+50 MB layer each run). `--profile` puts a network profile (bench/profiles.toml) in front of the
+registry and Sigstore for every side, and the cases print what each side asked of each service.
+Many images (`--images 4,16`): one run of a `provenance.images` set against as many shell jobs
+one after another, warm, `jobs` at its default. Start-up compares `invoke --list` and
 `provenance-tasks --help` with the collection imported against a bare tasks.py. Tool processes are
 counted per run by logging shims put first on PATH, in separate runs, so timings carry no shim.
-Many images (`--images 4,16`): one run of a `provenance.images` set against as many tutorial jobs
-one after another, warm, in the contract configuration, `jobs` at its default.
 
-Writes bench/results/latest.json and bench/results/latest.md (the README shows the table).
+Writes bench/results/latest-<engine>[-<profile>].json and .md (bench/README.md keeps the figures).
 """
 
 from __future__ import annotations
@@ -22,24 +26,22 @@ import argparse
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = Path(os.environ.get("PROVENANCE_TOOLS", "/opt/provenance-tools"))
 SHARED = Path(os.environ.get("PROVENANCE_SHARED", ROOT.parent / "shared")) / "bench"
 RESULTS = ROOT / "bench" / "results"
-COUNTED = ("docker", "cosign", "crane", "git")
 
 sys.path.insert(0, str(ROOT))
-from provenance_tasks.adapters.docker import find_buildx  # noqa: E402
+from bench.measure import TOOLS, Case, Sample, shimmed, timed  # noqa: E402
+from bench.network import Network  # noqa: E402
+from bench.report import markdown, startup  # noqa: E402
 from tests.integration import pipelines  # noqa: E402
 from tests.integration.conftest import make_context, make_key_pair  # noqa: E402
 from tests.integration.test_process_counts import kinds  # noqa: E402
@@ -47,93 +49,36 @@ from tests.testbed import bed  # noqa: E402
 from tests.testbed import sigstore as sigstore_bed  # noqa: E402
 
 
-@dataclass
-class Sample:
-    seconds: float
-    max_rss_kb: int
+@dataclass(frozen=True)
+class Config:
+    flags: tuple[str, ...]  # ours' flags; KEY stands for the bench's key
+    shell: Path
+    floor: Path | None = None
+    keyless: bool = False
 
 
-@dataclass
-class Case:
-    name: str
-    ours: list[Sample] = field(default_factory=list)
-    shell: list[Sample] = field(default_factory=list)
-    processes: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, object]:
-        def stats(samples: list[Sample]) -> dict[str, float]:
-            times = [s.seconds for s in samples]
-            return {
-                "median_s": round(statistics.median(times), 3),
-                "min_s": round(min(times), 3),
-                "max_s": round(max(times), 3),
-                "peak_rss_mb": round(max(s.max_rss_kb for s in samples) / 1024, 1),
-            }
-
-        ours, shell = stats(self.ours), stats(self.shell)
-        # Each pair ran back to back: its ratio is free of the machine's drift over the case
-        # (a cold case's shell job here took 1.8 s early and 2.4 s late in the same run).
-        pairs = [o.seconds / s.seconds for o, s in zip(self.ours, self.shell, strict=True)]
-        return {
-            "case": self.name,
-            "ours": ours,
-            "shell": shell,
-            "ratio": round(ours["median_s"] / shell["median_s"], 2),
-            "paired_ratio": round(statistics.median(pairs), 2),
-            "processes": self.processes,
-        }
-
-
-def timed(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> Sample:
-    """Wall time and the child's peak RSS (wait4), failing loudly on a non-zero exit."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=out, stderr=out)
-        # wait4, not wait: its rusage is this child's own, peak RSS included.
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            out.seek(0)
-            tail = out.read().decode(errors="replace")[-3000:]
-            raise SystemExit(f"bench: {' '.join(argv[:3])} failed ({status}):\n{tail}")
-    return Sample(seconds, usage.ru_maxrss)
-
-
-def shims(folder: Path, log: Path) -> Path:
-    """Wrappers that log each tool process, then exec the real tool found further on PATH."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = os.environ["PATH"]
-    for tool in COUNTED:
-        real = shutil.which(tool, path=f"{TOOLS / 'bin'}:/usr/local/lib/docker/cli-plugins:{path}")
-        if not real:
-            continue
-        shim = folder / tool
-        shim.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexec "{real}" "$@"\n')
-        shim.chmod(0o755)
-    # provenance-tasks runs the buildx plugin itself, found first in the user's config folder.
-    users = folder / "users-docker"
-    (users / "cli-plugins").mkdir(parents=True, exist_ok=True)
-    real = find_buildx([])
-    if real:
-        shim = users / "cli-plugins" / "docker-buildx"
-        shim.write_text(f'#!/bin/sh\necho "docker buildx $*" >> "{log}"\nexec "{real}" "$@"\n')
-        shim.chmod(0o755)
-    return folder
-
-
-def shimmed(env: dict[str, str], folder: Path, log: Path) -> dict[str, str]:
-    """`env` with the logging shims first on PATH and the user's config holding buildx's."""
-    shim_folder = shims(folder, log)
-    return {
-        **env,
-        "PATH": f"{shim_folder}:{env['PATH']}",
-        "DOCKER_CONFIG": str(shim_folder / "users-docker"),
-    }
+KEY = "{key}"
+CONFIGS = {
+    "contract": Config(
+        ("--no-attest", "--key", KEY, "--no-tlog"),
+        SHARED / "tutorial_job.sh",
+        SHARED / "floor_job.sh",
+    ),
+    "keyless": Config(("--no-attest",), SHARED / "tutorial_job.sh", keyless=True),
+    "attested": Config(("--key", KEY, "--no-tlog"), SHARED / "tutorial_attest_job.sh"),
+    "keyless-attested": Config(
+        (),
+        SHARED / "tutorial_attest_keyless.sh",
+        ROOT / "bench" / "floor_keyless_attest.sh",
+        keyless=True,
+    ),
+}
 
 
 class Bench:
-    def __init__(self, testbed: bed.TestBed, sigstore: sigstore_bed.Sigstore | None, work: Path):
-        self.testbed, self.sigstore, self.work = testbed, sigstore, work
+    def __init__(self, testbed: bed.TestBed, network: Network, work: Path):
+        self.testbed, self.network, self.work = testbed, network, work
+        self.sigstore = network.sigstore
         self.key, self.pub = make_key_pair(str(TOOLS / "bin" / "cosign3"), work / "keys" / "cosign")
         self.base = {
             **sigstore_bed.environ_without_sigstore(),
@@ -146,6 +91,9 @@ class Bench:
     def job_env(self, context: Path, config: str) -> dict[str, str]:
         # A user name without a comma: the tutorial's job splits "Doe, Jo" in two and fails.
         env = {**self.base, **pipelines.gitlab(self.testbed, user_name="Jo Doe")}
+        registry = self.network.registry
+        env["CI_REGISTRY_IMAGE"] = env["CI_REGISTRY_IMAGE"].replace(env["CI_REGISTRY"], registry)
+        env["CI_REGISTRY"] = registry
         # The shell job's `docker login` writes a config: never the machine's own.
         env["DOCKER_CONFIG"] = str(self.work / "shell-docker")
         env.update(
@@ -156,23 +104,22 @@ class Bench:
                 "INVOKE_PROVENANCE_COSIGN": "cosign",
             }
         )
-        if config == "keyless" and self.sigstore is not None:
+        if CONFIGS[config].keyless and self.sigstore is not None:
+            url = self.network.sigstore_url
             env.update(self.sigstore.settings())
+            env["INVOKE_PROVENANCE_FULCIO_URL"] = env["INVOKE_PROVENANCE_REKOR_URL"] = url
             env["SIGSTORE_ID_TOKEN"] = self.sigstore.mint(sigstore_bed.gitlab_claims(env))
+            # What the keyless shell jobs read (../shared/bench/tutorial_attest_keyless.sh).
+            env["COSIGN"] = str(TOOLS / "bin" / "cosign3")
+            env["TRUST"] = str(self.sigstore.trusted_root)
+            env["SIGNCFG"] = str(self.network.signing_config())
+            env["ID"] = pipelines.identity(env)
         return env
 
-    def ours_argv(self, context: Path, config: str) -> list[str]:
-        argv = [
-            str(ROOT / ".venv/bin/provenance-tasks"),
-            "build-sign-verify",
-            "--context",
-            str(context),
-        ]
-        # The tutorial's job attests nothing: the contract and keyless cases don't either, and
-        # `attested` (the contract, plus signed SLSA provenance, verified) says what it costs.
-        if config != "attested":
-            argv.append("--no-attest")
-        return argv if config == "keyless" else [*argv, "--key", str(self.key), "--no-tlog"]
+    def ours_argv(self, context: Path | None, config: str) -> list[str]:
+        argv = [str(ROOT / ".venv/bin/provenance-tasks"), "build-sign-verify"]
+        argv += ["--context", str(context)] if context else []
+        return argv + [str(self.key) if f == KEY else f for f in CONFIGS[config].flags]
 
     def context(self, case: str) -> Path:
         """The build context; for the cold case, with a new 50 MB layer each time it is asked."""
@@ -187,52 +134,53 @@ class Bench:
             )
         return folder
 
+    def sides(self, case: str, config: str) -> dict[str, Callable[[], Sample]]:
+        """Each side of the case as a measurement that makes its own job environment."""
+        chosen = CONFIGS[config]
+        sides = {
+            "ours": lambda: timed(
+                self.ours_argv(self.context(case), config),
+                self.job_env(self.context(case), config),
+                cwd=self.work,
+            ),
+            "shell": lambda: timed(
+                ["bash", str(chosen.shell)], self.job_env(self.context(case), config)
+            ),
+        }
+        if chosen.floor is not None:
+            floor = chosen.floor
+            sides["floor"] = lambda: timed(
+                ["bash", str(floor)], self.job_env(self.context(case), config)
+            )
+        return sides
+
     def run_case(self, case: str, config: str, runs: int) -> Case:
         result = Case(f"{case}, {config}")
-        shell = ["bash", str(SHARED / "tutorial_job.sh")]
-        # One unmeasured pair first: images and caches settle. Each side gets its own context
-        # (cold: its own new layer), so neither builds from what the other just cached.
-        for run in range(runs + 1):
-            sides: list[tuple[str, Callable[[], Sample]]] = [
-                ("ours", lambda: self.measure_ours(case, config)),
-                ("shell", lambda: self.measure_shell(case, config, shell)),
-            ]
-            if run % 2:
-                sides.reverse()
-            for side, measure in sides:
-                sample = measure()
-                if run:
-                    getattr(result, side).append(sample)
-        result.processes = {
-            "ours": self.count(self.ours_argv(self.context(case), config), case, config),
-            "shell": self.count(shell, case, config),
-        }
+        self.rotate(result, self.sides(case, config), runs)
+        chosen = CONFIGS[config]
+        argvs = {"ours": self.ours_argv(self.context(case), config)}
+        argvs["shell"] = ["bash", str(chosen.shell)]
+        if chosen.floor is not None:
+            argvs["floor"] = ["bash", str(chosen.floor)]
+        for side, argv in argvs.items():
+            env = self.job_env(self.context(case), config)
+            result.processes[side], result.requests[side] = self.count(argv, env, self.work)
         return result
 
-    def run_many(self, count: int, runs: int) -> Case:
+    def run_many(self, count: int, config: str, runs: int) -> Case:
         """`count` images in one run (provenance.images, `jobs` at its default) against `count`
-        tutorial jobs one after another, in the contract configuration, warm."""
-        result = Case(f"warm, contract, {count} images")
+        shell jobs of the configuration one after another, warm."""
+        result = Case(f"warm, {config}, {count} images")
         folder = self.work / f"many-{count}"
         names = [f"img{n}" for n in range(count)]
         contexts = [make_context(folder / name, content=f"bench-{count}-{name}") for name in names]
         images = "".join(f"    - name: {name}\n      context: {name}\n" for name in names)
         (folder / "invoke.yaml").write_text(f"provenance:\n  images:\n{images}")
-        ours = [
-            str(ROOT / ".venv/bin/provenance-tasks"),
-            "build-sign-verify",
-            "--no-attest",
-            "--key",
-            str(self.key),
-            "--no-tlog",
-        ]
-        shell = ["bash", str(SHARED / "tutorial_job.sh")]
-
-        def measure_ours() -> Sample:
-            return timed(ours, self.job_env(contexts[0], "contract"), cwd=folder)
+        ours = self.ours_argv(None, config)
+        shell = ["bash", str(CONFIGS[config].shell)]
 
         def measure_shell() -> Sample:
-            env = self.job_env(contexts[0], "contract")  # one pipeline: a job per image
+            env = self.job_env(contexts[0], config)  # one pipeline: a job per image
             samples = [
                 timed(
                     shell,
@@ -246,93 +194,35 @@ class Bench:
             ]
             return Sample(sum(s.seconds for s in samples), max(s.max_rss_kb for s in samples))
 
-        for run in range(runs + 1):
-            sides = [("ours", measure_ours), ("shell", measure_shell)]
-            for side, measure in reversed(sides) if run % 2 else sides:
-                sample = measure()
-                if run:
-                    getattr(result, side).append(sample)
-        log = self.work / f"shim-{uuid.uuid4().hex[:6]}.log"
-        env = shimmed(self.job_env(contexts[0], "contract"), self.work / "shims", log)
-        timed(ours, env, cwd=folder)
-        result.processes = {"ours": dict(kinds(log)) if log.exists() else {}, "shell": {}}
+        sides = {
+            "ours": lambda: timed(ours, self.job_env(contexts[0], config), cwd=folder),
+            "shell": measure_shell,
+        }
+        self.rotate(result, sides, runs)
+        env = self.job_env(contexts[0], config)
+        result.processes["ours"], result.requests["ours"] = self.count(ours, env, folder)
         return result
 
-    def measure_ours(self, case: str, config: str) -> Sample:
-        context = self.context(case)
-        env = self.job_env(context, config)
-        return timed(self.ours_argv(context, config), env, cwd=self.work)
+    @staticmethod
+    def rotate(result: Case, sides: dict[str, Callable[[], Sample]], runs: int) -> None:
+        """`runs` rounds of every side, the order rotating each round, after one unmeasured
+        round in which images and caches settle. Each side gets its own context (cold: its own
+        new layer), so none builds from what another just cached."""
+        order = list(sides)
+        for run in range(runs + 1):
+            for side in order[run % len(order) :] + order[: run % len(order)]:
+                sample = sides[side]()
+                if run:
+                    getattr(result, side).append(sample)
 
-    def measure_shell(self, case: str, config: str, shell: list[str]) -> Sample:
-        return timed(shell, self.job_env(self.context(case), config))
-
-    def count(self, argv: list[str], case: str, config: str) -> dict[str, int]:
+    def count(
+        self, argv: list[str], env: dict[str, str], cwd: Path
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """The tool processes of one run, and its requests per service under a profile."""
         log = self.work / f"shim-{uuid.uuid4().hex[:6]}.log"
-        env = shimmed(self.job_env(self.context(case), config), self.work / "shims", log)
-        timed(argv, env, cwd=self.work)
-        return dict(kinds(log)) if log.exists() else {}
-
-
-def startup(runs: int) -> list[dict[str, object]]:
-    """`invoke --list` with the collection against a bare tasks.py, and the console's --help."""
-    work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    bare, ours = work / "bare", work / "ours"
-    bare.mkdir()
-    ours.mkdir()
-    (bare / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef hello(c):\n    pass\n")
-    (ours / "tasks.py").write_text("from provenance_tasks.tasks import ns  # noqa: F401\n")
-    invoke = str(ROOT / ".venv/bin/invoke")
-    rows = []
-    for name, argv, cwd in (
-        ("invoke --list", [invoke, "--list"], ours),
-        ("provenance-tasks --help", [str(ROOT / ".venv/bin/provenance-tasks"), "--help"], ours),
-    ):
-        mine: list[float] = []
-        base: list[float] = []
-        for i in range(runs + 1):
-            pair = [(mine, argv, cwd), (base, [invoke, "--list"], bare)]
-            for samples, command, folder in pair if i % 2 else reversed(pair):
-                sample = timed(command, dict(os.environ), cwd=folder)
-                if i:
-                    samples.append(sample.seconds)
-        rows.append(
-            {
-                "case": f"{name} vs a bare tasks.py",
-                "ours_median_s": round(statistics.median(mine), 3),
-                "bare_median_s": round(statistics.median(base), 3),
-                "ratio": round(statistics.median(mine) / statistics.median(base), 2),
-            }
-        )
-    shutil.rmtree(work, ignore_errors=True)
-    return rows
-
-
-def markdown(results: dict[str, object]) -> str:
-    lines = [
-        f"Measured {results['date']} on {results['machine']}, {results['runs']} paired runs each "
-        f"(median, min-max; ratio: of the medians; paired: the median of each pair's ratio); "
-        f"engine: {results['engine']}.",
-        "",
-        "| case | provenance-tasks | shell job | ratio | paired | peak RSS (ours / shell) "
-        "| processes (ours) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in results["cases"]:  # type: ignore[attr-defined]
-        o, s = row["ours"], row["shell"]
-        procs = ", ".join(f"{k}: {v}" for k, v in sorted(row["processes"]["ours"].items()))
-        lines.append(
-            f"| {row['case']} | {o['median_s']} s ({o['min_s']}-{o['max_s']}) | "
-            f"{s['median_s']} s ({s['min_s']}-{s['max_s']}) | **{row['ratio']}x** | "
-            f"{row.get('paired_ratio', '-')}x | {o['peak_rss_mb']} / {s['peak_rss_mb']} MB | "
-            f"{procs} |"
-        )
-    lines += ["", "| start-up | ours | bare tasks.py | ratio |", "|---|---|---|---|"]
-    for row in results["startup"]:  # type: ignore[attr-defined]
-        lines.append(
-            f"| {row['case']} | {row['ours_median_s']} s | {row['bare_median_s']} s | "
-            f"**{row['ratio']}x** |"
-        )
-    return "\n".join(lines) + "\n"
+        self.network.reset()
+        timed(argv, shimmed(env, self.work / "shims", log), cwd=cwd)
+        return (dict(kinds(log)) if log.exists() else {}), self.network.requests()
 
 
 def compile_package() -> None:
@@ -354,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--images", default="4,16", help="image counts of the many-images cases (empty: none)"
     )
+    parser.add_argument(
+        "--profile", help="a network profile of bench/profiles.toml (default: plain loopback)"
+    )
+    parser.add_argument(
+        "--many-config", default="contract", help="the configuration of the many-images cases"
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     if not (SHARED / "tutorial_job.sh").exists():
@@ -361,17 +257,26 @@ def main(argv: list[str] | None = None) -> int:
     compile_package()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     configs = args.configs.split(",")
+    unknown = sorted(set(configs) - set(CONFIGS))
+    if unknown:
+        raise SystemExit(f"bench: unknown configurations {unknown}: choose from {list(CONFIGS)}")
     testbed = bed.up(work / "bed", engine=args.engine)
-    sigstore = sigstore_bed.start(work / "sigstore") if "keyless" in configs else None
+    keyless = any(CONFIGS[c].keyless for c in [*configs, args.many_config])
+    sigstore = sigstore_bed.start(work / "sigstore") if keyless else None
     try:
-        bench = Bench(testbed, sigstore, work)
-        cases = [
-            bench.run_case(case, config, args.runs).summary()
-            for config in configs
-            for case in args.cases.split(",")
-            if case
-        ]
-        cases += [bench.run_many(int(n), args.runs).summary() for n in args.images.split(",") if n]
+        with Network(args.profile, testbed, sigstore, work) as network:
+            bench = Bench(testbed, network, work)
+            cases = [
+                bench.run_case(case, config, args.runs).summary()
+                for config in configs
+                for case in args.cases.split(",")
+                if case
+            ]
+            cases += [
+                bench.run_many(int(n), args.many_config, args.runs).summary()
+                for n in args.images.split(",")
+                if n
+            ]
     finally:
         if sigstore is not None:
             sigstore_bed.stop(sigstore)
@@ -380,14 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores",
         "engine": args.engine,
+        "profile": args.profile or "loopback",
         "runs": args.runs,
         "cases": cases,
         "startup": startup(max(args.runs, 10)),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"latest-{args.engine}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"latest-{args.engine}.md").write_text(markdown(results))
+    stem = f"latest-{args.engine}" + (f"-{args.profile}" if args.profile else "")
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -13,7 +13,9 @@ crane traffic, so this proxy forwards that traffic to a real registry and inject
         proxy.always("403")  # a permission problem no retry can fix
         print(proxy.stats())
 
-It runs in background threads of the test process, or standalone:
+With a `shaper` (netprofile.py) it also puts a network profile in front of upstream: latency,
+the service's own work and upload bandwidth. It runs in background threads of the test process,
+or standalone:
 
     python -m tests.testbed.faultproxy --upstream 127.0.0.1:5000 --port 0 --rate 0.1
 
@@ -53,6 +55,7 @@ from tests.testbed.faults import (
     Stats,
     status,
 )
+from tests.testbed.netprofile import Shaper
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as every registry client expects
     timeout = 300  # an idle keep-alive client must not pin a thread forever
     server: ProxyServer
+    service = "registry"  # what the shaper routed this connection's current request to
+    connection_used = False
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -88,6 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
         method = self.command
         path = urlsplit(self.path).path
         arrived = time.monotonic()
+        if self.server.shaper is not None:
+            # The network first: a faulted answer crosses it too.
+            new_connection, self.connection_used = not self.connection_used, True
+            self.service, delay = self.server.shaper.before(
+                method, path, new_connection=new_connection
+            )
+            state.stopping.wait(delay)
 
         # Recorded before the client gets its answer, so a test that has its answer sees it.
         def note(outcome: str, status: int | None) -> None:
@@ -109,7 +121,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_PATCH = do_POST = do_DELETE = do_OPTIONS = _handle
 
     def _body(self) -> Iterator[bytes]:
-        """The request body, decoded from chunked transfer coding when the client used it."""
+        """The request body, decoded from chunked transfer coding when the client used it, at the
+        shaper's bandwidth."""
+        shaper = self.server.shaper
+        for piece in self._raw_body():
+            if shaper is not None:
+                self.server.state.stopping.wait(shaper.pace(self.service, len(piece)))
+            yield piece
+
+    def _raw_body(self) -> Iterator[bytes]:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             while True:
                 size_line = self.rfile.readline(65537)
@@ -259,9 +279,14 @@ class FaultProxy:
     """The proxy: `start()` it (or use it as a context manager), point clients at `address`."""
 
     def __init__(
-        self, upstream: str = "127.0.0.1:5000", port: int = 0, faults: Faults | None = None
+        self,
+        upstream: str = "127.0.0.1:5000",
+        port: int = 0,
+        faults: Faults | None = None,
+        shaper: Shaper | None = None,
     ) -> None:
         self.upstream = upstream
+        self.shaper = shaper
         self._port = port
         self._state = State(faults or Faults())
         self._server: ProxyServer | None = None
@@ -283,6 +308,7 @@ class FaultProxy:
             return self
         self._state.stopping.clear()
         self._server = ProxyServer(self._port, self.upstream, self._state, _Handler)
+        self._server.shaper = self.shaper
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

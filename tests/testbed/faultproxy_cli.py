@@ -10,6 +10,7 @@ import sys
 import threading
 from types import FrameType
 
+from tests.testbed import netprofile
 from tests.testbed.faultproxy import FaultProxy
 from tests.testbed.faults import KINDS, Faults
 
@@ -41,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--only", help='regex on "METHOD path" limiting which requests fault')
     parser.add_argument("--always", choices=KINDS, help="answer every request with this kind")
+    parser.add_argument(
+        "--profile", help="a network profile of bench/profiles.toml (lan, cloud, far) to apply"
+    )
+    parser.add_argument(
+        "--service",
+        choices=("registry", "sigstore"),
+        default="registry",
+        help="which of the profile's links upstream is (sigstore: routed by path)",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -55,7 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         only=args.only,
     )
-    proxy = FaultProxy(args.upstream, args.port, faults).start()
+    shaper = None
+    if args.profile:
+        try:
+            profile = netprofile.load(args.profile)
+        except ValueError as error:
+            parser.error(str(error))
+        sigstore = args.service == "sigstore"
+        link = profile.sigstore if sigstore else profile.registry
+        shaper = netprofile.Shaper(link, sigstore=sigstore)
+    proxy = FaultProxy(args.upstream, args.port, faults, shaper).start()
     if args.always:
         proxy.always(args.always)
     done = threading.Event()
@@ -73,4 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         f"seen {stats.seen}, forwarded {stats.forwarded}, faults {stats.faults}",
         file=sys.stderr,
     )
+    if shaper is not None:
+        for name, seen in shaper.stats().items():
+            print(f"{name}: {seen}", file=sys.stderr)
     return 0

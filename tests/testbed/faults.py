@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
+from tests.testbed.netprofile import Shaper
+
 log = logging.getLogger("tests.testbed.faultproxy")
 
 # What each kind answers, as a registry (distribution's JSON error body) or a load balancer would.
@@ -194,6 +196,7 @@ class ProxyServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    shaper: Shaper | None = None  # a network profile in front of upstream (netprofile.py)
 
     def __init__(
         self, port: int, upstream: str, state: State, handler: type[BaseHTTPRequestHandler]

@@ -1,0 +1,119 @@
+"""A network profile in front of the registry and Sigstore (tests/testbed/netprofile.py), against
+real traffic: buildx pushing through it, and a keyless run whose every Sigstore call goes through
+it. The shaper's own accounting is checked, never a wall clock: the delay it applied, the bytes
+it passed, and what each Sigstore service was asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration import pipelines
+from tests.integration.conftest import Runner, tool_path
+from tests.testbed import sigstore as sigstore_bed
+from tests.testbed.bed import TestBed
+from tests.testbed.faultproxy import FaultProxy
+from tests.testbed.netprofile import Link, Shaper
+
+pytestmark = pytest.mark.integration
+
+
+def pushed_bytes(testbed: TestBed, ref: str, tmp_path: Path) -> int:
+    """What a push of `ref` had to upload: every manifest's bytes and every blob's size."""
+    env = {**os.environ, **testbed.environ(), "PATH": tool_path(), "DOCKER_CONFIG": str(tmp_path)}
+
+    def crane(*args: str) -> str:
+        done = subprocess.run(["crane", *args], env=env, capture_output=True, check=True)
+        return done.stdout.decode()
+
+    total, blobs = 0, set[tuple[str, int]]()
+    pending = [ref]
+    while pending:
+        raw = crane("manifest", pending.pop())
+        total += len(raw.encode())
+        manifest = json.loads(raw)
+        repository = ref.split("@")[0].rsplit(":", 1)[0]
+        pending += [f"{repository}@{m['digest']}" for m in manifest.get("manifests", [])]
+        for blob in [manifest.get("config"), *manifest.get("layers", [])]:
+            if blob:
+                blobs.add((blob["digest"], blob["size"]))
+    return total + sum(size for _, size in blobs)
+
+
+def test_a_push_through_a_profile_is_held_and_paced_as_the_profile_says(
+    testbed: TestBed, tmp_path: Path
+) -> None:
+    link = Link(rtt=0.003, up_bits=400_000_000)
+    shaper = Shaper(link)
+    # Every blob new to the registry: a layer pushed before (busybox) would be mounted from the
+    # repository that has it, and pass no bytes. Random bytes don't compress: paced for real.
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "noise.bin").write_bytes(os.urandom(3_000_000))
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY noise.bin /noise.bin\n")
+    with FaultProxy(upstream=testbed.plain_registry, shaper=shaper) as proxy:
+        ref = f"{proxy.address}/fixture-net-{uuid.uuid4().hex[:8]}:v1"
+        env = {**os.environ, **testbed.environ(), "PATH": tool_path()}
+        env["DOCKER_CONFIG"] = str(tmp_path)
+        push = ["docker", "buildx", "build", "--push", "--provenance=false", "--tag", ref]
+        done = subprocess.run(
+            [*push, str(context)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        seen_by_proxy = proxy.stats().seen
+        direct = ref.replace(proxy.address, testbed.plain_registry)
+    seen = shaper.stats()
+    assert set(seen) == {"registry"}
+    registry = seen["registry"]
+    assert registry.requests == seen_by_proxy
+    assert 1 <= registry.connections <= registry.requests
+    # One round trip per request and two more per connection opened, nothing else.
+    assert registry.delay == pytest.approx(
+        link.rtt * (registry.requests + 2 * registry.connections)
+    )
+    # Every byte it passed was paced, and they are the bytes the image is made of.
+    assert registry.up_bytes == pushed_bytes(testbed, direct, tmp_path)
+    assert registry.up_bytes > 3_000_000
+    assert registry.paced == pytest.approx(registry.up_bytes * 8 / link.up_bits)
+
+
+def test_a_keyless_run_asks_each_sigstore_service_exactly_so_often(
+    runner: Runner, context: Path, cosign: str
+) -> None:
+    link = Link(rtt=0.002, fulcio=0.01, rekor_write=0.02)
+    shaper = Shaper(link, sigstore=True)
+    upstream = runner.sigstore.url.removeprefix("http://")
+    with FaultProxy(upstream=upstream, shaper=shaper) as proxy:
+        env = pipelines.gitlab(runner.testbed)
+        env.update(
+            {
+                "SIGSTORE_ID_TOKEN": runner.sigstore.mint(sigstore_bed.gitlab_claims(env)),
+                "INVOKE_PROVENANCE_COSIGN": cosign,
+                "INVOKE_PROVENANCE_FULCIO_URL": f"http://{proxy.address}",
+                "INVOKE_PROVENANCE_REKOR_URL": f"http://{proxy.address}",
+            }
+        )
+        done = runner.run("build-sign-verify", "--context", str(context), env=env)
+        assert done.returncode == 0, done.stderr
+    seen = shaper.stats()
+    counts = {name: service.requests for name, service in seen.items()}
+    # The preflight asks whether Fulcio and Rekor answer (one probe each: the test bed serves
+    # both at one URL); then sign and attest take a certificate and a log entry each. Verify
+    # asks nothing: the bundle holds the entry's proof. A new round trip fails here.
+    assert counts == {"probe": 2, "fulcio": 2, "rekor-write": 2}
+    assert seen["fulcio"].delay == pytest.approx(
+        2 * link.fulcio + link.rtt * (2 + 2 * seen["fulcio"].connections)
+    )
+    assert seen["rekor-write"].delay == pytest.approx(
+        2 * link.rekor_write + link.rtt * (2 + 2 * seen["rekor-write"].connections)
+    )
