@@ -78,6 +78,8 @@ def run(
             errors="replace",
         )
 
+    if cancel is not None and cancel.is_set():  # a retry after the run gave up: never started
+        raise CommandFailed(tool, shown, -9, f"{tool}: cancelled by the run")
     try:
         # Linux only: elsewhere a process's niceness is the whole process's (the caller's too).
         process = _started_nicer(start) if yielding and sys.platform == "linux" else start()
@@ -143,12 +145,14 @@ def run(
         ended.set()
         if timer is not None:
             timer.cancel()
-    if cancelled.is_set():
+    for reader in readers:
+        reader.join()  # first: the verdict below is stderr's last line, which decides a retry
+    # Cancelled while it ran, even if it failed on its own first (a 503 a moment before the
+    # kill): a run that gave up retries nothing.
+    if cancelled.is_set() or (cancel is not None and cancel.is_set() and returncode != 0):
         captured["stderr"].append(f"\n{tool}: cancelled by the run\n")
     elif killed.is_set():
         captured["stderr"].append(f"\n{tool}: killed after {timeout:.0f}s\n")
-    for reader in readers:
-        reader.join()
     result = Completed(
         tuple(shown),
         returncode,

@@ -14,6 +14,8 @@ from provenance_tasks.errors import CommandFailed, ProvenanceError
 from provenance_tasks.logs import Failure, ImageRow, RunSummary, StepLog, StepStatus
 from provenance_tasks.redaction import Redactor
 
+_KEEPING = threading.Lock()
+
 
 @dataclass
 class StepRecord:
@@ -62,7 +64,8 @@ class RunLog(StepLog):
 
     def keep_rows(self, name: str, rows: list[dict[str, Any]]) -> None:
         """Rows added to the report's `name` list (the referrers repaired, step by step)."""
-        self.results[name] = [*self.results.get(name, []), *rows]
+        with _KEEPING:  # two steps side by side (steps/beside.py) may add at once
+            self.results[name] = [*self.results.get(name, []), *rows]
 
     def detected(self, provider: str, detected: str) -> None:
         """The run's first line (after GitHub's masks): the CI it found itself in, so that a
@@ -119,6 +122,8 @@ class RunLog(StepLog):
         beside.dry_run = self.dry_run
         beside.section_prefix, beside._sections = self.section_prefix, self._sections
         beside.title_prefix = self.title_prefix
+        beside.results = self.results  # what its steps keep is the run's
+        beside._bound = dict(self._bound)  # its JSON records name the image and digest too
         return beside
 
     def finish(self, error: BaseException | None = None) -> RunSummary:
@@ -156,7 +161,9 @@ class RunLog(StepLog):
 
     def _failure(self, error: BaseException) -> Failure:
         failed = [r for r in self.steps if r.status == "failed"]
-        step = failed[-1].name if failed else None
+        # Two steps side by side may both fail: the step is the one whose failure ended the run.
+        ended = [r for r in failed if r.error is error] or failed
+        step = ended[-1].name if ended else None
         redact = self.redactor.redact
         if isinstance(error, SystemExit | KeyboardInterrupt):  # SIGTERM (a cancelled job), ^C
             code = error.code if isinstance(error, SystemExit) else 130
@@ -192,7 +199,16 @@ class DeferredLog(RunLog):
         super().__init__(*args, **kwargs)
 
     def _emit(self, level: str, event: str, **fields: Any) -> None:
-        self._pass("_emit", (level, event), fields)
+        # Its own bound fields (the attempt of its own retries) over the live log's.
+        self._pass("_emit", (level, event), {**self._bound, **fields} if self.json else fields)
+
+    def start(self, step: str, title: str, *, collapsed: bool = True) -> None:
+        # The live log opens the section when it prints it: a GitLab section's time is then
+        # never before the end of the section printed above it (its own time is in its result).
+        self._pass("start", (step, title), {"collapsed": collapsed})
+
+    def end(self, step: str, status: str, duration: float, **fields: Any) -> None:
+        self._pass("end", (step, status, duration), fields)
 
     def _print(self, text: str) -> None:
         self._pass("_print", (text,), {})  # markers: the live log prints them as they are
@@ -215,6 +231,8 @@ class DeferredLog(RunLog):
         """Print what was kept on `log`, then print there as it comes; the records of these
         steps join the run's."""
         with self._lock:
+            if self._live is not None:  # live already: once is all it takes
+                return
             for method, args, named in self._kept:
                 getattr(log, method)(*args, **named)
             self._kept = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,11 +186,13 @@ def token_file(
     run: Run, tools: Tools, log: RunLog, material: SigningMaterial, *, write: bool
 ) -> Path | None:
     """Where cosign reads the ID token from: a 0600 file in the run's private folder, written
-    anew for each attempt (a GitHub token is asked for each time: they live five minutes)."""
+    anew for each attempt (a GitHub token is asked for each time: they live five minutes), one
+    of its own for each cosign: sign and attest run side by side, each removing its own after."""
     if not isinstance(material, KeylessSigning):
         return None
     path = tools.private_folder() / "id-token"
     if write:
+        path = path.with_name(f"id-token-{secrets.token_hex(4)}")
         token = fresh_token(run, log, material.token)
         path.touch(mode=0o600)
         path.write_text(token.value or "")

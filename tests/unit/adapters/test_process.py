@@ -62,6 +62,36 @@ def test_a_cancelled_run_ends_its_process_and_is_never_retried() -> None:
     assert caught.value.cause.kind == "permanent"
 
 
+def test_a_tool_that_fails_on_its_own_while_the_run_cancels_is_not_retried() -> None:
+    """A 503 a moment before the kill: the run gave up, so its stderr's verdict is the cancel,
+    and a retry after it never starts the tool."""
+    import threading
+
+    cancel = threading.Event()
+    script = "echo 'POST /api/v1/signingCert returned 503 Service Unavailable' >&2; exit 1"
+    cancel.set()  # set while nothing runs: the next attempt is refused before it starts
+    with pytest.raises(CommandFailed) as refused:
+        run(["sh", "-c", script], redactor=Redactor(), cancel=cancel)
+    assert refused.value.cause.reason == "cancelled"
+
+    def failing_as_cancelled() -> CommandFailed:
+        ran = threading.Event()
+
+        def on_line(stream: str, line: str) -> None:
+            cancel.set()  # the run gives up while the tool is printing its own failure
+            ran.set()
+
+        with pytest.raises(CommandFailed) as caught:
+            run(["sh", "-c", script], redactor=Redactor(), cancel=cancel, on_line=on_line)
+        assert ran.is_set()
+        return caught.value
+
+    cancel.clear()
+    failed = failing_as_cancelled()
+    assert failed.returncode == 1  # it exited on its own
+    assert failed.cause.reason == "cancelled", failed.stderr
+
+
 def _niceness_of_child(**options: object) -> int:
     # Field 19 of /proc/PID/stat is the nice value: cut reads its own, as a child of the tool.
     script = "cut -d' ' -f19 /proc/self/stat"
