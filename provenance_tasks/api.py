@@ -10,6 +10,7 @@
         run.attest(image)
         run.verify(image)                    # -> Verification
         run.publish(image)                   # -> Published
+        run.promote(image, "prod.example/app", tags=["1.0"])  # -> Promoted
 
 A run is the unit of everything a CI job reads: it prints one "CI:" line when it opens, and one
 summary, one report and one dotenv when it closes. Each call plans and checks its inputs before it
@@ -32,7 +33,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from provenance_tasks import convert, opening
 from provenance_tasks.errors import InputError
-from provenance_tasks.results import Attested, Built, Published, Signed, Verification
+from provenance_tasks.results import (
+    Attested,
+    Built,
+    Promoted,
+    Published,
+    Signed,
+    Verification,
+)
 from provenance_tasks.settings import Settings, resolve
 
 if TYPE_CHECKING:
@@ -186,6 +194,28 @@ class Provenance:
         run, raw = self._call("publish", image, settings)
         dry = run.settings.dry_run
         return self._each(image, raw, lambda built, r: convert.published(built, r, dry))
+
+    def promote(
+        self, source: Built | str | None = None, to: str | None = None, **settings: Any
+    ) -> Promoted | dict[str, Promoted]:
+        """Verify `source` (REPO@DIGEST, or a Built), copy it by digest with its signatures and
+        attestations to the repository `to`, sign it there as this run's signer (with the
+        source's annotations, the new tags and where it came from), verify it there, then move
+        the tags (`tags=[...]`) onto it. The source's signer is described by `identity` and
+        `issuer`, or `public_key`, given to `Provenance.open` (default: the run's own signer).
+        Raises VerificationError (exit 3) when the source doesn't verify: nothing is copied or
+        tagged then. Without `source`, the build's outputs name it (IMAGE_REF); in a run of a
+        set (`images:`), each image's, promoted to `to/<name>`: a mapping by name comes back."""
+        given = dict(settings)
+        if source is not None:  # else the run's settings: --from, --to
+            given["promote_from"] = source.ref if isinstance(source, Built) else source
+        if to is not None:
+            given["promote_to"] = to
+        run, raw = self._call("promote", None, given)
+        dry = run.settings.dry_run
+        if isinstance(raw, list):
+            return convert.of_set(raw, lambda _, r: convert.promoted(run, r, dry))
+        return convert.promoted(run, raw, dry)
 
     def build_sign_verify(self, **settings: Any) -> Verification | dict[str, Verification]:
         """The whole job: build and push, sign, attest, verify, then publish the tags."""

@@ -10,12 +10,20 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from provenance_tasks.errors import InputError
-from provenance_tasks.results import Attested, Built, Published, Signed, Verification
+from provenance_tasks.results import (
+    Attested,
+    Built,
+    Promoted,
+    Published,
+    Signed,
+    Verification,
+)
 
 if TYPE_CHECKING:
     from provenance_tasks.steps.attest import AttestReport
     from provenance_tasks.steps.build import BuildResult
     from provenance_tasks.steps.outputs import Earlier
+    from provenance_tasks.steps.promote import PromoteReport
     from provenance_tasks.steps.run import Run
     from provenance_tasks.steps.runlog import RunLog
     from provenance_tasks.steps.sets.outputs import ImageOutcome
@@ -107,6 +115,21 @@ def verification(image: Built, raw: VerifyReport, dry_run: bool) -> Verification
 
 def published(image: Built, raw: VerifyReport, dry_run: bool) -> Published:
     return Published(image, tuple(raw.tags), verification(image, raw, dry_run))
+
+
+def promoted(run: Run, raw: PromoteReport, dry_run: bool) -> Promoted:
+    """The promote's report made into its result: both images by digest, both signers."""
+    source_repository, _, digest = raw.source.partition("@")
+    repository = raw.destination.partition("@")[0]
+    source = Built(source_repository, digest, run_id=run.id)
+    image = Built(repository, digest, raw.tags, published=tuple(raw.published), run_id=run.id)
+    if raw.verified is None:  # no verify ran
+        check = Verification(image, raw.destination_signer, (), (), dry_run=dry_run)
+    else:
+        check = verification(image, raw.verified, dry_run)
+    return Promoted(
+        source, image, raw.tags, raw.source_signer, raw.destination_signer, check, dry_run, raw
+    )
 
 
 def handed(image: object, run_id: str) -> dict[str, Earlier]:

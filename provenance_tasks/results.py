@@ -15,7 +15,7 @@ from typing import Any
 
 from provenance_tasks.models import ImageRef
 
-__all__ = ["Attested", "Built", "Published", "Signed", "Verification"]
+__all__ = ["Attested", "Built", "Promoted", "Published", "Signed", "Verification"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,23 @@ class Published:
     image: Built
     tags: tuple[str, ...]
     verification: Verification
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """`source` verified, copied with its signatures to `image` (same digest, another
+    repository), signed there by this run, verified there, then tagged `tags`.
+
+    `source_signer` and `signer` describe both policies (the source's signer, and this run's);
+    `verification` is the destination's. A promote whose source fails to verify raises
+    VerificationError (exit 3) before anything is copied or tagged.
+    """
+
+    source: Built
+    image: Built
+    tags: tuple[str, ...]
+    source_signer: str
+    signer: str
+    verification: Verification
+    dry_run: bool = False
+    detail: Any = field(default=None, repr=False, compare=False)

@@ -99,6 +99,8 @@ class Settings:
     builder_id: str | None
     issuer: str | None
     digest: str | None
+    promote_from: str | None  # promote: REPO@DIGEST
+    promote_to: str | None  # promote: the destination repository
     registry: str | None
     username: str | None
     password_env: str | None

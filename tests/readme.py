@@ -33,6 +33,7 @@ TASK_ORDER = (
     "verify-attestation",
     "publish",
     "build-sign-verify",
+    "promote",
 )
 
 #: Settings no environment variable can hold, and why (`settings._images` refuses a string).
@@ -54,7 +55,7 @@ PARTS = (
 def flag(option: Option) -> str | None:
     """The flag a task takes for `option`, as invoke names it from the parameter (`no_tlog` is
     `--no-tlog`, which sets a default-true setting to false); None for a config-only setting."""
-    return f"--{option.param.replace('_', '-')}" if option.tasks else None
+    return f"--{option.param.strip('_').replace('_', '-')}" if option.tasks else None
 
 
 def environment_name(option: Option) -> str | None:
@@ -68,6 +69,8 @@ def tasks_taking(option: Option) -> str:
     if option.tasks == EVERY_TASK:
         return "every task"
     if option.tasks == RUNS:
+        return "every task but login and promote"
+    if option.tasks == RUNS | {"promote"}:
         return "every task but login"
     return ", ".join(task for task in TASK_ORDER if task in option.tasks)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provenance_tasks.options.option import BUILDS, RUNS, Option
+from provenance_tasks.options.option import BUILDS, PROMOTES, RUNS, Option
 
 BUILD: tuple[Option, ...] = (
     # build
@@ -28,7 +28,7 @@ BUILD: tuple[Option, ...] = (
         key="tags",
         default=[],
         help="tag to push and sign (repeatable; default: from CI, e.g. the short commit SHA)",
-        tasks=RUNS,
+        tasks=RUNS | PROMOTES,
         flag="tag",
     ),
     Option(

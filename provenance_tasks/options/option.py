@@ -33,12 +33,15 @@ EVERY_TASK = frozenset(
         "verify-attestation",
         "publish",
         "build-sign-verify",
+        "promote",
     }
 )
-RUNS = EVERY_TASK - {"login"}  # every task that works on an image
+PROMOTES = frozenset({"promote"})
+RUNS = EVERY_TASK - {"login", "promote"}  # every task that works on one repository's image
 BUILDS = frozenset({"build", "build-sign-verify"})
 SIGNS = frozenset({"sign", "attest", "build-sign-verify"})
-VERIFIES = frozenset({"verify", "verify-attestation", "publish", "build-sign-verify"})
+# promote verifies the source, so it takes what describes the source's signer.
+VERIFIES = frozenset({"verify", "verify-attestation", "publish", "build-sign-verify", "promote"})
 SIGNS_OR_VERIFIES = SIGNS | VERIFIES
 WHOLE_JOB = frozenset({"build-sign-verify"})
 #: The tasks that go on from an earlier run's digest (its IMAGE_REF, or --digest).

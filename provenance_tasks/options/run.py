@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from provenance_tasks.options.option import BUILDS, EVERY_TASK, ON_A_DIGEST, RUNS, WHOLE_JOB, Option
+from provenance_tasks.options.option import (
+    BUILDS,
+    EVERY_TASK,
+    ON_A_DIGEST,
+    PROMOTES,
+    RUNS,
+    WHOLE_JOB,
+    Option,
+)
 
 RUN: tuple[Option, ...] = (
     # registry and tools
@@ -157,7 +165,7 @@ RUN: tuple[Option, ...] = (
         key="report",
         default="provenance-report.json",
         help="path of the JSON report (default: provenance-report.json)",
-        tasks=RUNS,
+        tasks=RUNS | PROMOTES,
     ),
     Option(
         key="dotenv",

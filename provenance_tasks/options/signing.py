@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from provenance_tasks.options.option import (
     ON_A_DIGEST,
+    PROMOTES,
     SIGNS,
     SIGNS_OR_VERIFIES,
     VERIFIES,
@@ -78,7 +79,7 @@ SIGNING: tuple[Option, ...] = (
             "signature format: classic (default, read by every verifier of image signatures), new "
             "(cosign 3), or both (cosign 3: each, for each reader)"
         ),
-        tasks=WHOLE_JOB | {"sign"},
+        tasks=WHOLE_JOB | PROMOTES | {"sign"},
     ),
     Option(
         key="referrers",
@@ -153,7 +154,7 @@ SIGNING: tuple[Option, ...] = (
             "expected SLSA builder.id of the provenance (default: this CI's configuration, e.g. "
             "$CI_PROJECT_URL//$CI_CONFIG_PATH)"
         ),
-        tasks=WHOLE_JOB | {"verify-attestation"},
+        tasks=WHOLE_JOB | PROMOTES | {"verify-attestation"},
     ),
     Option(
         key="issuer",
@@ -168,10 +169,25 @@ SIGNING: tuple[Option, ...] = (
         tasks=ON_A_DIGEST,
     ),
     Option(
+        key="promote_from",
+        default=None,
+        help="promote: REPO@DIGEST to verify and copy (default: IMAGE_REF of the build's "
+        "outputs here; its signer: --identity/--issuer or --public-key, else the run's own)",
+        tasks=PROMOTES,
+        flag="from_",
+    ),
+    Option(
+        key="promote_to",
+        default=None,
+        help="promote: the repository to copy to, sign at, verify at, then tag (--tag)",
+        tasks=PROMOTES,
+        flag="to",
+    ),
+    Option(
         key="attest",
         default=True,
         help="don't attach (and verify) signed SLSA v1 provenance",
-        tasks=WHOLE_JOB,
+        tasks=WHOLE_JOB | PROMOTES,
         flag="no_attest",
     ),
     Option(

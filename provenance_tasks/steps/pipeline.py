@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from provenance_tasks.adapters.registry import fallback_tag
 from provenance_tasks.errors import InputError, ProvenanceError, VerificationError
 from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps import build as build_step
@@ -22,7 +23,9 @@ from provenance_tasks.steps import outputs, plan
 from provenance_tasks.steps import publish as publish_step
 from provenance_tasks.steps import sign as sign_step
 from provenance_tasks.steps import verify as verify_step
+from provenance_tasks.steps.beside import pair, shares_referrers
 from provenance_tasks.steps.preflight import preflight
+from provenance_tasks.steps.referrers import stored_in
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.verify_checks import VerifyReport
@@ -31,13 +34,15 @@ if TYPE_CHECKING:  # imported where attestations are made or read: most runs mak
     pass
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 P = ParamSpec("P")
 
 
 def run_step(task: str, run: Run, tools: Tools, log: RunLog) -> object:
     """The pipeline of `task` (build, sign, attest, verify, verify_attestation, publish,
-    build_sign_verify). The run's report is its caller's (api.Provenance.close)."""
-    from provenance_tasks.steps import on_digest
+    build_sign_verify, promote). The run's report is its caller's (api.Provenance.close)."""
+    from provenance_tasks.steps import on_digest, promote
 
     pipelines: dict[str, Callable[[Run, Tools, RunLog], object]] = {
         "build": run_build,
@@ -47,6 +52,7 @@ def run_step(task: str, run: Run, tools: Tools, log: RunLog) -> object:
         "verify_attestation": on_digest.run_verify_attestation,
         "publish": on_digest.run_publish,
         "build_sign_verify": run_build_sign_verify,
+        "promote": promote.run_promote,
     }
     return pipelines[task](run, tools, log)
 
@@ -220,18 +226,130 @@ def publish_tags(
         publish_step.audit_tags(tools, log, built)
 
 
+def both(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    first: Callable[[RunLog], A],
+    second: Callable[[RunLog], B],
+    *,
+    name: str,
+    series: str | None = None,
+) -> tuple[A, B]:
+    """`first` and `second` (`name`) side by side (steps/beside.py), or one after the other in a
+    dry run (its commands print in order) or where `series` says why they must."""
+    if run.settings.dry_run or series is not None:
+        if series is not None and not run.settings.dry_run:
+            log.info(f"{name} in series: {series}")
+        return first(log), second(log)
+    return pair(tools, log, first, second, name=name.replace(" ", "-"))
+
+
+def signed_and_verified(
+    run: Run,
+    tools: Tools,
+    log: RunLog,
+    p: plan.Plan,
+    built: build_step.BuildResult,
+    *,
+    started: float,
+) -> VerifyReport:
+    """Sign and attest the pushed digest, then verify both: each pair side by side (both()),
+    each result kept for the report. Returns the verify's report; raises if anything failed."""
+    inputs, mode, signing, policy = p.build, p.mode, p.signing, p.policy
+    assert inputs is not None and mode is not None and signing is not None
+    assert policy is not None  # named: a closure sees the narrowed names, not p's fields
+
+    def signed(into: RunLog) -> object:
+        return kept(
+            log,
+            "sign",
+            sign_step.sign,
+            run,
+            tools,
+            into,
+            p.target,
+            built.image,
+            mode,
+            signing,
+            media_type=built.media_type,
+            second=p.second,
+        )
+
+    def attested(into: RunLog) -> object:
+        return kept(
+            log,
+            "attest",
+            attest_step.attest,
+            run,
+            tools,
+            into,
+            built.image,
+            signing,
+            inputs,
+            media_type=built.media_type,
+            started=started,
+            extra=p.predicates,
+        )
+
+    # The tags are published after this, on what was verified: nothing to check at the
+    # registry yet. One format: the one signed.
+    def verified(into: RunLog) -> VerifyReport:
+        return kept(
+            log,
+            "verify",
+            verify_step.verify,
+            run,
+            tools,
+            into,
+            p.target,
+            built.image,
+            policy,
+            formats=bundle_formats(run.settings),
+            media_type=built.media_type,
+            second=p.second_policy,
+        )
+
+    def attestations_verified(into: RunLog) -> object:
+        return kept(
+            log,
+            "attestations",
+            attest_verify.verify_attestations,
+            run,
+            tools,
+            into,
+            built.image,
+            policy,
+            media_type=built.media_type,
+            just_attested=True,
+            extra=p.predicates,
+        )
+
+    if _attesting(run):
+        from provenance_tasks.steps import attest as attest_step
+        from provenance_tasks.steps import attest_verify
+
+        # A laptop's key pair is made on first use by sign: made now, or attest beside it
+        # would look for a key that doesn't exist yet.
+        sign_step.ensure_local_key(run, tools, log, signing)
+        index = f"{stored_in(run, built.repository)}:{fallback_tag(built.digest)}"
+        shared = shares_referrers(run.settings, index)
+        both(run, tools, log, signed, attested, name="sign and attest", series=shared)
+        name = "verify and verify-attestation"  # reads only: always side by side
+        report, _ = both(run, tools, log, verified, attestations_verified, name=name)
+    else:
+        signed(log)
+        report = verified(log)
+    return report
+
+
 def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
     started = time.time()
     before = tools.outputs.invalidate(run)  # a build that fails leaves no earlier run's digest
-    attesting = _attesting(run)
-    if attesting:
-        from provenance_tasks.steps import attest as attest_step
-        from provenance_tasks.steps import attest_verify
     planned = _resolved(run, tools, log, steps_of("build_sign_verify", run))
     work = _login_and_build(run, tools, planned)
     p, local = _beside_preflight(run, tools, log, planned, work)
-    assert p.build is not None and p.mode is not None and p.signing is not None
-    assert p.policy is not None
+    assert p.build is not None
     early_tags = run.settings.push_then_sign  # buildx may push them itself, then
     log.keep("source", local.facts)
     built = build_step.push(run, tools, log, p.target, p.build, local, staged=not early_tags)
@@ -246,65 +364,8 @@ def run_build_sign_verify(run: Run, tools: Tools, log: RunLog) -> VerifyReport:
                 "sign or verify that fails leaves them on an unsigned image"
             )
             publish_tags(run, tools, log, built, published)
-        kept(
-            log,
-            "sign",
-            sign_step.sign,
-            run,
-            tools,
-            log,
-            p.target,
-            built.image,
-            p.mode,
-            p.signing,
-            media_type=built.media_type,
-            second=p.second,
-        )
-        if attesting:
-            kept(
-                log,
-                "attest",
-                attest_step.attest,
-                run,
-                tools,
-                log,
-                built.image,
-                p.signing,
-                p.build,
-                media_type=built.media_type,
-                started=started,
-                extra=p.predicates,
-            )
-        # The tags are published after this, on what was verified: nothing to check at the
-        # registry yet. One format: the one signed.
-        report = kept(
-            log,
-            "verify",
-            verify_step.verify,
-            run,
-            tools,
-            log,
-            p.target,
-            built.image,
-            p.policy,
-            formats=bundle_formats(run.settings),
-            media_type=built.media_type,
-            second=p.second_policy,
-        )
-        if attesting:
-            kept(
-                log,
-                "attestations",
-                attest_verify.verify_attestations,
-                run,
-                tools,
-                log,
-                built.image,
-                p.policy,
-                media_type=built.media_type,
-                just_attested=True,
-                extra=p.predicates,
-            )
+
+        report = signed_and_verified(run, tools, log, p, built, started=started)
         if not early:
             publish_tags(run, tools, log, built, published, verified=True)
         if not run.settings.dry_run:

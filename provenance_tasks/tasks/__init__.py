@@ -24,6 +24,7 @@ from provenance_tasks.tasks.image import (
     build,
     build_sign_verify,
     login,
+    promote,
     publish,
     sign,
     verify,
@@ -40,6 +41,7 @@ ns = Collection(
     verify_attestation,
     publish,
     build_sign_verify,
+    promote,
 )
 ns.configure({"provenance": invoke_defaults()})
 
@@ -49,6 +51,7 @@ __all__ = [
     "build_sign_verify",
     "login",
     "ns",
+    "promote",
     "publish",
     "sign",
     "verify",

@@ -124,7 +124,7 @@ def provenance_task(
     for option in options:
         default = False if isinstance(option.default, bool) else None
         params.append(inspect.Parameter(option.param, kind, default=default))
-        helps[option.param.replace("_", "-")] = option.help
+        helps[option.param.strip("_").replace("_", "-")] = option.help  # from_: --from
         if isinstance(option.default, list):
             iterable.append(option.param)
     for param, text in extra:
@@ -218,5 +218,14 @@ build_sign_verify = provenance_task(
     "build-sign-verify",
     _call("build_sign_verify"),
     "The whole job: check inputs, log in, build and push, sign the digest, verify it.",
+    extra=(PASSWORD_STDIN,),
+)
+promote = provenance_task(
+    "promote",
+    _call("promote"),
+    """Promote --from REPO@DIGEST to --to REPOSITORY: verify the source (its signer: --identity
+    and --issuer, or --public-key; its annotations, every platform, its provenance), copy it by
+    digest with its signatures and attestations, sign it there as this run's signer, verify it
+    there, and only then move --tag there onto it.""",
     extra=(PASSWORD_STDIN,),
 )

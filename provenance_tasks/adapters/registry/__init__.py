@@ -6,10 +6,12 @@ spec) with the run's docker login, `docker buildx imagetools` behind it where th
 - `keepalive.py`: the kept-alive connections those requests share;
 - `layout.py`: an OCI layout folder, read as what to push in which order;
 - `push.py`: a push of that layout by digest, a tag published or deleted;
+- `copy.py`: a manifest and all it references copied to another repository (promote);
 - `referrers.py`: cosign 3's bundles, as a client finds them (the referrers API or its tag).
 """
 
 from provenance_tasks.adapters.registry.client import Imagetools, Registry, Unserved
+from provenance_tasks.adapters.registry.copy import Copied
 from provenance_tasks.adapters.registry.push import PushedImage
 from provenance_tasks.adapters.registry.referrers import (
     PROBE_DIGEST,
@@ -20,6 +22,7 @@ from provenance_tasks.adapters.registry.referrers import (
 
 __all__ = [
     "PROBE_DIGEST",
+    "Copied",
     "Imagetools",
     "PushedImage",
     "Referrer",

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from provenance_tasks.adapters.registry import http, push, referrers
+from provenance_tasks.adapters.registry import copy, http, push, referrers
+from provenance_tasks.adapters.registry.copy import Copied
 from provenance_tasks.adapters.registry.http import UseTheTool
 from provenance_tasks.adapters.registry.push import PushedImage
 from provenance_tasks.adapters.registry.referrers import Referrer, Repair
@@ -130,6 +131,31 @@ class Registry:
             )
         except UseTheTool as exc:
             self._tool(exc).copy_image(f"{repository}@{digest}", f"{repository}:{tag}")
+
+    def copy(
+        self,
+        source: str,
+        reference: str,
+        destination: str,
+        *,
+        tag: str | None = None,
+        spool: Path | None = None,
+        timeout: float = 60.0,
+    ) -> Copied | Unserved | None:
+        """`source`'s manifest `reference` (a digest or a tag) and everything it references
+        copied to `destination` by digest, `tag` put on it there too (copy.py); None when the
+        source has no such tag. HTTP only: imagetools can't copy a manifest without a tag."""
+        return self._http(
+            lambda: copy.copy_tree(
+                source,
+                reference,
+                destination,
+                config_dir=self.config_dir,
+                spool=spool,
+                timeout=timeout,
+                tag=tag,
+            )
+        )
 
     def delete_tag(self, repository: str, tag: str, *, timeout: float = 30.0) -> bool | Unserved:
         """Remove `tag` alone; False when the registry can't delete by tag (distribution 2.x)."""

@@ -300,8 +300,10 @@ def request(
     *,
     body: bytes | BinaryIO | None = None,
     headers: Mapping[str, str] | None = None,
+    storage: bool = False,
 ) -> http.client.HTTPResponse:
-    """One request; an HTTP error status is returned as the answer, not raised.
+    """One request; an HTTP error status is returned as the answer, not raised. `storage`: a
+    blob's GET may be redirected to its storage on another host (keepalive.Pool.send).
 
     A file `body` is sent in blocks as http.client reads it (a layer never sits in memory whole);
     the caller gives its Content-Length in `headers`, else urllib would send it chunked.
@@ -313,7 +315,7 @@ def request(
     loopback = bool(_LOOPBACK.match(parts.netloc))
     try:
         if not _proxied(parts, loopback):
-            return _POOL.send(method, url, sent, timeout, body)  # type: ignore[return-value]
+            return _POOL.send(method, url, sent, timeout, body, storage=storage)  # type: ignore[return-value]
         outgoing = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
         answer: http.client.HTTPResponse = _opener(loopback).open(outgoing, timeout=timeout)
     except urllib.error.HTTPError as exc:

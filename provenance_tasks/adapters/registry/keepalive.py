@@ -29,6 +29,18 @@ from email.message import Message
 from typing import BinaryIO
 
 _REDIRECTS = (301, 302, 303, 307, 308)
+_LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+def _to_storage(old: str, new: str) -> bool:
+    """A redirect to another host that a blob's GET may follow: over TLS, or on loopback."""
+    before, after = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
+    if before.netloc == after.netloc:
+        return False  # the registry itself: its own rules (`redirected`)
+    host = after.hostname or ""
+    return after.scheme == "https" or host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
 _MAX_REDIRECTS = 10
 _IDLE_PER_HOST = 8
 # A layer goes up in blocks of this size (http.client's default, 8 KiB, is a TLS record and a
@@ -74,16 +86,25 @@ class Pool:
         headers: Mapping[str, str],
         timeout: float,
         body: bytes | BinaryIO | None = None,
+        *,
+        storage: bool = False,
     ) -> Answer:
         """`method` on `url`; an HTTP error status is the answer, not raised. Raises what
         http.client and ssl raise (http.py says it in the tools' words), and UseTheTool
-        (from `redirected`) for a redirect to another host."""
+        (from `redirected`) for a redirect to another host. `storage`: a blob's GET, which a
+        registry may send to its storage's pre-signed URL on another host: followed there, as
+        docker does, without the registry's Authorization."""
         for _ in range(_MAX_REDIRECTS):
             answer = self._once(method, url, headers, timeout, body)
             location = answer.getheader("Location")
             if answer.status not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
                 return answer
-            url = self.redirected(url, urllib.parse.urljoin(url, location))
+            new = urllib.parse.urljoin(url, location)
+            if storage and method == "GET" and _to_storage(url, new):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                url = new
+                continue
+            url = self.redirected(url, new)
         return answer
 
     @staticmethod

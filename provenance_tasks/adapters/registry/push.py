@@ -85,7 +85,7 @@ def push_layout(
     `timeout` bounds each network read or write (a layer upload may take longer in all).
     """
     image = read_layout(layout)  # refuse a broken layout before any request
-    session = _Session(repository, config_dir, timeout, actions="pull,push")
+    session = Session(repository, config_dir, timeout, actions="pull,push")
     blobs = list({b.digest: b for m in image.manifests for b in m.blobs}.values())
     if blobs:
         # The first one alone: it settles the scheme (TLS or loopback HTTP) and the token.
@@ -99,7 +99,7 @@ def push_layout(
             for done in [pool.submit(_push_blob, session, blob) for blob in blobs[1:]]:
                 done.result()
     for manifest in image.manifests:
-        _put_manifest(session, manifest, manifest.digest)
+        put_manifest(session, manifest, manifest.digest)
     root = image.root
     return PushedImage(
         repository,
@@ -128,15 +128,15 @@ def publish_tag(
     """
     validate_digest(digest, "the digest to tag")
     validate_tag(tag, "the tag to publish")
-    session = _Session(repository, config_dir, timeout, actions="pull,push")
+    session = Session(repository, config_dir, timeout, actions="pull,push")
     if pushed is not None and pushed[0] and digest_of(pushed[1], digest) == digest:
-        _put_manifest(session, Manifest(digest, pushed[0], pushed[1], ()), tag)
+        put_manifest(session, Manifest(digest, pushed[0], pushed[1], ()), tag)
         return
     url = session.url(f"manifests/{digest}")
     with session.send("GET", url) as answer:
         if answer.status != 200:
-            raise _refused(session, "GET", url, answer)
-        data = _read(answer, "GET", session.current(url))
+            raise refused(session, "GET", url, answer)
+        data = read_answer(answer, "GET", session.current(url))
         media_type = (answer.getheader("Content-Type") or "").split(";")[0].strip()
     if digest_of(data, digest) != digest:
         # Re-encoded bytes would be another manifest: the tag must name the verified one.
@@ -146,7 +146,7 @@ def publish_tag(
     if not media_type or media_type == "application/json":
         media_type = _own_media_type(data) or media_type  # a registry that doesn't say
     manifest = Manifest(digest, media_type, data, ())
-    _put_manifest(session, manifest, tag)
+    put_manifest(session, manifest, tag)
 
 
 def delete_tag(
@@ -157,7 +157,7 @@ def delete_tag(
     Never by digest: that would remove the manifest from under every tag naming it.
     """
     validate_tag(tag, "the tag to delete")
-    session = _Session(repository, config_dir, timeout, actions="delete")
+    session = Session(repository, config_dir, timeout, actions="delete")
     url = session.url(f"manifests/{tag}")
     with session.send("DELETE", url) as answer:
         if answer.status == 202:
@@ -168,7 +168,7 @@ def delete_tag(
         raise failure("DELETE", session.current(url), answer.status, answer.reason, codes=codes)
 
 
-class _Session:
+class Session:
     """One repository at one registry for one call: where it is, the login, and the
     Authorization that worked, so a Bearer token is asked for once, not once per blob."""
 
@@ -210,10 +210,11 @@ class _Session:
         *,
         body: bytes | Path | None = None,
         headers: Mapping[str, str] | None = None,
+        storage: bool = False,
     ) -> http.client.HTTPResponse:
         """The registry's answer, after one (re-)authorization if it answered 401: a token can
-        expire in the middle of a long push."""
-        answer, used = self._once(method, url, body, headers)
+        expire in the middle of a long push. `storage`: a blob's GET, followed to its storage."""
+        answer, used = self._once(method, url, body, headers, storage)
         if answer.status != 401:
             return answer
         challenge = answer.getheader("WWW-Authenticate") or ""
@@ -228,7 +229,7 @@ class _Session:
                     scope=self.scope,
                     method=method,
                 )
-        return self._once(method, self.current(url), body, headers)[0]
+        return self._once(method, self.current(url), body, headers, storage)[0]
 
     def _once(
         self,
@@ -236,11 +237,12 @@ class _Session:
         url: str,
         body: bytes | Path | None,
         headers: Mapping[str, str] | None,
+        storage: bool = False,
     ) -> tuple[http.client.HTTPResponse, str | None]:
         """The answer, and the Authorization the request carried."""
         sent = self.authorization
         try:
-            answer = self._request(method, url, body, headers, sent)
+            answer = self._request(method, url, body, headers, sent, storage)
         except PlainHTTP:
             if self.scheme_known:
                 raise failure(method, url, None, "tls handshake failed: plain HTTP") from None
@@ -248,7 +250,7 @@ class _Session:
             # answer to its 401 then, never in the clear before.
             self.base, self.authorization = f"http://{self.host}", None
             sent = None
-            answer = self._request(method, self.current(url), body, headers, sent)
+            answer = self._request(method, self.current(url), body, headers, sent, storage)
         self.scheme_known = True
         return answer, sent
 
@@ -265,27 +267,41 @@ class _Session:
         body: bytes | Path | None,
         headers: Mapping[str, str] | None,
         authorization: str | None,
+        storage: bool = False,
     ) -> http.client.HTTPResponse:
         if not isinstance(body, Path):
-            return request(method, url, authorization, self.timeout, body=body, headers=headers)
+            return request(
+                method,
+                url,
+                authorization,
+                self.timeout,
+                body=body,
+                headers=headers,
+                storage=storage,
+            )
         # Opened anew for each attempt: a retried upload starts from the first byte.
         sized = {**(headers or {}), "Content-Length": str(body.stat().st_size)}
         with body.open("rb") as stream:
             return request(method, url, authorization, self.timeout, body=stream, headers=sized)
 
 
-def _push_blob(session: _Session, blob: Blob) -> None:
+def _push_blob(session: Session, blob: Blob) -> None:
     url = session.url(f"blobs/{blob.digest}")
     with session.send("HEAD", url) as found:
         if found.status == 200:
             return  # already there: an earlier push, attempt, or another image shares it
         if found.status != 404:
-            raise _refused(session, "HEAD", url, found)
+            raise refused(session, "HEAD", url, found)
     start = session.url("blobs/uploads/")
     with session.send("POST", start, body=b"") as opened:
         location = opened.getheader("Location")
         if opened.status != 202 or not location:
-            raise _refused(session, "POST", start, opened)
+            raise refused(session, "POST", start, opened)
+    upload(session, start, location, blob)
+
+
+def upload(session: Session, start: str, location: str, blob: Blob) -> None:
+    """The blob's bytes PUT to the upload `location` the POST to `start` opened."""
     # After the POST: a registry that turned out to speak plain HTTP answered on http.
     target = session.resolve(session.current(start), location)
     joiner = "" if target.endswith(("?", "&")) else "&" if "?" in target else "?"
@@ -293,22 +309,22 @@ def _push_blob(session: _Session, blob: Blob) -> None:
     headers = {"Content-Type": "application/octet-stream"}
     with session.send("PUT", target, body=blob.path, headers=headers) as stored:
         if stored.status != 201:
-            raise _refused(session, "PUT", target, stored)
+            raise refused(session, "PUT", target, stored)
         _check_digest(session, "PUT", target, stored, blob.digest)
 
 
-def _put_manifest(session: _Session, manifest: Manifest, reference: str) -> None:
+def put_manifest(session: Session, manifest: Manifest, reference: str) -> None:
     """PUT the manifest's exact bytes under `reference`: its digest, or a tag."""
     url = session.url(f"manifests/{reference}")
     headers = {"Content-Type": manifest.media_type}
     with session.send("PUT", url, body=manifest.data, headers=headers) as stored:
         if stored.status != 201:
-            raise _refused(session, "PUT", url, stored)
+            raise refused(session, "PUT", url, stored)
         _check_digest(session, "PUT", url, stored, manifest.digest)
 
 
 def _check_digest(
-    session: _Session, method: str, url: str, answer: http.client.HTTPResponse, digest: str
+    session: Session, method: str, url: str, answer: http.client.HTTPResponse, digest: str
 ) -> None:
     said = answer.getheader("Docker-Content-Digest")
     if said and said != digest:
@@ -317,8 +333,8 @@ def _check_digest(
         )
 
 
-def _refused(
-    session: _Session, method: str, url: str, answer: http.client.HTTPResponse
+def refused(
+    session: Session, method: str, url: str, answer: http.client.HTTPResponse
 ) -> CommandFailed:
     """The failure of an unexpected answer, named by the URL on the scheme actually spoken."""
     url = session.current(url)
@@ -337,7 +353,7 @@ def _codes(answer: http.client.HTTPResponse) -> tuple[str, ...]:
     return ()
 
 
-def _read(answer: http.client.HTTPResponse, method: str, url: str) -> bytes:
+def read_answer(answer: http.client.HTTPResponse, method: str, url: str) -> bytes:
     try:
         return answer.read()
     except (OSError, http.client.HTTPException) as exc:
