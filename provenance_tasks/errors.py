@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from provenance_tasks.retry import Cause
+    from provenance_tasks.causes import Cause
 
 
 class ProvenanceError(Exception):
@@ -96,7 +96,7 @@ class CommandFailed(ToolError):
     @functools.cached_property
     def cause(self) -> Cause:
         """Why it failed, read once from its stderr: what every retry decision reads."""
-        from provenance_tasks.retry import classify  # tenacity's import, only on a failure
+        from provenance_tasks.causes import classify  # causes imports this module
 
         return classify(self.stderr, self.returncode)
 

@@ -15,7 +15,6 @@ the default budget below allows for.
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,129 +25,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from provenance_tasks.causes import Cause
 from provenance_tasks.errors import CommandFailed
 
 if TYPE_CHECKING:
     from provenance_tasks.settings import Settings
 
 T = TypeVar("T")
-
-# What each kind of failure looks like in docker, buildx, containerd and cosign stderr.
-_PERMANENT: tuple[tuple[str, str], ...] = (
-    (r"\b401\b|unauthorized|authentication required|no basic auth credentials", "unauthorized"),
-    (r"\b403\b|denied|insufficient_scope|forbidden", "denied"),
-    (
-        r"name_invalid|invalid repository name|invalid reference format|must be lowercase",
-        "name invalid",
-    ),
-    (r"manifest_invalid|manifest invalid", "manifest invalid"),
-    # dockerd retries a loopback registry over plain HTTP after a refused HTTPS login, and
-    # reports that second answer: a 400 from a login is a refused login.
-    (r"login attempt to \S+ failed with status: 400", "unauthorized"),
-    # The run ended the process itself (process.run's cancel): never worth another attempt.
-    (r"cancelled by the run", "cancelled"),
-)
-_RATE_LIMITED = r"\b429\b|toomanyrequests|too many requests|rate limit"
-# Rekor answers 409 to a body it already holds: cosign's own HTTP retry replays an upload whose
-# answer was lost, and cosign 3 then fails (cosign#4851; or its fetch of the entry finds nothing
-# yet). Nothing reached the registry: a new attempt signs anew, a new entry.
-_TLOG_CONFLICT = (
-    r"createLogEntryConflict|equivalent entry already exists|getLogEntryByUuidNotFound",
-    "Rekor already holds this entry (409)",
-)
-_TRANSIENT: tuple[tuple[str, str], ...] = (
-    (r"\b50[0-4]\b|unavailable|bad gateway|gateway time-?out|internal server error", "5xx"),
-    (r"\b408\b|request timeout", "request timeout"),
-    (r"connection refused", "connection refused"),
-    (r"connection reset|broken pipe|closed network connection|server closed", "connection reset"),
-    (r"\beof\b|unexpected eof", "connection dropped (EOF)"),
-    (r"timeout|timed out|deadline exceeded|killed after", "timeout"),
-    (r"no route to host|network is unreachable|temporary failure in name resolution", "network"),
-    (r"tls handshake", "TLS handshake"),
-    # cosign's own HTTP client gave up on 5xx answers, or lost the answer of one (sigstore-go)
-    (r"giving up after \d+ attempt|read on closed response body", "kept failing"),
-)
-# Right after a push a tag can be a moment away at the registry (read-after-write lag).
-_NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|: not found$"
-# GHCR answers a throttled push with a 403: "403 Forbidden ... secondary rate limit". It is a rate
-# limit, not a refusal, and comes before the 403 rule; every other 403 still fails at once.
-_SECONDARY_RATE_LIMIT = (r"secondary rate limit", "rate limited (403)")
-_KINDS = (
-    ("rate-limited", (_SECONDARY_RATE_LIMIT,)),
-    ("transient", (_TLOG_CONFLICT,)),
-    ("permanent", _PERMANENT),
-    ("rate-limited", ((_RATE_LIMITED, "rate limited (429)"),)),
-    ("not-yet-there", ((_NOT_YET_THERE, "not found (yet)"),)),
-    ("transient", _TRANSIENT),
-)
-# How far back from the end of stderr a cause is looked for.
-_TAIL = 12
-
-
-#: Kinds of failure that are the registry's, not a verdict on the image or the signature.
-REGISTRY_FAILURES = frozenset({"transient", "rate-limited", "permanent"})
-
-
-def outlasted_retries(error: BaseException) -> bool:
-    """A call failed because its service kept failing (retries spent), not for what it named."""
-    return isinstance(error, CommandFailed) and error.cause.kind in ("transient", "rate-limited")
-
-
-@dataclass(frozen=True)
-class Cause:
-    """Why a call failed, in one short phrase, and whether another attempt can help."""
-
-    kind: str  # transient, rate-limited, not-yet-there, permanent, unknown
-    reason: str
-    line: str = ""  # the stderr line that told us
-    service: str | None = None  # the Sigstore service that failed; None: the registry
-
-    @property
-    def describe(self) -> str:
-        return f"{self.reason}: {self.line}" if self.line else self.reason
-
-
-def classify(stderr: str, returncode: int | None = None) -> Cause:
-    """The cause of a failed tool run, read from the end of its stderr.
-
-    The verdict is in the last lines (buildx prints the whole build log before it): the last line
-    that names any cause decides, and within one line a permanent cause wins over a transient one.
-    """
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    for line in reversed(lines[-_TAIL:]):
-        cause = _classify_line(line)
-        if cause is not None:
-            return cause
-    if returncode is not None and returncode < 0:
-        return Cause("transient", f"killed by signal {-returncode}")
-    return Cause("unknown", "unrecognised failure", lines[-1][:300] if lines else "")
-
-
-def _classify_line(line: str) -> Cause | None:
-    # Digests and ports are long digit runs; a status code stands alone.
-    text = re.sub(r"sha256[:-][0-9a-f]+|:\d{4,5}\b", "", line)
-    for kind, patterns in _KINDS:
-        for pattern, reason in patterns:
-            if re.search(pattern, text, re.IGNORECASE):
-                return Cause(kind, reason, line[:300], service_of(text))
-    return None
-
-
-# How cosign names the Sigstore service a failed call went to (both majors' wording).
-_SERVICES = (
-    (r"fulcio|signingcert|getting signer", "Fulcio"),
-    (r"rekor|/log/entries|tlog|transparency log", "Rekor"),
-    (r"timestamp", "the timestamp authority"),
-    (r"signing bundle", "Sigstore (Fulcio, Rekor or the timestamp authority)"),
-)
-
-
-def service_of(line: str) -> str | None:
-    """The Sigstore service a cosign error line names, or None when it names none (a registry)."""
-    for pattern, name in _SERVICES:
-        if re.search(pattern, line, re.IGNORECASE):
-            return name
-    return None
 
 
 class RateGate:
@@ -180,8 +63,11 @@ class RetryPolicy:
     """How many attempts, how long in all, and how long between them.
 
     Waits double from `wait_s` up to `max_wait_s`, with up to one second of jitter so parallel
-    jobs don't retry in lockstep; after a rate limit they start at `rate_limit_wait_s`. An attempt
-    is never started when its wait would end past the budget.
+    jobs don't retry in lockstep; after a rate limit they start at `rate_limit_wait_s`, and never
+    end before what a Retry-After asked. After a connection dropped with no answer, the first
+    two retries come sooner (`dropped_wait_s`, doubling, jitter in proportion), then the usual
+    waits: patience for an outage is unchanged. An attempt is never started when its wait would
+    end past the budget.
     """
 
     attempts: int = 8
@@ -189,6 +75,7 @@ class RetryPolicy:
     wait_s: float = 1.0
     max_wait_s: float = 30.0
     rate_limit_wait_s: float = 5.0
+    dropped_wait_s: float = 0.25
     retry_on: frozenset[str] = frozenset({"transient", "rate-limited"})
     jitter: Callable[[], float] = field(default=random.random, compare=False)
     gate: RateGate | None = field(default=None, compare=False)  # shared by the run's calls
@@ -205,7 +92,12 @@ class RetryPolicy:
 
     def wait(self, attempt: int, cause: Cause) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        return self._backoff(attempt, cause.kind == "rate-limited") + self.jitter()
+        if cause.said_nothing and attempt <= 2:
+            return float(self.dropped_wait_s * 2 ** (attempt - 1) * (1.0 + self.jitter()))
+        waited = self._backoff(attempt, cause.kind == "rate-limited") + self.jitter()
+        if cause.retry_after_s is not None:  # the registry said when: never sooner
+            waited = max(waited, min(cause.retry_after_s, self.budget_s))
+        return waited
 
     def _backoff(self, attempt: int, rate_limited: bool) -> float:
         base = self.rate_limit_wait_s if rate_limited else self.wait_s
@@ -227,6 +119,7 @@ class RetryPolicy:
             wait_s=0.5,
             max_wait_s=min(self.max_wait_s, 5.0),
             rate_limit_wait_s=self.rate_limit_wait_s,
+            dropped_wait_s=self.dropped_wait_s,
             retry_on=self.retry_on | {"not-yet-there"},
             jitter=self.jitter,
             gate=self.gate,

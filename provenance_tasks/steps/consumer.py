@@ -13,11 +13,12 @@ from __future__ import annotations
 from provenance_tasks import compatibility
 from provenance_tasks.adapters.cosign_env import shown
 from provenance_tasks.adapters.process import render
+from provenance_tasks.causes import outlasted_retries
 from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.models import IdentityPolicy, ImageRef, KeyPolicy, Target
 from provenance_tasks.models import VerificationPolicy as Policy
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import outlasted_retries, with_retries
+from provenance_tasks.retry import with_retries
 from provenance_tasks.steps.calls import Request
 from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.run import Run, Tools

@@ -9,6 +9,7 @@ from pathlib import Path
 from provenance_tasks.adapters.cosign_env import shown
 from provenance_tasks.adapters.cosign_flags import signing_config_for
 from provenance_tasks.adapters.process import render
+from provenance_tasks.causes import outlasted_retries
 from provenance_tasks.errors import CommandFailed, InputError
 from provenance_tasks.models import (
     CertificateSigning,
@@ -19,7 +20,7 @@ from provenance_tasks.models import (
     Target,
 )
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import outlasted_retries, with_retries
+from provenance_tasks.retry import with_retries
 from provenance_tasks.settings import bundle_formats
 from provenance_tasks.steps.calls import Request
 from provenance_tasks.steps.lookup import read_digest

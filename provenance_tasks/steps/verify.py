@@ -13,10 +13,11 @@ from typing import Any
 
 from provenance_tasks.adapters.cosign_env import shown
 from provenance_tasks.adapters.process import render
+from provenance_tasks.causes import REGISTRY_FAILURES, outlasted_retries
 from provenance_tasks.errors import CommandFailed, ToolError, VerificationError, last_lines
 from provenance_tasks.models import IdentityPolicy, ImageRef, Target, VerificationPolicy
 from provenance_tasks.references import registry_of
-from provenance_tasks.retry import REGISTRY_FAILURES, outlasted_retries, with_retries
+from provenance_tasks.retry import with_retries
 from provenance_tasks.steps.calls import Request
 from provenance_tasks.steps.lookup import read_digest
 from provenance_tasks.steps.platforms import signed_children

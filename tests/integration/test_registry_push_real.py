@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from provenance_tasks.adapters.registry import push as registry_push
+from provenance_tasks.causes import classify
 from provenance_tasks.errors import CommandFailed
-from provenance_tasks.retry import classify
 from tests.testbed import registry as registry_bed
 
 pytestmark = pytest.mark.integration

@@ -7,15 +7,19 @@ fault that caused it, which decides what the classifier must say.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from provenance_tasks.adapters.registry.failures import failure
+from provenance_tasks.causes import Cause, classify
 from provenance_tasks.errors import CommandFailed
 from provenance_tasks.logs import StepLog
-from provenance_tasks.retry import Cause, RetryPolicy, classify, with_retries
+from provenance_tasks.retry import RetryPolicy, with_retries
 from provenance_tasks.settings import resolve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stderr"
@@ -136,6 +140,60 @@ def test_waits_double_up_to_the_cap_and_start_longer_after_a_rate_limit() -> Non
     assert [policy.wait(n, limited) for n in range(1, 4)] == [5, 8, 8]
 
 
+@pytest.mark.parametrize(
+    "stderr",
+    ["read tcp 127.0.0.1:5000: read: connection reset by peer", "Patch http://r.test/v2/: EOF"],
+)
+def test_a_dropped_connection_is_retried_sooner_twice_then_waits_as_any_failure(
+    stderr: str,
+) -> None:
+    policy = RetryPolicy(jitter=no_jitter)
+    dropped = classify(stderr)
+    assert dropped.said_nothing
+    assert [policy.wait(n, dropped) for n in range(1, 6)] == [0.25, 0.5, 4, 8, 16]
+    assert not classify("503 Service Unavailable").said_nothing
+    assert not classify("dial tcp: connection refused").said_nothing  # a registry that is down
+
+
+def test_a_dropped_connections_jitter_is_in_proportion_to_its_wait() -> None:
+    policy = RetryPolicy(jitter=lambda: 0.999)
+    dropped = classify("connection reset by peer")
+    assert policy.wait(1, dropped) < 0.5  # not the full second that spreads longer waits
+    assert policy.wait(3, dropped) == pytest.approx(4.999)
+
+
+def test_a_retry_after_from_the_registry_is_never_cut_short() -> None:
+    policy = RetryPolicy(jitter=no_jitter)
+    said = failure(
+        "PUT",
+        "https://r.test/v2/app/blobs/uploads/x?state=secret",
+        503,
+        "Service Unavailable",
+        retry_after="12",
+    ).stderr
+    assert "(retry after 12s)" in said and "secret" not in said
+    cause = classify(said)
+    assert (cause.kind, cause.retry_after_s) == ("transient", 12.0)
+    assert policy.wait(1, cause) == 12.0  # not the policy's 1 s
+    assert policy.wait(5, cause) == 16.0  # nor less than its own backoff
+    limited = classify(
+        failure("GET", "https://r.test/v2/", 429, "Too Many Requests", retry_after="1").stderr
+    )
+    assert policy.wait(1, limited) == 5.0  # a rate limit keeps its longer wait
+
+
+def test_a_retry_after_as_an_http_date_or_unreadable() -> None:
+    soon = email.utils.format_datetime(
+        datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30), usegmt=True
+    )
+    cause = classify(
+        failure("GET", "https://r.test/v2/", 503, "Unavailable", retry_after=soon).stderr
+    )
+    assert cause.retry_after_s is not None and 25 <= cause.retry_after_s <= 30
+    garbled = failure("GET", "https://r.test/v2/", 503, "Unavailable", retry_after="soon").stderr
+    assert classify(garbled).retry_after_s is None and "retry after" not in garbled
+
+
 def test_the_worst_case_of_the_defaults_is_what_the_readme_says() -> None:
     policy = RetryPolicy()
     assert policy.attempts == 8 and policy.budget_s == 300
@@ -180,7 +238,9 @@ def test_transient_failures_are_retried_with_the_policys_waits(tmp_path: Path) -
     assert (
         with_retries(log(), policy, "build", "push", "r.test", call, sleep=slept.append) == "done"
     )
-    assert slept == [1.0, 2.0, 20.0]  # the third wait follows a rate limit: 5 * 2**2
+    # A 503 waits a second; a dropped connection (EOF, no answer) retries sooner: 0.25 * 2; the
+    # third wait follows a rate limit: 5 * 2**2.
+    assert slept == [1.0, 0.5, 20.0]
     assert len(call.calls) == 4
     assert all(left <= 300 for left in call.calls)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from provenance_tasks.adapters.cosign_env import cosign_environment, shown
+from provenance_tasks.causes import classify, service_of
 from provenance_tasks.ci.oidc import token_problem
 from provenance_tasks.errors import InputError
-from provenance_tasks.retry import classify, service_of
 from provenance_tasks.sigstore import (
     PUBLIC_FULCIO,
     PUBLIC_REKOR,

@@ -2,7 +2,8 @@
 spec) with the run's docker login, `docker buildx imagetools` behind it where that can't serve.
 
 - `client.py`: `Registry`, the calls the steps make, and the fallback to imagetools;
-- `http.py`: the login from the docker config, TLS, one request, failures in the tools' words;
+- `http.py`: the login from the docker config, TLS, one request;
+- `failures.py`: a failed request in the words docker and cosign use (and its Retry-After);
 - `keepalive.py`: the kept-alive connections those requests share;
 - `layout.py`: an OCI layout folder, read as what to push in which order;
 - `push.py`: a push of that layout by digest, a tag published or deleted;

@@ -13,7 +13,7 @@ referrers) comes back as `Unserved`, with the reason: the caller decides (buildx
 the check is skipped, the referrers are left as cosign listed them). The steps never see
 `UseTheTool`.
 
-A failure of either path raises CommandFailed (or ToolError), in the words `retry.classify()`
+A failure of either path raises CommandFailed (or ToolError), in the words `causes.classify()`
 reads: the steps wrap each call in `with_retries`, as before.
 """
 

@@ -13,7 +13,7 @@ image promoted before, is completed, never sent again: each call is safe to retr
 
 The requests are push.py's (`Session`: the login of each registry from the docker config, a
 Bearer token asked for once per call, plain HTTP on loopback only); every failure raises
-CommandFailed in the words `retry.classify()` reads.
+CommandFailed in the words `causes.classify()` reads.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance_tasks.adapters.registry.http import failure, reason_of
+from provenance_tasks.adapters.registry.failures import failure, reason_of
 from provenance_tasks.adapters.registry.layout import Blob, Manifest
 from provenance_tasks.adapters.registry.push import (
     Session,

@@ -24,7 +24,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import ssl
 import threading
 import urllib.error
@@ -35,7 +34,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from provenance_tasks.adapters.registry import keepalive
-from provenance_tasks.errors import CommandFailed, ToolError
+from provenance_tasks.adapters.registry.failures import asked, cause_of, failure, reason_of
+from provenance_tasks.errors import ToolError
 from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
 
 ACCEPT = ", ".join(
@@ -113,7 +113,7 @@ def fetch(
     if answer.status == 404:
         return None
     if answer.status != 200:
-        raise failure("GET", url, answer.status, answer.reason)
+        raise failure("GET", url, answer.status, answer.reason, retry_after=asked(answer))
     return _media_type(answer), answer.read()
 
 
@@ -128,7 +128,7 @@ def _manifest(
     """(digest, media type, body of a GET) of `reference`, with the run's login."""
     answer, url, authorization = _answered(method, reference, config_dir, timeout, kind)
     if answer.status != 200:
-        raise failure(method, url, answer.status, answer.reason)
+        raise failure(method, url, answer.status, answer.reason, retry_after=asked(answer))
     media_type = _media_type(answer)
     if method == "GET":
         data = answer.read()
@@ -138,7 +138,7 @@ def _manifest(
         return digest, media_type, None
     body = request("GET", url, authorization, timeout)  # a registry that doesn't say: count
     if body.status != 200:
-        raise failure("GET", url, body.status, body.reason)
+        raise failure("GET", url, body.status, body.reason, retry_after=asked(body))
     return "sha256:" + hashlib.sha256(body.read()).hexdigest(), media_type, None
 
 
@@ -321,7 +321,7 @@ def request(
     except urllib.error.HTTPError as exc:
         return exc  # type: ignore[return-value]  # an HTTPError is the error answer itself
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        cause = _cause(exc)
+        cause = cause_of(exc)
         # A plain-HTTP server's answer to a TLS hello, not a certificate that fails to verify.
         plain = (
             isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError)
@@ -338,51 +338,3 @@ def _proxied(parts: urllib.parse.SplitResult, loopback: bool) -> bool:
     if loopback or not urllib.request.getproxies().get(parts.scheme):
         return False
     return not urllib.request.proxy_bypass(parts.hostname or "")
-
-
-def _cause(exc: BaseException) -> BaseException:
-    """What failed: urllib wraps it in a URLError (an ssl.SSLError's own `reason` is a word)."""
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    return reason if isinstance(reason, BaseException) else exc
-
-
-def reason_of(exc: BaseException) -> str:
-    """The failure in the words the retry classifier knows from docker and cosign."""
-    cause = _cause(exc)
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(cause, ConnectionResetError | BrokenPipeError):
-        return "connection reset by peer"
-    if isinstance(cause, http.client.RemoteDisconnected | http.client.IncompleteRead):
-        return "unexpected EOF: the server closed the connection"
-    if isinstance(cause, socket.timeout | TimeoutError):
-        return "i/o timeout"
-    if isinstance(cause, ssl.SSLError):
-        return f"tls handshake failed: {cause}"
-    if isinstance(cause, socket.gaierror):
-        return f"no such host: {cause}"
-    return f"{type(cause).__name__}: {cause}"
-
-
-def failure(
-    method: str, url: str, status: int | None, reason: str, *, codes: tuple[str, ...] = ()
-) -> CommandFailed:
-    """The failure as a tool's stderr line. `codes` are the registry's own error codes (from an
-    error body); without them, the status is told in the words docker would print for it."""
-    words = {404: "MANIFEST_UNKNOWN: manifest unknown", 401: "UNAUTHORIZED", 403: "DENIED"}
-    url = _public(url)
-    line = f"{method} {url}: " + (f"{status} {reason}" if status else reason)
-    if codes:
-        line += f" ({', '.join(codes)})"
-    elif status in words:
-        line += f" ({words[status]})"
-    return CommandFailed("registry", [method, url], 1, line + "\n")
-
-
-def _public(url: str) -> str:
-    """`url` without its query or any user in it: an upload's Location may carry a signed state,
-    or a storage service's pre-signed URL whose signature is as good as a password."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(
-        (parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")
-    )

@@ -17,7 +17,7 @@ credential helper or an identity token raises UseTheTool: client.py then copies 
 imagetools, and a push is left to buildx), Basic first over TLS, a Bearer token asked for with
 the push scope and kept for the whole call, plain HTTP on loopback only, no redirect or upload
 Location to another host. Every failure raises CommandFailed with a stderr-like line (with the
-registry's error codes, e.g. MANIFEST_INVALID), so `retry.classify()` reads it as it reads
+registry's error codes, e.g. MANIFEST_INVALID), so `causes.classify()` reads it as it reads
 docker's; no URL query, token or password is in it.
 """
 
@@ -33,13 +33,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provenance_tasks.adapters.registry.failures import failure, reason_of
 from provenance_tasks.adapters.registry.http import (
     PlainHTTP,
     UseTheTool,
     authorize,
     basic_authorization,
-    failure,
-    reason_of,
     request,
     stored_login,
 )
@@ -338,7 +337,10 @@ def refused(
 ) -> CommandFailed:
     """The failure of an unexpected answer, named by the URL on the scheme actually spoken."""
     url = session.current(url)
-    return failure(method, url, answer.status, answer.reason, codes=_codes(answer))
+    asked = answer.getheader("Retry-After")
+    return failure(
+        method, url, answer.status, answer.reason, codes=_codes(answer), retry_after=asked
+    )
 
 
 def _codes(answer: http.client.HTTPResponse) -> tuple[str, ...]:

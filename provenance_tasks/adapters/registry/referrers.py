@@ -11,7 +11,7 @@ referrer manifest's own artifactType (else its config's media type) and its anno
 
 The requests are http.py's (`fetch`: the run's login, kept-alive connections, plain HTTP on
 loopback only) and push.publish_tag's (the PUT, with the push scope); every failure
-raises CommandFailed in the words `retry.classify()` reads, as theirs do.
+raises CommandFailed in the words `causes.classify()` reads, as theirs do.
 
 The tag schema has no lock: whoever reads the index, adds to it and puts it back can race
 another writer (cosign in another job does the same). The repair reads back what it put and

@@ -16,7 +16,7 @@ import pytest
 
 from provenance_tasks.adapters.process import CommandFailed
 from provenance_tasks.adapters.registry import http as registry
-from provenance_tasks.retry import classify
+from provenance_tasks.causes import classify
 
 DIGEST = "sha256:" + "ab" * 32
 BASIC = "Basic " + base64.b64encode(b"user:secret").decode()

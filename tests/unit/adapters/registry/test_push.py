@@ -19,8 +19,8 @@ import pytest
 
 from provenance_tasks.adapters.registry import push as registry_push
 from provenance_tasks.adapters.registry.http import UseTheTool
+from provenance_tasks.causes import classify
 from provenance_tasks.errors import CommandFailed, InputError, ToolError
-from provenance_tasks.retry import classify
 
 NAME = "group/app"
 BASIC = "Basic " + base64.b64encode(b"user:s3cret-pw").decode()
@@ -48,6 +48,7 @@ class State:
     delete_status: int = 202
     wrong_digest: bool = False  # answer a Docker-Content-Digest that isn't the content's
     token_uses: int | None = None  # a token expires after this many requests
+    retry_after: str | None = None  # sent with every error answer
     blobs: dict[str, bytes] = field(default_factory=dict)
     manifests: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
@@ -77,7 +78,10 @@ class Registry(BaseHTTPRequestHandler):
 
     def error(self, status: int, code: str) -> None:
         body = json.dumps({"errors": [{"code": code, "message": "the fake says no"}]})
-        self.answer(status, {"Content-Type": "application/json"}, body.encode())
+        headers = {"Content-Type": "application/json"}
+        if Registry.state.retry_after is not None:
+            headers["Retry-After"] = Registry.state.retry_after
+        self.answer(status, headers, body.encode())
 
     def handle_any(self) -> None:
         st = Registry.state
@@ -391,6 +395,18 @@ def test_push_failures_read_as_the_tools_would_say_them(
         )
     assert classify(caught.value.stderr, caught.value.returncode).kind == kind
     assert_no_secret(caught.value)
+
+
+def test_a_retry_after_the_registry_sends_reaches_the_retry_policy(
+    server: str, tmp_path: Path
+) -> None:
+    Registry.state.fail = {"HEAD blobs": (429, "TOOMANYREQUESTS")}
+    Registry.state.retry_after = "42"
+    built = build(tmp_path / "oci", platforms=("amd64",))
+    with pytest.raises(CommandFailed) as caught:
+        registry_push.push_layout(built.folder, f"{server}/{NAME}", config_dir=None)
+    cause = classify(caught.value.stderr, caught.value.returncode)
+    assert (cause.kind, cause.retry_after_s) == ("rate-limited", 42.0)
 
 
 def assert_no_secret(exc: CommandFailed) -> None:

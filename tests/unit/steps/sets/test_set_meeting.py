@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from provenance_tasks.causes import outlasted_retries
 from provenance_tasks.errors import CommandFailed
-from provenance_tasks.retry import outlasted_retries
 from provenance_tasks.steps.sets.meeting import Meeting, Request
 
 
