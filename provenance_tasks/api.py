@@ -104,6 +104,9 @@ class Provenance:
         log.dry_run = resolved.dry_run
         log.detected(run.ci.provider, run.ci.detected)
         tools = Tools(run, **({"docker_client": docker} if docker is not None else {}))
+        from provenance_tasks.adapters.registry.traffic import TRAFFIC
+
+        log.traffic = TRAFFIC.meter()  # closed with the run
         return cls(run, tools, log, config, given)
 
     # -- the steps -----------------------------------------------------------------------
@@ -269,6 +272,8 @@ class Provenance:
             self.log.finish(error)
         finally:
             self.tools.close()
+            if self.log.traffic is not None:
+                self.log.traffic.close()
             self._restore()
 
     @property

@@ -247,6 +247,7 @@ def task_report(
         or [{"task": task, "id": run.id, "status": summary.status, "failure": failure}],
         "steps": steps,
         **results,
+        **({"registry_traffic": log.traffic.read()} if log.traffic is not None else {}),
         **({"outputs": log.outputs} if log.outputs is not None else {}),
     }
 

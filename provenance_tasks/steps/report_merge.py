@@ -86,6 +86,8 @@ def added(existing: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
     passed = mine["status"] == "ok"
     own = {k: v for k, v in mine.items() if k not in ("run", "tasks", "steps")}
     merged = {**existing, **{k: v for k, v in own.items() if passed or k not in existing}}
+    if "registry_traffic" in existing and "registry_traffic" in mine:
+        merged["registry_traffic"] = _summed(existing["registry_traffic"], mine["registry_traffic"])
     merged["tasks"] = [*existing.get("tasks", []), *mine["tasks"]]
     merged["steps"] = [*existing.get("steps", []), *mine["steps"]]
     last = {t["task"]: t for t in merged["tasks"] if isinstance(t, dict) and "task" in t}
@@ -93,3 +95,16 @@ def added(existing: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
     merged["status"] = "failed" if failed else "ok"
     merged["failure"] = failed[-1].get("failure") if failed else None
     return merged
+
+
+def _summed(before: Any, mine: Any) -> Any:
+    """The run's traffic over its tasks (each a process of its own, or a call of one run);
+    not counted once either part was not."""
+    try:
+        return {
+            **mine,
+            "requests": before["requests"] + mine["requests"],
+            "uploaded_bytes": before["uploaded_bytes"] + mine["uploaded_bytes"],
+        }
+    except (KeyError, TypeError):
+        return mine if isinstance(mine, dict) and mine.get("requests") is None else before

@@ -8,11 +8,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from provenance_tasks.errors import CommandFailed, ProvenanceError
 from provenance_tasks.logs import Failure, ImageRow, RunSummary, StepLog, StepStatus
 from provenance_tasks.redaction import Redactor
+
+if TYPE_CHECKING:
+    from provenance_tasks.adapters.registry.traffic import Meter
 
 _KEEPING = threading.Lock()
 
@@ -50,6 +53,8 @@ class RunLog(StepLog):
         self.dry_run = False  # a dry run's steps are "planned", its summary says DRY RUN
         self.image: str | None = None  # the repository this run works on, once known
         self.digest: str | None = None  # the digest it signs or verifies, once known
+        # The tool's own registry requests while the run is open (api.Provenance opens it).
+        self.traffic: Meter | None = None
         # The run a task continues (its outputs' run id); "" once planned with none, None
         # while the plan hasn't said (a task that fails before it may still join its run).
         self.run_id: str | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import pipelines
-from tests.integration.conftest import Runner, tool_path
+from tests.integration.conftest import Runner, make_context, make_key_pair, tool_path
 from tests.testbed import sigstore as sigstore_bed
 from tests.testbed.bed import TestBed
 from tests.testbed.faultproxy import FaultProxy
@@ -117,3 +117,25 @@ def test_a_keyless_run_asks_each_sigstore_service_exactly_so_often(
     assert seen["rekor-write"].delay == pytest.approx(
         2 * link.rekor_write + link.rtt * (2 + 2 * seen["rekor-write"].connections)
     )
+
+
+def test_the_report_counts_the_tools_own_registry_requests_as_the_proxy_saw_them(
+    runner: Runner, cosign: str, tmp_path: Path
+) -> None:
+    # The push of the current engine is our own (blob by blob), so are the tag reads and the
+    # publish: the report's count must be exactly what reached the registry with our agent.
+    key, _ = make_key_pair(cosign, tmp_path / "keys" / "cosign")
+    context = make_context(tmp_path / "ctx")
+    with FaultProxy(upstream=runner.testbed.plain_registry) as proxy:
+        image = f"{proxy.address}/counted/app-{uuid.uuid4().hex[:8]}"
+        args = ("--context", str(context), "--image", image, "--tag", "v1", "--key", str(key))
+        done = runner.run("build-sign-verify", *args, env={"INVOKE_PROVENANCE_COSIGN": cosign})
+        assert done.returncode == 0, done.stderr
+        events = proxy.stats().log
+    ours = [e for e in events if e.agent == "provenance-tasks"]
+    theirs = [e for e in events if e.agent != "provenance-tasks"]
+    assert ours and theirs  # cosign's requests went through too, and are not ours
+    traffic = json.loads((runner.cwd / "provenance-report.json").read_text())["registry_traffic"]
+    assert traffic["requests"] == len(ours)
+    assert traffic["uploaded_bytes"] == sum(e.length for e in ours)
+    assert traffic["uploaded_bytes"] > 0  # the image itself went up through our client

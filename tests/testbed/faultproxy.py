@@ -103,7 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         # Recorded before the client gets its answer, so a test that has its answer sees it.
         def note(outcome: str, status: int | None) -> None:
-            state.record(Event(arrived, method, path, outcome, status))
+            agent = self.headers.get("User-Agent", "")
+            length = int(self.headers.get("Content-Length") or 0)
+            state.record(Event(arrived, method, path, outcome, status, agent, length))
 
         kind = state.decide(method, path)
         if kind is None or kind in ("slow", "lost"):

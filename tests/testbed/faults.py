@@ -114,6 +114,8 @@ class Event(NamedTuple):
     path: str  # without the query: upload state tokens would only get in the way of assertions
     outcome: str
     status: int | None = None  # what the client was answered; None when it got no answer
+    agent: str = ""  # the client's User-Agent: whose request it was (ours, cosign's, buildx's)
+    length: int = 0  # the body's declared Content-Length (0 for none, or a chunked one)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from typing import BinaryIO
 
 from provenance_tasks.adapters.registry import keepalive
 from provenance_tasks.adapters.registry.failures import asked, cause_of, failure, reason_of
+from provenance_tasks.adapters.registry.traffic import TRAFFIC
 from provenance_tasks.errors import ToolError
 from provenance_tasks.references import DEFAULT_REGISTRY, registry_of
 
@@ -317,6 +318,8 @@ def request(
         if not _proxied(parts, loopback):
             return _POOL.send(method, url, sent, timeout, body, storage=storage)  # type: ignore[return-value]
         outgoing = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
+        size = len(body) if isinstance(body, bytes) else int(sent.get("Content-Length") or 0)
+        TRAFFIC.count(size if body is not None else 0)  # through a proxy: redirects not seen
         answer: http.client.HTTPResponse = _opener(loopback).open(outgoing, timeout=timeout)
     except urllib.error.HTTPError as exc:
         return exc  # type: ignore[return-value]  # an HTTPError is the error answer itself

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from email.message import Message
 from typing import BinaryIO
 
+from provenance_tasks.adapters.registry.traffic import TRAFFIC
+
 _REDIRECTS = (301, 302, 303, 307, 308)
 _LOOPBACK_HOSTS = ("localhost", "::1")
 
@@ -212,5 +214,7 @@ def _exchange(
     headers: Mapping[str, str],
     body: bytes | BinaryIO | None,
 ) -> http.client.HTTPResponse:
+    size = len(body) if isinstance(body, bytes) else int(headers.get("Content-Length") or 0)
+    TRAFFIC.count(size if body is not None else 0)  # counted as it goes out, answered or not
     connection.request(method, path, body=body, headers=dict(headers))
     return connection.getresponse()

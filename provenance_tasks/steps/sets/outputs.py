@@ -247,6 +247,8 @@ def write(
         path = run.cwd / s.report
         existing = report_merge.read_report(path)
         data = _report(run, task, outcomes, shard, failure, values, existing, hands_on)
+        if data is not None and log.traffic is not None:
+            data["registry_traffic"] = log.traffic.read()  # the run's so far, every image's
         if data is None:
             log.warning(
                 f"{s.report} is left as it was: it is no report of a set this version can add "
