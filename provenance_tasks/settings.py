@@ -123,6 +123,8 @@ class Settings:
     retry_budget: float
     retry_wait: float
     rate_limit_wait: float
+    sigstore_jobs: int
+    rekor_writes_per_minute: int
     dry_run: bool
     attest: bool
     predicates: tuple[str, ...]
@@ -228,7 +230,8 @@ def resolve(
     for key in ("timeout", "retry_budget", "retry_wait", "rate_limit_wait"):
         values[key] = _number(key, values[key], float, "a number of seconds")
     values["retry_attempts"] = _number("retry_attempts", values["retry_attempts"], int, "a count")
-    values["jobs"] = _number("jobs", values["jobs"], int, "a count")
+    for key in ("jobs", "sigstore_jobs", "rekor_writes_per_minute"):
+        values[key] = _number(key, values[key], int, "a count")
     values["images"] = _images(values["images"])
     if values["retry_attempts"] < 1:
         raise InputError(

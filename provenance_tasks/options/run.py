@@ -88,6 +88,18 @@ RUN: tuple[Option, ...] = (
         default=5,
         help="seconds before the attempt after a 429, doubling up to 30",
     ),
+    Option(
+        key="sigstore_jobs",
+        default=8,
+        help="signing cosign processes (sign, attest) at once in a run, every image's "
+        "(0: no bound)",
+    ),
+    Option(
+        key="rekor_writes_per_minute",
+        default=400,
+        help="transparency-log entries a run writes in any minute; public Rekor takes about 500 "
+        "(0: no bound)",
+    ),
     # many images (steps/sets/run.py)
     Option(
         key="images",

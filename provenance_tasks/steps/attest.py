@@ -33,6 +33,7 @@ from provenance_tasks.steps.referrers import settle
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 from provenance_tasks.steps.sign import certificate_root, token_file
+from provenance_tasks.steps.sigstore_writes import within
 
 STEP = "verify-attestation"
 
@@ -207,8 +208,9 @@ def _attest_once(
             if token is not None:
                 token.unlink(missing_ok=True)
 
+    gated = within(tools.sigstore_writes, log, "attest", 1 if run.settings.tlog else 0, attempt)
     with_retries(
-        log, tools.retry_policy, "attest", f"attest {reference}", registry_of(reference), attempt
+        log, tools.retry_policy, "attest", f"attest {reference}", registry_of(reference), gated
     )
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from provenance_tasks.steps.build_inputs import SourceFacts
     from provenance_tasks.steps.calls import Request
     from provenance_tasks.steps.outputs import Earlier, Outputs
+    from provenance_tasks.steps.sigstore_writes import SigstoreWrites
 
 T = TypeVar("T")
 
@@ -285,6 +286,14 @@ class Tools:
         from provenance_tasks.retry import RetryPolicy
 
         return RetryPolicy.from_settings(self.run.settings)
+
+    @cached_property
+    def sigstore_writes(self) -> SigstoreWrites:
+        """The run's bound on signing processes at once and log writes a minute."""
+        from provenance_tasks.steps.sigstore_writes import SigstoreWrites
+
+        s = self.run.settings
+        return SigstoreWrites(s.sigstore_jobs, s.rekor_writes_per_minute, self.cancelled)
 
     def private_folder(self) -> Path:
         """A folder only this run can read (0700), removed when the run ends."""

@@ -29,6 +29,7 @@ from provenance_tasks.steps.platforms import signed_children
 from provenance_tasks.steps.referrers import settle
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
+from provenance_tasks.steps.sigstore_writes import within
 from provenance_tasks.steps.tokens import fresh_token
 
 
@@ -156,7 +157,8 @@ def _sign(
             if token is not None:
                 token.unlink(missing_ok=True)  # the token lives on disk only while cosign runs
 
-    with_retries(log, tools.retry_policy, "sign", f"sign {what}", registry_of(first), attempt)
+    gated = within(tools.sigstore_writes, log, "sign", len(refs) if s.tlog else 0, attempt)
+    with_retries(log, tools.retry_policy, "sign", f"sign {what}", registry_of(first), gated)
 
 
 def bundle_signing_config(

@@ -88,6 +88,24 @@ def test_sign_and_attest_ask_for_their_certificates_before_either_log_entry_is_w
     assert steps.index("publish") > steps.index("verify-attestation") > steps.index("attest")
 
 
+def test_one_sigstore_slot_puts_sign_and_attest_one_after_the_other_and_says_so(
+    runner: Runner, context: Path, cosign: str
+) -> None:
+    """sigstore_jobs: 1 (a private Sigstore that takes one request at a time): the second
+    side asks for its certificate only after the first side's log entry was answered."""
+    shaper = Shaper(Link(rekor_write=1.0), sigstore=True)
+    upstream = runner.sigstore.url.removeprefix("http://")
+    with FaultProxy(upstream=upstream, shaper=shaper) as proxy:
+        env = keyless(runner, cosign, **through(proxy), INVOKE_PROVENANCE_SIGSTORE_JOBS="1")
+        done = runner.run("build-sign-verify", "--context", str(context), env=env)
+        log = proxy.stats().log
+    assert done.returncode == 0, done.stderr
+    certificates, entries = positions(log, CERTIFICATE), positions(log, LOG_ENTRY)
+    assert len(certificates) == len(entries) == 2
+    assert certificates[0] < entries[0] < certificates[1] < entries[1]
+    assert "for a Sigstore slot (sigstore_jobs 1" in done.stderr
+
+
 def test_verify_and_verify_attestation_read_side_by_side(
     runner: Runner, registry_proxy: FaultProxy, cosign: str, tmp_path: Path
 ) -> None:

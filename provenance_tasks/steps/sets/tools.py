@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from provenance_tasks.steps.outputs import Outputs
     from provenance_tasks.steps.sets.bake import SetBuild
     from provenance_tasks.steps.sets.meeting import Meeting
+    from provenance_tasks.steps.sigstore_writes import SigstoreWrites
 
 T = TypeVar("T")
 
@@ -74,6 +75,11 @@ class ImageTools(Tools):
     def retry_policy(self) -> RetryPolicy:
         with self.shared.lock:
             return self.shared.retry_policy
+
+    @property
+    def sigstore_writes(self) -> SigstoreWrites:
+        with self.shared.lock:  # one bound for every image of the run
+            return self.shared.sigstore_writes
 
     def cosign_environment(self, trust: Mapping[str, str] | None = None) -> dict[str, str]:
         with self.shared.lock:  # one TUF cache for the run: the run's folder, not the image's
