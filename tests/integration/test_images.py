@@ -62,7 +62,7 @@ def test_a_broken_image_is_named_and_never_hides_the_good_ones(
     env = pipelines.gitlab_key_mode(runner.testbed, cosign, password)
     done = runner.run("build-sign-verify", "--key", str(key), "--no-attest", env=env)
     assert done.returncode == 4, done.stderr
-    assert "1 of 4 images failed: broken" in done.stderr
+    assert "1 of 4 images failed: broken" in done.stderr, done.stderr
     assert re.search(r"broken\s+failed", done.stderr)
     # The set's one bake fails with the broken Dockerfile: said once, and each image then
     # builds on its own, so the failure is the broken image's alone. The classic engine's

@@ -318,10 +318,10 @@ def request(
         if not _proxied(parts, loopback):
             return _POOL.send(method, url, sent, timeout, body, storage=storage)  # type: ignore[return-value]
         outgoing = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
-        size = len(body) if isinstance(body, bytes) else int(sent.get("Content-Length") or 0)
-        TRAFFIC.count(size if body is not None else 0)  # through a proxy: redirects not seen
         answer: http.client.HTTPResponse = _opener(loopback).open(outgoing, timeout=timeout)
+        _counted(body, sent)  # through a proxy: one per answer, its redirects unseen
     except urllib.error.HTTPError as exc:
+        _counted(body, sent)
         return exc  # type: ignore[return-value]  # an HTTPError is the error answer itself
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         cause = cause_of(exc)
@@ -333,6 +333,11 @@ def request(
             raise PlainHTTP(parts.netloc) from None
         raise failure(method, url, None, reason_of(exc)) from None
     return answer
+
+
+def _counted(body: bytes | BinaryIO | None, headers: Mapping[str, str]) -> None:
+    size = len(body) if isinstance(body, bytes) else int(headers.get("Content-Length") or 0)
+    TRAFFIC.count(size if body is not None else 0)
 
 
 def _proxied(parts: urllib.parse.SplitResult, loopback: bool) -> bool:

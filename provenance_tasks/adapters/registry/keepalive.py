@@ -214,7 +214,8 @@ def _exchange(
     headers: Mapping[str, str],
     body: bytes | BinaryIO | None,
 ) -> http.client.HTTPResponse:
-    size = len(body) if isinstance(body, bytes) else int(headers.get("Content-Length") or 0)
-    TRAFFIC.count(size if body is not None else 0)  # counted as it goes out, answered or not
     connection.request(method, path, body=body, headers=dict(headers))
+    # Counted once sent whole, answered or not: not a TLS hello a plain-HTTP registry refused.
+    size = len(body) if isinstance(body, bytes) else int(headers.get("Content-Length") or 0)
+    TRAFFIC.count(size if body is not None else 0)
     return connection.getresponse()

@@ -1,8 +1,9 @@
 """What the tool's own registry client sent: requests and uploaded bytes, for the report.
 
 cosign's and buildx's traffic never passes through here: they are other processes. Every request
-of http.py is counted where it is sent (keepalive's exchange, or urllib's when a proxy is set), a
-redirect followed or a stale connection's read sent again as one more. A `Meter` is one run's
+of http.py is counted once it was sent whole (keepalive's exchange; through a proxy, urllib's, once
+answered), a redirect followed or a stale connection's read sent again as one more; a TLS hello
+that a plain-HTTP registry refused is no request. A `Meter` is one run's
 view: what was counted while it was open. Two runs open at once in one process (the API, two
 threads) would count each other's requests, so a meter that overlapped another says so instead
 of giving a number that is not its own.
