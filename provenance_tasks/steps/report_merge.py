@@ -105,6 +105,7 @@ def _summed(before: Any, mine: Any) -> Any:
             **mine,
             "requests": before["requests"] + mine["requests"],
             "uploaded_bytes": before["uploaded_bytes"] + mine["uploaded_bytes"],
+            "retried": before.get("retried", 0) + mine.get("retried", 0),
         }
     except (KeyError, TypeError):
         return mine if isinstance(mine, dict) and mine.get("requests") is None else before

@@ -18,6 +18,7 @@ CommandFailed in the words `causes.classify()` reads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance_tasks.adapters.registry.failures import failure, reason_of
+from provenance_tasks.adapters.registry.failures import again, failure, reason_of
 from provenance_tasks.adapters.registry.layout import Blob, Manifest
 from provenance_tasks.adapters.registry.push import (
     Session,
@@ -117,21 +118,26 @@ def _copy(
 ) -> None:
     if depth > _DEPTH_MAX:
         raise ToolError(f"{manifest.digest} nests indexes more than {_DEPTH_MAX} deep")
-    if _has(writer, f"manifests/{manifest.digest}"):
+    if again(lambda: _has(writer, f"manifests/{manifest.digest}")):
         copied.present.append(manifest.digest)
         return  # a registry holds a manifest only with all it references: nothing to add
     body = _json(manifest)
     if manifest.media_type in INDEX_TYPES:
         for child in body.get("manifests") or []:
             digest = _digest_of(child)
-            found = _read_manifest(reader, digest, allow_missing=False)
+            found = again(functools.partial(_read_manifest, reader, digest, allow_missing=False))
             assert found is not None
             _copy(reader, writer, found, copied, mount_from, folder, depth=depth + 1)
     else:
         blobs = [body.get("config"), *(body.get("layers") or [])]
         for descriptor in blobs:
             if isinstance(descriptor, dict):
-                _copy_blob(reader, writer, _digest_of(descriptor), copied, mount_from, folder)
+                digest = _digest_of(descriptor)
+                again(
+                    functools.partial(
+                        _copy_blob, reader, writer, digest, copied, mount_from, folder
+                    )
+                )
     put_manifest(writer, manifest, manifest.digest)
     copied.manifests.append(manifest.digest)
 

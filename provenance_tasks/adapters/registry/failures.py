@@ -9,10 +9,15 @@ import email.utils
 import http.client
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.parse
+from collections.abc import Callable
+from typing import TypeVar
 
 from provenance_tasks.errors import CommandFailed
+
+T = TypeVar("T")
 
 
 def cause_of(exc: BaseException) -> BaseException:
@@ -91,3 +96,35 @@ def _public(url: str) -> str:
     return urllib.parse.urlunsplit(
         (parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")
     )
+
+
+#: Tries of one registry operation (a blob's HEAD, POST and PUT; a manifest's PUT) within a call.
+TRIES = 4
+#: A Retry-After up to this long is waited out within the call; a longer one, or a 429 that
+#: names no wait, goes to the run's retry policy, whose waits after a rate limit are long.
+_SHORT_RETRY_AFTER_S = 5.0
+
+
+def again(operation: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
+    """`operation` tried again at once, a few times, when the registry failed it in passing.
+
+    A push is many requests: retried whole for each failure, it would need every one of them
+    to pass in one go (at 20 % faults, 0.8**12: one push in fifteen). The run's retry policy
+    still wraps the whole call, and each try again here is counted in the report's traffic.
+    """
+    from provenance_tasks.adapters.registry.traffic import TRAFFIC
+
+    for attempt in range(1, TRIES + 1):
+        try:
+            return operation()
+        except CommandFailed as exc:
+            cause = exc.cause
+            asked = cause.retry_after_s
+            passing = cause.kind == "transient" or (
+                cause.kind == "rate-limited" and asked is not None
+            )
+            if attempt == TRIES or not passing or (asked or 0.0) > _SHORT_RETRY_AFTER_S:
+                raise
+            TRAFFIC.tried_again()
+            sleep(asked if asked is not None else 0.1 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -29,11 +29,11 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance_tasks.adapters.registry.failures import failure, reason_of
+from provenance_tasks.adapters.registry.failures import again, failure, reason_of
 from provenance_tasks.adapters.registry.http import (
     PlainHTTP,
     UseTheTool,
@@ -88,14 +88,15 @@ def push_layout(
     blobs = list({b.digest: b for m in image.manifests for b in m.blobs}.values())
     if blobs:
         # The first one alone: it settles the scheme (TLS or loopback HTTP) and the token.
-        _push_blob(session, blobs[0])
+        again(lambda: _push_blob(session, blobs[0]))
     if len(blobs) > 1:
         # The others side by side, as docker pushes layers: each is a HEAD, or a POST and a PUT,
         # mostly waiting on the registry. Every blob is there before any manifest names it.
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(4, len(blobs) - 1)) as pool:
-            for done in [pool.submit(_push_blob, session, blob) for blob in blobs[1:]]:
+            pushes = [pool.submit(again, _pushing(session, blob)) for blob in blobs[1:]]
+            for done in pushes:
                 done.result()
     for manifest in image.manifests:
         put_manifest(session, manifest, manifest.digest)
@@ -284,6 +285,10 @@ class Session:
             return request(method, url, authorization, self.timeout, body=stream, headers=sized)
 
 
+def _pushing(session: Session, blob: Blob) -> Callable[[], None]:
+    return lambda: _push_blob(session, blob)
+
+
 def _push_blob(session: Session, blob: Blob) -> None:
     url = session.url(f"blobs/{blob.digest}")
     with session.send("HEAD", url) as found:
@@ -314,6 +319,10 @@ def upload(session: Session, start: str, location: str, blob: Blob) -> None:
 
 def put_manifest(session: Session, manifest: Manifest, reference: str) -> None:
     """PUT the manifest's exact bytes under `reference`: its digest, or a tag."""
+    again(lambda: _put_manifest(session, manifest, reference))
+
+
+def _put_manifest(session: Session, manifest: Manifest, reference: str) -> None:
     url = session.url(f"manifests/{reference}")
     headers = {"Content-Type": manifest.media_type}
     with session.send("PUT", url, body=manifest.data, headers=headers) as stored:

@@ -22,6 +22,7 @@ class Traffic:
         self._lock = threading.Lock()
         self.requests = 0
         self.uploaded_bytes = 0
+        self.retried = 0  # operations tried again within a call (failures.again)
         self._open: set[Meter] = set()
 
     def count(self, uploaded: int) -> None:
@@ -29,10 +30,14 @@ class Traffic:
             self.requests += 1
             self.uploaded_bytes += uploaded
 
+    def tried_again(self) -> None:
+        with self._lock:
+            self.retried += 1
+
     def meter(self) -> Meter:
         """A meter from now on; close it when its run ends."""
         with self._lock:
-            meter = Meter(self, self.requests, self.uploaded_bytes)
+            meter = Meter(self, self.requests, self.uploaded_bytes, self.retried)
             for other in self._open:
                 other.overlapped = meter.overlapped = True
             self._open.add(meter)
@@ -42,17 +47,17 @@ class Traffic:
         with self._lock:
             self._open.discard(meter)
 
-    def _now(self) -> tuple[int, int]:
+    def _now(self) -> tuple[int, int, int]:
         with self._lock:
-            return self.requests, self.uploaded_bytes
+            return self.requests, self.uploaded_bytes, self.retried
 
 
 class Meter:
     """One run's share of the counters, from its opening until it is read."""
 
-    def __init__(self, traffic: Traffic, requests: int, uploaded_bytes: int) -> None:
+    def __init__(self, traffic: Traffic, requests: int, uploaded_bytes: int, retried: int) -> None:
         self._traffic = traffic
-        self._start = (requests, uploaded_bytes)
+        self._start = (requests, uploaded_bytes, retried)
         self.overlapped = False
 
     def read(self) -> dict[str, Any]:
@@ -62,12 +67,15 @@ class Meter:
             return {
                 "requests": None,
                 "uploaded_bytes": None,
+                "retried": None,
                 "counted": "not counted: another run was open in this process at the same time",
             }
-        requests, uploaded = self._traffic._now()
+        requests, uploaded, retried = self._traffic._now()
         return {
             "requests": requests - self._start[0],
             "uploaded_bytes": uploaded - self._start[1],
+            # Operations the registry failed in passing, tried again at once within a call.
+            "retried": retried - self._start[2],
             "counted": scope,
         }
 

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import structlog
 
+from provenance_tasks.adapters.registry.failures import TRIES
+from provenance_tasks.adapters.registry.traffic import TRAFFIC
 from provenance_tasks.errors import CommandFailed, InputError, VerificationError
 from provenance_tasks.models import Target
 from provenance_tasks.redaction import Redactor
@@ -191,9 +193,19 @@ def test_a_503_during_the_repair_is_retried(server: str, tmp_path: Path) -> None
     digest, _, tags = signed_image(st)
     st.fail["PUT manifests"] = [503]
     run, tools, log = started(tmp_path)
+    meter = TRAFFIC.meter()
     with structlog.testing.capture_logs() as logs:
         (repair,) = settle(run, tools, log, "attest", f"{server}/{NAME}", [digest])
+    meter.close()
     assert repair.rewritten and st.json(tags[0])["manifests"][0]["artifactType"] == BUNDLE
+    # Tried again at once within the call (counted for the report), not by the run's policy.
+    assert meter.read()["retried"] == 1
+    assert not any("attempt 1 failed" in e for e in events(logs))
+    # Past what one call tries again, the run's policy takes over and says so.
+    st.fail["PUT manifests"] = [503] * (TRIES + 1)
+    signed_image(st)
+    with structlog.testing.capture_logs() as logs:
+        settle(run, tools, log, "attest", f"{server}/{NAME}", [digest])
     assert any("attempt 1 failed (5xx)" in e for e in events(logs))
 
 
@@ -202,7 +214,7 @@ def test_a_registry_that_keeps_failing_ends_the_run_as_a_registry_failure(
 ) -> None:
     st = state()
     digest, _, tags = signed_image(st)
-    st.fail["PUT manifests"] = [503] * 10
+    st.fail["PUT manifests"] = [503] * 100
     run, tools, log = started(tmp_path)
     with pytest.raises(CommandFailed) as caught:
         settle(run, tools, log, "attest", f"{server}/{NAME}", [digest])
