@@ -86,7 +86,8 @@ def added(existing: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
     passed = mine["status"] == "ok"
     own = {k: v for k, v in mine.items() if k not in ("run", "tasks", "steps")}
     merged = {**existing, **{k: v for k, v in own.items() if passed or k not in existing}}
-    if "registry_traffic" in existing and "registry_traffic" in mine:
+    # A failed task replaces nothing the build wrote: its traffic too is in its own log only.
+    if passed and "registry_traffic" in existing and "registry_traffic" in mine:
         merged["registry_traffic"] = _summed(existing["registry_traffic"], mine["registry_traffic"])
     merged["tasks"] = [*existing.get("tasks", []), *mine["tasks"]]
     merged["steps"] = [*existing.get("steps", []), *mine["steps"]]

@@ -183,7 +183,8 @@ def build_jobs_part(report: dict[str, Any]) -> dict[str, Any]:
     kept = {k: v for k, v in report.items() if k not in ("status", "failure", "tasks", "steps")}
     mine = ("build", "sign")
     return {
-        **{k: v for k, v in kept.items() if k not in ("verify", "publish")},  # later verdicts
+        # Later verdicts, and the run's registry traffic, which each task that passes adds to.
+        **{k: v for k, v in kept.items() if k not in ("verify", "publish", "registry_traffic")},
         "tasks": [t for t in report["tasks"] if t["task"] in mine],
         "steps": [s for s in report["steps"] if s["task"] in mine],
     }
@@ -237,9 +238,12 @@ def test_a_failed_downstream_verify_leaves_the_builds_outputs_for_a_good_one(
         "verify",
         "verify",
     ]
+    traffic = json.loads(report_file.read_text())["registry_traffic"]["requests"]
+    assert traffic == written["registry_traffic"]["requests"]  # failed tasks added nothing
     done = runner.run("verify", "--public-key", str(pub), env=deploy_job)
     assert done.returncode == 0 and "VERIFIED" in done.stderr, done.stderr
     intact()
+    assert json.loads(report_file.read_text())["registry_traffic"]["requests"] > traffic
     assert verified_file.read_text() == f"VERIFIED_IMAGE_REF={handed_ref(dotenv)}\n"
     assert json.loads(report_file.read_text())["status"] == "ok"
 

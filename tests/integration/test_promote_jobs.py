@@ -62,7 +62,12 @@ def test_promote_through_ten_percent_faults_lands_and_verifies(
     faulted = proxy.stats().faults
     proxy.set_faults(Faults())
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "retrying in" in done.stderr, "no fault hit the promote: the test proved nothing"
+    # The faults bit: a call retried by the run's policy, or an operation our registry client
+    # tried again within its call (the report counts those).
+    traffic = json.loads((runner.cwd / "provenance-report.json").read_text())["registry_traffic"]
+    assert "retrying in" in done.stderr or traffic["retried"] > 0, (
+        "no fault hit the promote: the test proved nothing"
+    )
     production = f"{runner.testbed.plain_registry}/{name}/production"
     assert registry.digest(f"{production}:1.0") == digest, faulted
     verified = cosign(
@@ -87,15 +92,19 @@ def test_promote_through_ten_percent_faults_lands_and_verifies(
         "json",
         env=env,
     )
-    hit = proxy.stats().faults
+    stats = proxy.stats()
     proxy.set_faults(Faults())
     assert again.returncode == 0, again.stderr[-4000:]
+    assert stats.faults == {"503": 2}
+    # Each refused PUT was made again within the copy (registry/failures.again) and stored;
+    # the run's policy, which logs its retries, was not needed.
+    puts = [e for e in stats.log if e.method == "PUT" and "/manifests/sha256:" in e.path]
+    for refused in [e for e in puts if e.outcome == "503"]:
+        assert any(
+            e.path == refused.path and e.status == 201 for e in puts if e.time > refused.time
+        )
     records = [json.loads(line) for line in again.stderr.splitlines() if line.startswith("{")]
-    retried = [r for r in records if r.get("step") == "copy" and "retrying in" in r["event"]]
-    assert len(retried) == 2 and hit == {"503": 2}, (
-        hit,
-        [r for r in records if "retrying" in str(r)],
-    )
+    assert not [r for r in records if r.get("step") == "copy" and "retrying in" in r["event"]]
     release = f"{runner.testbed.plain_registry}/{name}/release"
     assert registry.digest(f"{release}:1.0") == digest
 

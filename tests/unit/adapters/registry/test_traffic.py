@@ -64,3 +64,9 @@ def test_a_task_that_continues_the_run_adds_its_traffic_to_the_builds() -> None:
     assert (merged["requests"], merged["uploaded_bytes"]) == (46, 9000)
     uncounted = report({"requests": None, "uploaded_bytes": None, "counted": "not counted"})
     assert added(build, uncounted)["registry_traffic"]["requests"] is None
+
+
+def test_a_failed_task_leaves_the_builds_traffic_as_it_was() -> None:
+    build = report({"requests": 40, "uploaded_bytes": 9000, "retried": 1, "counted": "x"}, "build")
+    failed = {**report({"requests": 3, "uploaded_bytes": 0, "counted": "x"}), "status": "failed"}
+    assert added(build, failed)["registry_traffic"] == build["registry_traffic"]
