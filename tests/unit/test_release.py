@@ -114,6 +114,8 @@ def test_the_components_and_the_action_pin_one_version_the_package_is_or_precede
 
 
 def test_the_job_image_is_docker_cli_until_a_release_pins_it_by_digest() -> None:
+    # The helper asserts: docker:28-cli and an empty action default before any release tag,
+    # REPOSITORY@sha256 pins in every file after one (it fails on a tag-only pin).
     check_job_image_pins(ROOT)
 
 
