@@ -51,6 +51,7 @@ class BuildRequest:
     metadata_file: Path | None = None
     provenance: str | None = None  # buildx's own attestation: off, mode=min/max; None: default
     layout: Path | None = None  # export an OCI layout folder here instead of pushing the tags
+    load: bool = False  # into the engine's image store instead (no OCI exporter: saved later)
     rewrite_timestamp: bool = False  # the layout's layer times become SOURCE_DATE_EPOCH
 
 
@@ -201,9 +202,19 @@ class Docker:
         if request.layout is not None:
             rewrite = ",rewrite-timestamp=true" if request.rewrite_timestamp else ""
             argv += ["--output", f"type=oci,dest={request.layout},tar=false{rewrite}"]
+        elif request.load:
+            argv.append("--load")
         else:
             argv.append("--push")
         return [*argv, str(request.context)]
+
+    def save(self, image_id: str, archive: Path) -> list[str]:
+        """`docker image save` of one image, by its ID, into the file `archive` (the classic
+        engine's way out for a loaded build: adapters/docker_archive.py). Cancellable."""
+        argv = [*self._docker_argv(), "image", "save", "--output", str(archive), image_id]
+        if not self.dry_run:
+            run(argv, redactor=self.redactor, env=self._env(), cancel=self.cancel)
+        return self.redactor.redact_argv(argv)
 
     def resolve(self, reference: str) -> str:
         """The digest a tag points at now, read from the registry (not from the local store) by

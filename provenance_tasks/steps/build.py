@@ -7,8 +7,9 @@ The build writes an OCI layout on this machine and pushes nothing, so it can run
 preflight still checks the signing key: a wrong password stops the run with nothing pushed, and
 the build's time is not added to the check's. The push then puts the image at REPO@DIGEST with
 no tag (adapters/registry/push.py); steps/publish.py moves the tags once it is signed and
-verified. Where no layout can be made (the classic engine's docker driver has no OCI exporter)
-or pushed (a credential helper holds the login), buildx pushes to a per-run staging tag instead,
+verified. The classic engine's docker driver has no OCI exporter: the image is loaded into the
+engine, saved, and made into the layout here (adapters/docker_archive.py). Where a layout can't
+be pushed (a credential helper holds the login), buildx pushes to a per-run staging tag instead,
 and says so.
 """
 
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field, fields
+from contextlib import suppress
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from provenance_tasks.adapters.docker import BuildRequest
@@ -49,6 +51,18 @@ class LocalBuild:
     digest: str | None
     facts: SourceFacts
     media_type: str | None = None
+
+
+@dataclass
+class Exporter:
+    """What the run learned of a builder, once: it has no OCI exporter (buildx said so)."""
+
+    missing: bool = False
+
+
+def exporter_of(tools: Tools, builder: str | None) -> Exporter:
+    """The run's one note on `builder` (None: the engine's own), shared by its images."""
+    return tools.once(("oci exporter", builder or ""), Exporter)
 
 
 @dataclass(frozen=True)
@@ -130,11 +144,15 @@ def build_local(
             digest, media_type = read_metadata(baked)
             record.detail = {"digest": digest, "baked": True}
             return LocalBuild(build_request.layout, digest, facts, media_type)
-        try:
-            argv = _buildx(tools, log, build_request, f"build {target.repository}")
-        except CommandFailed as exc:
-            if NO_OCI_EXPORTER not in exc.stderr:
-                raise
+        exporter = exporter_of(tools, build_request.builder)
+        if not exporter.missing:
+            try:
+                argv = _buildx(tools, log, build_request, f"build {target.repository}")
+            except CommandFailed as exc:
+                if NO_OCI_EXPORTER not in exc.stderr:
+                    raise
+                exporter.missing = True  # the run's other images go straight to a load
+        if exporter.missing:
             if inputs.reproducible:
                 raise InputError(
                     "provenance.reproducible needs an OCI export, which this builder can't "
@@ -142,14 +160,48 @@ def build_local(
                     hint="use an engine with the containerd image store, or a "
                     "docker-container builder (--builder), or drop provenance.reproducible",
                 ) from None
-            record.detail = {"layout": False}
-            return LocalBuild(None, None, facts)  # push() builds again, to a staging tag
+            local = _loaded(run, tools, log, build_request, facts)
+            record.detail = {"digest": local.digest, "saved": True}
+            return local
         if run.settings.dry_run:
             log.info("dry-run", command=render(argv, run.redactor, tools.docker.shown_environ()))
             return LocalBuild(build_request.layout, DRY_RUN_DIGEST, facts)
         digest, media_type = read_metadata(folder / "metadata.json")
         record.detail = {"digest": digest}
     return LocalBuild(build_request.layout, digest, facts, media_type)
+
+
+def _loaded(
+    run: Run, tools: Tools, log: RunLog, build_request: BuildRequest, facts: SourceFacts
+) -> LocalBuild:
+    """No OCI exporter (the classic engine): build into the engine's image store, save the
+    image by its ID and make the OCI layout here (adapters/docker_archive.py), so that our
+    registry client pushes it blob by blob, as it pushes an export, rather than buildx in one
+    go to a staging tag."""
+    from provenance_tasks.adapters.docker_archive import layout_from_archive
+
+    assert build_request.layout is not None and build_request.metadata_file is not None
+    log.info("this builder has no OCI exporter: the image is loaded into the engine and saved")
+    _buildx(tools, log, replace(build_request, layout=None, load=True), "build and load")
+    metadata = _metadata(build_request.metadata_file)
+    # The docker driver names the loaded image by its ID (its config's digest).
+    image_id = metadata.get("containerimage.config.digest") or metadata.get("containerimage.digest")
+    archive = build_request.metadata_file.with_name("image.tar")
+    tools.docker.save(validate_digest(str(image_id), "buildx metadata"), archive)
+    try:
+        manifest_level = (a.removeprefix("manifest:") for a in build_request.annotations)
+        converted = layout_from_archive(
+            archive,
+            build_request.layout,
+            image_id=str(image_id),
+            annotations=dict(a.partition("=")[::2] for a in manifest_level),
+            cancel=tools.docker.cancel,
+        )
+    finally:
+        archive.unlink(missing_ok=True)
+    with suppress(ValueError, AttributeError):
+        _say_created(log, facts, json.loads(converted.config).get("created"))
+    return LocalBuild(build_request.layout, converted.digest, facts, converted.media_type)
 
 
 def _say(run: Run, log: RunLog, facts: SourceFacts) -> None:
@@ -278,6 +330,12 @@ def _check_created(
         found = json.loads(blob).get("created")
     except (ProvenanceError, OSError, ValueError, AttributeError):
         return  # not readable here: the label still says the commit's time
+    _say_created(log, facts, found)
+
+
+def _say_created(log: RunLog, facts: SourceFacts, found: object) -> None:
+    if facts.created is None:
+        return
     if found and not str(found).startswith(facts.created.removesuffix("Z")):
         facts.config_created = str(found)
         log.warning(
@@ -297,14 +355,25 @@ def _buildx(tools: Tools, log: RunLog, build_request: BuildRequest, what: str) -
     )
 
 
-def read_metadata(path: Path) -> tuple[str, str | None]:
+def _metadata(path: Path) -> dict[str, object]:
     try:
         metadata = json.loads(path.read_text())
-        digest = metadata["containerimage.digest"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
+        raise ToolError(
+            f"buildx wrote no metadata to {path.name}",
+            hint="use a buildx that supports --metadata-file (0.13 or newer)",
+        ) from exc
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def read_metadata(path: Path) -> tuple[str, str | None]:
+    metadata = _metadata(path)
+    digest = metadata.get("containerimage.digest")
+    if not isinstance(digest, str):
         raise ToolError(
             f"buildx wrote no image digest to {path.name}",
             hint="use a buildx that supports --metadata-file (0.13 or newer)",
-        ) from exc
-    media_type = (metadata.get("containerimage.descriptor") or {}).get("mediaType")
+        )
+    descriptor = metadata.get("containerimage.descriptor")
+    media_type = descriptor.get("mediaType") if isinstance(descriptor, dict) else None
     return validate_digest(digest, "buildx metadata"), media_type

@@ -126,8 +126,10 @@ class SetBuild:
                     self._log.info(f"each image builds on its own: {exc}")
                 except Exception as exc:  # the images build alone: said, not hidden
                     if build_step.NO_OCI_EXPORTER in getattr(exc, "stderr", ""):
+                        build_step.exporter_of(self._tools, builder).missing = True
                         self._log.info(
-                            "this builder writes no OCI layout: each image builds on its own"
+                            "this builder writes no OCI layout: each image builds on its own, "
+                            "loaded into the engine and saved"
                         )
                     elif not self.cancel.is_set():
                         self._log.warning(

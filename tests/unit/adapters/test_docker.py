@@ -164,6 +164,25 @@ def test_a_reproducible_layout_rewrites_the_layer_times(tmp_path: Path) -> None:
     ]
 
 
+def test_a_load_build_loads_into_the_engine_and_pushes_nothing(tmp_path: Path) -> None:
+    argv, _ = dry_build(tmp_path, tags=[], platforms=[], load=True)
+    assert "--load" in argv and "--push" not in argv and "--output" not in argv
+    assert argv[-1] == str(tmp_path / "ctx")
+
+
+def test_save_writes_one_image_by_its_id_into_the_archive(tmp_path: Path) -> None:
+    docker = Docker(redactor=Redactor([]), dry_run=True, config_dir=tmp_path / "cfg")
+    argv = docker.save("sha256:" + "a" * 64, tmp_path / "image.tar")
+    assert argv[-5:] == [
+        "image",
+        "save",
+        "--output",
+        str(tmp_path / "image.tar"),
+        "sha256:" + "a" * 64,
+    ]
+    assert argv[:3] == ["docker", "--config", str(tmp_path / "cfg")]
+
+
 def fake_docker(tmp_path: Path, stderr: str) -> Path:
     """A docker that fails as the real one does, for the parsing of its words only."""
     folder = tmp_path / "bin"
