@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -38,7 +39,7 @@ KINDS = {"503": 2.0, "429": 1.0, "drop": 1.0}
 
 def one_run(
     proxy: FaultProxy, testbed: bed.TestBed, work: Path, key: Path, n: int, rate: float
-) -> dict[str, object]:
+) -> dict[str, Any]:
     context = make_context(work / f"ctx-{n}")
     image = f"{proxy.address}/faults/app-{n}-{os.urandom(3).hex()}"
     env = {
@@ -67,6 +68,15 @@ def one_run(
     ).stdout.strip()
     verified = done.returncode == 0 and summary.get("digest") == held and bool(held)
     retried = [r for r in records if "retrying in" in str(r.get("event"))]
+    # What the time is made of: each step's seconds (the report's), and the policy's waits.
+    steps: dict[str, float] = {}
+    try:
+        report = json.loads((work / "provenance-report.json").read_text())
+        for step in report.get("steps", []):
+            steps[step["name"]] = round(steps.get(step["name"], 0.0) + step["duration_s"], 1)
+        traffic = report.get("registry_traffic") or {}
+    except (OSError, ValueError, KeyError):
+        traffic = {}
     failure = summary.get("failure") if isinstance(summary.get("failure"), dict) else None
     return {
         "run": n,
@@ -74,6 +84,9 @@ def one_run(
         "verified": verified,
         "seconds": round(took, 1),
         "retries": len(retried),
+        "waited_s": round(sum(float(r.get("wait_s", 0.0)) for r in retried), 1),
+        "retried_within_calls": traffic.get("retried"),
+        "steps": steps,
         "failure": failure and f"{failure.get('step')}: {failure.get('message')}",
     }
 
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     testbed = bed.up(work / "bed", engine=args.engine)
     key, _ = make_key_pair(str(TOOLS / "bin" / "cosign3"), work / "keys" / "cosign")
-    runs: list[dict[str, object]] = []
+    runs: list[dict[str, Any]] = []
     try:
         with FaultProxy(upstream=testbed.plain_registry) as proxy:
             for n in range(args.runs):
@@ -110,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         "verified": sum(bool(r["verified"]) for r in runs),
         "runs": runs,
         "median_s": round(statistics.median(times), 1),
+        "median_waited_s": round(statistics.median(float(str(r["waited_s"])) for r in runs), 1),
+        "median_step_s": {
+            name: round(statistics.median(float(r["steps"].get(name, 0.0)) for r in runs), 1)
+            for name in dict.fromkeys(n for r in runs for n in r["steps"])
+        },
         "min_s": min(times),
         "max_s": max(times),
         "faults_injected": faults,

@@ -1,7 +1,8 @@
 """A network profile in front of the registry and Sigstore (tests/testbed/netprofile.py), against
 real traffic: buildx pushing through it, and a keyless run whose every Sigstore call goes through
 it. The shaper's own accounting is checked, never a wall clock: the delay it applied, the bytes
-it passed, and what each Sigstore service was asked.
+it passed, and what each Sigstore service was asked. The registry's requests are counted exactly
+too, by client and kind, for each cosign major: the contract case, and keyless with attestations.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import subprocess
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -87,13 +89,14 @@ def test_a_push_through_a_profile_is_held_and_paced_as_the_profile_says(
     assert registry.paced == pytest.approx(registry.up_bytes * 8 / link.up_bits)
 
 
-def test_a_keyless_run_asks_each_sigstore_service_exactly_so_often(
+def test_a_keyless_run_with_attestations_asks_each_service_exactly_so_often(
     runner: Runner, context: Path, cosign: str
 ) -> None:
     link = Link(rtt=0.002, fulcio=0.01, rekor_write=0.02)
     shaper = Shaper(link, sigstore=True)
     upstream = runner.sigstore.url.removeprefix("http://")
-    with FaultProxy(upstream=upstream, shaper=shaper) as proxy:
+    registry = FaultProxy(upstream=runner.testbed.plain_registry)
+    with FaultProxy(upstream=upstream, shaper=shaper) as proxy, registry:
         env = pipelines.gitlab(runner.testbed)
         env.update(
             {
@@ -103,8 +106,13 @@ def test_a_keyless_run_asks_each_sigstore_service_exactly_so_often(
                 "INVOKE_PROVENANCE_REKOR_URL": f"http://{proxy.address}",
             }
         )
-        done = runner.run("build-sign-verify", "--context", str(context), env=env)
+        image = f"{registry.address}/keyless/app-{uuid.uuid4().hex[:8]}"
+        args = ("--context", str(context), "--image", image, "--tag", "v1")
+        done = runner.run("build-sign-verify", *args, env=env)
         assert done.returncode == 0, done.stderr
+        events = registry.stats().log
+    requests = Counter((who(e.agent), e.method, kind_of(e.path)) for e in events)
+    assert requests == KEYLESS_ATTESTED_REQUESTS[Path(cosign).name], sorted(requests.items())
     seen = shaper.stats()
     counts = {name: service.requests for name, service in seen.items()}
     # The preflight asks whether Fulcio and Rekor answer (one probe each: the test bed serves
@@ -139,3 +147,114 @@ def test_the_report_counts_the_tools_own_registry_requests_as_the_proxy_saw_them
     assert traffic["requests"] == len(ours)
     assert traffic["uploaded_bytes"] == sum(e.length for e in ours)
     assert traffic["uploaded_bytes"] > 0  # the image itself went up through our client
+
+
+def who(agent: str) -> str:
+    """Whose request: ours, cosign's (go-containerregistry names cosign in its agent) or another."""
+    if agent.startswith("provenance-tasks"):
+        return "ours"
+    return "cosign" if "cosign" in agent else agent.split("/")[0] or "unnamed"
+
+
+# The contract case (key mode, no log, no attestation) on loopback, as the proxy saw it: each
+# kind of request per client, for each cosign major. A new round trip changes a number here.
+# Ours: the push (3 blobs: a HEAD, then a POST and a PUT each; the manifest by digest), the tag
+# audit's HEAD and the publish's PUT. cosign's: sign (its .sig read, 2 blobs up, the .sig
+# manifest), then verify; cosign 3 also verifies as a consumer does (a second verify, which
+# looks for bundles too: the referrers API and its fallback tag).
+_OURS = {
+    ("ours", "HEAD", "blobs"): 3,
+    ("ours", "POST", "blobs/uploads"): 3,
+    ("ours", "PUT", "blobs/uploads"): 3,
+    ("ours", "PUT", "manifests digest"): 1,
+    ("ours", "HEAD", "manifests tag"): 1,
+    ("ours", "PUT", "manifests tag"): 1,
+}
+_COSIGN_SIGNS = {
+    ("cosign", "HEAD", "manifests sig"): 1,
+    ("cosign", "HEAD", "blobs"): 2,
+    ("cosign", "POST", "blobs/uploads"): 2,
+    ("cosign", "PATCH", "blobs/uploads"): 2,
+    ("cosign", "PUT", "blobs/uploads"): 2,
+    ("cosign", "PUT", "manifests sig"): 1,
+}
+CONTRACT_REQUESTS: dict[str, dict[tuple[str, str, str], int]] = {
+    "cosign2": {
+        **_OURS,
+        **_COSIGN_SIGNS,
+        ("cosign", "GET", "ping"): 3,
+        ("cosign", "GET", "manifests digest"): 1,
+        ("cosign", "GET", "manifests sig"): 2,
+        ("cosign", "GET", "blobs"): 1,
+    },
+    "cosign3": {
+        **_OURS,
+        **_COSIGN_SIGNS,
+        ("cosign", "GET", "ping"): 4,
+        ("cosign", "GET", "manifests digest"): 1,
+        ("cosign", "GET", "manifests sig"): 3,
+        ("cosign", "GET", "blobs"): 2,
+        ("cosign", "GET", "referrers"): 1,
+        ("cosign", "GET", "manifests referrers tag"): 1,
+    },
+}
+
+_COSIGN_ATTESTS = {
+    ("cosign", "HEAD", "manifests att"): 1,
+    ("cosign", "HEAD", "blobs"): 2,
+    ("cosign", "POST", "blobs/uploads"): 2,
+    ("cosign", "PATCH", "blobs/uploads"): 2,
+    ("cosign", "PUT", "blobs/uploads"): 2,
+    ("cosign", "PUT", "manifests att"): 1,
+}
+# Keyless with attestations: the same, plus attest's writes and verify-attestation's reads (the
+# log entry and the certificate ride in the signature's layer: no more registry requests).
+KEYLESS_ATTESTED_REQUESTS = {
+    name: Counter(counts)
+    + Counter(_COSIGN_ATTESTS)
+    + Counter(
+        {
+            ("cosign", "GET", "ping"): 3,
+            ("cosign", "GET", "manifests att"): 2,
+            ("cosign", "GET", "blobs"): 1,
+        }
+    )
+    for name, counts in CONTRACT_REQUESTS.items()
+}
+
+
+def kind_of(path: str) -> str:
+    """A request's kind, without what changes from run to run (names, digests, upload ids)."""
+    if path == "/v2/":
+        return "ping"
+    for part in ("blobs/uploads", "blobs", "manifests", "tags/list", "referrers"):
+        if f"/{part}/" in path or path.endswith(f"/{part}"):
+            suffix = path.rsplit("/", 1)[-1]
+            if part == "manifests" and suffix.startswith("sha256-"):
+                # cosign's .sig and .att tags, or the referrers API's fallback tag
+                return f"manifests {suffix.rsplit('.', 1)[1] if '.' in suffix else 'referrers tag'}"
+            if part == "manifests":
+                return "manifests digest" if suffix.startswith("sha256:") else "manifests tag"
+            return part
+    return path
+
+
+def test_the_contract_case_asks_the_registry_exactly_so_often(
+    runner: Runner, cosign: str, tmp_path: Path
+) -> None:
+    key, _ = make_key_pair(cosign, tmp_path / "keys" / "cosign")
+    context = make_context(tmp_path / "ctx")
+    with FaultProxy(upstream=runner.testbed.plain_registry) as proxy:
+        image = f"{proxy.address}/contract/app-{uuid.uuid4().hex[:8]}"
+        args = ("--context", str(context), "--image", image, "--tag", "v1", "--key", str(key))
+        done = runner.run(
+            "build-sign-verify",
+            *args,
+            "--no-attest",
+            "--no-tlog",
+            env={"INVOKE_PROVENANCE_COSIGN": cosign},
+        )
+        assert done.returncode == 0, done.stderr
+        events = proxy.stats().log
+    counts = Counter((who(e.agent), e.method, kind_of(e.path)) for e in events)
+    assert counts == CONTRACT_REQUESTS[Path(cosign).name], sorted(counts.items())
