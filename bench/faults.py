@@ -85,6 +85,9 @@ def one_run(
         "seconds": round(took, 1),
         "retries": len(retried),
         "waited_s": round(sum(float(r.get("wait_s", 0.0)) for r in retried), 1),
+        "retried_after": [
+            f"{r.get('step')}: {r.get('cause')} ({r.get('wait_s')} s)" for r in retried
+        ],
         "retried_within_calls": traffic.get("retried"),
         "steps": steps,
         "failure": failure and f"{failure.get('step')}: {failure.get('message')}",
