@@ -178,7 +178,7 @@ def _loaded(
     image by its ID and make the OCI layout here (adapters/docker_archive.py), so that our
     registry client pushes it blob by blob, as it pushes an export, rather than buildx in one
     go to a staging tag."""
-    from provenance_tasks.adapters.docker_archive import layout_from_archive
+    from provenance_tasks.adapters.docker_archive import layout_from_archive, manifest_annotations
 
     assert build_request.layout is not None and build_request.metadata_file is not None
     log.info("this builder has no OCI exporter: the image is loaded into the engine and saved")
@@ -186,15 +186,21 @@ def _loaded(
     metadata = _metadata(build_request.metadata_file)
     # The docker driver names the loaded image by its ID (its config's digest).
     image_id = metadata.get("containerimage.config.digest") or metadata.get("containerimage.digest")
+    if not isinstance(image_id, str) or not image_id.startswith("sha256:"):
+        raise ToolError(
+            f"buildx wrote no sha256 image ID to {build_request.metadata_file.name} for the "
+            f"image it loaded ({image_id!r})",
+            hint="use a buildx that supports --metadata-file (0.13 or newer)",
+        )
+    annotations = manifest_annotations(build_request.annotations)
     archive = build_request.metadata_file.with_name("image.tar")
-    tools.docker.save(validate_digest(str(image_id), "buildx metadata"), archive)
+    tools.docker.save(validate_digest(image_id, "buildx metadata"), archive)
     try:
-        manifest_level = (a.removeprefix("manifest:") for a in build_request.annotations)
         converted = layout_from_archive(
             archive,
             build_request.layout,
-            image_id=str(image_id),
-            annotations=dict(a.partition("=")[::2] for a in manifest_level),
+            image_id=image_id,
+            annotations=annotations,
             cancel=tools.docker.cancel,
         )
     finally:

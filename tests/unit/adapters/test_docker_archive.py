@@ -21,9 +21,10 @@ from provenance_tasks.adapters.docker_archive import (
     LAYER_TYPE,
     MANIFEST_TYPE,
     layout_from_archive,
+    manifest_annotations,
 )
 from provenance_tasks.adapters.registry.layout import read_layout
-from provenance_tasks.errors import ToolError
+from provenance_tasks.errors import CommandFailed, InputError, ToolError
 
 
 def sha(data: bytes) -> str:
@@ -49,6 +50,8 @@ def archive(
     *,
     diff_ids: list[str] | None = None,
     names: list[str] | None = None,
+    links: dict[str, str] | None = None,
+    entries_json: object = None,
 ) -> tuple[Path, str]:
     """A docker 20.10 `docker save` of one image: its path and the image's ID."""
     config = json.dumps(
@@ -61,11 +64,14 @@ def archive(
     ).encode()
     image_id = sha(config)
     entries = {f"{image_id[7:]}.json": config}
-    for n, data in enumerate(layers):
-        entries[f"{n:064x}/layer.tar"] = data
     names = names or [f"{n:064x}/layer.tar" for n in range(len(layers))]
+    for name, data in zip(names, layers, strict=True):
+        if name not in (links or {}):
+            entries[name] = data
     entries["manifest.json"] = json.dumps(
-        [{"Config": f"{image_id[7:]}.json", "RepoTags": None, "Layers": names}]
+        entries_json
+        if entries_json is not None
+        else [{"Config": f"{image_id[7:]}.json", "RepoTags": None, "Layers": names}]
     ).encode()
     path = folder / "image.tar"
     with tarfile.open(path, mode="w") as tar:
@@ -73,6 +79,10 @@ def archive(
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():  # LINK: TARGET, relative to its folder
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
     return path, image_id
 
 
@@ -154,3 +164,60 @@ def test_an_archive_without_a_manifest_is_refused(tmp_path: Path) -> None:
         pass
     with pytest.raises(ToolError, match=r"lacks manifest\.json"):
         layout_from_archive(path, tmp_path / "layout", image_id="sha256:" + "0" * 64)
+
+
+def test_a_layer_docker_20_10_saved_as_a_link_to_the_first_is_read_from_it(
+    tmp_path: Path,
+) -> None:
+    """docker 20.10 saves a layer the image holds twice once, the second a symlink to it."""
+    first, second = f"{1:064x}/layer.tar", f"{2:064x}/layer.tar"
+    path, image_id = archive(
+        tmp_path,
+        [LAYERS[0], LAYERS[0]],
+        names=[first, second],
+        links={second: f"../{first}"},
+    )
+    layout_from_archive(path, tmp_path / "layout", image_id=image_id)
+    manifest = json.loads(read_layout(tmp_path / "layout").root.data)
+    assert manifest["layers"][0] == manifest["layers"][1]
+
+
+def test_docker_25s_archive_of_the_classic_store_converts_too(tmp_path: Path) -> None:
+    """docker 25+ names the config and layers blobs/sha256/HEX (its layers still uncompressed)."""
+    names = [f"blobs/sha256/{sha(x)[7:]}" for x in LAYERS]
+    path, image_id = archive(tmp_path, names=names)
+    layout_from_archive(path, tmp_path / "layout", image_id=image_id)
+    assert len(json.loads(read_layout(tmp_path / "layout").root.data)["layers"]) == 2
+
+
+def test_a_layer_saved_compressed_is_refused_as_such(tmp_path: Path) -> None:
+    zipped = gzip.compress(LAYERS[1])
+    path, image_id = archive(tmp_path, [zipped], diff_ids=[sha(LAYERS[1])])
+    with pytest.raises(ToolError, match="was saved compressed"):
+        layout_from_archive(path, tmp_path / "layout", image_id=image_id)
+
+
+@pytest.mark.parametrize(
+    "entries", [5, [5], [], [{"Config": "x.json", "Layers": [5]}], [{"Layers": []}]]
+)
+def test_a_manifest_json_of_another_shape_is_a_tool_error(tmp_path: Path, entries: object) -> None:
+    path, image_id = archive(tmp_path, entries_json=entries)
+    with pytest.raises(ToolError, match=r"images, where one was saved|names no config"):
+        layout_from_archive(path, tmp_path / "layout", image_id=image_id)
+
+
+def test_a_cancelled_run_stops_the_gzip_as_a_cancelled_tool(tmp_path: Path) -> None:
+    import threading
+
+    path, image_id = archive(tmp_path)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CommandFailed) as failed:
+        layout_from_archive(path, tmp_path / "layout", image_id=image_id, cancel=cancel)
+    assert failed.value.returncode == -9
+
+
+def test_only_manifest_annotations_fit_a_single_manifest() -> None:
+    assert manifest_annotations(["manifest:a=1", "manifest:b=x=y"]) == {"a": "1", "b": "x=y"}
+    with pytest.raises(InputError, match="single manifest"):
+        manifest_annotations(["index:a=1"])
