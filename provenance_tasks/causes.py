@@ -36,6 +36,9 @@ _TLOG_CONFLICT = (
     r"createLogEntryConflict|equivalent entry already exists|getLogEntryByUuidNotFound",
     "Rekor already holds this entry (409)",
 )
+# BuildKit's containerd snapshotter can lose a snapshot while similar builds run at once
+# (moby/buildkit#6977): the same build again finds its layers in the cache.
+_SNAPSHOT_RACE = (r"snapshot \S+ does not exist: not found", "BuildKit lost a snapshot")
 _TRANSIENT: tuple[tuple[str, str], ...] = (
     (r"\b50[0-4]\b|unavailable|bad gateway|gateway time-?out|internal server error", "5xx"),
     (r"\b408\b|request timeout", "request timeout"),
@@ -55,7 +58,7 @@ _NOT_YET_THERE = r"manifest_unknown|manifest unknown|name_unknown|name unknown|:
 _SECONDARY_RATE_LIMIT = (r"secondary rate limit", "rate limited (403)")
 _KINDS = (
     ("rate-limited", (_SECONDARY_RATE_LIMIT,)),
-    ("transient", (_TLOG_CONFLICT,)),
+    ("transient", (_TLOG_CONFLICT, _SNAPSHOT_RACE)),
     ("permanent", _PERMANENT),
     ("rate-limited", ((_RATE_LIMITED, "rate limited (429)"),)),
     ("not-yet-there", ((_NOT_YET_THERE, "not found (yet)"),)),

@@ -33,6 +33,7 @@ EXPECTED_KIND = {
     "refused": "transient",
     "timeout": "transient",
     "429": "rate-limited",
+    "snapshot-race": "transient",
     "401": "permanent",
     "403": "permanent",
     "unauthenticated": "permanent",
