@@ -45,6 +45,7 @@ class BuildRequest:
     target: str | None = None
     builder: str | None = None
     pull: bool = False
+    no_cache: bool = False  # every step built anew (a cache record BuildKit lost: steps/build.py)
     cache_from: Sequence[str] = ()
     cache_to: str | None = None
     secrets: Sequence[str] = ()  # buildx --secret specs (id=...,env=... / src=...)
@@ -185,6 +186,8 @@ class Docker:
             argv += ["--builder", request.builder]
         if request.pull:
             argv.append("--pull")
+        if request.no_cache:
+            argv.append("--no-cache")
         for spec in request.cache_from:
             options = buildx_options(spec)
             argv += ["--cache-from", ",".join(f"{k}={v}" for k, v in options.items())]

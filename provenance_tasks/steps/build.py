@@ -35,6 +35,7 @@ from provenance_tasks.steps.build_inputs import (
     source_facts,
     work_tree_status,
 )
+from provenance_tasks.steps.buildx import buildx, metadata_of, read_metadata
 from provenance_tasks.steps.run import Run, Tools
 from provenance_tasks.steps.runlog import RunLog
 
@@ -147,7 +148,7 @@ def build_local(
         exporter = exporter_of(tools, build_request.builder)
         if not exporter.missing:
             try:
-                argv = _buildx(tools, log, build_request, f"build {target.repository}")
+                argv = buildx(tools, log, build_request, f"build {target.repository}")
             except CommandFailed as exc:
                 if NO_OCI_EXPORTER not in exc.stderr:
                     raise
@@ -182,8 +183,8 @@ def _loaded(
 
     assert build_request.layout is not None and build_request.metadata_file is not None
     log.info("this builder has no OCI exporter: the image is loaded into the engine and saved")
-    _buildx(tools, log, replace(build_request, layout=None, load=True), "build and load")
-    metadata = _metadata(build_request.metadata_file)
+    buildx(tools, log, replace(build_request, layout=None, load=True), "build and load")
+    metadata = metadata_of(build_request.metadata_file)
     # The docker driver names the loaded image by its ID (its config's digest).
     image_id = metadata.get("containerimage.config.digest") or metadata.get("containerimage.digest")
     if not isinstance(image_id, str) or not image_id.startswith("sha256:"):
@@ -285,12 +286,12 @@ def push(
                     local.media_type,
                     pushed=(pushed.media_type, pushed.data),
                 )
-        result = _push_with_buildx(run, tools, log, target, inputs, local.facts, staged=staged)
+        result = _push_withbuildx(run, tools, log, target, inputs, local.facts, staged=staged)
         record.detail = {"digest": result.digest, "staging_tag": result.staging_tag}
     return result
 
 
-def _push_with_buildx(
+def _push_withbuildx(
     run: Run,
     tools: Tools,
     log: RunLog,
@@ -310,7 +311,7 @@ def _push_with_buildx(
     folder.mkdir(exist_ok=True)
     tags = (staging,) if staging else target.tags
     build_request = request(run, target, inputs, facts, folder, tags)
-    argv = _buildx(tools, log, build_request, f"push to {target.repository}")
+    argv = buildx(tools, log, build_request, f"push to {target.repository}")
     if run.settings.dry_run:
         log.info("dry-run", command=render(argv, run.redactor, tools.docker.shown_environ()))
         return BuildResult(target.repository, DRY_RUN_DIGEST, target.tags, staging_tag=staging)
@@ -348,38 +349,3 @@ def _say_created(log: RunLog, facts: SourceFacts, found: object) -> None:
             f"this builder ignores {EPOCH_ARG}: the image config's created is the build's time "
             f"({found}); its label says the commit's ({facts.created})"
         )
-
-
-def _buildx(tools: Tools, log: RunLog, build_request: BuildRequest, what: str) -> list[str]:
-    return with_retries(
-        log,
-        tools.retry_policy,
-        "build",
-        what,
-        registry_of(build_request.tags[0]) if build_request.tags else "the builder",
-        lambda _: tools.docker.build(build_request, on_line=log.tool_output("build")),
-    )
-
-
-def _metadata(path: Path) -> dict[str, object]:
-    try:
-        metadata = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ToolError(
-            f"buildx wrote no metadata to {path.name}",
-            hint="use a buildx that supports --metadata-file (0.13 or newer)",
-        ) from exc
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def read_metadata(path: Path) -> tuple[str, str | None]:
-    metadata = _metadata(path)
-    digest = metadata.get("containerimage.digest")
-    if not isinstance(digest, str):
-        raise ToolError(
-            f"buildx wrote no image digest to {path.name}",
-            hint="use a buildx that supports --metadata-file (0.13 or newer)",
-        )
-    descriptor = metadata.get("containerimage.descriptor")
-    media_type = descriptor.get("mediaType") if isinstance(descriptor, dict) else None
-    return validate_digest(digest, "buildx metadata"), media_type

@@ -170,6 +170,11 @@ def test_a_load_build_loads_into_the_engine_and_pushes_nothing(tmp_path: Path) -
     assert argv[-1] == str(tmp_path / "ctx")
 
 
+def test_no_cache_builds_every_step_anew(tmp_path: Path) -> None:
+    assert "--no-cache" in dry_build(tmp_path, no_cache=True)[0]
+    assert "--no-cache" not in dry_build(tmp_path)[0]
+
+
 def test_save_writes_one_image_by_its_id_into_the_archive(tmp_path: Path) -> None:
     docker = Docker(redactor=Redactor([]), dry_run=True, config_dir=tmp_path / "cfg")
     argv = docker.save("sha256:" + "a" * 64, tmp_path / "image.tar")
